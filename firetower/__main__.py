@@ -1,0 +1,5 @@
+import sys
+
+from firetower.cli import main
+
+sys.exit(main())

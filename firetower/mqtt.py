@@ -1,0 +1,240 @@
+"""paho-mqtt driven by the asyncio event loop (no network thread).
+
+The socket is watched with `add_reader`/`add_writer`, so message callbacks run on the event
+loop thread and may touch asyncio objects directly. One readable event drains every packet
+already buffered, not one packet per loop turn as `loop_read()` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+log = logging.getLogger(__name__)
+
+# Most packets read per readable event before yielding to other tasks.
+_READ_BURST = 2000
+_MISC_INTERVAL_S = 1.0
+_RECONNECT_MIN_S = 0.2
+_RECONNECT_MAX_S = 5.0
+
+
+class MqttError(RuntimeError):
+    pass
+
+
+class AsyncMqtt:
+    """A paho client on the running loop, with reconnect and a `connected` event.
+
+    `generation` counts connections: message ids (mids) are only valid on the connection
+    that delivered them, so a caller acknowledging late must check the generation first.
+    """
+
+    def __init__(self, host: str, port: int, *, client_id: str | None = None,
+                 clean_session: bool = True, manual_ack: bool = False,
+                 credentials: tuple[str, str | None] | None = None,
+                 keepalive: int = 30, max_inflight: int = 1000,
+                 will: tuple[str, bytes, int, bool] | None = None) -> None:
+        self.host, self.port, self.keepalive = host, port, keepalive
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"firetower-{uuid.uuid4().hex[:12]}",
+            clean_session=clean_session,
+            protocol=paho.MQTTv311,
+            manual_ack=manual_ack,
+        )
+        if credentials is not None:
+            self.client.username_pw_set(*credentials)
+        if will is not None:
+            topic, payload, qos, retain = will
+            self.client.will_set(topic, payload, qos, retain)
+        self.client.max_inflight_messages_set(max_inflight)
+        self.client.max_queued_messages_set(0)
+        self.client.on_socket_open = self._on_socket_open
+        self.client.on_socket_close = self._on_socket_close
+        self.client.on_socket_register_write = self._on_register_write
+        self.client.on_socket_unregister_write = self._on_unregister_write
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.connected = asyncio.Event()
+        self.generation = 0
+        self.subscriptions: list[tuple[str, int]] = []
+        self.on_connected: Callable[[], None] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._misc: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+        self._lost = asyncio.Event()
+        self.connect_error: str | None = None
+
+    # -- public ------------------------------------------------------------------------
+    def set_on_message(self, handler: Callable[[paho.Client, Any, paho.MQTTMessage], None]) -> None:
+        self.client.on_message = handler
+
+    async def start(self, timeout: float | None = 10.0) -> None:
+        """Connect (and keep reconnecting in the background); wait for the first CONNACK."""
+        self._supervisor = asyncio.create_task(self._supervise(), name="mqtt-supervisor")
+        if timeout is not None:
+            try:
+                await asyncio.wait_for(self.connected.wait(), timeout)
+            except TimeoutError:
+                raise MqttError(f"no connection to mqtt://{self.host}:{self.port}: "
+                                f"{self.connect_error or 'timed out'}") from None
+
+    async def stop(self) -> None:
+        self._closing = True
+        if self.client.is_connected():
+            self.client.disconnect()
+            # let the DISCONNECT packet go out
+            for _ in range(20):
+                if self.client.socket() is None:
+                    break
+                await asyncio.sleep(0.01)
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        self._drop_socket()
+
+    def kill(self) -> None:
+        """Drop the TCP connection with no DISCONNECT: the broker then sends the will."""
+        self._closing = True
+        sock = self.client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        self.subscriptions.append((topic, qos))
+        if self.client.is_connected():
+            self.client.subscribe(topic, qos)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> paho.MQTTMessageInfo:
+        info = self.client.publish(topic, payload, qos, retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise MqttError(f"publish to {topic} refused: {paho.error_string(info.rc)}")
+        return info
+
+    def ack(self, mid: int, generation: int) -> None:
+        if generation == self.generation and self.client.is_connected():
+            self.client.ack(mid, 1)
+
+    @property
+    def outstanding(self) -> int:
+        """QoS>0 messages published but not yet acknowledged by the broker."""
+        return len(self.client._out_messages)  # paho keeps no public counter
+
+    # -- connection supervision --------------------------------------------------------
+    async def _supervise(self) -> None:
+        delay = _RECONNECT_MIN_S
+        while not self._closing:
+            self._lost.clear()
+            try:
+                await self._loop.run_in_executor(None, self._blocking_connect)
+            except (OSError, MqttError) as exc:
+                self.connect_error = str(exc)
+                log.warning("mqtt connect to %s:%s failed: %s", self.host, self.port, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX_S)
+                continue
+            # the socket was opened in the executor thread; register it here
+            self._watch(self.client.socket())
+            await self._lost.wait()
+            self._drop_socket()
+            if not self._closing:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX_S)
+            if self.connected.is_set():
+                delay = _RECONNECT_MIN_S
+
+    def _blocking_connect(self) -> None:
+        rc = self.client.connect(self.host, self.port, self.keepalive)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise MqttError(paho.error_string(rc))
+
+    def _watch(self, sock: Any) -> None:
+        if sock is None:
+            self._lost.set()
+            return
+        self._loop.add_reader(sock, self._readable)
+        if self.client.want_write():
+            self._loop.add_writer(sock, self._writable)
+        if self._misc is None or self._misc.done():
+            self._misc = self._loop.create_task(self._misc_loop(), name="mqtt-misc")
+
+    def _drop_socket(self) -> None:
+        if self._misc is not None:
+            self._misc.cancel()
+            self._misc = None
+
+    def _readable(self) -> None:
+        client = self.client
+        for _ in range(_READ_BURST):
+            if client._sock is None:
+                break
+            rc = client._packet_read()
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                break
+            if rc > 0:
+                client._loop_rc_handle(rc)
+                break
+
+    def _writable(self) -> None:
+        self.client.loop_write()
+
+    async def _misc_loop(self) -> None:
+        while self.client.loop_misc() == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            await asyncio.sleep(_MISC_INTERVAL_S)
+
+    # -- paho callbacks (event-loop thread, or the executor thread during connect) ------
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        pass  # registered in _supervise once connect() returns (may be another thread)
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+        self._loop.call_soon_threadsafe(self._lost.set)
+
+    def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if threading_is_loop(self._loop):
+            self._loop.add_writer(sock, self._writable)
+
+    def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if threading_is_loop(self._loop):
+            self._loop.remove_writer(sock)
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        if reason.is_failure:
+            self.connect_error = f"broker refused: {reason}"
+            log.error("mqtt connection refused: %s", reason)
+            return
+        self.generation += 1
+        for topic, qos in self.subscriptions:
+            client.subscribe(topic, qos)
+        self.connected.set()
+        if self.on_connected is not None:
+            self.on_connected()
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
+                       properties: Any) -> None:
+        self.connected.clear()
+        self._loop.call_soon_threadsafe(self._lost.set)
+
+
+def threading_is_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -1,0 +1,319 @@
+"""Device protocol v1: topics, field rules and the decoder (see docs/protocol.md).
+
+The decoder is pure: bytes and a topic in, a `Telemetry`, `Event`, `Status` or `Reject` out.
+It is on the ingester's hot path, so it validates by hand against the field tables below
+rather than through a general-purpose validator; `tests/test_protocol_schema.py` proves it
+agrees with the JSON Schemas in `firetower/schemas/`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from firetower.model import (
+    DeviceKind,
+    Event,
+    EventCategory,
+    MessageType,
+    Reject,
+    RejectReason,
+    Status,
+    Telemetry,
+)
+
+PROTOCOL_VERSION = "v1"
+TOPIC_ROOT = f"fire/{PROTOCOL_VERSION}"
+DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Largest payload accepted. GB/T 26875.3 caps an application data unit at 1,024 bytes; JSON is
+# wordier, so allow four times that.
+MAX_PAYLOAD_BYTES = 4096
+# A device clock this far ahead of the centre is wrong, not early.
+MAX_CLOCK_AHEAD = timedelta(days=1)
+MIN_TS = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+MAX_SEQ = 2**63 - 1
+MAX_TEXT = 200
+RFC3339_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+COMPONENT_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def topic_for(device_id: str, message_type: MessageType | str) -> str:
+    return f"{TOPIC_ROOT}/{device_id}/{message_type}"
+
+
+def subscription(message_type: MessageType | str = "+") -> str:
+    return f"{TOPIC_ROOT}/+/{message_type}"
+
+
+@dataclass(frozen=True, slots=True)
+class NumberField:
+    """A metric with fixed unit and physical range (inclusive)."""
+
+    name: str
+    lo: float
+    hi: float
+    required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BoolField:
+    name: str
+    required: bool
+
+
+Field = NumberField | BoolField
+
+# Physical ranges: beyond these a sensor is broken or the message is corrupt.
+_OBSCURATION = NumberField("obscuration_pct_per_m", 0.0, 100.0, True)
+_TEMPERATURE = NumberField("temperature_c", -50.0, 300.0, True)
+_CO = NumberField("co_ppm", 0.0, 10_000.0, False)
+_BATTERY_REQUIRED = NumberField("battery_v", 0.0, 60.0, True)
+_BATTERY_OPTIONAL = NumberField("battery_v", 0.0, 60.0, False)
+_PRESSURE = NumberField("pressure_kpa", 0.0, 5_000.0, True)
+_FLOW = NumberField("flow_lps", 0.0, 1_000.0, False)
+
+TELEMETRY_FIELDS: dict[DeviceKind, tuple[Field, ...]] = {
+    DeviceKind.SMOKE_DETECTOR: (_OBSCURATION, _TEMPERATURE, _CO, _BATTERY_OPTIONAL),
+    DeviceKind.HEAT_DETECTOR: (_TEMPERATURE, _BATTERY_OPTIONAL),
+    DeviceKind.SPRINKLER_PRESSURE: (_PRESSURE, _FLOW, _BATTERY_OPTIONAL),
+    DeviceKind.ALARM_PANEL: (
+        BoolField("mains_ok", True),
+        BoolField("battery_ok", True),
+        _BATTERY_OPTIONAL,
+    ),
+}
+# Every metric column of the telemetry table, in table order.
+METRIC_COLUMNS = (
+    "obscuration_pct_per_m",
+    "temperature_c",
+    "co_ppm",
+    "battery_v",
+    "pressure_kpa",
+    "flow_lps",
+    "mains_ok",
+    "battery_ok",
+)
+_ENVELOPE = frozenset({"seq", "ts"})
+_EVENT_KEYS = frozenset({"seq", "ts", "category", "active", "zone", "point", "component",
+                         "location"})
+_STATUS_KEYS = frozenset({"seq", "ts", "online"})
+_CATEGORIES = {c.value: c for c in EventCategory}
+_decoder = msgspec.json.Decoder()
+
+
+class ProtocolError(ValueError):
+    """A message breaks protocol v1. `reason` is the machine code, str(self) the detail."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def parse_topic(topic: str) -> tuple[str, MessageType]:
+    """`fire/v1/{device_id}/{type}` -> (device_id, type); raises ProtocolError."""
+    parts = topic.split("/")
+    if len(parts) != 4 or parts[0] != "fire" or parts[1] != PROTOCOL_VERSION:
+        raise ProtocolError(RejectReason.BAD_TOPIC, f"topic {topic[:100]!r} is not fire/v1/<id>/<type>")
+    device_id, kind = parts[2], parts[3]
+    if not DEVICE_ID_RE.fullmatch(device_id):
+        raise ProtocolError(RejectReason.BAD_TOPIC, f"device id {device_id[:100]!r} is not 1-64 of [A-Za-z0-9_.-]")
+    try:
+        return device_id, MessageType(kind)
+    except ValueError:
+        raise ProtocolError(RejectReason.BAD_TOPIC, f"message type {kind[:40]!r} is not telemetry, event or status") from None
+
+
+def parse_json_object(payload: bytes) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(RejectReason.OVERSIZED, f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
+    try:
+        obj = _decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(RejectReason.BAD_JSON, f"not valid JSON: {exc}") from None
+    if type(obj) is not dict:
+        raise ProtocolError(RejectReason.NOT_OBJECT, f"payload is a JSON {type(obj).__name__}, not an object")
+    return obj
+
+
+def _require(obj: dict[str, Any], key: str) -> Any:
+    try:
+        return obj[key]
+    except KeyError:
+        raise ProtocolError(RejectReason.MISSING_FIELD, f"field {key!r} is required") from None
+
+
+def _seq(obj: dict[str, Any]) -> int:
+    seq = _require(obj, "seq")
+    if type(seq) is not int:
+        raise ProtocolError(RejectReason.WRONG_TYPE, f"seq must be an integer, got {type(seq).__name__}")
+    if seq < 0 or seq > MAX_SEQ:
+        raise ProtocolError(RejectReason.OUT_OF_RANGE, f"seq {seq} is outside 0..2^63-1")
+    return seq
+
+
+def parse_ts(value: Any, received_at: datetime) -> datetime:
+    if type(value) is not str:
+        raise ProtocolError(RejectReason.WRONG_TYPE, f"ts must be an RFC 3339 string, got {type(value).__name__}")
+    if not RFC3339_RE.fullmatch(value):
+        raise ProtocolError(RejectReason.BAD_TIMESTAMP, f"ts {value[:60]!r} is not RFC 3339 with an offset")
+    text = value
+    dot = text.find(".")
+    if dot != -1:  # datetime keeps microseconds: cut longer fractions
+        end = dot + 1
+        while end < len(text) and text[end].isdigit():
+            end += 1
+        if end - dot > 7:
+            text = text[: dot + 7] + text[end:]
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ProtocolError(RejectReason.BAD_TIMESTAMP, f"ts {value[:60]!r}: {exc}") from None
+    if ts < MIN_TS or ts > received_at + MAX_CLOCK_AHEAD:
+        raise ProtocolError(RejectReason.BAD_TIMESTAMP, f"ts {value[:60]!r} is before 2000 or more than a day ahead")
+    return ts
+
+
+def _number(obj: dict[str, Any], field: NumberField) -> float | None:
+    value = obj.get(field.name)
+    if value is None:
+        if field.required:
+            raise ProtocolError(RejectReason.MISSING_FIELD, f"field {field.name!r} is required")
+        if field.name in obj:
+            raise ProtocolError(RejectReason.WRONG_TYPE, f"{field.name} must be a number, got null")
+        return None
+    t = type(value)
+    if t is float:
+        if not math.isfinite(value):
+            raise ProtocolError(RejectReason.NOT_FINITE, f"{field.name} is {value}")
+    elif t is not int:
+        raise ProtocolError(RejectReason.WRONG_TYPE, f"{field.name} must be a number, got {t.__name__}")
+    if not field.lo <= value <= field.hi:
+        raise ProtocolError(RejectReason.OUT_OF_RANGE, f"{field.name} {value} is outside {field.lo:g}..{field.hi:g}")
+    return float(value)
+
+
+def _bool(obj: dict[str, Any], key: str, required: bool) -> bool | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise ProtocolError(RejectReason.MISSING_FIELD, f"field {key!r} is required")
+        if key in obj:
+            raise ProtocolError(RejectReason.WRONG_TYPE, f"{key} must be true or false, got null")
+        return None
+    if type(value) is not bool:
+        raise ProtocolError(RejectReason.WRONG_TYPE, f"{key} must be true or false, got {type(value).__name__}")
+    return value
+
+
+def _extra(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any] | None:
+    if len(obj) <= len(known) and known.issuperset(obj):
+        return None
+    extra = {k: v for k, v in obj.items() if k not in known}
+    return extra or None
+
+
+_KNOWN_TELEMETRY = {
+    kind: frozenset(_ENVELOPE | {f.name for f in fields})
+    for kind, fields in TELEMETRY_FIELDS.items()
+}
+
+
+def decode_telemetry(device_id: str, kind: DeviceKind, obj: dict[str, Any],
+                     received_at: datetime) -> Telemetry:
+    seq = _seq(obj)
+    ts = parse_ts(_require(obj, "ts"), received_at)
+    values: dict[str, Any] = {}
+    for field in TELEMETRY_FIELDS[kind]:
+        if type(field) is NumberField:
+            values[field.name] = _number(obj, field)
+        else:
+            values[field.name] = _bool(obj, field.name, field.required)
+    return Telemetry(device_id, seq, ts, received_at,
+                     extra=_extra(obj, _KNOWN_TELEMETRY[kind]), **values)
+
+
+def _small_int(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key, 0)
+    if type(value) is not int:
+        raise ProtocolError(RejectReason.WRONG_TYPE, f"{key} must be an integer, got {type(value).__name__}")
+    if not 0 <= value <= 65535:
+        raise ProtocolError(RejectReason.OUT_OF_RANGE, f"{key} {value} is outside 0..65535")
+    return value
+
+
+def _text(obj: dict[str, Any], key: str, pattern: re.Pattern[str] | None = None) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise ProtocolError(RejectReason.WRONG_TYPE, f"{key} must be a string, got {type(value).__name__}")
+    if len(value) > MAX_TEXT:
+        raise ProtocolError(RejectReason.OUT_OF_RANGE, f"{key} is {len(value)} characters, limit {MAX_TEXT}")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise ProtocolError(RejectReason.BAD_VALUE, f"{key} {value[:40]!r} must match {pattern.pattern}")
+    return value
+
+
+def decode_event(device_id: str, obj: dict[str, Any], received_at: datetime) -> Event:
+    seq = _seq(obj)
+    ts = parse_ts(_require(obj, "ts"), received_at)
+    raw = _require(obj, "category")
+    if type(raw) is not str:
+        raise ProtocolError(RejectReason.WRONG_TYPE, f"category must be a string, got {type(raw).__name__}")
+    category = _CATEGORIES.get(raw)
+    if category is None:
+        raise ProtocolError(RejectReason.BAD_VALUE, f"category {raw[:40]!r} is not a GB/T 26875.3 category")
+    active = _bool(obj, "active", True)
+    assert active is not None
+    return Event(
+        device_id, seq, ts, received_at, category, active,
+        zone=_small_int(obj, "zone"),
+        point=_small_int(obj, "point"),
+        component=_text(obj, "component", COMPONENT_RE),
+        location=_text(obj, "location"),
+        extra=_extra(obj, _EVENT_KEYS),
+    )
+
+
+def decode_status(device_id: str, obj: dict[str, Any], received_at: datetime) -> Status:
+    seq = _seq(obj)
+    ts = parse_ts(_require(obj, "ts"), received_at)
+    online = _bool(obj, "online", True)
+    assert online is not None
+    return Status(device_id, seq, ts, received_at, online, extra=_extra(obj, _STATUS_KEYS))
+
+
+def decode(device_id: str, message_type: MessageType, kind: DeviceKind, payload: bytes,
+           received_at: datetime) -> Telemetry | Event | Status:
+    """Decode and validate one payload of a registered device; raises ProtocolError."""
+    obj = parse_json_object(payload)
+    if message_type is MessageType.TELEMETRY:
+        return decode_telemetry(device_id, kind, obj, received_at)
+    if message_type is MessageType.EVENT:
+        return decode_event(device_id, obj, received_at)
+    return decode_status(device_id, obj, received_at)
+
+
+def reject(topic: str, payload: bytes, received_at: datetime, error: ProtocolError,
+           cap: int = 1024) -> Reject:
+    return Reject(topic, payload[:cap], received_at, error.reason, str(error))
+
+
+# --- encoding (simulator side) -------------------------------------------------------------
+
+_encoder = msgspec.json.Encoder()
+
+
+def format_ts(ts: datetime) -> str:
+    return ts.isoformat(timespec="milliseconds")
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    return _encoder.encode(body)

@@ -1,0 +1,71 @@
+"""Configuration: one pydantic-settings root read from FIRETOWER_* environment variables.
+
+Defaults point at the local PostgreSQL and Mosquitto on their standard ports, so every command
+works here with no configuration. Outside `env=development`, default secrets are refused.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "development-only-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FIRETOWER_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/firetower"
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    # Credentials of the centre's own MQTT account (ingester, rule engine).
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+
+    # Ingest: a batch is written when it reaches batch_size messages or is flush_ms old.
+    ingest_client_id: str = "firetower-ingest"
+    ingest_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    ingest_flush_ms: float = Field(default=50.0, ge=0.0, le=10_000.0)
+    ingest_shared_group: str | None = None  # MQTT shared subscription group for scale-out
+    reject_payload_cap: int = Field(default=1024, ge=0, le=65536)
+    metrics_port: int | None = 9464
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    public_url: str = "http://127.0.0.1:8000"
+
+    @model_validator(mode="after")
+    def _no_default_secrets(self) -> Settings:
+        if self.env != "development" and self.secret_key.get_secret_value() == DEV_SECRET:
+            raise ValueError("FIRETOWER_SECRET_KEY must be set outside development")
+        return self
+
+    @property
+    def mqtt_host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+
+    @property
+    def mqtt_port(self) -> int:
+        return urlsplit(self.mqtt_url).port or 1883
+
+    @property
+    def mqtt_credentials(self) -> tuple[str, str | None] | None:
+        """Username and password from the settings, else from the URL's user part."""
+        if self.mqtt_username:
+            pw = self.mqtt_password.get_secret_value() if self.mqtt_password else None
+            return self.mqtt_username, pw
+        parts = urlsplit(self.mqtt_url)
+        if parts.username:
+            return parts.username, parts.password
+        return None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
