@@ -59,8 +59,7 @@ class Lane:
         b = self.batch
         if not b.acks:
             b.started = time.monotonic()
-            if self.flush_s == 0:
-                self.wake.set()
+            self.wake.set()  # starts the flush timer (or flushes at once on the priority lane)
         b.acks.append((mid, generation))
         if len(b.acks) >= self.batch_size:
             self.wake.set()
