@@ -136,6 +136,11 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
     try:
         obj = _decoder.decode(payload)
     except msgspec.DecodeError as exc:
+        # JSON has no NaN or infinity; say so rather than "malformed" when a device tries
+        if "out of range" in str(exc):
+            raise ProtocolError(RejectReason.NOT_FINITE, f"a number overflows to infinity: {exc}") from None
+        if b"NaN" in payload or b"Infinity" in payload:
+            raise ProtocolError(RejectReason.NOT_FINITE, "NaN and Infinity are not numbers in JSON") from None
         raise ProtocolError(RejectReason.BAD_JSON, f"not valid JSON: {exc}") from None
     if type(obj) is not dict:
         raise ProtocolError(RejectReason.NOT_OBJECT, f"payload is a JSON {type(obj).__name__}, not an object")
@@ -149,10 +154,20 @@ def _require(obj: dict[str, Any], key: str) -> Any:
         raise ProtocolError(RejectReason.MISSING_FIELD, f"field {key!r} is required") from None
 
 
+def _integer(key: str, value: Any) -> int:
+    """JSON integers, and numbers with no fraction (1.0), as JSON Schema's "integer" does."""
+    t = type(value)
+    if t is int:
+        return value
+    if t is float and value.is_integer():
+        return int(value)
+    if t is float and not math.isfinite(value):
+        raise ProtocolError(RejectReason.NOT_FINITE, f"{key} is {value}")
+    raise ProtocolError(RejectReason.WRONG_TYPE, f"{key} must be an integer, got {t.__name__}")
+
+
 def _seq(obj: dict[str, Any]) -> int:
-    seq = _require(obj, "seq")
-    if type(seq) is not int:
-        raise ProtocolError(RejectReason.WRONG_TYPE, f"seq must be an integer, got {type(seq).__name__}")
+    seq = _integer("seq", _require(obj, "seq"))
     if seq < 0 or seq > MAX_SEQ:
         raise ProtocolError(RejectReason.OUT_OF_RANGE, f"seq {seq} is outside 0..2^63-1")
     return seq
@@ -240,9 +255,7 @@ def decode_telemetry(device_id: str, kind: DeviceKind, obj: dict[str, Any],
 
 
 def _small_int(obj: dict[str, Any], key: str) -> int:
-    value = obj.get(key, 0)
-    if type(value) is not int:
-        raise ProtocolError(RejectReason.WRONG_TYPE, f"{key} must be an integer, got {type(value).__name__}")
+    value = _integer(key, obj.get(key, 0))
     if not 0 <= value <= 65535:
         raise ProtocolError(RejectReason.OUT_OF_RANGE, f"{key} {value} is outside 0..65535")
     return value
@@ -251,6 +264,8 @@ def _small_int(obj: dict[str, Any], key: str) -> int:
 def _text(obj: dict[str, Any], key: str, pattern: re.Pattern[str] | None = None) -> str | None:
     value = obj.get(key)
     if value is None:
+        if key in obj:
+            raise ProtocolError(RejectReason.WRONG_TYPE, f"{key} must be a string, got null")
         return None
     if type(value) is not str:
         raise ProtocolError(RejectReason.WRONG_TYPE, f"{key} must be a string, got {type(value).__name__}")

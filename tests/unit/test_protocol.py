@@ -1,0 +1,216 @@
+"""Protocol v1 decoder: table of good and bad messages, and agreement with the JSON Schemas."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from firetower.model import DeviceKind, Event, MessageType, RejectReason, Status, Telemetry
+from firetower.protocol import (
+    MAX_PAYLOAD_BYTES,
+    NumberField,
+    TELEMETRY_FIELDS,
+    ProtocolError,
+    decode,
+    encode,
+    parse_topic,
+)
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+TS = "2026-11-28T11:59:59.250+08:00"
+SCHEMAS = Path(__file__).resolve().parents[2] / "firetower" / "schemas"
+
+
+def schema_for(mtype: MessageType, kind: DeviceKind) -> dict[str, Any]:
+    name = f"telemetry.{kind.value}" if mtype is MessageType.TELEMETRY else mtype.value
+    return json.loads((SCHEMAS / f"{name}.json").read_text())
+
+
+def raw(obj: Any) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def reason_of(mtype: MessageType, kind: DeviceKind, payload: bytes) -> RejectReason | None:
+    try:
+        decode("dev-1", mtype, kind, payload, NOW)
+    except ProtocolError as exc:
+        return exc.reason
+    return None
+
+
+SMOKE = {"seq": 5, "ts": TS, "obscuration_pct_per_m": 0.8, "temperature_c": 22.5}
+
+
+def test_smoke_telemetry_decodes_and_keeps_unknown_fields() -> None:
+    msg = decode("dev-1", MessageType.TELEMETRY, DeviceKind.SMOKE_DETECTOR,
+                 raw({**SMOKE, "co_ppm": 3, "rssi_dbm": -70}), NOW)
+    assert isinstance(msg, Telemetry)
+    assert (msg.seq, msg.obscuration_pct_per_m, msg.temperature_c, msg.co_ppm) == (5, 0.8, 22.5, 3.0)
+    assert msg.ts == datetime(2026, 11, 28, 3, 59, 59, 250000, tzinfo=UTC)
+    assert msg.received_at == NOW
+    assert msg.extra == {"rssi_dbm": -70}
+
+
+def test_event_and_status_decode() -> None:
+    ev = decode("p-1", MessageType.EVENT, DeviceKind.ALARM_PANEL, raw(
+        {"seq": 1, "ts": TS, "category": "fire", "active": True, "zone": 2, "point": 17,
+         "component": "manual_call_point", "location": "B1 car park"}), NOW)
+    assert isinstance(ev, Event) and ev.category == "fire" and ev.point == 17 and ev.extra is None
+    st_ = decode("p-1", MessageType.STATUS, DeviceKind.ALARM_PANEL,
+                 raw({"seq": 2, "ts": TS, "online": False, "fw": "1.2"}), NOW)
+    assert isinstance(st_, Status) and st_.online is False and st_.extra == {"fw": "1.2"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "mtype", "payload", "reason"),
+    [
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY, b"{nope", RejectReason.BAD_JSON),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY, b"[1, 2]", RejectReason.NOT_OBJECT),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY, b"", RejectReason.BAD_JSON),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY,
+         raw({**SMOKE, "pad": "x" * MAX_PAYLOAD_BYTES}), RejectReason.OVERSIZED),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY,
+         raw({k: v for k, v in SMOKE.items() if k != "seq"}), RejectReason.MISSING_FIELD),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY, raw({**SMOKE, "seq": "5"}),
+         RejectReason.WRONG_TYPE),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY, raw({**SMOKE, "seq": -1}),
+         RejectReason.OUT_OF_RANGE),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY, raw({**SMOKE, "temperature_c": "hot"}),
+         RejectReason.WRONG_TYPE),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY,
+         raw(SMOKE).replace(b"22.5", b"1e999"), RejectReason.NOT_FINITE),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY, raw(SMOKE).replace(b"22.5", b"NaN"),
+         RejectReason.NOT_FINITE),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY,
+         raw({**SMOKE, "obscuration_pct_per_m": 250}), RejectReason.OUT_OF_RANGE),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY,
+         raw({**SMOKE, "ts": "2026-11-28T12:00:00"}), RejectReason.BAD_TIMESTAMP),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY,
+         raw({**SMOKE, "ts": "2026-13-28T12:00:00Z"}), RejectReason.BAD_TIMESTAMP),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY,
+         raw({**SMOKE, "ts": (NOW + timedelta(days=3)).isoformat()}), RejectReason.BAD_TIMESTAMP),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY, raw({**SMOKE, "ts": 1764331200}),
+         RejectReason.WRONG_TYPE),
+        (DeviceKind.SMOKE_DETECTOR, MessageType.TELEMETRY, raw({**SMOKE, "battery_v": None}),
+         RejectReason.WRONG_TYPE),
+        (DeviceKind.ALARM_PANEL, MessageType.TELEMETRY,
+         raw({"seq": 1, "ts": TS, "mains_ok": 1, "battery_ok": True}), RejectReason.WRONG_TYPE),
+        (DeviceKind.SPRINKLER_PRESSURE, MessageType.TELEMETRY, raw({"seq": 1, "ts": TS}),
+         RejectReason.MISSING_FIELD),
+        (DeviceKind.ALARM_PANEL, MessageType.EVENT,
+         raw({"seq": 1, "ts": TS, "category": "smoke", "active": True}), RejectReason.BAD_VALUE),
+        (DeviceKind.ALARM_PANEL, MessageType.EVENT,
+         raw({"seq": 1, "ts": TS, "category": "fire", "active": True, "zone": 70000}),
+         RejectReason.OUT_OF_RANGE),
+        (DeviceKind.ALARM_PANEL, MessageType.EVENT,
+         raw({"seq": 1, "ts": TS, "category": "fire", "active": True, "component": "Bad Name"}),
+         RejectReason.BAD_VALUE),
+        (DeviceKind.ALARM_PANEL, MessageType.STATUS, raw({"seq": 1, "ts": TS}),
+         RejectReason.MISSING_FIELD),
+    ],
+)
+def test_bad_payloads_are_refused_with_a_reason(kind, mtype, payload, reason) -> None:
+    assert reason_of(mtype, kind, payload) == reason
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["fire/v2/dev-1/telemetry", "fire/v1/dev 1/telemetry", "fire/v1/" + "a" * 65 + "/event",
+     "fire/v1/dev-1/alarm", "fire/v1/dev-1/telemetry/x", "other/v1/dev-1/status", "fire/v1//event"],
+)
+def test_bad_topics(topic: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_topic(topic)
+    assert info.value.reason == RejectReason.BAD_TOPIC
+
+
+def test_good_topic() -> None:
+    assert parse_topic("fire/v1/Bldg_7.smk-0012/status") == ("Bldg_7.smk-0012", MessageType.STATUS)
+
+
+# --- the decoder and the JSON Schemas agree -----------------------------------------------
+
+_valid_ts = st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2026, 11, 27),
+                         timezones=st.sampled_from([UTC, None]).map(
+                             lambda tz: tz or UTC)).map(lambda d: d.isoformat())
+_junk = st.one_of(st.none(), st.booleans(), st.text(max_size=5), st.lists(st.integers(), max_size=2),
+                  st.integers(min_value=-(2**40), max_value=2**40),
+                  st.floats(allow_nan=False, allow_infinity=False, width=32))
+
+
+def _field_value(field: Any) -> st.SearchStrategy[Any]:
+    if isinstance(field, NumberField):
+        good = st.floats(min_value=field.lo, max_value=field.hi, allow_nan=False)
+        bad = st.one_of(st.floats(min_value=field.hi + 1, max_value=1e9), _junk)
+        return st.one_of(good, st.integers(int(field.lo), int(field.hi)), bad)
+    return st.one_of(st.booleans(), _junk)
+
+
+@st.composite
+def telemetry_candidates(draw: st.DrawFn) -> tuple[DeviceKind, dict[str, Any]]:
+    kind = draw(st.sampled_from(list(DeviceKind)))
+    obj: dict[str, Any] = {}
+    if draw(st.integers(0, 9)):
+        obj["seq"] = draw(st.one_of(st.integers(0, 2**40), _junk))
+    if draw(st.integers(0, 9)):
+        obj["ts"] = draw(st.one_of(_valid_ts, st.text(max_size=8)))
+    for field in TELEMETRY_FIELDS[kind]:
+        if draw(st.integers(0, 4)):
+            obj[field.name] = draw(_field_value(field))
+    if draw(st.booleans()):
+        obj["vendor_x"] = draw(_junk)
+    return kind, obj
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(telemetry_candidates())
+def test_decoder_agrees_with_schema_on_telemetry(candidate) -> None:
+    kind, obj = candidate
+    schema_ok = jsonschema.Draft202012Validator(schema_for(MessageType.TELEMETRY, kind)).is_valid(obj)
+    decoder_ok = reason_of(MessageType.TELEMETRY, kind, encode(obj)) is None
+    assert decoder_ok == schema_ok, obj
+
+
+@st.composite
+def event_candidates(draw: st.DrawFn) -> dict[str, Any]:
+    obj: dict[str, Any] = {"seq": draw(st.one_of(st.integers(0, 2**40), _junk)),
+                           "ts": draw(_valid_ts)}
+    if draw(st.integers(0, 9)):
+        obj["category"] = draw(st.one_of(st.sampled_from(["fire", "fault", "test", "reset"]), _junk))
+    if draw(st.integers(0, 9)):
+        obj["active"] = draw(st.one_of(st.booleans(), _junk))
+    for key in ("zone", "point"):
+        if draw(st.booleans()):
+            obj[key] = draw(st.one_of(st.integers(0, 70000), _junk))
+    if draw(st.booleans()):
+        obj["component"] = draw(st.one_of(st.sampled_from(["smoke_detector", "pressure_switch",
+                                                           "Bad"]), _junk))
+    if draw(st.booleans()):
+        obj["location"] = draw(st.one_of(st.text(max_size=250), _junk))
+    return obj
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(event_candidates())
+def test_decoder_agrees_with_schema_on_events(obj) -> None:
+    schema_ok = jsonschema.Draft202012Validator(
+        schema_for(MessageType.EVENT, DeviceKind.ALARM_PANEL)).is_valid(obj)
+    decoder_ok = reason_of(MessageType.EVENT, DeviceKind.ALARM_PANEL, encode(obj)) is None
+    assert decoder_ok == schema_ok, obj
+
+
+@given(st.integers(0, 2**62), st.floats(0, 100), st.floats(-50, 300))
+def test_roundtrip_keeps_values(seq: int, obsc: float, temp: float) -> None:
+    body = {"seq": seq, "ts": TS, "obscuration_pct_per_m": obsc, "temperature_c": temp}
+    msg = decode("d", MessageType.TELEMETRY, DeviceKind.SMOKE_DETECTOR, encode(body), NOW)
+    assert isinstance(msg, Telemetry)
+    assert msg.seq == seq and math.isclose(msg.obscuration_pct_per_m, obsc)
+    assert msg.temperature_c == temp
