@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("firetower.commands.run", "run the whole centre with a simulated fleet"),
     "api": ("firetower.commands.api", "run the warning-centre API"),
     "user": ("firetower.commands.user", "manage API users"),
+    "broker": ("firetower.commands.broker", "run Mosquitto with the project's configuration"),
 }
 
 

@@ -1,15 +1,78 @@
-"""`firetower run`."""
+"""`firetower run`: the whole centre on one machine, with a simulated fleet.
+
+Migrates, then supervises one process per service (restarting any that dies): the broker (only
+if nothing listens on FIRETOWER_MQTT_URL yet), the ingester with the rule engine, the API with
+the operator console, and the simulator. Ctrl-C stops them all.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import time
 
+from firetower import db
 from firetower.settings import Settings
+
+_RESTART_DELAY_S = 2.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--sites", type=int, default=20, help="simulated sites")
+    parser.add_argument("--per-kind", type=int, default=100,
+                        help="simulated devices of each kind (see firetower simulate --help)")
+    parser.add_argument("--no-simulator", action="store_true", help="run without the fleet")
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    raise SystemExit("firetower run: not built yet")
+    asyncio.run(db.migrate(settings.database_url))
+    me = [sys.executable, "-m", "firetower"]
+    services: dict[str, list[str]] = {}
+    if not _listening(settings.mqtt_host, settings.mqtt_port):
+        services["broker"] = [*me, "broker"]
+    services["ingest"] = [*me, "ingest"]
+    services["api"] = [*me, "api"]
+    if not args.no_simulator:
+        services["simulate"] = [*me, "simulate", "--register", "--sites", str(args.sites),
+                                "--per-kind", str(args.per_kind)]
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, cmd in services.items():
+            procs[name] = subprocess.Popen(cmd)
+            if name == "broker":
+                for _ in range(50):
+                    if _listening(settings.mqtt_host, settings.mqtt_port):
+                        break
+                    time.sleep(0.1)
+        print(f"Firetower is running: console at {settings.public_url}/ (Ctrl-C to stop)",
+              flush=True)
+        while True:
+            time.sleep(1)
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; restarting", file=sys.stderr)
+                    time.sleep(_RESTART_DELAY_S)
+                    procs[name] = subprocess.Popen(services[name])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in reversed(list(procs.values())):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return 0
