@@ -1,0 +1,55 @@
+"""Keeps Mosquitto's password and ACL files in step with the device registry.
+
+After any change to device credentials or lifecycle the API rewrites both files from the
+database (the source of truth) and sends the broker SIGHUP. Without `mqtt_password_file`
+configured this does nothing: the broker then runs without per-device authentication
+(development only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+from fastapi.concurrency import run_in_threadpool
+
+from api.config import ApiSettings
+from firetower import mqtt_auth
+from firetower.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class BrokerSync:
+    def __init__(self, settings: Settings, api_settings: ApiSettings) -> None:
+        self.password_file = api_settings.mqtt_password_file
+        self.acl_file = api_settings.mqtt_acl_file
+        self.pid_file = api_settings.mqtt_broker_pid_file
+        self.service_accounts: list[tuple[str, str]] = []
+        creds = settings.mqtt_credentials
+        if creds is not None and creds[1]:
+            self.service_accounts.append((creds[0], mqtt_auth.hash_password(creds[1])))
+        self._lock = asyncio.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.password_file is not None
+
+    def reserved(self, name: str) -> bool:
+        """Device ids that would collide with a service account's MQTT username."""
+        return any(name == s for s, _ in self.service_accounts)
+
+    async def sync(self, pool: asyncpg.Pool) -> None:
+        if self.password_file is None:
+            return
+        async with self._lock:
+            rows = await pool.fetch(
+                "SELECT id, mqtt_password_hash FROM devices "
+                "WHERE lifecycle <> 'decommissioned' AND mqtt_password_hash IS NOT NULL")
+            devices = [(r["id"], r["mqtt_password_hash"]) for r in rows]
+            await run_in_threadpool(mqtt_auth.write_files, self.password_file, self.acl_file,
+                                    devices, self.service_accounts)
+            reloaded = mqtt_auth.reload_broker(self.pid_file)
+            log.info("broker credentials written: %d devices (reload %s)", len(devices),
+                     "sent" if reloaded else "not sent")

@@ -1,0 +1,75 @@
+"""The API application: `uvicorn api.main:create_app --factory` or `firetower api`.
+
+Lifespan opens the database pool and the broker-credential sync and shares them through the
+lifespan state (`request.state.pool`, ...); nothing is created at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypedDict
+
+import asyncpg
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import errors
+from api.broker_sync import BrokerSync
+from api.config import ApiSettings
+from api.routes import auth, devices, sites, telemetry
+from firetower import db
+from firetower.settings import Settings, get_settings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+API_PREFIX = "/api/v1"
+DESCRIPTION = (Path(__file__).resolve().parent.parent / "docs" / "api.md")
+
+
+class State(TypedDict):
+    pool: asyncpg.Pool
+    settings: Settings
+    api_settings: ApiSettings
+    broker_sync: BrokerSync
+
+
+def _description() -> str:
+    return ("Warning-centre API: sites, devices, telemetry, alarms and the live alarm stream. "
+            "See docs/api.md for the role matrix and the alarm lifecycle.")
+
+
+def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None,
+               *, migrate: bool = False) -> FastAPI:
+    settings = settings or get_settings()
+    api_settings = api_settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        if migrate:
+            await db.migrate(settings.database_url)
+        pool = await db.create_pool(settings.database_url, min_size=2, max_size=20)
+        sync = BrokerSync(settings, api_settings)
+        try:
+            await sync.sync(pool)
+            yield State(pool=pool, settings=settings, api_settings=api_settings,
+                        broker_sync=sync)
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="Firetower", version="1", description=_description(),
+                  lifespan=lifespan, docs_url="/docs", redoc_url=None,
+                  openapi_url=f"{API_PREFIX}/openapi.json")
+    errors.install(app)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, sites, devices, telemetry):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.mount("/console", StaticFiles(directory=STATIC_DIR, html=True), name="console")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console/")
+
+    return app

@@ -1,0 +1,120 @@
+"""`/auth`: OAuth2 password flow, the caller's own account, users and API keys (admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import OAuth2PasswordRequestForm
+
+from api.deps import ApiSettingsDep, CurrentUser, Needs, PoolDep, SettingsDep
+from api.errors import NotFound, Unauthorized, Unprocessable
+from api.permissions import ROLE_PERMISSIONS, Permission, Role
+from api.schemas import (
+    ApiKeyCreate,
+    ApiKeyPublic,
+    Token,
+    UserCreate,
+    UserPublic,
+    UsersPublic,
+    UserUpdate,
+)
+from api.security import create_token, hash_password, new_api_key, verify_password
+from api.users import UserError, add_user, check_scope
+
+router = APIRouter(tags=["auth"])
+Admin = Needs(Permission.USER_ADMIN)
+
+
+def _user(row: object) -> UserPublic:
+    r = dict(row)  # type: ignore[call-overload]
+    return UserPublic(**r, permissions=sorted(ROLE_PERMISSIONS[Role(r["role"])]))
+
+
+@router.post("/auth/token", response_model=Token)
+async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], pool: PoolDep,
+                settings: SettingsDep, api_settings: ApiSettingsDep) -> Token:
+    """OAuth2 password flow: name + password -> a short-lived bearer token."""
+    row = await pool.fetchrow(
+        "SELECT id, role, password_hash FROM users WHERE name = $1 AND active",
+        form.username[:64].replace("\x00", ""))
+    ok = await run_in_threadpool(verify_password, form.password,
+                                 row["password_hash"] if row else None)
+    if row is None or not ok:
+        raise Unauthorized("wrong user name or password")
+    token, expires = create_token(row["id"], row["role"], settings.secret_key.get_secret_value(),
+                                  api_settings.api_token_minutes)
+    return Token(access_token=token, expires_in=expires)
+
+
+@router.get("/auth/me", response_model=UserPublic)
+async def me(user: CurrentUser) -> UserPublic:
+    return UserPublic(id=user.id, name=user.name, role=user.role,
+                      site_ids=None if user.site_ids is None else sorted(user.site_ids),
+                      permissions=sorted(ROLE_PERMISSIONS[user.role]))
+
+
+@router.get("/users", response_model=UsersPublic)
+async def list_users(_: Admin, pool: PoolDep) -> UsersPublic:
+    rows = await pool.fetch("SELECT id, name, role, site_ids, active FROM users ORDER BY id")
+    return UsersPublic(data=[_user(r) for r in rows], count=len(rows))
+
+
+@router.post("/users", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
+async def create_user(body: UserCreate, _: Admin, pool: PoolDep) -> UserPublic:
+    try:
+        return _user(await add_user(pool, body.name, body.role, body.password, body.site_ids))
+    except UserError as exc:
+        raise Unprocessable(str(exc)) from None
+
+
+@router.patch("/users/{user_id}", response_model=UserPublic)
+async def update_user(user_id: int, body: UserUpdate, _: Admin, pool: PoolDep) -> UserPublic:
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow("SELECT * FROM users WHERE id = $1 FOR UPDATE", user_id)
+        if row is None:
+            raise NotFound("user not found")
+        fields = body.model_dump(exclude_unset=True)
+        role = Role(fields.get("role") or row["role"])
+        sites = fields["site_ids"] if "site_ids" in fields else row["site_ids"]
+        try:
+            check_scope(role, sites)
+        except UserError as exc:
+            raise Unprocessable(str(exc)) from None
+        pw = fields.get("password")
+        pw_hash = await run_in_threadpool(hash_password, pw) if pw else row["password_hash"]
+        active = fields["active"] if fields.get("active") is not None else row["active"]
+        new = await conn.fetchrow(
+            "UPDATE users SET role = $2, site_ids = $3, password_hash = $4, active = $5 "
+            "WHERE id = $1 RETURNING id, name, role, site_ids, active",
+            user_id, role.value, sites, pw_hash, active)
+    return _user(new)
+
+
+@router.post("/auth/api-keys", response_model=ApiKeyPublic, status_code=201)
+async def create_api_key(body: ApiKeyCreate, _: Admin, pool: PoolDep) -> ApiKeyPublic:
+    """Issue an API key (sent as `X-API-Key`). The key is shown in this response only."""
+    if await pool.fetchval("SELECT 1 FROM users WHERE id = $1", body.user_id) is None:
+        raise NotFound("user not found")
+    key, prefix, digest = new_api_key()
+    row = await pool.fetchrow(
+        "INSERT INTO api_keys (prefix, key_sha256, user_id, name) VALUES ($1, $2, $3, $4) "
+        "RETURNING id, prefix, user_id, name, created_at, last_used_at, revoked_at",
+        prefix, digest, body.user_id, body.name)
+    return ApiKeyPublic(**dict(row), key=key)
+
+
+@router.get("/auth/api-keys", response_model=list[ApiKeyPublic])
+async def list_api_keys(_: Admin, pool: PoolDep) -> list[ApiKeyPublic]:
+    rows = await pool.fetch("SELECT id, prefix, user_id, name, created_at, last_used_at, "
+                            "revoked_at FROM api_keys ORDER BY id")
+    return [ApiKeyPublic(**dict(r)) for r in rows]
+
+
+@router.delete("/auth/api-keys/{key_id}", status_code=204)
+async def revoke_api_key(key_id: int, _: Admin, pool: PoolDep) -> None:
+    done = await pool.fetchval("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
+                               "WHERE id = $1 RETURNING id", key_id)
+    if done is None:
+        raise NotFound("API key not found")

@@ -1,0 +1,280 @@
+"""HTTP schemas. Ladder per resource: XBase -> XCreate / XUpdate -> XPublic -> XsPublic."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from api.permissions import Role
+from firetower.model import DeviceKind, Lifecycle
+
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+FloorId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+UserName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+# Free text: no NUL (PostgreSQL refuses it in text), bounded length.
+Text = Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Latitude = Annotated[float, Field(ge=-90.0, le=90.0)]
+Longitude = Annotated[float, Field(ge=-180.0, le=180.0)]
+SmallInt = Annotated[int, Field(ge=0, le=65535)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- auth ---------------------------------------------------------------------------------
+class Token(BaseModel):  # OAuth2 token response
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class UserCreate(Strict):  # admin creates a user
+    name: UserName
+    role: Role
+    password: Annotated[str, StringConstraints(min_length=8, max_length=200)] | None = None
+    site_ids: list[Id] | None = None
+
+
+class UserUpdate(Strict):  # admin changes role, scope, password or disables a user
+    role: Role | None = None
+    password: Annotated[str, StringConstraints(min_length=8, max_length=200)] | None = None
+    site_ids: list[Id] | None = None
+    active: bool | None = None
+
+
+class UserPublic(BaseModel):  # a user as shown to admins and to itself
+    id: int
+    name: str
+    role: Role
+    site_ids: list[str] | None
+    active: bool = True
+    permissions: list[str] = []
+
+
+class UsersPublic(BaseModel):
+    data: list[UserPublic]
+    count: int
+
+
+class ApiKeyCreate(Strict):  # a key for an integration (or any) user
+    user_id: int = Field(ge=1, le=2**62)
+    name: Text = ""
+
+
+class ApiKeyPublic(BaseModel):  # key metadata; `key` only in the creation response
+    id: int
+    prefix: str
+    user_id: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    key: str | None = None
+
+
+# -- sites --------------------------------------------------------------------------------
+class Contact(Strict):  # a person to call about a site
+    name: Name
+    role: Text = ""
+    phone: Annotated[str, StringConstraints(max_length=40, pattern=r"^[0-9+()\- .]*$")] = ""
+    email: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00\s]*$")] = ""
+
+
+class PlanItem(Strict):  # one entrance, water source or hazard of the fire plan
+    name: Name
+    description: Text = ""
+    floor_id: FloorId | None = None
+    x: Fraction | None = None
+    y: Fraction | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+
+
+class FirePlan(Strict):  # what the fire brigade needs on arrival
+    entrances: list[PlanItem] = Field(default_factory=list, max_length=100)
+    water_sources: list[PlanItem] = Field(default_factory=list, max_length=100)
+    hazards: list[PlanItem] = Field(default_factory=list, max_length=100)
+    notes: Annotated[str, StringConstraints(max_length=5000, pattern=r"^[^\x00]*$")] = ""
+
+
+class SiteBase(Strict):
+    name: Name
+    address: Text = ""
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    contacts: list[Contact] = Field(default_factory=list, max_length=50)
+    fire_plan: FirePlan = Field(default_factory=FirePlan)
+
+
+class SiteCreate(SiteBase):  # register a site
+    id: Id
+
+
+class SiteUpdate(Strict):  # partial update; absent fields are unchanged
+    name: Name | None = None
+    address: Text | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    contacts: list[Contact] | None = Field(default=None, max_length=50)
+    fire_plan: FirePlan | None = None
+
+
+class FloorBase(Strict):
+    name: Name
+    level: int = Field(default=0, ge=-20, le=300)
+
+
+class FloorCreate(FloorBase):  # add a floor; the plan image is uploaded separately
+    id: FloorId
+
+
+class FloorPublic(FloorBase):
+    id: str
+    has_plan: bool
+    plan_url: str | None
+
+
+class SitePublic(SiteBase):
+    id: str
+    created_at: datetime
+    floors: list[FloorPublic] = []
+
+
+class SitesPublic(BaseModel):
+    data: list[SitePublic]
+    count: int
+
+
+class SiteHealth(BaseModel):  # device health of a site: the online rate
+    site_id: str
+    devices: int
+    in_service: int
+    online: int
+    offline: int
+    never_seen: int
+    online_rate: float | None
+
+
+# -- devices ------------------------------------------------------------------------------
+class DevicePlacement(Strict):
+    floor_id: FloorId | None = None
+    location: Text = ""
+    x: Fraction | None = None
+    y: Fraction | None = None
+    zone: SmallInt | None = None
+
+
+class DeviceCreate(DevicePlacement):  # register (or claim) one device
+    id: Id
+    kind: DeviceKind
+    site_id: Id
+    parent_id: Id | None = None
+
+
+class DeviceUpdate(Strict):  # move or re-place a device; absent fields are unchanged
+    site_id: Id | None = None
+    floor_id: FloorId | None = None
+    location: Text | None = None
+    x: Fraction | None = None
+    y: Fraction | None = None
+    zone: SmallInt | None = None
+
+
+class DevicePublic(BaseModel):
+    id: str
+    kind: DeviceKind
+    site_id: str | None
+    parent_id: str | None
+    floor_id: str | None
+    location: str
+    x: float | None
+    y: float | None
+    zone: int | None
+    lifecycle: Lifecycle
+    registered_at: datetime
+    commissioned_at: datetime | None
+    in_service_at: datetime | None
+    decommissioned_at: datetime | None
+    last_seen_at: datetime | None
+    online: bool | None
+
+
+class DevicesPublic(BaseModel):
+    data: list[DevicePublic]
+    count: int
+
+
+class MqttCredentials(BaseModel):  # shown once, at registration or rotation
+    username: str
+    password: str
+    host: str
+    port: int
+    topic_prefix: str
+
+
+class DeviceRegistered(BaseModel):
+    device: DevicePublic
+    mqtt: MqttCredentials
+
+
+class ImportProblem(BaseModel):
+    line: int
+    message: str
+
+
+class DeviceImport(BaseModel):  # result of a CSV bulk import (all or nothing)
+    created: list[DeviceRegistered]
+    errors: list[ImportProblem]
+
+
+class LifecycleChange(Strict):
+    to: Lifecycle
+
+
+class DeviceTestPublic(BaseModel):  # a commissioning test request and when its signal came
+    id: int
+    device_id: str
+    requested_at: datetime
+    arrived_at: datetime | None
+    signal: str | None
+    status: Literal["waiting", "arrived"]
+    latency_s: float | None
+
+
+class UnregisteredDevice(BaseModel):  # seen by the ingester but not in the registry
+    device_id: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    message_count: int
+    last_topic: str
+
+
+class UnregisteredDevices(BaseModel):
+    data: list[UnregisteredDevice]
+    count: int
+
+
+# -- telemetry ----------------------------------------------------------------------------
+Metric = Literal["obscuration_pct_per_m", "temperature_c", "co_ppm", "battery_v",
+                 "pressure_kpa", "flow_lps"]
+
+
+class TelemetryPoint(BaseModel):
+    t: datetime
+    avg: float | None
+    min: float | None
+    max: float | None
+    samples: int
+
+
+class TelemetrySeries(BaseModel):
+    device_id: str
+    metric: Metric
+    bucket_seconds: int
+    source: Literal["telemetry_1m", "telemetry"]
+    points: list[TelemetryPoint]

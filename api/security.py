@@ -1,0 +1,68 @@
+"""Credentials: argon2id password hashes, HS256 bearer tokens and API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+# Verified when the user does not exist, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("firetower-dummy-password")
+JWT_ALGORITHM = "HS256"
+API_KEY_PREFIX = "ftk"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_token(user_id: int, role: str, secret: str, minutes: int) -> tuple[str, int]:
+    now = datetime.now(UTC)
+    claims = {"sub": str(user_id), "role": role, "iat": now,
+              "exp": now + timedelta(minutes=minutes), "typ": "access"}
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM), minutes * 60
+
+
+def decode_token(token: str, secret: str) -> int | None:
+    """The user id in a valid, unexpired access token, else None."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM],
+                            options={"require": ["exp", "sub"]})
+    except jwt.PyJWTError:
+        return None
+    if claims.get("typ") != "access":
+        return None
+    try:
+        return int(claims["sub"])
+    except (TypeError, ValueError):
+        return None
+
+
+def new_api_key() -> tuple[str, str, bytes]:
+    """-> (full key shown once, lookup prefix, SHA-256 of the full key)."""
+    prefix = secrets.token_hex(6)
+    key = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    return key, prefix, api_key_digest(key)
+
+
+def split_api_key(key: str) -> str | None:
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX or len(parts[1]) != 12:
+        return None
+    return parts[1]
+
+
+def api_key_digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()

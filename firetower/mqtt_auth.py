@@ -1,0 +1,127 @@
+"""Broker credentials: Mosquitto password-file entries, the ACL file and the reload signal.
+
+Each device connects with username = its device id and a random password issued once at
+registration; only the Mosquitto hash is stored (`devices.mqtt_password_hash`). The ACL lets a
+device publish only under `fire/v1/<its id>/`, through the `%u` pattern, and lets the
+centre's service account read everything under `fire/v1/`. Decommissioned devices are left out
+of the password file, so the broker refuses them after the next reload.
+
+Hash format (Mosquitto 2.0 `mosquitto_passwd`):
+    `$7$<iterations>$<base64 salt (12 bytes)>$<base64 PBKDF2-HMAC-SHA512 (64 bytes)>`
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import signal
+from collections.abc import Iterable
+from pathlib import Path
+
+from firetower.protocol import DEVICE_ID_RE, TOPIC_ROOT
+
+# mosquitto_passwd's default; the broker recomputes this on every CONNECT, so keep it modest.
+PBKDF2_ITERATIONS = 101
+SALT_BYTES = 12
+PASSWORD_BYTES = 24  # 192 bits, URL-safe text of 32 characters
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(PASSWORD_BYTES)
+
+
+def hash_password(password: str, *, salt: bytes | None = None,
+                  iterations: int = PBKDF2_ITERATIONS) -> str:
+    salt = salt if salt is not None else os.urandom(SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return (f"$7${iterations}${base64.b64encode(salt).decode()}"
+            f"${base64.b64encode(digest).decode()}")
+
+
+def verify_password(password: str, entry: str) -> bool:
+    try:
+        _, alg, iterations, salt, digest = entry.split("$")
+        if alg != "7":
+            return False
+        expected = base64.b64decode(digest)
+        got = hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(salt),
+                                  int(iterations))
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected, got)
+
+
+def _check_username(name: str) -> str:
+    # The password file is `name:hash` per line and the ACL interpolates %u into a topic.
+    if not DEVICE_ID_RE.fullmatch(name):
+        raise ValueError(f"MQTT username {name!r} must be 1-64 of [A-Za-z0-9_.-]")
+    return name
+
+
+def password_file_text(entries: Iterable[tuple[str, str]]) -> str:
+    """`(username, $7$ hash)` pairs -> the password file's text, sorted by username."""
+    lines = []
+    for name, entry in sorted(entries):
+        if not entry.startswith("$7$"):
+            raise ValueError(f"entry for {name!r} is not a Mosquitto $7$ hash")
+        lines.append(f"{_check_username(name)}:{entry}")
+    return "\n".join(lines) + "\n"
+
+
+def acl_file_text(service_accounts: Iterable[str]) -> str:
+    """Devices publish only on their own topics; service accounts read every device topic.
+
+    A `pattern` line applies to every authenticated user, so service accounts too may only
+    publish under their own name, which no device can hold: the registry refuses device ids
+    that equal a service account name (see `api.routes.devices`).
+    """
+    out = ["# Written by Firetower (firetower/mqtt_auth.py); do not edit by hand.",
+           "# Devices: username = device id; publish only under their own topic tree.",
+           f"pattern write {TOPIC_ROOT}/%u/#", ""]
+    for name in sorted(set(service_accounts)):
+        out += [f"user {_check_username(name)}", f"topic read {TOPIC_ROOT}/#",
+                f"topic write {TOPIC_ROOT}/{name}/#", ""]
+    return "\n".join(out)
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace `path` in one rename, so the broker never reads a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_files(password_file: Path, acl_file: Path | None,
+                devices: Iterable[tuple[str, str]],
+                service_accounts: Iterable[tuple[str, str]]) -> None:
+    """Write both files from device and service-account `(username, hash)` pairs."""
+    services = list(service_accounts)
+    service_names = {name for name, _ in services}
+    entries = [(d, h) for d, h in devices if d not in service_names] + services
+    write_atomic(password_file, password_file_text(entries))
+    if acl_file is not None:
+        write_atomic(acl_file, acl_file_text(service_names))
+
+
+def reload_broker(pid_file: Path | None = None, pid: int | None = None) -> bool:
+    """Send SIGHUP so Mosquitto re-reads its password and ACL files. False if not running."""
+    if pid is None:
+        if pid_file is None or not pid_file.exists():
+            return False
+        try:
+            pid = int(pid_file.read_text().strip())
+        except ValueError:
+            return False
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        return False
+    return True

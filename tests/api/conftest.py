@@ -1,0 +1,77 @@
+"""API fixtures: a running API on the session database, and a seeded world with two sites and
+one user per role (each with a bearer token)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from api.permissions import Role
+from api.users import add_user
+from firetower import db
+from firetower.settings import Settings
+from tests.api.server import ApiServer, running_api
+from tests.conftest import Database
+
+PASSWORD = "correct horse battery"
+# name -> (role, sites)
+USERS: dict[str, tuple[Role, list[str] | None]] = {
+    "admin": (Role.ADMIN, None),
+    "operator": (Role.OPERATOR, None),
+    "installer": (Role.INSTALLER, ["s1"]),
+    "manager": (Role.SITE_MANAGER, ["s1"]),
+    "supervisor": (Role.SUPERVISOR, None),
+    "integration": (Role.INTEGRATION, None),
+}
+
+
+def api_settings_for(db_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {"env": "test", "database_url": db_url,
+                                 "secret_key": "test-secret-key-0123456789abcdef",
+                                 "metrics_port": None}
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def api(database: Database) -> Iterator[ApiServer]:
+    with running_api(api_settings_for(database.url)) as server:
+        yield server
+
+
+@dataclass
+class World:
+    url: str
+    tokens: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, int] = field(default_factory=dict)
+
+    def client(self, who: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        return httpx.AsyncClient(base_url=f"{self.url}/api/v1", headers=headers, timeout=10)
+
+
+async def seed(db_url: str, url: str) -> World:
+    conn = await db.connect(db_url)
+    world = World(url)
+    try:
+        await conn.execute("INSERT INTO sites (id, name) VALUES ('s1', 'Harbour Tower'), "
+                           "('s2', 'Old Mill')")
+        for name, (role, sites) in USERS.items():
+            row = await add_user(conn, name, role, PASSWORD, sites)
+            world.ids[name] = row["id"]
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(base_url=f"{url}/api/v1") as client:
+        for name in USERS:
+            r = await client.post("/auth/token", data={"username": name, "password": PASSWORD})
+            assert r.status_code == 200, r.text
+            world.tokens[name] = r.json()["access_token"]
+    return world
+
+
+@pytest.fixture
+async def world(clean_db: Database, api: ApiServer) -> AsyncIterator[World]:
+    yield await seed(clean_db.url, api.url)
