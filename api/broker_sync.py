@@ -26,6 +26,7 @@ class BrokerSync:
         self.password_file = api_settings.mqtt_password_file
         self.acl_file = api_settings.mqtt_acl_file
         self.pid_file = api_settings.mqtt_broker_pid_file
+        self.group = api_settings.mqtt_files_group
         self.service_accounts: list[tuple[str, str]] = []
         creds = settings.mqtt_credentials
         if creds is not None and creds[1]:
@@ -48,8 +49,9 @@ class BrokerSync:
                 "SELECT id, mqtt_password_hash FROM devices "
                 "WHERE lifecycle <> 'decommissioned' AND mqtt_password_hash IS NOT NULL")
             devices = [(r["id"], r["mqtt_password_hash"]) for r in rows]
-            await run_in_threadpool(mqtt_auth.write_files, self.password_file, self.acl_file,
-                                    devices, self.service_accounts)
+            await run_in_threadpool(lambda: mqtt_auth.write_files(
+                self.password_file, self.acl_file, devices, self.service_accounts,
+                group=self.group))
             reloaded = mqtt_auth.reload_broker(self.pid_file)
             log.info("broker credentials written: %d devices (reload %s)", len(devices),
                      "sent" if reloaded else "not sent")

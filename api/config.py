@@ -19,6 +19,8 @@ class ApiSettings(BaseSettings):
     # Mosquitto files the API rewrites when device credentials change (None: not managed).
     mqtt_password_file: Path | None = None
     mqtt_acl_file: Path | None = None
+    # Group given read access to both files (the broker's user group, e.g. "mosquitto").
+    mqtt_files_group: str | None = None
     # PID file of the broker to SIGHUP after a rewrite (None: the operator reloads it).
     mqtt_broker_pid_file: Path | None = None
     # Largest floor-plan image accepted, bytes.

@@ -13,6 +13,7 @@ Hash format (Mosquitto 2.0 `mosquitto_passwd`):
 from __future__ import annotations
 
 import base64
+import grp
 import hashlib
 import hmac
 import os
@@ -87,8 +88,12 @@ def acl_file_text(service_accounts: Iterable[str]) -> str:
     return "\n".join(out)
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    """Replace `path` in one rename, so the broker never reads a half-written file."""
+def write_atomic(path: Path, text: str, *, mode: int = 0o640, group: str | None = None) -> None:
+    """Replace `path` in one rename, so the broker never reads a half-written file.
+
+    Mosquitto started as root drops to the `mosquitto` user before reading these files, so
+    give that group read access (`group="mosquitto"`) or run both as one user.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -96,19 +101,23 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+        os.fchmod(f.fileno(), mode)  # not narrowed by the umask
+        if group is not None:
+            os.fchown(f.fileno(), -1, grp.getgrnam(group).gr_gid)
     os.replace(tmp, path)
 
 
 def write_files(password_file: Path, acl_file: Path | None,
                 devices: Iterable[tuple[str, str]],
-                service_accounts: Iterable[tuple[str, str]]) -> None:
+                service_accounts: Iterable[tuple[str, str]], *, group: str | None = None,
+                ) -> None:
     """Write both files from device and service-account `(username, hash)` pairs."""
     services = list(service_accounts)
     service_names = {name for name, _ in services}
     entries = [(d, h) for d, h in devices if d not in service_names] + services
-    write_atomic(password_file, password_file_text(entries))
+    write_atomic(password_file, password_file_text(entries), group=group)
     if acl_file is not None:
-        write_atomic(acl_file, acl_file_text(service_names))
+        write_atomic(acl_file, acl_file_text(service_names), group=group)
 
 
 def reload_broker(pid_file: Path | None = None, pid: int | None = None) -> bool:

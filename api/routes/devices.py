@@ -272,8 +272,7 @@ async def rotate_credentials(device_id: str, user: Writer, pool: PoolDep, settin
 
 # -- commissioning tests ------------------------------------------------------------------
 _ARRIVAL_SQL = """
-UPDATE device_tests t SET arrived_at = s.received_at, signal = s.signal
-FROM LATERAL (
+UPDATE device_tests t SET (arrived_at, signal) = (
     SELECT received_at, signal FROM (
         (SELECT received_at, 'event:' || category AS signal FROM events
           WHERE device_id = t.device_id AND received_at >= t.requested_at
@@ -284,7 +283,7 @@ FROM LATERAL (
           WHERE device_id = t.device_id AND received_at >= t.requested_at
           ORDER BY received_at LIMIT 1)
     ) c ORDER BY received_at LIMIT 1
-) s
+)
 WHERE t.device_id = $1 AND t.arrived_at IS NULL"""
 
 

@@ -45,6 +45,7 @@ def api(database: Database) -> Iterator[ApiServer]:
 @dataclass
 class World:
     url: str
+    db_url: str
     tokens: dict[str, str] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=dict)
 
@@ -55,7 +56,7 @@ class World:
 
 async def seed(db_url: str, url: str) -> World:
     conn = await db.connect(db_url)
-    world = World(url)
+    world = World(url, db_url)
     try:
         await conn.execute("INSERT INTO sites (id, name) VALUES ('s1', 'Harbour Tower'), "
                            "('s2', 'Old Mill')")

@@ -1,0 +1,166 @@
+"""Sites, floors, device registration and import, lifecycle with commissioning tests,
+claiming unregistered devices, and telemetry series."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from firetower import db, mqtt_auth
+from tests.api.conftest import World
+
+pytestmark = pytest.mark.integration
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+async def test_site_details_and_floor_plan(world: World) -> None:
+    plan = {"entrances": [{"name": "Main gate", "latitude": 24.48, "longitude": 118.09}],
+            "water_sources": [{"name": "Hydrant H3", "description": "DN100, 0.3 MPa"}],
+            "hazards": [{"name": "LPG store", "floor_id": "B1", "x": 0.1, "y": 0.9}],
+            "notes": "Key box at the guard house"}
+    async with world.client("admin") as c:
+        r = await c.post("/sites", json={
+            "id": "s3", "name": "Port Warehouse", "address": "1 Quay Rd", "latitude": 24.5,
+            "longitude": 118.1, "fire_plan": plan,
+            "contacts": [{"name": "Li Wei", "role": "fire-safety manager",
+                          "phone": "+86 592 000 0000"}]})
+        assert r.status_code == 201, r.text
+        assert r.json()["fire_plan"]["hazards"][0]["name"] == "LPG store"
+        assert (await c.post("/sites/s3/floors", json={"id": "B1", "name": "Basement",
+                                                       "level": -1})).status_code == 201
+        r = await c.put("/sites/s3/floors/B1/plan", content=PNG,
+                        headers={"Content-Type": "image/png"})
+        assert r.status_code == 200 and r.json()["has_plan"]
+        img = await c.get(r.json()["plan_url"].removeprefix("/api/v1"))
+        assert img.content == PNG and img.headers["content-type"] == "image/png"
+        bad = await c.put("/sites/s3/floors/B1/plan", content=b"<html>",
+                          headers={"Content-Type": "text/html"})
+        assert bad.status_code == 400
+        r = await c.patch("/sites/s3", json={"latitude": 100})
+        assert r.status_code == 422 and "latitude" in r.json()["detail"]
+        assert (await c.post("/sites", json={"id": "s3", "name": "again"})).status_code == 409
+
+
+async def test_register_shows_credentials_once_and_stores_only_a_hash(world: World) -> None:
+    async with world.client("installer") as c:
+        r = await c.post("/devices", json={"id": "smk-1", "kind": "smoke_detector",
+                                           "site_id": "s1", "location": "2F corridor",
+                                           "x": 0.25, "y": 0.5})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        mqtt = body["mqtt"]
+        assert mqtt["username"] == "smk-1" and mqtt["topic_prefix"] == "fire/v1/smk-1/"
+        assert body["device"]["lifecycle"] == "registered"
+        again = (await c.get("/devices/smk-1")).json()
+        assert "mqtt" not in again and "password" not in str(again)
+    conn = await db.connect(world_db_url(world))
+    try:
+        stored = await conn.fetchval("SELECT mqtt_password_hash FROM devices WHERE id = 'smk-1'")
+    finally:
+        await conn.close()
+    assert stored.startswith("$7$") and mqtt["password"] not in stored
+    assert mqtt_auth.verify_password(mqtt["password"], stored)
+
+
+def world_db_url(world: World) -> str:
+    return world.db_url
+
+
+async def test_csv_import_is_all_or_nothing(world: World) -> None:
+    good = ("id,kind,site_id,location,x,y\n"
+            "smk-10,smoke_detector,s1,Lobby,0.1,0.2\n"
+            "prs-10,sprinkler_pressure,s1,Pump room,,\n")
+    bad = good + "heat-10,toaster,s1,Kitchen,,\nsmk-11,smoke_detector,s2,Other site,,\n"
+    async with world.client("installer") as c:
+        r = await c.post("/devices/import", content=bad, headers={"Content-Type": "text/csv"})
+        assert r.status_code == 422
+        errors = r.json()["errors"]
+        assert [e["line"] for e in errors] == [4]  # kind fails validation before any insert
+        assert (await c.get("/devices")).json()["count"] == 0
+        r = await c.post("/devices/import", content=bad.replace("toaster", "heat_detector"),
+                         headers={"Content-Type": "text/csv"})
+        assert r.status_code == 422
+        assert [e["line"] for e in r.json()["errors"]] == [5]  # s2 is outside the scope
+        assert "not found" in r.json()["errors"][0]["message"]
+        r = await c.post("/devices/import", content=good, headers={"Content-Type": "text/csv"})
+        assert r.status_code == 201, r.text
+        assert sorted(d["device"]["id"] for d in r.json()["created"]) == ["prs-10", "smk-10"]
+        assert all(d["mqtt"]["password"] for d in r.json()["created"])
+
+
+async def test_lifecycle_needs_a_test_signal(world: World) -> None:
+    async with world.client("installer") as c:
+        await c.post("/devices", json={"id": "pnl-1", "kind": "alarm_panel", "site_id": "s1"})
+        r = await c.post("/devices/pnl-1/lifecycle", json={"to": "in_service"})
+        assert r.status_code == 409
+        r = await c.post("/devices/pnl-1/lifecycle", json={"to": "commissioned"})
+        assert r.status_code == 409 and "test signal" in r.json()["detail"]
+        test = (await c.post("/devices/pnl-1/tests")).json()
+        assert test["status"] == "waiting"
+        now = datetime.now(UTC)
+        conn = await db.connect(world_db_url(world))
+        try:  # what the ingester writes when the panel's test event arrives
+            await conn.execute(
+                "INSERT INTO events (ts, received_at, device_id, seq, category, active) "
+                "VALUES ($1, $2, 'pnl-1', 1, 'test', true)", now, now + timedelta(seconds=1))
+        finally:
+            await conn.close()
+        got = (await c.get(f"/devices/pnl-1/tests/{test['id']}")).json()
+        assert got["status"] == "arrived" and got["signal"] == "event:test"
+        assert got["latency_s"] is not None
+        for step in ("commissioned", "in_service", "commissioned", "in_service",
+                     "decommissioned"):
+            r = await c.post("/devices/pnl-1/lifecycle", json={"to": step})
+            assert r.status_code == 200, (step, r.text)
+        assert (await c.post("/devices/pnl-1/lifecycle",
+                             json={"to": "in_service"})).status_code == 409
+
+
+async def test_claim_unregistered_device(world: World) -> None:
+    conn = await db.connect(world_db_url(world))
+    try:
+        now = datetime.now(UTC)
+        await conn.execute("INSERT INTO unregistered_devices VALUES "
+                           "('ghost-1', $1, $1, 3, 'fire/v1/ghost-1/telemetry')", now)
+    finally:
+        await conn.close()
+    async with world.client("installer") as c:
+        listed = (await c.get("/devices/unregistered")).json()
+        assert [d["device_id"] for d in listed["data"]] == ["ghost-1"]
+        r = await c.post("/devices", json={"id": "ghost-1", "kind": "heat_detector",
+                                           "site_id": "s1"})
+        assert r.status_code == 201
+        assert (await c.get("/devices/unregistered")).json()["count"] == 0
+
+
+async def test_telemetry_series_from_rollup_and_raw(world: World) -> None:
+    async with world.client("admin") as c:
+        await c.post("/devices", json={"id": "prs-1", "kind": "sprinkler_pressure",
+                                       "site_id": "s1"})
+    conn = await db.connect(world_db_url(world))
+    base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
+    try:
+        await conn.executemany(
+            "INSERT INTO telemetry (ts, received_at, device_id, seq, pressure_kpa) "
+            "VALUES ($1, $1, 'prs-1', $2, $3)",
+            [(base + timedelta(seconds=30 * i), i, 300.0 + (i % 4)) for i in range(240)])
+    finally:
+        await conn.close()
+    async with world.client("operator") as c:
+        r = await c.get("/devices/prs-1/telemetry",
+                        params={"metric": "pressure_kpa", "bucket_s": 3600})
+        assert r.status_code == 200, r.text
+        s = r.json()
+        assert s["source"] == "telemetry_1m"
+        assert sum(p["samples"] for p in s["points"]) == 240
+        assert all(p["min"] == 300.0 and p["max"] == 303.0 for p in s["points"])
+        raw = (await c.get("/devices/prs-1/telemetry",
+                           params={"metric": "pressure_kpa", "bucket_s": 30,
+                                   "start": base.isoformat(),
+                                   "end": (base + timedelta(minutes=10)).isoformat()})).json()
+        assert raw["source"] == "telemetry" and len(raw["points"]) == 20
+        r = await c.get("/devices/prs-1/telemetry", params={"metric": "pressure_kpa",
+                                                              "bucket_s": 1,
+                                                              "start": "2020-01-01T00:00:00Z"})
+        assert r.status_code == 422

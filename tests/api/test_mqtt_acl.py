@@ -1,0 +1,145 @@
+"""Per-device MQTT credentials against a real Mosquitto: the hash format matches
+`mosquitto_passwd`, registration reaches the broker through a reload, and a device can publish
+only on its own topics (checked by subscribing as the centre's service account)."""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from api.config import ApiSettings
+from firetower import mqtt_auth
+from firetower.broker import Broker, free_port
+from firetower.mqtt import AsyncMqtt, MqttError
+from tests.api.conftest import api_settings_for, seed
+from tests.api.server import running_api
+from tests.conftest import Database, wait_for
+
+
+def _has_group(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.integration
+GROUP = "mosquitto" if _has_group("mosquitto") else None
+SERVICE = ("firetower", "service-password-123")
+
+
+def test_hash_format_matches_mosquitto_passwd(tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), "dev-1", "s3cret"], check=True)
+    theirs = pw.read_text().strip().split(":", 1)[1]
+    assert mqtt_auth.verify_password("s3cret", theirs)
+    assert not mqtt_auth.verify_password("s3cret!", theirs)
+    _, _, iterations, salt, _ = theirs.split("$")
+    import base64
+    ours = mqtt_auth.hash_password("s3cret", salt=base64.b64decode(salt),
+                                   iterations=int(iterations))
+    assert ours == theirs
+
+
+def test_acl_text_refuses_topic_injection() -> None:
+    with pytest.raises(ValueError, match="MQTT username"):
+        mqtt_auth.password_file_text([("evil\nuser x", "$7$1$a$b")])
+    acl = mqtt_auth.acl_file_text(["firetower"])
+    assert "pattern write fire/v1/%u/#" in acl
+    assert "user firetower\ntopic read fire/v1/#" in acl
+
+
+async def _client(port: int, user: str, password: str) -> AsyncMqtt:
+    c = AsyncMqtt("127.0.0.1", port, credentials=(user, password))
+    await c.start(timeout=5)
+    return c
+
+
+@pytest.fixture
+def broker_dir() -> Iterator[Path]:
+    """A directory the broker can read after dropping to the `mosquitto` user (pytest's
+    tmp_path is private to root)."""
+    d = Path(tempfile.mkdtemp(prefix="firetower-acl-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+async def test_device_publishes_only_on_its_own_topics(clean_db: Database,
+                                                       broker_dir: Path) -> None:
+    tmp_path = broker_dir
+    pw_file, acl_file, pid_file = (tmp_path / "passwd", tmp_path / "acl", tmp_path / "pid")
+    # The API writes both files at start (service account only); the broker reads them.
+    mqtt_auth.write_files(pw_file, acl_file, [],
+                          [(SERVICE[0], mqtt_auth.hash_password(SERVICE[1]))], group=GROUP)
+    broker = Broker(tmp_path / "broker", free_port(), password_file=pw_file,
+                    acl_file=acl_file).start()
+    assert broker.process is not None
+    pid_file.write_text(str(broker.process.pid))
+    settings = api_settings_for(clean_db.url, mqtt_url=broker.url, mqtt_username=SERVICE[0],
+                                mqtt_password=SERVICE[1])
+    api_settings = ApiSettings(mqtt_password_file=pw_file, mqtt_acl_file=acl_file,
+                               mqtt_broker_pid_file=pid_file, mqtt_files_group=GROUP)
+    clients: list[AsyncMqtt] = []
+    try:
+        with running_api(settings, api_settings) as server:
+            world = await seed(clean_db.url, server.url)
+            creds = {}
+            async with world.client("installer") as c:
+                for dev in ("smk-a", "smk-b"):
+                    r = await c.post("/devices", json={"id": dev, "kind": "smoke_detector",
+                                                       "site_id": "s1"})
+                    assert r.status_code == 201, r.text
+                    creds[dev] = r.json()["mqtt"]["password"]
+                # A device may not take the service account's name.
+                r = await c.post("/devices", json={"id": "firetower", "kind": "smoke_detector",
+                                                   "site_id": "s1"})
+                assert r.status_code == 409
+            received: list[str] = []
+            service = await _client(broker.port, *SERVICE)
+            clients.append(service)
+            service.set_on_message(lambda c, u, m: received.append(m.topic))
+            service.subscribe("fire/v1/#", 1)
+            await asyncio.sleep(0.3)  # SUBACK
+            dev_a = await wait_for(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 10)
+            clients.append(dev_a)
+            dev_a.publish("fire/v1/smk-b/event", b"{}")     # forged: dropped by the ACL
+            dev_a.publish("fire/v1/other/telemetry", b"{}")  # forged
+            dev_a.publish("fire/v1/smk-a/event", b"{}")     # its own: delivered
+            await wait_for(lambda: _has(received, "fire/v1/smk-a/event"), 10)
+            await asyncio.sleep(0.5)
+            assert received == ["fire/v1/smk-a/event"]
+            # Wrong password and unknown users are refused.
+            with pytest.raises(MqttError):
+                await _client(broker.port, "smk-b", creds["smk-a"])
+            # Decommissioning removes the device from the password file at the next reload.
+            async with world.client("installer") as c:
+                r = await c.post("/devices/smk-b/lifecycle", json={"to": "decommissioned"})
+                assert r.status_code == 200
+            assert "smk-b:" not in pw_file.read_text()
+            await asyncio.sleep(0.3)
+            with pytest.raises(MqttError):
+                await _client(broker.port, "smk-b", creds["smk-b"])
+    finally:
+        for c in clients:
+            await c.stop()
+        broker.stop()
+
+
+async def _try(port: int, user: str, password: str) -> AsyncMqtt | None:
+    try:
+        return await _client(port, user, password)
+    except MqttError:
+        return None
+
+
+async def _has(items: list[str], item: str) -> bool:
+    return item in items
