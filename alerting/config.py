@@ -1,0 +1,174 @@
+"""Typed rule parameters, their defaults per device kind, and overrides per kind, site, device.
+
+Each rule reads one frozen dataclass. The defaults (and the standard behind each) are listed in
+docs/alarms.md. Overrides live in the `rule_overrides` table as JSON objects of field -> value;
+they apply in the order kind, site, device, so the most specific wins. An override naming an
+unknown field or a value of the wrong type is refused (logged) and the rest still applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from firetower.model import DeviceKind
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SmokeParams:
+    # UL 268 listed window 0.5-4.0 %/ft = 1.6-12.5 %/m; 2.0 %/ft = 6.4 %/m sits inside it.
+    alarm_pct_per_m: float = 6.4
+    # Pre-alarm at 60 % of the alarm level (50-70 % is common panel practice).
+    prealarm_pct_per_m: float = 3.8
+    for_s: float = 10.0  # the level must hold this long: a puff of steam does not
+    prealarm_for_s: float = 10.0
+    clear_ratio: float = 0.8  # clears below 80 % of the level (hysteresis) ...
+    clear_s: float = 30.0  # ... held this long
+
+
+@dataclass(frozen=True, slots=True)
+class HeatParams:
+    fixed_c: float = 57.0  # 135 °F, the common US rating; EN 54-5 A1 responds at 54-65 °C
+    fixed_clear_c: float = 52.0
+    ror_c_per_min: float = 8.3  # 15 °F/min (UL 521 rate-of-rise)
+    ror_window_s: float = 60.0  # the slope is a least-squares fit over this window
+    ror_min_points: int = 4
+    clear_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class MultiParams:
+    """Multi-criteria and coincidence (GB 50116 two-signal AND logic)."""
+
+    window_s: float = 120.0  # two fire signals of one zone within this time confirm each other
+    temp_rise_c: float = 5.0  # smoke plus temperature this far above its baseline ...
+    temp_slope_c_per_min: float = 2.0  # ... or rising this fast
+    co_rise_ppm: float = 15.0  # smoke plus CO this far above its baseline
+    baseline_alpha: float = 0.02  # EMA weight of a clean-air reading in a baseline
+    single: float = 0.6  # confidence of one detector's threshold alarm
+    multi: float = 0.85  # smoke confirmed by heat or CO at the same detector
+    coincidence: float = 0.95  # two detectors (or points) of one zone
+
+
+@dataclass(frozen=True, slots=True)
+class SprinklerParams:
+    flow_min_lps: float = 0.6  # about 10 gpm: one open head (vane flow switch threshold)
+    drop_kpa: float = 50.0  # step below the static pressure that marks a head opening
+    retard_s: float = 30.0  # waterflow retard: 30-45 s typical, at most 90 s (NFPA 72)
+    static_alpha: float = 0.05  # EMA weight tracking the static pressure while no flow
+    min_kpa: float = 100.0  # GB 50974 §5.2.2: at least 0.10 MPa for sprinkler systems
+    min_hyst_kpa: float = 10.0
+    low_for_s: float = 10.0
+    leak_kpa_per_h: float = 20.0  # a slower steady decline with no flow is a leak
+    leak_window_s: float = 1800.0
+    jockey_rise_kpa: float = 30.0  # a rise this big within `jockey_rise_s` = one pump start
+    jockey_rise_s: float = 60.0
+    jockey_window_s: float = 3600.0
+    jockey_max_starts: int = 6  # more starts than this per window: short-cycling
+    clear_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionParams:
+    heartbeat_s: float = 300.0  # offline after this long silent (≤ 5 min, standards §5)
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyWarningParams:
+    bucket_s: float = 600.0  # trends are fitted over one mean per bucket ...
+    buckets: int = 36  # ... the last this many (6 h by default)
+    min_points: int = 6
+    battery_min_v: float = 2.6  # a 3 V lithium cell is flat below this
+    battery_horizon_s: float = 7 * 86400.0  # warn when flat within a week
+    pressure_horizon_s: float = 86400.0  # warn when the minimum is reached within a day
+    chamber_bucket_s: float = 3600.0
+    chamber_buckets: int = 48
+    chamber_min_baseline: float = 1.0  # %/m: below this a drifting baseline is not worth a word
+    chamber_horizon_s: float = 30 * 86400.0  # warn when the pre-alarm is reached within a month
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceParams:
+    smoke: SmokeParams = field(default_factory=SmokeParams)
+    heat: HeatParams = field(default_factory=HeatParams)
+    multi: MultiParams = field(default_factory=MultiParams)
+    sprinkler: SprinklerParams = field(default_factory=SprinklerParams)
+    supervision: SupervisionParams = field(default_factory=SupervisionParams)
+    early_warning: EarlyWarningParams = field(default_factory=EarlyWarningParams)
+
+
+RULES = tuple(f.name for f in dataclasses.fields(DeviceParams))
+
+DEFAULTS: dict[DeviceKind, DeviceParams] = {
+    DeviceKind.SMOKE_DETECTOR: DeviceParams(),
+    DeviceKind.HEAT_DETECTOR: DeviceParams(),
+    DeviceKind.SPRINKLER_PRESSURE: DeviceParams(
+        early_warning=EarlyWarningParams(battery_min_v=3.3)),
+    # The panel is the transmitting device: supervise it tighter (3 missed 30 s keep-alives).
+    DeviceKind.ALARM_PANEL: DeviceParams(
+        supervision=SupervisionParams(heartbeat_s=90.0),
+        early_warning=EarlyWarningParams(battery_min_v=21.6)),  # 24 V lead-acid, 1.8 V/cell
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def apply(params: DeviceParams, rule: str, values: dict[str, Any]) -> DeviceParams:
+    """`params` with `values` overriding rule `rule`; raises ConfigError on a bad key or type."""
+    if rule not in RULES:
+        raise ConfigError(f"unknown rule {rule!r} (rules: {', '.join(RULES)})")
+    current = getattr(params, rule)
+    types = {f.name: f.type for f in dataclasses.fields(current)}
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in types:
+            raise ConfigError(f"rule {rule!r} has no parameter {key!r}")
+        want = types[key]
+        if want in ("float", float) and type(value) in (int, float):
+            clean[key] = float(value)
+        elif want in ("int", int) and type(value) is int:
+            clean[key] = value
+        else:
+            raise ConfigError(f"{rule}.{key} must be a {want}, got {value!r}")
+    return dataclasses.replace(params, **{rule: dataclasses.replace(current, **clean)})
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    scope: str  # 'kind' | 'site' | 'device'
+    target: str
+    rule: str
+    params: dict[str, Any]
+
+
+class RuleConfig:
+    """Resolves the parameters of one device from the defaults and the overrides."""
+
+    def __init__(self, overrides: list[Override] | None = None) -> None:
+        self.by_scope: dict[tuple[str, str], list[Override]] = {}
+        for o in overrides or []:
+            self.by_scope.setdefault((o.scope, o.target), []).append(o)
+        self._cache: dict[tuple[DeviceKind, str | None, str | None], DeviceParams] = {}
+
+    def resolve(self, device_id: str, kind: DeviceKind, site_id: str | None) -> DeviceParams:
+        has_own = ("device", device_id) in self.by_scope
+        key = (kind, site_id, device_id if has_own else None)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        params = DEFAULTS[kind]
+        scopes = [("kind", kind.value), ("site", site_id or ""), ("device", device_id)]
+        for scope in scopes:
+            for o in self.by_scope.get(scope, ()):
+                try:
+                    params = apply(params, o.rule, o.params)
+                except ConfigError as exc:
+                    log.error("rule override %s %s refused: %s", o.scope, o.target, exc)
+        self._cache[key] = params
+        return params

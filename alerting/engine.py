@@ -1,0 +1,435 @@
+"""The streaming rule engine: every message is evaluated as it arrives, in memory, on the
+caller's thread; a heap of deadlines (not a sweep) drives durations and heartbeats.
+
+`on_message()` is synchronous and cheap: look up the device, step its rules, and hand any
+decision to `sink` (the service puts it on the writer's priority queue). `tick()` runs the
+deadlines that are due and returns the next one. Time comes from the injected Clock.
+
+Times: rules over readings use the device's timestamps (windows, durations), so a burst of
+late-delivered readings is judged by when they were measured. Supervision (heartbeat deadlines)
+and mode windows use the centre's clock. A duration or clear timer that runs out with no new
+message converts between the two with the device's last observed skew (centre - device).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from alerting.condition import Edge, Level
+from alerting.config import RuleConfig
+from alerting.decision import Action, Decision
+from alerting.device import DeviceInfo, DeviceState, cond_key, split_key
+from alerting.modes import ModeTable, ModeWindow
+from alerting.rules import coincidence, early_warning, heat, panel, smoke, sprinkler
+from alerting.rules.base import Context, Hit, Timer, step
+from alerting.rules.coincidence import ZoneIndex, ZoneKey
+from alerting.rules.supervision import OFFLINE, inhibitor
+from firetower.alarm_store import AlarmKey
+from firetower.alarms import PRIORITY, AlarmClass, Mode
+from firetower.model import DeviceKind, Event, Lifecycle, Message, Status, Telemetry
+
+from .clock import Clock
+
+log = logging.getLogger(__name__)
+_COND, _HEARTBEAT = 0, 1
+# After a restart, wait this long (at most) before declaring a silent device offline, so the
+# messages the broker queued while the engine was down are read first.
+STARTUP_GRACE_S = 5.0
+_GROUPED = (AlarmClass.FAULT, AlarmClass.OFFLINE)
+_SUPERVISED = (Lifecycle.COMMISSIONED, Lifecycle.IN_SERVICE)
+# A condition that must not raise by timer while its superseding alarm is raised.
+SUPERSEDED_BY = {smoke.PREALARM: smoke.ALARM}
+_EVIDENCE_FIELDS = ("obscuration_pct_per_m", "temperature_c", "co_ppm", "pressure_kpa",
+                    "flow_lps", "battery_v")
+
+
+class Engine:
+    def __init__(self, *, clock: Clock, sink: Callable[[Decision], None],
+                 config: RuleConfig | None = None, modes: ModeTable | None = None) -> None:
+        self.clock = clock
+        self.sink = sink
+        self.config = config or RuleConfig()
+        self.modes = modes or ModeTable()
+        self.devices: dict[str, DeviceState] = {}
+        self.children: dict[str, set[str]] = {}
+        self.zones = ZoneIndex()
+        self.heap: list[tuple[float, int, int, str, str]] = []
+        self.on_schedule: Callable[[float], None] | None = None
+        self.ctx = Context()
+        self.unknown = 0
+        self._seq = itertools.count()
+        self._dirty: set[str] = set()
+
+    # -- registry, configuration, restore ----------------------------------------------------
+    def set_devices(self, infos: Iterable[DeviceInfo], lifecycles: dict[str, Lifecycle]
+                    | None = None) -> None:
+        """Add or refresh devices (state of known devices is kept)."""
+        for info in infos:
+            params = self.config.resolve(info.id, info.kind, info.site_id)
+            st = self.devices.get(info.id)
+            if st is None:
+                st = self.devices[info.id] = DeviceState(info, params)
+                if lifecycles and lifecycles.get(info.id) in _SUPERVISED:
+                    st.last_seen = self.clock.now()  # supervise it from now on
+            else:
+                st.info, st.params = info, params
+        self.children.clear()
+        for st in self.devices.values():
+            if st.info.parent_id:
+                self.children.setdefault(st.info.parent_id, set()).add(st.info.id)
+
+    def set_config(self, config: RuleConfig) -> None:
+        self.config = config
+        for st in self.devices.values():
+            st.params = config.resolve(st.info.id, st.info.kind, st.info.site_id)
+
+    def restore(self, states: dict[str, bytes], open_keys: Iterable[tuple[str, str, str]],
+                open_fire_at: dict[tuple[str, str, str], float] | None = None) -> None:
+        """Load persisted rule state, then make the open alarms in the database the truth for
+        which conditions are raised (the state is never ahead of the alarms; see service)."""
+        for device_id, blob in states.items():
+            st = self.devices.get(device_id)
+            if st is not None:
+                try:
+                    st.load(blob)
+                except Exception:  # a corrupt or old blob costs only the pending durations
+                    log.exception("rule state of %s unreadable; starting it fresh", device_id)
+        open_set = set(open_keys)
+        for st in self.devices.values():
+            for key, c in st.conds.items():
+                type_, point = split_key(key)
+                if c.active and (st.info.id, point, type_) not in open_set:
+                    c.active, c.went_false, c.clear_since = False, False, None
+        now = self.clock.now()
+        for device_id, point, type_ in open_set:
+            st = self.devices.get(device_id)
+            if st is None:
+                continue
+            c = st.cond(cond_key(type_, point))
+            if not c.active:
+                c.active, c.level, c.pending_since = True, Level.HOLD, None
+            if type_.startswith(("smoke.threshold", "heat.", "sprinkler.waterflow", "panel.fire")):
+                zk = self._zone_key(st, int(point.split("/")[0]) if "/" in point else None)
+                if zk is not None:
+                    at = (open_fire_at or {}).get((device_id, point, type_), now)
+                    self.zones.add(zk, (device_id, point), type_, at, 0.0)
+        for st in self.devices.values():
+            for key, c in st.conds.items():
+                if c.spec is not None and (c.pending_since is not None
+                                           or c.clear_since is not None):
+                    due = c.deadline(c.spec[0], c.spec[1])
+                    if due is not None:
+                        self._push(due + st.skew, _COND, st.info.id, key)
+                        c.timer_at = due + st.skew
+
+    def start_supervision(self) -> None:
+        """Schedule a heartbeat deadline for every device that is supervised."""
+        now = self.clock.now()
+        for st in self.devices.values():
+            if st.last_seen is not None and st.hb_at is None:
+                hb = st.params.supervision.heartbeat_s
+                due = max(st.last_seen + hb, now + min(hb, STARTUP_GRACE_S))
+                st.hb_at = due
+                self._push(due, _HEARTBEAT, st.info.id, "")
+
+    # -- the hot path ------------------------------------------------------------------------
+    def on_message(self, m: Message) -> None:
+        st = self.devices.get(m.device_id)
+        if st is None:
+            self.unknown += 1
+            return
+        now = self.clock.now()
+        t = m.ts.timestamp()
+        ctx = self.ctx
+        ctx.reset(t)
+        tp = type(m)
+        if tp is Status and not m.online:  # type: ignore[union-attr]
+            self._offline(st, now, "last will: the device reported itself offline")
+            return
+        st.last_seen = now
+        st.skew = now - t
+        if st.hb_at is None:
+            self._schedule_heartbeat(st, now)
+        conds = st.conds
+        if conds:
+            off = conds.get(OFFLINE)
+            if off is not None and off.active:
+                self._online(st, now)
+        if tp is Telemetry:
+            st.last = m  # type: ignore[assignment]
+            kind = st.info.kind
+            if kind is DeviceKind.SMOKE_DETECTOR:
+                quiet = not conds or _quiet(conds.get(smoke.ALARM), conds.get(smoke.PREALARM))
+                coincidence.track(st, m, t, quiet)  # type: ignore[arg-type]
+                smoke.evaluate(ctx, st, m)  # type: ignore[arg-type]
+            elif kind is DeviceKind.HEAT_DETECTOR:
+                heat.evaluate(ctx, st, m)  # type: ignore[arg-type]
+            elif kind is DeviceKind.SPRINKLER_PRESSURE:
+                sprinkler.evaluate(ctx, st, m)  # type: ignore[arg-type]
+            else:
+                panel.evaluate_telemetry(ctx, st, m)  # type: ignore[arg-type]
+            early_warning.evaluate(ctx, st, m)  # type: ignore[arg-type]
+        elif tp is Event:
+            e: Event = m  # type: ignore[assignment]
+            if e.seq in st.event_seqs:
+                return  # a redelivery of an event already evaluated
+            st.event_seqs = (*st.event_seqs[-7:], e.seq)
+            change = panel.evaluate(ctx, st, e)
+            if change is not None:
+                self._mode_change(st, e, *change, now)
+        if ctx.hits:
+            self._emit(st, ctx.hits, m if tp is not Status else None, now)
+        if ctx.timers:
+            self._schedule(st, ctx.timers)
+        if st.dirty:
+            self._dirty.add(st.info.id)
+
+    # -- decisions ---------------------------------------------------------------------------
+    def _emit(self, st: DeviceState, hits: list[Hit], m: Message | None, now: float) -> None:
+        info = st.info
+        device_ts = m.ts.timestamp() if m is not None else None
+        received = m.received_at.timestamp() if m is not None else None
+        for hit in list(hits):
+            cls = hit.alarm_class
+            key = AlarmKey(info.id, hit.point, hit.type)
+            zone = hit.zone if hit.zone is not None else info.zone
+            if hit.edge is Edge.CLEAR:
+                if cls is AlarmClass.FIRE:
+                    zk = self._zone_key(st, hit.zone)
+                    if zk is not None:
+                        self.zones.remove(zk, (info.id, hit.point))
+                self._put(Decision(Action.CLEAR, PRIORITY[cls], key, cls, hit.at, info.site_id,
+                                   zone, evidence=hit.evidence,
+                                   reason=hit.evidence.get("reason", "condition went away")))
+                continue
+            mode, window = self.modes.mode_for(info.id, info.site_id, hit.point, now)
+            d = Decision(Action.RAISE, PRIORITY[cls], key, cls, hit.at, info.site_id, zone,
+                         hit.confidence, hit.evidence, mode, device_ts=device_ts,
+                         received_at=received,
+                         reason="re-occurred" if hit.edge is Edge.RECUR else "condition true")
+            if window is not None:
+                d.evidence["mode_window"] = {"mode": mode.value, "owner": window.owner,
+                                             "reason": window.reason}
+            if cls is AlarmClass.FIRE:
+                self._confirm(st, hit, d, now)
+            elif cls in _GROUPED:
+                d.group_key = f"{cls.value}:{info.site_id or ''}"
+            if d.confidence is None:
+                d.confidence = 1.0
+            self._put(d)
+
+    def _confirm(self, st: DeviceState, hit: Hit, d: Decision, now: float) -> None:
+        """Confidence and evidence of a fire: multi-criteria at the detector, coincidence in
+        the zone (which also raises the confidence of the other alarms of the zone)."""
+        p = st.params.multi
+        conf = hit.confidence if hit.confidence is not None else p.single
+        if hit.type == smoke.ALARM and st.last is not None:
+            multi = coincidence.multi_evidence(st, st.last, hit.at)
+            if multi:
+                conf = max(conf, p.multi)
+                d.evidence["multi_criteria"] = multi
+        zk = self._zone_key(st, hit.zone)
+        if zk is not None:
+            me = (st.info.id, hit.point)
+            others = self.zones.add(zk, me, hit.type, now, p.window_s)
+            if others:
+                conf = max(conf, p.coincidence)
+                d.evidence["coincidence"] = [
+                    {"device_id": dev, "point": pt, "type": ty} for (dev, pt), ty in others]
+                for (dev, pt), ty in others:
+                    other = self.devices.get(dev)
+                    self._put(Decision(
+                        Action.ANNOTATE, d.priority, AlarmKey(dev, pt, ty), AlarmClass.FIRE,
+                        now, other.info.site_id if other else None, confidence=p.coincidence,
+                        evidence={"coincidence": [{"device_id": me[0], "point": me[1],
+                                                   "type": hit.type}], "confirmed": True},
+                        reason="confirmed by a second signal in the zone"))
+        d.confidence = conf
+        d.evidence["confirmed"] = conf >= p.multi
+        d.evidence["confidence"] = conf
+
+    def _zone_key(self, st: DeviceState, event_zone: int | None) -> ZoneKey | None:
+        info = st.info
+        if info.kind is DeviceKind.ALARM_PANEL:
+            return (info.site_id, info.id, event_zone) if event_zone else None
+        if info.zone is None:
+            return None
+        return (info.site_id, info.parent_id, info.zone)
+
+    def _mode_change(self, st: DeviceState, e: Event, point: str, mode: Mode, active: bool,
+                     now: float) -> None:
+        pt = point or None
+        owner = f"device:{st.info.id}"
+        if active:
+            self.modes.add(ModeWindow("device", st.info.id, pt, mode, owner,
+                                      f"{mode.value} reported by the device", now, None))
+        else:
+            self.modes.end("device", st.info.id, pt, mode)
+        self._put(Decision(Action.MODE, PRIORITY[AlarmClass.FAULT],
+                           AlarmKey(st.info.id, point, f"mode.{mode.value}"), AlarmClass.FAULT,
+                           e.ts.timestamp(), st.info.site_id, e.zone or None, mode=mode,
+                           mode_active=active, evidence={"location": e.location},
+                           reason=f"{mode.value} {'on' if active else 'off'} reported by "
+                                  f"{st.info.id}"))
+
+    def _put(self, d: Decision) -> None:
+        d.decided = time.perf_counter()
+        self.sink(d)
+
+    # -- supervision -------------------------------------------------------------------------
+    def _offline(self, st: DeviceState, at: float, why: str) -> None:
+        c = st.cond(OFFLINE)
+        if c.active:
+            return
+        c.active, c.level = True, Level.TRUE
+        st.dirty = True
+        self._dirty.add(st.info.id)
+        info = st.info
+        parent = self.devices.get(info.parent_id) if info.parent_id else None
+        hb = st.params.supervision.heartbeat_s
+        self._put(Decision(
+            Action.RAISE, PRIORITY[AlarmClass.OFFLINE], AlarmKey(info.id, "", OFFLINE),
+            AlarmClass.OFFLINE, at, info.site_id, info.zone, 1.0,
+            {"rule": OFFLINE, "last_seen": st.last_seen, "heartbeat_s": hb, "why": why},
+            self.modes.mode_for(info.id, info.site_id, "", at)[0],
+            inhibited_by=inhibitor(parent), group_key=f"offline:{info.site_id or ''}",
+            reason=why))
+        for child_id in self.children.get(info.id, ()):
+            child = self.devices.get(child_id)
+            if child is not None and child.is_active(OFFLINE):
+                self._put(Decision(Action.ANNOTATE, PRIORITY[AlarmClass.OFFLINE],
+                                   AlarmKey(child_id, "", OFFLINE), AlarmClass.OFFLINE, at,
+                                   child.info.site_id, inhibited_by=f"{OFFLINE}:{info.id}",
+                                   reason=f"inhibited: panel {info.id} is offline"))
+
+    def _online(self, st: DeviceState, now: float) -> None:
+        c = st.conds[OFFLINE]
+        c.active, c.level = False, Level.FALSE
+        st.dirty = True
+        self._dirty.add(st.info.id)
+        info = st.info
+        self._put(Decision(Action.CLEAR, PRIORITY[AlarmClass.OFFLINE],
+                           AlarmKey(info.id, "", OFFLINE), AlarmClass.OFFLINE, now,
+                           info.site_id, reason="the device is reporting again"))
+        for child_id in self.children.get(info.id, ()):
+            child = self.devices.get(child_id)
+            if child is not None and child.is_active(OFFLINE):
+                self._put(Decision(Action.ANNOTATE, PRIORITY[AlarmClass.OFFLINE],
+                                   AlarmKey(child_id, "", OFFLINE), AlarmClass.OFFLINE, now,
+                                   child.info.site_id, uninhibit=True,
+                                   reason=f"panel {info.id} is back online"))
+
+    def _schedule_heartbeat(self, st: DeviceState, now: float) -> None:
+        due = (st.last_seen or now) + st.params.supervision.heartbeat_s
+        st.hb_at = due
+        self._push(due, _HEARTBEAT, st.info.id, "")
+
+    # -- timers ------------------------------------------------------------------------------
+    def _push(self, due: float, kind: int, device_id: str, key: str) -> None:
+        heapq.heappush(self.heap, (due, next(self._seq), kind, device_id, key))
+        if self.on_schedule is not None and self.heap[0][0] == due:
+            self.on_schedule(due)
+
+    def _schedule(self, st: DeviceState, timers: list[Timer]) -> None:
+        for tm in timers:
+            due = tm.due + st.skew
+            st.conds[tm.key].timer_at = due
+            self._push(due, _COND, tm.device_id, tm.key)
+
+    def next_deadline(self) -> float | None:
+        return self.heap[0][0] if self.heap else None
+
+    def tick(self) -> float | None:
+        """Run every deadline that is due; return the next deadline (centre time)."""
+        now = self.clock.now()
+        heap = self.heap
+        while heap and heap[0][0] <= now:
+            due, _, kind, device_id, key = heapq.heappop(heap)
+            st = self.devices.get(device_id)
+            if st is None:
+                continue
+            if kind == _HEARTBEAT:
+                self._heartbeat_due(st, due, now)
+            else:
+                self._cond_due(st, key, due, now)
+        return heap[0][0] if heap else None
+
+    def _heartbeat_due(self, st: DeviceState, due: float, now: float) -> None:
+        if st.hb_at != due:
+            return
+        st.hb_at = None
+        hb = st.params.supervision.heartbeat_s
+        deadline = (st.last_seen if st.last_seen is not None else now) + hb
+        if deadline > now:
+            st.hb_at = deadline
+            self._push(deadline, _HEARTBEAT, st.info.id, "")
+            return
+        self._offline(st, deadline, f"no message for {hb:g} s (heartbeat deadline)")
+
+    def _cond_due(self, st: DeviceState, key: str, due: float, now: float) -> None:
+        c = st.conds.get(key)
+        if c is None or c.timer_at != due or c.spec is None:
+            return
+        c.timer_at = None
+        boss = SUPERSEDED_BY.get(key)
+        if boss is not None and st.is_active(boss) and not c.active:
+            c.force_clear()  # e.g. a pre-alarm never raises once the fire alarm is up
+            return
+        for_s, clear_s, cls = c.spec
+        deadline = c.deadline(for_s, clear_s)
+        if deadline is None:
+            return
+        t_dev = now - st.skew
+        if t_dev < deadline:
+            c.timer_at = deadline + st.skew
+            self._push(c.timer_at, _COND, st.info.id, key)
+            return
+        ctx = self.ctx
+        ctx.reset(max(t_dev, deadline))
+        type_, point = split_key(key)
+        hit = step(ctx, st, type_, AlarmClass(cls), c.level, for_s, clear_s, point)
+        if hit is not None:
+            hit.evidence = self._timer_evidence(st, type_, for_s, clear_s)
+            if hit.edge is not Edge.CLEAR and cls == AlarmClass.FIRE and type_ == smoke.ALARM:
+                hit.evidence["alarm_pct_per_m"] = st.params.smoke.alarm_pct_per_m
+            self._emit(st, ctx.hits, None, now)
+        if ctx.timers:
+            self._schedule(st, ctx.timers)
+        if st.dirty:
+            self._dirty.add(st.info.id)
+
+    @staticmethod
+    def _timer_evidence(st: DeviceState, type_: str, for_s: float,
+                        clear_s: float) -> dict[str, Any]:
+        ev: dict[str, Any] = {"rule": type_, "by": "timer", "for_s": for_s, "clear_s": clear_s}
+        if st.last is not None:
+            for f in _EVIDENCE_FIELDS:
+                v = getattr(st.last, f)
+                if v is not None:
+                    ev[f] = v
+        return ev
+
+    # -- persistence -------------------------------------------------------------------------
+    def take_dirty(self) -> list[tuple[str, bytes]]:
+        """Serialise the devices whose restart-relevant state changed, and mark them clean."""
+        out = []
+        ids, self._dirty = self._dirty, set()
+        for device_id in ids:
+            st = self.devices.get(device_id)
+            if st is not None and st.dirty:
+                st.dirty = False
+                out.append((device_id, st.dump()))
+        return out
+
+
+def _quiet(*conds: object) -> bool:
+    """No smoke condition pending or raised: readings are clean air for the baselines."""
+    for c in conds:
+        if c is not None and (c.active or c.pending_since is not None):  # type: ignore[attr-defined]
+            return False
+    return True

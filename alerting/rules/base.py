@@ -1,0 +1,85 @@
+"""What rules produce and the one helper they share.
+
+A rule is a function `evaluate(ctx, st, reading)`: it classifies the reading for each of its
+conditions (TRUE / HOLD / FALSE), steps the condition with `step()`, and leaves any edge (raise,
+re-occurrence, clear) as a `Hit` in `ctx.hits`. The engine turns hits into alarm decisions
+(modes, inhibition, coincidence, confidence). Rules do no I/O and read no clock: the device
+time `ctx.t` is passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerting.condition import Edge, Level
+from alerting.device import DeviceState, cond_key
+from firetower.alarms import AlarmClass
+
+
+@dataclass(slots=True)
+class Hit:
+    type: str
+    point: str
+    edge: Edge
+    alarm_class: AlarmClass
+    at: float  # device time of the edge
+    evidence: dict[str, Any] = field(default_factory=dict)
+    confidence: float | None = None
+    zone: int | None = None
+
+
+@dataclass(slots=True)
+class Timer:
+    """Ask the engine to re-check a condition when its duration or clear time runs out."""
+
+    device_id: str
+    key: str
+    due: float  # device time
+    for_s: float
+    clear_s: float
+    alarm_class: AlarmClass
+
+
+class Context:
+    """Scratch space reused for every message: the device time and what rules produced."""
+
+    __slots__ = ("hits", "t", "timers")
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.hits: list[Hit] = []
+        self.timers: list[Timer] = []
+
+    def reset(self, t: float) -> None:
+        self.t = t
+        if self.hits:
+            self.hits.clear()
+        if self.timers:
+            self.timers.clear()
+
+
+def step(ctx: Context, st: DeviceState, type_: str, cls: AlarmClass, level: Level,
+         for_s: float, clear_s: float, point: str = "") -> Hit | None:
+    """Step one condition; record a Hit on an edge and a Timer when a deadline appears."""
+    key = cond_key(type_, point)
+    c = st.conds.get(key)
+    if c is None:
+        if level is not Level.TRUE:
+            return None  # nothing to track: the usual case, kept cheap
+        c = st.cond(key)
+    was_pending, was_clearing = c.pending_since is not None, c.clear_since is not None
+    edge = c.update(level, ctx.t, for_s, clear_s)
+    if (c.pending_since is not None) != was_pending or (c.clear_since is not None) != was_clearing:
+        st.dirty = True
+        due = c.deadline(for_s, clear_s)
+        if due is not None:
+            c.spec = (for_s, clear_s, cls.value)
+            if c.timer_at is None or due + st.skew < c.timer_at:
+                ctx.timers.append(Timer(st.info.id, key, due, for_s, clear_s, cls))
+    if edge is None:
+        return None
+    st.dirty = True
+    hit = Hit(type_, point, edge, cls, ctx.t)
+    ctx.hits.append(hit)
+    return hit

@@ -1,0 +1,267 @@
+"""The one transactional write path for alarm changes.
+
+Every change - an occurrence (raise or re-occurrence), an annotation (confidence, evidence,
+inhibition), a lifecycle transition (clear by the engine; acknowledge, verdict, close by an
+operator) and a mode change - runs in one transaction that
+
+1. locks or upserts the `alarms` row (`INSERT ... ON CONFLICT` on the partial unique index of
+   open alarms, or `SELECT ... FOR UPDATE`), so concurrent writers never make two open alarms
+   for one (device, point, type) and never lose a transition;
+2. computes the new state with the pure `firetower.alarms.transition()`;
+3. appends one row to `alarm_events` (who, when, why);
+4. runs the transaction hooks (for example "insert an outbox row"), in the same transaction;
+5. `pg_notify('firetower_alarm_events', <event id>)`, delivered only if it commits.
+
+Add a consumer that must never miss an alarm change (a webhook outbox) as a hook:
+`AlarmStore(pool, hooks=[write_outbox_row])`, where the hook is
+`async def write_outbox_row(conn, change) -> None` and runs inside the transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from firetower.alarms import (
+    OPEN_STATES_SQL,
+    PRIORITY,
+    AlarmClass,
+    AlarmState,
+    InvalidTransition,
+    Mode,
+    Trigger,
+    Verdict,
+    transition,
+)
+
+CHANNEL = "firetower_alarm_events"
+ENGINE = "engine"
+
+
+class AlarmNotFound(LookupError):
+    """No alarm with this id (or no open alarm with this key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmKey:
+    device_id: str
+    point: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """The raise condition of `type` holds for (device, point): raise, or count a re-occurrence."""
+
+    key: AlarmKey
+    alarm_class: AlarmClass
+    at: datetime  # when the condition became true (device clock for readings)
+    site_id: str | None = None
+    zone: int | None = None
+    confidence: float = 1.0
+    evidence: dict[str, Any] = field(default_factory=dict)
+    mode: Mode = Mode.NORMAL
+    inhibited_by: str | None = None
+    group_key: str | None = None
+    device_ts: datetime | None = None
+    received_at: datetime | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmChange:
+    """What one committed transaction did: the alarm, its event and the (old, new) states."""
+
+    alarm_id: int | None
+    event_id: int
+    kind: str
+    from_state: AlarmState | None
+    to_state: AlarmState | None
+    count: int = 0
+
+
+# Runs inside the transaction, after the event row is written and before NOTIFY and commit.
+TransactionHook = Callable[[asyncpg.Connection, AlarmChange], Awaitable[None]]
+
+_UPSERT = f"""
+INSERT INTO alarms AS a (device_id, site_id, point, zone, type, class, priority, state,
+                         confidence, evidence, mode, inhibited_by, group_key, raised_at, last_at,
+                         device_ts, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $11, $12, $13, $13, $14, $15)
+ON CONFLICT (device_id, point, type) WHERE state IN {OPEN_STATES_SQL}
+DO UPDATE SET count = a.count + 1,
+              last_at = greatest(a.last_at, EXCLUDED.last_at),
+              confidence = greatest(a.confidence, EXCLUDED.confidence),
+              evidence = a.evidence || EXCLUDED.evidence,
+              updated_at = clock_timestamp()
+RETURNING id, state, count, (xmax = 0) AS inserted
+"""
+_EVENT = """
+INSERT INTO alarm_events (alarm_id, kind, from_state, to_state, actor, reason, details)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
+"""
+_LOCK_OPEN = f"""
+SELECT id, state, class, count FROM alarms
+WHERE device_id = $1 AND point = $2 AND type = $3 AND state IN {OPEN_STATES_SQL}
+FOR UPDATE
+"""
+
+
+class AlarmStore:
+    """Write alarm changes through one code path. Takes a pool, or one connection owned by a
+    single writer task (then calls must not overlap)."""
+
+    def __init__(self, db: asyncpg.Pool | asyncpg.Connection, *,
+                 hooks: Sequence[TransactionHook] = ()) -> None:
+        self._db = db
+        self.hooks = list(hooks)
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
+        if isinstance(self._db, asyncpg.Pool):
+            async with self._db.acquire() as conn, conn.transaction():
+                yield conn
+        else:
+            async with self._db.transaction():
+                yield self._db
+
+    async def _finish(self, conn: asyncpg.Connection, alarm_id: int | None, kind: str,
+                      old: AlarmState | None, new: AlarmState | None, actor: str, reason: str,
+                      details: dict[str, Any], count: int = 0) -> AlarmChange:
+        event_id = await conn.fetchval(_EVENT, alarm_id, kind, old and old.value,
+                                       new and new.value, actor, reason, details)
+        change = AlarmChange(alarm_id, event_id, kind, old, new, count)
+        for hook in self.hooks:
+            await hook(conn, change)
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(event_id))
+        return change
+
+    # -- engine side ---------------------------------------------------------------------
+    async def raise_or_recur(self, occ: Occurrence, *, actor: str = ENGINE) -> AlarmChange:
+        """Open an alarm for `occ.key`, or count a re-occurrence of the open one."""
+        k = occ.key
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                _UPSERT, k.device_id, occ.site_id, k.point, occ.zone, k.type,
+                occ.alarm_class.value, PRIORITY[occ.alarm_class], occ.confidence, occ.evidence,
+                occ.mode.value, occ.inhibited_by, occ.group_key, occ.at, occ.device_ts,
+                occ.received_at)
+            if row["inserted"]:
+                old, trig = AlarmState.NONE, Trigger.RAISE
+            else:
+                old, trig = AlarmState(row["state"]), Trigger.RECUR
+            new = transition(old, trig, alarm_class=occ.alarm_class)
+            details = {"confidence": occ.confidence, "mode": occ.mode.value,
+                       "at": occ.at.isoformat()}
+            if occ.inhibited_by:
+                details["inhibited_by"] = occ.inhibited_by
+            return await self._finish(conn, row["id"], trig.value, old, new, actor,
+                                      occ.reason, details, row["count"])
+
+    async def annotate(self, key: AlarmKey, *, confidence: float | None = None,
+                       evidence: dict[str, Any] | None = None,
+                       inhibited_by: str | None = None, uninhibit: bool = False,
+                       reason: str = "", actor: str = ENGINE) -> AlarmChange | None:
+        """Change confidence, evidence or inhibition of the open alarm; None if none is open."""
+        async with self._tx() as conn:
+            row = await conn.fetchrow(_LOCK_OPEN, key.device_id, key.point, key.type)
+            if row is None:
+                return None
+            await conn.execute(
+                "UPDATE alarms SET confidence = coalesce($2, confidence),"
+                " evidence = evidence || coalesce($3, '{}'::jsonb),"
+                " inhibited_by = CASE WHEN $5 THEN NULL ELSE coalesce($4, inhibited_by) END,"
+                " updated_at = clock_timestamp() WHERE id = $1",
+                row["id"], confidence, evidence, inhibited_by, uninhibit)
+            state = AlarmState(row["state"])
+            details: dict[str, Any] = {}
+            if confidence is not None:
+                details["confidence"] = confidence
+            if inhibited_by or uninhibit:
+                details["inhibited_by"] = inhibited_by
+            return await self._finish(conn, row["id"], "update", state, state, actor, reason,
+                                      details, row["count"])
+
+    async def clear(self, key: AlarmKey, *, at: datetime, reason: str,
+                    actor: str = ENGINE) -> AlarmChange | None:
+        """The raise condition went away: clear the open alarm; None if none is open."""
+        async with self._tx() as conn:
+            row = await conn.fetchrow(_LOCK_OPEN, key.device_id, key.point, key.type)
+            if row is None:
+                return None
+            return await self._apply(conn, row, Trigger.CLEAR, actor=actor, reason=reason,
+                                     verdict=None, at=at)
+
+    # -- operator side (API) ---------------------------------------------------------------
+    async def transition(self, alarm_id: int, trigger: Trigger, *, actor: str,
+                         reason: str = "", verdict: Verdict | None = None,
+                         at: datetime | None = None) -> AlarmChange:
+        """Apply an operator trigger (acknowledge, verdict, close). Raises AlarmNotFound or
+        InvalidTransition; nothing is written then."""
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, state, class, count FROM alarms WHERE id = $1 FOR UPDATE", alarm_id)
+            if row is None:
+                raise AlarmNotFound(f"no alarm {alarm_id}")
+            return await self._apply(conn, row, trigger, actor=actor, reason=reason,
+                                     verdict=verdict, at=at)
+
+    async def _apply(self, conn: asyncpg.Connection, row: asyncpg.Record, trigger: Trigger, *,
+                     actor: str, reason: str, verdict: Verdict | None,
+                     at: datetime | None) -> AlarmChange:
+        old = AlarmState(row["state"])
+        if trigger in (Trigger.RAISE, Trigger.RECUR):
+            raise InvalidTransition(old, trigger, "use raise_or_recur")
+        new = transition(old, trigger, alarm_class=AlarmClass(row["class"]), verdict=verdict)
+        sets = ["state = $2", "updated_at = clock_timestamp()"]
+        args: list[Any] = [row["id"], new.value]
+        when = "coalesce($3, clock_timestamp())"
+        args.append(at)
+        if trigger is Trigger.CLEAR:
+            sets.append(f"cleared_at = {when}")
+        if trigger in (Trigger.ACKNOWLEDGE, Trigger.VERDICT):
+            sets.append(f"acknowledged_at = coalesce(acknowledged_at, {when})")
+            sets.append("acknowledged_by = coalesce(acknowledged_by, $4)")
+            args.append(actor)
+        if trigger is Trigger.VERDICT:
+            assert verdict is not None
+            sets += [f"verdict_at = {when}", "verdict_by = $4", "verdict = $5"]
+            args.append(verdict.value)
+        if new is AlarmState.CLOSED:
+            sets.append(f"closed_at = {when}")
+        await conn.execute(f"UPDATE alarms SET {', '.join(sets)} WHERE id = $1", *args)
+        details: dict[str, Any] = {"verdict": verdict.value} if verdict else {}
+        return await self._finish(conn, row["id"], trigger.value, old, new, actor, reason,
+                                  details, row["count"])
+
+    # -- modes -----------------------------------------------------------------------------
+    async def record_mode(self, *, scope: str, target: str, point: str | None, mode: Mode,
+                          active: bool, owner: str, reason: str, at: datetime,
+                          expires_at: datetime | None = None) -> AlarmChange:
+        """Start or end a mode window (a panel reporting 屏蔽 or test, or an operator)."""
+        async with self._tx() as conn:
+            if active:
+                await conn.execute(
+                    "INSERT INTO modes (scope, target, point, mode, owner, reason, starts_at,"
+                    " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    scope, target, point, mode.value, owner, reason, at, expires_at)
+            else:
+                await conn.execute(
+                    "UPDATE modes SET ended_at = $5 WHERE scope = $1 AND target = $2"
+                    " AND point IS NOT DISTINCT FROM $3 AND mode = $4 AND ended_at IS NULL",
+                    scope, target, point, mode.value, at)
+            details = {"scope": scope, "target": target, "point": point, "mode": mode.value,
+                       "active": active, "at": at.isoformat()}
+            return await self._finish(conn, None, "mode", None, None, owner, reason, details)
+
+    # -- reads used at start ---------------------------------------------------------------
+    async def open_alarms(self) -> list[asyncpg.Record]:
+        q = f"SELECT * FROM alarms WHERE state IN {OPEN_STATES_SQL} ORDER BY id"
+        if isinstance(self._db, asyncpg.Pool):
+            return await self._db.fetch(q)
+        return await self._db.fetch(q)
