@@ -19,8 +19,10 @@ from fastapi.staticfiles import StaticFiles
 from api import errors
 from api.broker_sync import BrokerSync
 from api.config import ApiSettings
-from api.routes import auth, devices, sites, telemetry
+from api.routes import alarms, auth, devices, sites, stream, telemetry
+from api.stream import Hub
 from firetower import db
+from firetower.alarm_store import AlarmStore
 from firetower.settings import Settings, get_settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -33,6 +35,8 @@ class State(TypedDict):
     settings: Settings
     api_settings: ApiSettings
     broker_sync: BrokerSync
+    alarm_store: AlarmStore
+    hub: Hub
 
 
 def _description() -> str:
@@ -51,11 +55,14 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
             await db.migrate(settings.database_url)
         pool = await db.create_pool(settings.database_url, min_size=2, max_size=20)
         sync = BrokerSync(settings, api_settings)
+        hub = Hub(settings.database_url)
         try:
             await sync.sync(pool)
+            await hub.start()
             yield State(pool=pool, settings=settings, api_settings=api_settings,
-                        broker_sync=sync)
+                        broker_sync=sync, alarm_store=AlarmStore(pool), hub=hub)
         finally:
+            await hub.stop()
             await pool.close()
 
     app = FastAPI(title="Firetower", version="1", description=_description(),
@@ -63,7 +70,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
                   openapi_url=f"{API_PREFIX}/openapi.json")
     errors.install(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, sites, devices, telemetry):
+    for module in (auth, sites, devices, telemetry, stream, alarms):
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/console", StaticFiles(directory=STATIC_DIR, html=True), name="console")

@@ -278,3 +278,90 @@ class TelemetrySeries(BaseModel):
     bucket_seconds: int
     source: Literal["telemetry_1m", "telemetry"]
     points: list[TelemetryPoint]
+
+
+# -- alarms -------------------------------------------------------------------------------
+AlarmClassName = Literal["fire", "supervisory", "fault", "offline", "early_warning"]
+AlarmStateName = Literal["active", "acknowledged", "verified", "cleared_unack", "cleared",
+                         "closed"]
+VerdictName = Literal["true_fire", "false_alarm", "test", "nuisance"]
+Reason = Annotated[str, StringConstraints(max_length=1000, pattern=r"^[^\x00]*$")]
+
+
+class AlarmPublic(BaseModel):  # an alarm as listed on the board
+    id: int
+    device_id: str
+    site_id: str | None
+    site_name: str | None
+    point: str
+    zone: int | None
+    type: str
+    alarm_class: AlarmClassName = Field(alias="class")
+    priority: int
+    state: AlarmStateName
+    verdict: VerdictName | None
+    confidence: float
+    mode: str
+    count: int
+    location: str | None
+    floor_id: str | None
+    x: float | None
+    y: float | None
+    assignee: str | None
+    raised_at: datetime
+    last_at: datetime
+    received_at: datetime | None
+    stored_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    verdict_at: datetime | None
+    verdict_by: str | None
+    cleared_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class AlarmsPublic(BaseModel):
+    data: list[AlarmPublic]
+    count: int
+
+
+class AlarmEventPublic(BaseModel):  # one line of an alarm's timeline (append-only log)
+    id: int
+    alarm_id: int | None
+    at: datetime
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    actor: str
+    reason: str
+    details: dict[str, object]
+
+
+class AlarmDetail(AlarmPublic):  # an alarm with its full timeline and evidence
+    evidence: dict[str, object]
+    events: list[AlarmEventPublic]
+
+
+class AcknowledgeCreate(Strict):
+    reason: Reason = ""
+
+
+class VerdictCreate(Strict):  # true_fire / false_alarm / test / nuisance
+    verdict: VerdictName
+    reason: Reason = ""
+
+
+class CloseCreate(Strict):  # close a cleared, non-fire alarm without a verdict
+    reason: Reason = ""
+
+
+class CommentCreate(Strict):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2000,
+                                           pattern=r"^[^\x00]*$")]
+
+
+class AssignCreate(Strict):  # assign to a user by name, or null to unassign
+    assignee: UserName | None

@@ -76,3 +76,21 @@ async def seed(db_url: str, url: str) -> World:
 @pytest.fixture
 async def world(clean_db: Database, api: ApiServer) -> AsyncIterator[World]:
     yield await seed(clean_db.url, api.url)
+
+
+async def raise_alarm(store: object, device_id: str, site_id: str | None,
+                      alarm_class: str = "fire", rule: str = "smoke.threshold",
+                      point: str = "") -> int:
+    """Raise (or re-occur) an alarm the way the rule engine does, through the alarm store."""
+    from datetime import UTC, datetime
+
+    from firetower.alarm_store import AlarmKey, AlarmStore, Occurrence
+    from firetower.alarms import AlarmClass
+
+    assert isinstance(store, AlarmStore)
+    now = datetime.now(UTC)
+    change = await store.raise_or_recur(Occurrence(
+        AlarmKey(device_id, point, rule), AlarmClass(alarm_class), now, site_id=site_id,
+        received_at=now, reason="test"))
+    assert change.alarm_id is not None
+    return change.alarm_id

@@ -1,0 +1,141 @@
+"""`/alarms`: the board list with filters, one alarm with its timeline, and the operator
+actions. State changes go through `firetower.alarm_store.AlarmStore.transition` (the single
+write path); comments and assignment through `api.alarm_notes`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from api import alarm_notes
+from api.alarm_queries import alarm_detail, list_alarms
+from api.deps import Needs, PoolDep, Principal
+from api.errors import Conflict, NotFound
+from api.permissions import Permission
+from api.schemas import (
+    AcknowledgeCreate,
+    AlarmClassName,
+    AlarmDetail,
+    AlarmsPublic,
+    AlarmStateName,
+    AssignCreate,
+    CloseCreate,
+    CommentCreate,
+    VerdictCreate,
+)
+from firetower.alarm_store import AlarmNotFound, AlarmStore
+from firetower.alarms import InvalidTransition, Trigger, Verdict
+
+router = APIRouter(prefix="/alarms", tags=["alarms"])
+Reader = Needs(Permission.ALARM_READ)
+Handler = Needs(Permission.ALARM_HANDLE)
+Commenter = Needs(Permission.ALARM_COMMENT)
+AlarmId = Annotated[int, Query(ge=1, le=2**62)]
+
+
+def actor(user: Principal) -> str:
+    return f"operator:{user.name}"
+
+
+def _store(request: Request) -> AlarmStore:
+    return request.state.alarm_store
+
+
+@router.get("", response_model=AlarmsPublic)
+async def get_alarms(user: Reader, pool: PoolDep,
+                     alarm_class: Annotated[list[AlarmClassName] | None,
+                                            Query(alias="class")] = None,
+                     state: Annotated[list[AlarmStateName] | None, Query()] = None,
+                     site_id: str | None = None, device_id: str | None = None,
+                     unfinished: bool | None = None,
+                     since: datetime | None = None, until: datetime | None = None,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> AlarmsPublic:
+    """Filter by class, state (repeat either), site, device, `unfinished=true` (not closed)
+    and raise time (`since` <= raised_at < `until`). Board order: fire, supervisory, fault,
+    offline, early warning; newest first within a class."""
+    data, total = await list_alarms(
+        pool, user.site_filter, classes=alarm_class, states=state, site_id=site_id,
+        device_id=device_id, unfinished=unfinished, since=since, until=until, limit=limit,
+        offset=offset)
+    return AlarmsPublic(data=data, count=total)
+
+
+async def _detail(pool: PoolDep, user: Principal, alarm_id: int) -> AlarmDetail:
+    if not 1 <= alarm_id <= 2**62:
+        raise NotFound("alarm not found")
+    detail = await alarm_detail(pool, user.site_filter, alarm_id)
+    if detail is None:
+        raise NotFound("alarm not found")
+    return detail
+
+
+@router.get("/{alarm_id}", response_model=AlarmDetail)
+async def get_alarm(alarm_id: int, user: Reader, pool: PoolDep) -> AlarmDetail:
+    """One alarm with its evidence and full timeline (every event, oldest first)."""
+    return await _detail(pool, user, alarm_id)
+
+
+async def _transition(request: Request, pool: PoolDep, user: Principal, alarm_id: int,
+                      trigger: Trigger, reason: str,
+                      verdict: Verdict | None = None) -> AlarmDetail:
+    await _detail(pool, user, alarm_id)  # 404 outside the caller's scope
+    try:
+        await _store(request).transition(alarm_id, trigger, actor=actor(user), reason=reason,
+                                         verdict=verdict)
+    except AlarmNotFound:
+        raise NotFound("alarm not found") from None
+    except InvalidTransition as exc:
+        raise Conflict(str(exc)) from None
+    return await _detail(pool, user, alarm_id)
+
+
+@router.post("/{alarm_id}/acknowledge", response_model=AlarmDetail)
+async def acknowledge(alarm_id: int, body: AcknowledgeCreate, user: Handler, pool: PoolDep,
+                      request: Request) -> AlarmDetail:
+    """active -> acknowledged; cleared_unack -> cleared. 409 in any other state."""
+    return await _transition(request, pool, user, alarm_id, Trigger.ACKNOWLEDGE, body.reason)
+
+
+@router.post("/{alarm_id}/verdict", response_model=AlarmDetail)
+async def verdict(alarm_id: int, body: VerdictCreate, user: Handler, pool: PoolDep,
+                  request: Request) -> AlarmDetail:
+    """true_fire / false_alarm / test / nuisance. Implies the acknowledgement; closes the
+    alarm if its condition has already cleared."""
+    return await _transition(request, pool, user, alarm_id, Trigger.VERDICT, body.reason,
+                             Verdict(body.verdict))
+
+
+@router.post("/{alarm_id}/close", response_model=AlarmDetail)
+async def close(alarm_id: int, body: CloseCreate, user: Handler, pool: PoolDep,
+                request: Request) -> AlarmDetail:
+    """Close a cleared, acknowledged non-fire alarm (a fire alarm needs a verdict)."""
+    return await _transition(request, pool, user, alarm_id, Trigger.CLOSE, body.reason)
+
+
+@router.post("/{alarm_id}/comments", response_model=AlarmDetail, status_code=201)
+async def add_comment(alarm_id: int, body: CommentCreate, user: Commenter,
+                      pool: PoolDep) -> AlarmDetail:
+    await _detail(pool, user, alarm_id)
+    try:
+        await alarm_notes.comment(pool, alarm_id, actor(user), body.text)
+    except AlarmNotFound:
+        raise NotFound("alarm not found") from None
+    return await _detail(pool, user, alarm_id)
+
+
+@router.post("/{alarm_id}/assign", response_model=AlarmDetail)
+async def assign(alarm_id: int, body: AssignCreate, user: Handler,
+                 pool: PoolDep) -> AlarmDetail:
+    """Assign the alarm to a user (by name) or unassign it (`null`)."""
+    await _detail(pool, user, alarm_id)
+    if body.assignee is not None and await pool.fetchval(
+            "SELECT 1 FROM users WHERE name = $1 AND active", body.assignee) is None:
+        raise NotFound(f"user {body.assignee} not found")
+    try:
+        await alarm_notes.assign(pool, alarm_id, actor(user), body.assignee)
+    except AlarmNotFound:
+        raise NotFound("alarm not found") from None
+    return await _detail(pool, user, alarm_id)
