@@ -38,5 +38,6 @@ class Decision:
     device_ts: float | None = None
     received_at: float | None = None
     reason: str = ""
+    seq: int | None = None  # the message's seq (idempotent re-occurrence)
     mode_active: bool = False  # MODE only
     decided: float = 0.0  # perf_counter() when decided (latency measurement)

@@ -90,14 +90,16 @@ class DeviceState:
         return _encode([STATE_VERSION, self.last_seen, self.skew, conds, opt(self.recent),
                         self.temp_base, self.co_base, opt(self.battery), opt(self.chamber),
                         opt(self.pressure), opt(self.leak), self.static_kpa,
-                        list(self.trough) if self.trough else None, opt(self.starts)])
+                        list(self.trough) if self.trough else None, opt(self.starts),
+                        list(self.event_seqs)])
 
     def load(self, blob: bytes) -> None:
         data = _decode(blob)
         if data[0] != STATE_VERSION:
             return
         (_, self.last_seen, self.skew, conds, recent, self.temp_base, self.co_base, battery,
-         chamber, pressure, leak, self.static_kpa, trough, starts) = data
+         chamber, pressure, leak, self.static_kpa, trough, starts, seqs) = data
+        self.event_seqs = tuple(seqs)
         self.conds = {k: Condition.load(v) for k, v in conds.items()}
         self.recent = Ring.load(recent) if recent else None
         self.battery = Buckets.load(battery) if battery else None

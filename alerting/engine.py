@@ -179,6 +179,7 @@ class Engine:
             if e.seq in st.event_seqs:
                 return  # a redelivery of an event already evaluated
             st.event_seqs = (*st.event_seqs[-7:], e.seq)
+            st.dirty = True
             change = panel.evaluate(ctx, st, e)
             if change is not None:
                 self._mode_change(st, e, *change, now)
@@ -194,6 +195,7 @@ class Engine:
         info = st.info
         device_ts = m.ts.timestamp() if m is not None else None
         received = m.received_at.timestamp() if m is not None else None
+        seq = m.seq if m is not None else None
         for hit in list(hits):
             cls = hit.alarm_class
             key = AlarmKey(info.id, hit.point, hit.type)
@@ -211,7 +213,8 @@ class Engine:
             d = Decision(Action.RAISE, PRIORITY[cls], key, cls, hit.at, info.site_id, zone,
                          hit.confidence, hit.evidence, mode, device_ts=device_ts,
                          received_at=received,
-                         reason="re-occurred" if hit.edge is Edge.RECUR else "condition true")
+                         reason="re-occurred" if hit.edge is Edge.RECUR else "condition true",
+                         seq=seq)
             if window is not None:
                 d.evidence["mode_window"] = {"mode": mode.value, "owner": window.owner,
                                              "reason": window.reason}

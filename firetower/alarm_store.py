@@ -71,6 +71,7 @@ class Occurrence:
     device_ts: datetime | None = None
     received_at: datetime | None = None
     reason: str = ""
+    seq: int | None = None  # the message's seq: a redelivered message is no new occurrence
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +92,16 @@ TransactionHook = Callable[[asyncpg.Connection, AlarmChange], Awaitable[None]]
 _UPSERT = f"""
 INSERT INTO alarms AS a (device_id, site_id, point, zone, type, class, priority, state,
                          confidence, evidence, mode, inhibited_by, group_key, raised_at, last_at,
-                         device_ts, received_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $11, $12, $13, $13, $14, $15)
+                         device_ts, received_at, last_seq)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $11, $12, $13, $13, $14, $15, $16)
 ON CONFLICT (device_id, point, type) WHERE state IN {OPEN_STATES_SQL}
 DO UPDATE SET count = a.count + 1,
               last_at = greatest(a.last_at, EXCLUDED.last_at),
+              last_seq = EXCLUDED.last_seq,
               confidence = greatest(a.confidence, EXCLUDED.confidence),
               evidence = a.evidence || EXCLUDED.evidence,
               updated_at = clock_timestamp()
+    WHERE EXCLUDED.last_seq IS NULL OR a.last_seq IS DISTINCT FROM EXCLUDED.last_seq
 RETURNING id, state, count, (xmax = 0) AS inserted
 """
 _EVENT = """
@@ -142,15 +145,19 @@ class AlarmStore:
         return change
 
     # -- engine side ---------------------------------------------------------------------
-    async def raise_or_recur(self, occ: Occurrence, *, actor: str = ENGINE) -> AlarmChange:
-        """Open an alarm for `occ.key`, or count a re-occurrence of the open one."""
+    async def raise_or_recur(self, occ: Occurrence, *,
+                             actor: str = ENGINE) -> AlarmChange | None:
+        """Open an alarm for `occ.key`, or count a re-occurrence of the open one. None when
+        `occ.seq` is the seq of the open alarm's last occurrence (a redelivered message)."""
         k = occ.key
         async with self._tx() as conn:
             row = await conn.fetchrow(
                 _UPSERT, k.device_id, occ.site_id, k.point, occ.zone, k.type,
                 occ.alarm_class.value, PRIORITY[occ.alarm_class], occ.confidence, occ.evidence,
                 occ.mode.value, occ.inhibited_by, occ.group_key, occ.at, occ.device_ts,
-                occ.received_at)
+                occ.received_at, occ.seq)
+            if row is None:
+                return None
             if row["inserted"]:
                 old, trig = AlarmState.NONE, Trigger.RAISE
             else:

@@ -26,6 +26,7 @@ CREATE TABLE alarms (
     count           integer NOT NULL DEFAULT 1,    -- occurrences while open
     raised_at       timestamptz NOT NULL,          -- condition time (device clock for readings)
     last_at         timestamptz NOT NULL,          -- last occurrence
+    last_seq        bigint,                        -- seq of the message of the last occurrence
     device_ts       timestamptz,                   -- latency clock: the message's device time
     received_at     timestamptz,                   -- latency clock: the centre received it
     stored_at       timestamptz NOT NULL DEFAULT clock_timestamp(),  -- committed here

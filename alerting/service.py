@@ -1,0 +1,156 @@
+"""AlertingService: the rule engine as a message listener of the ingester, with its writer,
+its deadline timer and its configuration reloads.
+
+Start order (restart safety): read devices, rule overrides, modes, open alarms and persisted
+rule state; restore the engine (open alarms are the truth for what is raised); arm the
+heartbeat deadlines; start the writer and the timer; only then return, so the ingester starts
+consuming after everything is loaded. A restart neither re-raises nor forgets an alarm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from alerting import loader
+from alerting.clock import Clock, SystemClock
+from alerting.config import RuleConfig
+from alerting.engine import Engine
+from alerting.modes import ModeTable
+from alerting.writer import AlarmWriter
+from firetower import db
+from firetower.alarm_store import AlarmStore, TransactionHook
+from firetower.model import Message
+from firetower.settings import Settings
+
+log = logging.getLogger(__name__)
+DEVICES_CHANNEL = "firetower_devices"
+CONFIG_CHANNEL = "firetower_alerting_config"
+# A deadline further away than this is re-checked anyway (a clock step, a missed wake-up).
+MAX_SLEEP_S = 1.0
+
+
+class AlertingService:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 hooks: list[TransactionHook] | None = None,
+                 state_flush_s: float = 0.5) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.hooks = hooks or []
+        self.state_flush_s = state_flush_s
+        self.engine: Engine | None = None
+        self.writer: AlarmWriter | None = None
+        self.store: AlarmStore | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._listen: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._sleep_until = 0.0
+        self._reload: asyncio.Task[None] | None = None
+        self._pending_devices: set[str] = set()
+        self._pending_config = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        pool = self._pool = await db.create_pool(self.settings.database_url, min_size=2,
+                                                 max_size=4)
+        self.store = AlarmStore(pool, hooks=self.hooks)
+
+        async def save(items: list[tuple[str, bytes]]) -> None:
+            async with pool.acquire() as conn:
+                await loader.save_rule_states(conn, items)
+
+        engine = Engine(clock=self.clock, sink=lambda d: None)
+        self.writer = AlarmWriter(self.store, take_dirty=engine.take_dirty, save_states=save,
+                                  state_flush_s=self.state_flush_s)
+        engine.sink = self.writer.put
+        async with pool.acquire() as conn:
+            infos, life = await loader.devices(conn)
+            engine.set_config(RuleConfig(await loader.overrides(conn)))
+            engine.modes = ModeTable(await loader.modes(conn))
+            engine.set_devices(infos, life)
+            states = await loader.rule_states(conn)
+        keys, fire_at = loader.open_keys(await self.store.open_alarms())
+        engine.restore(states, keys, fire_at)
+        engine.start_supervision()
+        engine.on_schedule = self._scheduled
+        self.engine = engine
+        self._listen = await db.connect(self.settings.database_url)
+        await self._listen.add_listener(DEVICES_CHANNEL, self._device_changed)
+        await self._listen.add_listener(CONFIG_CHANNEL, self._config_changed)
+        self._tasks = [asyncio.create_task(self.writer.run(), name="alerting-writer"),
+                       asyncio.create_task(self._timer(), name="alerting-timer")]
+        log.info("alerting started: %d devices, %d open alarms, %d rule states",
+                 len(infos), len(keys), len(states))
+
+    async def stop(self) -> None:
+        if self.writer is not None and self._tasks and not self._tasks[0].done():
+            await self.writer.drain()
+            await self.writer.flush_states()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._reload is not None:
+            self._reload.cancel()
+            await asyncio.gather(self._reload, return_exceptions=True)
+        if self._listen is not None:
+            await self._listen.close()
+            self._listen = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # -- the listener --------------------------------------------------------------------------
+    def on_message(self, message: Message) -> None:
+        if self.engine is not None:
+            self.engine.on_message(message)
+
+    # -- the deadline timer ----------------------------------------------------------------------
+    def _scheduled(self, due: float) -> None:
+        if due < self._sleep_until:
+            self._wake.set()
+
+    async def _timer(self) -> None:
+        assert self.engine is not None
+        while True:
+            nxt = self.engine.tick()
+            now = self.clock.now()
+            delay = MAX_SLEEP_S if nxt is None else min(max(nxt - now, 0.0), MAX_SLEEP_S)
+            self._sleep_until = now + delay
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    # -- reloads on NOTIFY -----------------------------------------------------------------------
+    def _device_changed(self, conn: object, pid: int, channel: str, device_id: str) -> None:
+        self._pending_devices.add(device_id)
+        self._schedule_reload()
+
+    def _config_changed(self, conn: object, pid: int, channel: str, table: str) -> None:
+        self._pending_config = True
+        self._schedule_reload()
+
+    def _schedule_reload(self) -> None:
+        if self._reload is None or self._reload.done():
+            self._reload = asyncio.get_running_loop().create_task(self._apply_reload())
+
+    async def _apply_reload(self) -> None:
+        assert self._pool is not None and self.engine is not None
+        try:
+            while self._pending_devices or self._pending_config:
+                ids, self._pending_devices = list(self._pending_devices), set()
+                config, self._pending_config = self._pending_config, False
+                async with self._pool.acquire() as conn:
+                    if config:
+                        self.engine.set_config(RuleConfig(await loader.overrides(conn)))
+                        self.engine.modes = ModeTable(await loader.modes(conn))
+                    if ids:
+                        infos, life = await loader.devices(conn, ids)
+                        self.engine.set_devices(infos, life)
+        except (asyncpg.PostgresError, OSError):
+            log.exception("alerting configuration reload failed")

@@ -1,0 +1,85 @@
+"""The alerting service as the ingester's listener, through the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from alerting.service import AlertingService
+from firetower import db
+from firetower.mqtt import AsyncMqtt
+from firetower.protocol import encode, format_ts, topic_for
+from ingest.service import Ingester
+from tests.conftest import settings_for, wait_for
+
+from .common import alarms, register
+
+pytestmark = pytest.mark.integration
+DEVICES = [("pnl-1", "alarm_panel", None, None), ("smk-1", "smoke_detector", "pnl-1", 1),
+           ("smk-2", "smoke_detector", "pnl-1", 1)]
+
+
+@pytest.fixture
+async def running(clean_db, broker):  # type: ignore[no-untyped-def]
+    await register(clean_db.url, DEVICES, [
+        ("kind", "smoke_detector", "supervision", {"heartbeat_s": 2.0}),
+        ("kind", "alarm_panel", "supervision", {"heartbeat_s": 60.0}),
+        ("kind", "smoke_detector", "smoke", {"for_s": 1.0})])
+    settings = settings_for(clean_db.url, broker)
+    svc = AlertingService(settings)
+    await svc.start()
+    ing = Ingester(settings, listeners=[svc])
+    await ing.start()
+    pub = AsyncMqtt("127.0.0.1", broker.port)
+    await pub.start()
+    conn = await db.connect(clean_db.url)
+    try:
+        yield svc, pub, conn
+    finally:
+        await conn.close()
+        await pub.stop()
+        await ing.stop()
+        await svc.stop()
+
+
+def now_ts() -> str:
+    return format_ts(datetime.now(UTC))
+
+
+async def test_panel_fire_event_is_stored_within_milliseconds(running) -> None:  # type: ignore[no-untyped-def]
+    svc, pub, conn = running
+    pub.publish(topic_for("pnl-1", "event"), encode(
+        {"seq": 1, "ts": now_ts(), "category": "fire", "active": True, "zone": 3, "point": 12,
+         "component": "manual_call_point", "location": "2F east stair"}))
+    rows = await wait_for(lambda: alarms(conn), 10)
+    a = rows[0]
+    assert (a["class"], a["type"], a["point"], a["state"], a["priority"]) == (
+        "fire", "panel.fire", "3/12", "active", 1)
+    assert a["confidence"] == pytest.approx(0.9)
+    latency = (a["stored_at"] - a["received_at"]).total_seconds()
+    assert 0 <= latency < 0.05, latency
+    assert a["evidence"]["location"] == "2F east stair"
+
+
+async def test_smoke_alarm_then_silent_detector_goes_offline_within_deadline_plus_1s(  # type: ignore[no-untyped-def]
+        running) -> None:
+    svc, pub, conn = running
+    for seq in range(1, 4):
+        pub.publish(topic_for("smk-1", "telemetry"), encode(
+            {"seq": seq, "ts": now_ts(), "obscuration_pct_per_m": 9.0, "temperature_c": 21.0}))
+        await asyncio.sleep(0.6)
+
+    async def offline():  # type: ignore[no-untyped-def]
+        return [r for r in await alarms(conn)
+                if r["type"] == "offline" and r["device_id"] == "smk-1"]
+
+    off = (await wait_for(offline, 10))[0]
+    fire = [r for r in await alarms(conn) if r["class"] == "fire"]
+    assert [(r["device_id"], r["type"]) for r in fire] == [("smk-1", "smoke.threshold")]
+    assert off["inhibited_by"] is None
+    last_rx = await conn.fetchval(
+        "SELECT max(received_at) FROM telemetry WHERE device_id = 'smk-1'")
+    late = (off["stored_at"] - last_rx).total_seconds()
+    assert 2.0 <= late <= 3.0, late
