@@ -49,7 +49,7 @@ def now_ts() -> str:
 
 
 async def test_panel_fire_event_is_stored_within_milliseconds(running) -> None:  # type: ignore[no-untyped-def]
-    svc, pub, conn = running
+    _svc, pub, conn = running
     pub.publish(topic_for("pnl-1", "event"), encode(
         {"seq": 1, "ts": now_ts(), "category": "fire", "active": True, "zone": 3, "point": 12,
          "component": "manual_call_point", "location": "2F east stair"}))
@@ -65,7 +65,7 @@ async def test_panel_fire_event_is_stored_within_milliseconds(running) -> None: 
 
 async def test_smoke_alarm_then_silent_detector_goes_offline_within_deadline_plus_1s(  # type: ignore[no-untyped-def]
         running) -> None:
-    svc, pub, conn = running
+    _svc, pub, conn = running
     for seq in range(1, 4):
         pub.publish(topic_for("smk-1", "telemetry"), encode(
             {"seq": seq, "ts": now_ts(), "obscuration_pct_per_m": 9.0, "temperature_c": 21.0}))
