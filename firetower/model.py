@@ -21,6 +21,7 @@ class Lifecycle(StrEnum):
     COMMISSIONED = "commissioned"
     IN_SERVICE = "in_service"
     DECOMMISSIONED = "decommissioned"
+    STORAGE_ERROR = "storage_error"  # the database refused the row itself (never seen in tests)
 
 
 class EventCategory(StrEnum):
@@ -61,6 +62,7 @@ class RejectReason(StrEnum):
     BAD_TIMESTAMP = "bad_timestamp"
     BAD_VALUE = "bad_value"
     DECOMMISSIONED = "decommissioned"
+    STORAGE_ERROR = "storage_error"  # the database refused the row itself (never seen in tests)
 
 
 @dataclass(frozen=True, slots=True)

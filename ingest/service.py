@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 import paho.mqtt.client as paho
 
-from firetower import db
 from firetower.model import (
     Event,
     Lifecycle,
@@ -71,12 +70,11 @@ class Ingester:
         self.settings = settings
         self.listeners = list(listeners)
         self.client_id = client_id or settings.ingest_client_id
-        self.registry = DeviceRegistry()
+        self.registry = DeviceRegistry(settings.database_url)
         self.mqtt: AsyncMqtt | None = None
         self.totals: dict[str, int] = dict.fromkeys(
             ("received", "stored", "duplicates", "rejected", "unregistered"), 0)
         self._tasks: list[asyncio.Task[None]] = []
-        self._pool = None
         self._stopping = False
         self.bulk = Lane("bulk", BatchWriter(settings.database_url,
                                              reject_cap=settings.reject_payload_cap,
@@ -90,8 +88,7 @@ class Ingester:
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         s = self.settings
-        self._pool = await db.create_pool(s.database_url, min_size=1, max_size=2)
-        await self.registry.start(self._pool)
+        await self.registry.start()
         self.mqtt = AsyncMqtt(s.mqtt_host, s.mqtt_port, client_id=self.client_id,
                               clean_session=False, manual_ack=True,
                               credentials=s.mqtt_credentials, max_inflight=MAX_INFLIGHT)
@@ -124,8 +121,6 @@ class Ingester:
         await self.registry.stop()
         for lane in (self.priority, self.bulk):
             await lane.writer.close()
-        if self._pool is not None:
-            await self._pool.close()
 
     # -- receive (event-loop thread) ---------------------------------------------------
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
@@ -224,14 +219,3 @@ class Ingester:
         self.totals["duplicates"] += r.duplicates
         self.totals["rejected"] += r.rejects
         self.totals["unregistered"] += r.unregistered
-
-
-async def run(settings: Settings, listeners: Sequence[MessageListener] = ()) -> None:
-    """`firetower ingest`: run until cancelled (SIGINT/SIGTERM)."""
-    await db.migrate(settings.database_url)
-    ingester = Ingester(settings, listeners=listeners)
-    await ingester.start()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await ingester.stop()

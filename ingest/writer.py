@@ -44,16 +44,22 @@ ALTER TABLE events_in ALTER COLUMN extra TYPE text;
 CREATE TEMP TABLE IF NOT EXISTS device_status_in (LIKE device_status) ON COMMIT DELETE ROWS;
 ALTER TABLE device_status_in ALTER COLUMN extra TYPE text;
 """
-_TRANSIENT = (
-    OSError,
-    ConnectionError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.TooManyConnectionsError,
-    asyncio.TimeoutError,
-)
+# SQLSTATE classes that say "the database is (temporarily) unavailable", not "this data is bad":
+# 08 connection, 40 transaction rollback (deadlock, serialization), 53 insufficient resources,
+# 55 object not in prerequisite state (database not accepting connections), 57 operator
+# intervention (shutdown, cannot connect now), 3D invalid catalog (database not there yet).
+_TRANSIENT_SQLSTATE = ("08", "40", "53", "55", "57", "3D")
+# After this many failures of the same batch with a data error, store it message by message
+# and reject only the ones the database refuses.
+_ISOLATE_AFTER = 3
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, asyncpg.InterfaceError, asyncio.TimeoutError)):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return (exc.sqlstate or "").startswith(_TRANSIENT_SQLSTATE)
+    return False
 
 
 def _extra(value: dict | None) -> str | None:
@@ -106,13 +112,21 @@ class BatchWriter:
         return self._conn
 
     async def write(self, batch: Batch) -> WriteResult:
+        """Commit the batch, retrying until it is stored; never drops a message."""
         delay = _RETRY_MIN_S
+        data_errors = 0
         while True:
             try:
                 conn = await self._connection()
+                if data_errors >= _ISOLATE_AFTER:
+                    return await self._write_isolated(conn, batch)
                 return await self._write_once(conn, batch)
-            except _TRANSIENT as exc:
-                log.warning("database write failed (%s); retrying in %.1fs", exc, delay)
+            except Exception as exc:  # noqa: BLE001 - every failure is retried, none is lost
+                if is_transient(exc):
+                    log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
+                else:
+                    data_errors += 1
+                    log.exception("batch write failed (%d); retrying in %.1fs", data_errors, delay)
                 if self.on_retry is not None:
                     self.on_retry(exc)
                 if self._conn is not None:
@@ -120,6 +134,31 @@ class BatchWriter:
                     self._conn = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX_S)
+
+    async def _write_isolated(self, conn: asyncpg.Connection, batch: Batch) -> WriteResult:
+        """Slow path for a batch the database keeps refusing: a savepoint per message; the
+        messages it still refuses become rejects with reason storage_error."""
+        totals = {"telemetry": 0, "events": 0, "statuses": 0, "duplicates": 0}
+        refused: list[Reject] = []
+        async with conn.transaction():
+            for attr in ("telemetry", "events", "statuses"):
+                for item in getattr(batch, attr):
+                    try:
+                        r = await self._write_once(conn, Batch(**{attr: [item]}))
+                    except asyncpg.PostgresError as exc:
+                        if is_transient(exc):
+                            raise
+                        refused.append(Reject(f"fire/v1/{item.device_id}", b"",
+                                              item.received_at, RejectReason.STORAGE_ERROR,
+                                              str(exc)[:500]))
+                        continue
+                    totals[attr] += getattr(r, attr)
+                    totals["duplicates"] += r.duplicates
+            rest = await self._write_once(conn, Batch(rejects=batch.rejects + refused,
+                                                      unknown=batch.unknown))
+        return WriteResult(totals["telemetry"], totals["events"], totals["statuses"],
+                           totals["duplicates"], rest.rejects, rest.unregistered,
+                           rest.late_registered)
 
     async def _write_once(self, conn: asyncpg.Connection, batch: Batch) -> WriteResult:
         async with conn.transaction():
