@@ -24,7 +24,10 @@ class SmokeParams:
     alarm_pct_per_m: float = 6.4
     # Pre-alarm at 60 % of the alarm level (50-70 % is common panel practice).
     prealarm_pct_per_m: float = 3.8
-    for_s: float = 10.0  # the level must hold this long: a puff of steam does not
+    for_s: float = 10.0  # a confirmed level must hold this long
+    # Unconfirmed (no heat, no CO, no second signal in the zone) it must hold this long: longer
+    # than a cooking or steam transient (a few minutes); until then it is a pre-alarm.
+    unconfirmed_for_s: float = 300.0
     prealarm_for_s: float = 10.0
     clear_ratio: float = 0.8  # clears below 80 % of the level (hysteresis) ...
     clear_s: float = 30.0  # ... held this long
@@ -44,9 +47,9 @@ class HeatParams:
 class MultiParams:
     """Multi-criteria and coincidence (GB 50116 two-signal AND logic)."""
 
-    window_s: float = 120.0  # two fire signals of one zone within this time confirm each other
-    temp_rise_c: float = 5.0  # smoke plus temperature this far above its baseline ...
-    temp_slope_c_per_min: float = 2.0  # ... or rising this fast
+    window_s: float = 1800.0  # two open fire signals of one zone, raised within this time
+    temp_rise_c: float = 3.0  # smoke plus temperature this far above its baseline (steam: < 2)
+    temp_slope_c_per_min: float = 0.0  # ... or rising this fast (0 = off: steam pulses are fast)
     co_rise_ppm: float = 15.0  # smoke plus CO this far above its baseline
     baseline_alpha: float = 0.02  # EMA weight of a clean-air reading in a baseline
     single: float = 0.6  # confidence of one detector's threshold alarm
@@ -63,10 +66,14 @@ class SprinklerParams:
     min_kpa: float = 100.0  # GB 50974 §5.2.2: at least 0.10 MPa for sprinkler systems
     min_hyst_kpa: float = 10.0
     low_for_s: float = 10.0
-    leak_kpa_per_h: float = 20.0  # a slower steady decline with no flow is a leak
-    leak_window_s: float = 1800.0
-    jockey_rise_kpa: float = 30.0  # a rise this big within `jockey_rise_s` = one pump start
-    jockey_rise_s: float = 60.0
+    # The jockey pump's cut-in (0 = not configured). Below it the pump should have started:
+    # a decline continuing below it is a leak or a pump out of service.
+    cut_in_kpa: float = 0.0
+    cut_in_margin_kpa: float = 5.0  # the early warning looks at trends below cut-in minus this
+    leak_margin_kpa: float = 35.0  # leak (supervisory): this far below cut-in and still falling
+    leak_kpa_per_h: float = 10.0  # ... at least this fast
+    jockey_rise_kpa: float = 20.0  # a rise this big within `jockey_rise_s` = one pump start
+    jockey_rise_s: float = 180.0
     jockey_window_s: float = 3600.0
     jockey_max_starts: int = 6  # more starts than this per window: short-cycling
     clear_s: float = 30.0
@@ -79,12 +86,16 @@ class SupervisionParams:
 
 @dataclass(frozen=True, slots=True)
 class EarlyWarningParams:
-    bucket_s: float = 600.0  # trends are fitted over one mean per bucket ...
-    buckets: int = 36  # ... the last this many (6 h by default)
+    bucket_s: float = 3600.0  # battery trend: one mean per hour (averages the daily cycle) ...
+    buckets: int = 24  # ... over the last day
     min_points: int = 6
     battery_min_v: float = 2.6  # a 3 V lithium cell is flat below this
     battery_horizon_s: float = 7 * 86400.0  # warn when flat within a week
-    pressure_horizon_s: float = 86400.0  # warn when the minimum is reached within a day
+    pressure_bucket_s: float = 300.0  # pressure trend: 5-minute means since the last pump start
+    pressure_buckets: int = 36
+    pressure_min_points: int = 4
+    pressure_horizon_s: float = 6 * 3600.0  # warn when the minimum is reached within 6 h ...
+    pressure_clear_s: float = 6 * 3600.0  # ... and clear only after 6 h without the trend
     chamber_bucket_s: float = 3600.0
     chamber_buckets: int = 48
     chamber_min_baseline: float = 1.0  # %/m: below this a drifting baseline is not worth a word

@@ -28,6 +28,7 @@ class DeviceInfo:
     site_id: str | None = None
     parent_id: str | None = None  # the panel the device hangs off
     zone: int | None = None
+    location: str = ""
 
 
 def cond_key(type_: str, point: str = "") -> str:

@@ -61,6 +61,7 @@ class Engine:
         self.heap: list[tuple[float, int, int, str, str]] = []
         self.on_schedule: Callable[[float], None] | None = None
         self.ctx = Context()
+        self.ctx.zone_confirms = self._zone_confirms
         self.unknown = 0
         self._seq = itertools.count()
         self._dirty: set[str] = set()
@@ -89,7 +90,8 @@ class Engine:
             st.params = config.resolve(st.info.id, st.info.kind, st.info.site_id)
 
     def restore(self, states: dict[str, bytes], open_keys: Iterable[tuple[str, str, str]],
-                open_fire_at: dict[tuple[str, str, str], float] | None = None) -> None:
+                open_fires: dict[tuple[str, str, str], tuple[float, str]] | None = None
+                ) -> None:
         """Load persisted rule state, then make the open alarms in the database the truth for
         which conditions are raised (the state is never ahead of the alarms; see service)."""
         for device_id, blob in states.items():
@@ -113,11 +115,13 @@ class Engine:
             c = st.cond(cond_key(type_, point))
             if not c.active:
                 c.active, c.level, c.pending_since = True, Level.HOLD, None
-            if type_.startswith(("smoke.threshold", "heat.", "sprinkler.waterflow", "panel.fire")):
+            fire = (open_fires or {}).get((device_id, point, type_))
+            if fire is not None:
                 zk = self._zone_key(st, int(point.split("/")[0]) if "/" in point else None)
                 if zk is not None:
-                    at = (open_fire_at or {}).get((device_id, point, type_), now)
-                    self.zones.add(zk, (device_id, point), type_, at, 0.0)
+                    at, source = fire
+                    self.zones.add(zk, (device_id, point), type_, at or now, 0.0,
+                                   source or st.info.location)
         for st in self.devices.values():
             for key, c in st.conds.items():
                 if c.spec is not None and (c.pending_since is not None
@@ -239,7 +243,7 @@ class Engine:
         zk = self._zone_key(st, hit.zone)
         if zk is not None:
             me = (st.info.id, hit.point)
-            others = self.zones.add(zk, me, hit.type, now, p.window_s)
+            others = self.zones.add(zk, me, hit.type, now, p.window_s, _source(st, hit))
             if others:
                 conf = max(conf, p.coincidence)
                 d.evidence["coincidence"] = [
@@ -255,6 +259,14 @@ class Engine:
         d.confidence = conf
         d.evidence["confirmed"] = conf >= p.multi
         d.evidence["confidence"] = conf
+
+    def _zone_confirms(self, st: DeviceState) -> bool:
+        zk = self._zone_key(st, None)
+        if zk is None:
+            return False
+        me = (st.info.id, "")
+        return bool(self.zones.others(zk, me, st.info.location or f"{st.info.id}/",
+                                      self.clock.now(), st.params.multi.window_s))
 
     def _zone_key(self, st: DeviceState, event_zone: int | None) -> ZoneKey | None:
         info = st.info
@@ -436,3 +448,9 @@ def _quiet(*conds: object) -> bool:
         if c is not None and (c.active or c.pending_since is not None):  # type: ignore[attr-defined]
             return False
     return True
+
+
+def _source(st: DeviceState, hit: Hit) -> str:
+    """Where a fire signal comes from: the place a panel event names, else the device's."""
+    loc = hit.evidence.get("location") if st.info.kind is DeviceKind.ALARM_PANEL else None
+    return loc or st.info.location or f"{st.info.id}/{hit.point}"

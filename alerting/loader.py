@@ -16,12 +16,12 @@ from firetower.model import DeviceKind, Lifecycle
 
 async def devices(conn: asyncpg.Connection, ids: list[str] | None = None
                   ) -> tuple[list[DeviceInfo], dict[str, Lifecycle]]:
-    q = ("SELECT id, kind, site_id, parent_id, zone, lifecycle FROM devices"
+    q = ("SELECT id, kind, site_id, parent_id, zone, location, lifecycle FROM devices"
          " WHERE lifecycle <> 'decommissioned'")
     rows = await (conn.fetch(q + " AND id = ANY($1)", ids) if ids is not None
                   else conn.fetch(q))
-    infos = [DeviceInfo(r["id"], DeviceKind(r["kind"]), r["site_id"], r["parent_id"], r["zone"])
-             for r in rows]
+    infos = [DeviceInfo(r["id"], DeviceKind(r["kind"]), r["site_id"], r["parent_id"], r["zone"],
+                        r["location"] or "") for r in rows]
     return infos, {r["id"]: Lifecycle(r["lifecycle"]) for r in rows}
 
 
@@ -52,12 +52,14 @@ async def save_rule_states(conn: asyncpg.Connection, items: list[tuple[str, byte
         [i for i, _ in items], [b for _, b in items])
 
 
-def open_keys(rows: list[asyncpg.Record]) -> tuple[list[tuple[str, str, str]],
-                                                   dict[tuple[str, str, str], float]]:
+def open_keys(rows: list[asyncpg.Record]) -> tuple[
+        list[tuple[str, str, str]], dict[tuple[str, str, str], tuple[float, str]]]:
+    """The keys of the open alarms, and for fires (raised at, source) for the zone index."""
     keys = [(r["device_id"], r["point"], r["type"]) for r in rows]
-    fire_at = {(r["device_id"], r["point"], r["type"]): _ts(r["last_at"]) for r in rows
-               if r["class"] == "fire"}
-    return keys, fire_at
+    fires = {(r["device_id"], r["point"], r["type"]):
+             (_ts(r["raised_at"]), (r["evidence"] or {}).get("location") or "")
+             for r in rows if r["class"] == "fire"}
+    return keys, fires
 
 
 def _ts(value: datetime) -> float:

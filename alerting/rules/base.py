@@ -9,6 +9,7 @@ time `ctx.t` is passed in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,10 +45,12 @@ class Timer:
 class Context:
     """Scratch space reused for every message: the device time and what rules produced."""
 
-    __slots__ = ("hits", "t", "timers")
+    __slots__ = ("hits", "t", "timers", "zone_confirms")
 
     def __init__(self) -> None:
         self.t = 0.0
+        # Set by the engine: does an independent fire signal in the device's zone confirm it?
+        self.zone_confirms: Callable[[DeviceState], bool] = lambda st: False
         self.hits: list[Hit] = []
         self.timers: list[Timer] = []
 

@@ -51,7 +51,7 @@ def multi_evidence(st: DeviceState, m: Telemetry, t: float) -> dict[str, Any] | 
     temp = m.temperature_c
     if temp is not None and st.temp_base is not None and temp - st.temp_base >= p.temp_rise_c:
         found["temperature_rise_c"] = round(temp - st.temp_base, 2)
-    if st.recent is not None:
+    if st.recent is not None and p.temp_slope_c_per_min > 0:
         rate = rate_c_per_min(st.recent, t, st.params.heat.ror_window_s, 3)
         if rate is not None and rate >= p.temp_slope_c_per_min:
             found["temperature_rate_c_per_min"] = round(rate, 2)
@@ -62,18 +62,30 @@ def multi_evidence(st: DeviceState, m: Telemetry, t: float) -> dict[str, Any] | 
 
 
 class ZoneIndex:
-    """The open fire conditions of each zone, to find a second signal."""
+    """The open fire alarms of each zone, to find a second, independent signal.
+
+    A member is one alarm (device, point); its `source` is the place the signal comes from
+    (the registered location of a detector, the location a panel event names). A panel's fire
+    event for a detector and that detector's own analog alarm share the source: they are one
+    signal seen twice, not two signals, and do not confirm each other.
+    """
 
     def __init__(self) -> None:
-        self.zones: dict[ZoneKey, dict[Member, tuple[str, float]]] = {}
+        self.zones: dict[ZoneKey, dict[Member, tuple[str, float, str]]] = {}
 
-    def add(self, zone: ZoneKey, member: Member, type_: str, t: float,
-            window_s: float) -> list[tuple[Member, str]]:
-        """Record a fire signal; return the other members of the zone within the window."""
-        members = self.zones.setdefault(zone, {})
-        others = [(mem, ty) for mem, (ty, at) in members.items()
-                  if mem != member and abs(t - at) <= window_s]
-        members[member] = (type_, t)
+    def others(self, zone: ZoneKey, member: Member, source: str, t: float,
+               window_s: float) -> list[tuple[Member, str]]:
+        members = self.zones.get(zone)
+        if not members:
+            return []
+        return [(mem, ty) for mem, (ty, at, src) in members.items()
+                if mem != member and src != source and abs(t - at) <= window_s]
+
+    def add(self, zone: ZoneKey, member: Member, type_: str, t: float, window_s: float,
+            source: str = "") -> list[tuple[Member, str]]:
+        """Record a fire signal; return the independent members of the zone in the window."""
+        others = self.others(zone, member, source or f"{member[0]}/{member[1]}", t, window_s)
+        self.zones.setdefault(zone, {})[member] = (type_, t, source or f"{member[0]}/{member[1]}")
         return others
 
     def remove(self, zone: ZoneKey, member: Member) -> None:

@@ -1,7 +1,7 @@
 """Early warning (预警): a trend fitted over bucketed means predicts when a limit is reached.
 
 - battery.depleting: battery voltage reaching `battery_min_v` within `battery_horizon_s`;
-- sprinkler.pressure_trend: pressure reaching the sprinkler minimum within `pressure_horizon_s`;
+- sprinkler.pressure_trend: lives with the other pressure rules in sprinkler.py;
 - smoke.chamber_drift: the clean-air obscuration baseline (dirty chamber) reaching the
   pre-alarm level within `chamber_horizon_s`.
 
@@ -19,7 +19,6 @@ from firetower.alarms import AlarmClass
 from firetower.model import DeviceKind, Telemetry
 
 BATTERY = "battery.depleting"
-PRESSURE = "sprinkler.pressure_trend"
 CHAMBER = "smoke.chamber_drift"
 
 
@@ -33,17 +32,7 @@ def evaluate(ctx: Context, st: DeviceState, m: Telemetry) -> None:
             b = st.battery = Buckets(p.bucket_s, p.buckets)
         if b.add(t, v):
             _trend(ctx, st, b, BATTERY, p.battery_min_v, p.battery_horizon_s, falling=True)
-    kind = st.info.kind
-    if kind is DeviceKind.SPRINKLER_PRESSURE and m.pressure_kpa is not None:
-        if (m.flow_lps or 0.0) >= st.params.sprinkler.flow_min_lps:
-            return  # flowing water is not a trend
-        b = st.pressure
-        if b is None:
-            b = st.pressure = Buckets(p.bucket_s, p.buckets)
-        if b.add(t, m.pressure_kpa):
-            _trend(ctx, st, b, PRESSURE, st.params.sprinkler.min_kpa, p.pressure_horizon_s,
-                   falling=True)
-    elif kind is DeviceKind.SMOKE_DETECTOR and m.obscuration_pct_per_m is not None:
+    if st.info.kind is DeviceKind.SMOKE_DETECTOR and m.obscuration_pct_per_m is not None:
         pre = st.params.smoke.prealarm_pct_per_m
         if m.obscuration_pct_per_m >= pre / 2:
             return  # smoke, not clean air

@@ -3,7 +3,10 @@
 - waterflow (fire): flow at or above one head's worth while the pressure has dropped
   `drop_kpa` below the static pressure, held for the retard time;
 - low pressure (supervisory): static pressure below the configured minimum, not during flow;
-- leak (supervisory): a steady decline of `leak_kpa_per_h` or faster with no flow;
+- leak (supervisory): with the jockey cut-in configured, pressure `leak_margin_kpa` below it and
+  still falling with no pump start (the pump is out of service or cannot keep up);
+- pressure trend (early warning): the fitted decline since the last pump start reaches the
+  minimum within `pressure_horizon_s` (below the cut-in, when that is configured);
 - jockey short-cycling (supervisory): more pump starts (quick rises) per window than allowed.
 """
 
@@ -20,7 +23,7 @@ WATERFLOW = "sprinkler.waterflow"
 LOW = "sprinkler.low_pressure"
 LEAK = "sprinkler.leak"
 JOCKEY = "sprinkler.jockey_cycling"
-LEAK_BUCKETS = 8  # the leak slope is fitted over this many means spanning leak_window_s
+PRESSURE_TREND = "sprinkler.pressure_trend"  # an early warning
 STARTS_KEPT = 32
 
 
@@ -61,31 +64,63 @@ def evaluate(ctx: Context, st: DeviceState, m: Telemetry) -> None:
     hit = step(ctx, st, LOW, AlarmClass.SUPERVISORY, level, p.low_for_s, p.clear_s)
     if hit is not None:
         hit.evidence = {"rule": LOW, "pressure_kpa": pk, "min_kpa": p.min_kpa}
-    _leak(ctx, st, pk, flowing, t)
-    if not flowing:
+    if not flowing and not water_on:
         _jockey(ctx, st, pk, t)
+        _trend(ctx, st, pk, t)
 
 
-def _leak(ctx: Context, st: DeviceState, pk: float, flowing: bool, t: float) -> None:
+def _trend(ctx: Context, st: DeviceState, pk: float, t: float) -> None:
+    """Pressure trend (early warning) and leak (supervisory), fitted over the 5-minute means
+    since the jockey pump last started: the decline the pump has not (yet) made up."""
     p = st.params.sprinkler
-    b = st.leak
+    ew = st.params.early_warning
+    b = st.pressure
     if b is None:
-        b = st.leak = Buckets(p.leak_window_s / LEAK_BUCKETS, LEAK_BUCKETS)
+        b = st.pressure = Buckets(ew.pressure_bucket_s, ew.pressure_buckets)
     if not b.add(t, pk):
         return
-    ts, vs = b.ring.since(t - p.leak_window_s - b.bucket_s)
-    s = slope(ts, vs) if len(ts) >= LEAK_BUCKETS // 2 else None
-    pumped = st.starts is not None and bool(st.starts.since(t - p.leak_window_s)[0])
-    if s is None or flowing or pumped:  # a pump start in the window: that is cycling, not leak
-        level = Level.HOLD
+    last_start = st.starts.last() if st.starts is not None else None
+    ts, vs = b.ring.since(last_start[0] if last_start else float("-inf"))
+    if len(ts) < ew.pressure_min_points:
+        return
+    s = slope(ts, vs)
+    if s is None:
+        return
+    now_v = vs[-1]
+    cut_in = p.cut_in_kpa
+    below_cut_in = cut_in <= 0 or now_v < cut_in - p.cut_in_margin_kpa
+    eta: float | None = None
+    if now_v <= p.min_kpa:
+        eta = 0.0
+    elif s < 0:
+        eta = (now_v - p.min_kpa) / -s
+    if below_cut_in and eta is not None and eta <= ew.pressure_horizon_s:
+        level = Level.TRUE
+    elif eta is None or eta > 2 * ew.pressure_horizon_s or (cut_in > 0 and now_v >= cut_in):
+        level = Level.FALSE
     else:
-        per_h = s * 3600.0
-        level = Level.TRUE if per_h <= -p.leak_kpa_per_h else (
-            Level.FALSE if per_h > -p.leak_kpa_per_h / 2 else Level.HOLD)
-    hit = step(ctx, st, LEAK, AlarmClass.SUPERVISORY, level, 0.0, 0.0)
-    if hit is not None and s is not None:
-        hit.evidence = {"rule": LEAK, "slope_kpa_per_h": round(s * 3600.0, 2),
-                        "window_s": p.leak_window_s, "pressure_kpa": pk}
+        level = Level.HOLD
+    hit = step(ctx, st, PRESSURE_TREND, AlarmClass.EARLY_WARNING, level, 0.0,
+               ew.pressure_clear_s)
+    if hit is not None:
+        hit.evidence = {"rule": PRESSURE_TREND, "pressure_kpa": round(now_v, 1),
+                        "min_kpa": p.min_kpa, "cut_in_kpa": cut_in or None,
+                        "slope_kpa_per_h": round(s * 3600, 2),
+                        "predicted_s": None if eta is None else round(eta), "points": len(ts)}
+    if cut_in <= 0:
+        return  # without the cut-in, seepage between pump starts looks like a leak
+    per_h = s * 3600.0
+    if now_v < cut_in - p.leak_margin_kpa and per_h <= -p.leak_kpa_per_h:
+        level = Level.TRUE
+    elif now_v >= cut_in:
+        level = Level.FALSE
+    else:
+        level = Level.HOLD
+    hit = step(ctx, st, LEAK, AlarmClass.SUPERVISORY, level, 0.0, p.clear_s)
+    if hit is not None:
+        hit.evidence = {"rule": LEAK, "pressure_kpa": round(now_v, 1), "cut_in_kpa": cut_in,
+                        "slope_kpa_per_h": round(per_h, 2), "since_pump_start_s":
+                        None if last_start is None else round(t - last_start[0])}
 
 
 def _jockey(ctx: Context, st: DeviceState, pk: float, t: float) -> None:

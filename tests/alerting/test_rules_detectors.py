@@ -10,33 +10,52 @@ from alerting.device import DeviceInfo
 from .harness import HEAT, PANEL, SMOKE, Harness
 
 CLEAN = {"temperature_c": 21.0, "co_ppm": 0.0}
+QUIET = [Override("kind", k, "supervision", {"heartbeat_s": 1e9})  # no offline in these tests
+         for k in ("smoke_detector", "heat_detector", "alarm_panel")]
+FIRE = {"temperature_c": 21.0, "co_ppm": 40.0}  # CO with the smoke: multi-criteria confirmed
 
 
 def smoke_harness(**kw) -> Harness:  # type: ignore[no-untyped-def]
-    return Harness([DeviceInfo("s1", SMOKE, "site", "p1", 3), DeviceInfo("s2", SMOKE, "site",
-                    "p1", 3), DeviceInfo("s3", SMOKE, "site", "p1", 4),
-                    DeviceInfo("p1", PANEL, "site")], **kw)
+    """Three detectors (s1, s2 in zone 3; s3 in zone 4) with 30 s of clean air behind them."""
+    kw.setdefault("overrides", QUIET)
+    h = Harness([DeviceInfo("s1", SMOKE, "site", "p1", 3), DeviceInfo("s2", SMOKE, "site",
+                 "p1", 3), DeviceInfo("s3", SMOKE, "site", "p1", 4),
+                 DeviceInfo("p1", PANEL, "site")], **kw)
+    for _ in range(30):
+        for dev in ("s1", "s2", "s3"):
+            h.reading(dev, obscuration_pct_per_m=0.2, **CLEAN)
+        h.advance(1)
+    return h
 
 
 @pytest.mark.parametrize(("name", "level", "seconds", "expected"), [
     ("below pre-alarm", 2.0, 60, []),
     ("pre-alarm held", 5.0, 60, [("raise", "s1", "smoke.prealarm", "early_warning")]),
     ("pre-alarm too short", 5.0, 8, []),
-    # a step straight past the alarm level: both pending, the fire wins, no pre-alarm
-    ("alarm held", 8.0, 60, [("raise", "s1", "smoke.threshold", "fire")]),
-    ("alarm puff shorter than for_s", 8.0, 6, []),
+    # smoke alone (steam, dust) above the alarm level: a pre-alarm for 300 s, then a fire
+    ("unconfirmed alarm level 60 s", 8.0, 60,
+     [("raise", "s1", "smoke.prealarm", "early_warning")]),
+    ("unconfirmed alarm level 310 s", 8.0, 310,
+     [("raise", "s1", "smoke.prealarm", "early_warning"),
+      ("raise", "s1", "smoke.threshold", "fire"),
+      ("clear", "s1", "smoke.prealarm", "early_warning")]),
+    # with CO: confirmed, a step straight past the level is a fire after 10 s, no pre-alarm
+    ("confirmed alarm level", 8.0, 60, [("raise", "s1", "smoke.threshold", "fire")]),
+    ("confirmed puff shorter than for_s", 8.0, 6, []),
 ], ids=lambda x: x if isinstance(x, str) else None)
 def test_smoke_levels(name: str, level: float, seconds: float, expected: list) -> None:
     h = smoke_harness()
     h.feed("s1", 30, 1, obscuration_pct_per_m=0.2, **CLEAN)
     h.take()
-    h.feed("s1", seconds, 1, obscuration_pct_per_m=level, **CLEAN)
+    h.feed("s1", seconds, 1, obscuration_pct_per_m=level,
+           **(FIRE if name.startswith("confirmed") else CLEAN))
     assert h.take() == expected
 
 
 def test_smoke_rising_slowly_gives_prealarm_then_fire_which_supersedes_it() -> None:
     h = smoke_harness()
-    h.feed("s1", 60, 1, obscuration_pct_per_m=lambda el: 3.0 + el * 0.1, **CLEAN)
+    h.feed("s1", 30, 1, obscuration_pct_per_m=0.2, **CLEAN)
+    h.feed("s1", 60, 1, obscuration_pct_per_m=lambda el: 3.0 + el * 0.1, **FIRE)
     assert h.take() == [("raise", "s1", "smoke.prealarm", "early_warning"),
                         ("raise", "s1", "smoke.threshold", "fire"),
                         ("clear", "s1", "smoke.prealarm", "early_warning")]
@@ -44,7 +63,8 @@ def test_smoke_rising_slowly_gives_prealarm_then_fire_which_supersedes_it() -> N
 
 def test_smoke_alarm_fires_by_timer_when_no_more_message_comes() -> None:
     h = smoke_harness()
-    h.reading("s1", obscuration_pct_per_m=9.0, **CLEAN)
+    h.feed("s1", 10, 1, obscuration_pct_per_m=0.2, **CLEAN)
+    h.reading("s1", obscuration_pct_per_m=9.0, **FIRE)
     h.advance(9.9)
     assert [d for d in h.take() if d[3] == "fire"] == []
     h.advance(0.2)
@@ -54,7 +74,7 @@ def test_smoke_alarm_fires_by_timer_when_no_more_message_comes() -> None:
 
 def test_smoke_clears_with_hysteresis_only_after_clear_time() -> None:
     h = smoke_harness()
-    h.feed("s1", 20, 1, obscuration_pct_per_m=8.0, **CLEAN)
+    h.feed("s1", 20, 1, obscuration_pct_per_m=8.0, **FIRE)
     h.take()
     h.feed("s1", 20, 1, obscuration_pct_per_m=5.5, **CLEAN)  # between clear level and alarm
     assert h.take() == []
@@ -66,7 +86,7 @@ def test_smoke_clears_with_hysteresis_only_after_clear_time() -> None:
 
 def test_smoke_recurrence_counts_on_same_alarm() -> None:
     h = smoke_harness()
-    h.feed("s1", 15, 1, obscuration_pct_per_m=8.0, **CLEAN)
+    h.feed("s1", 15, 1, obscuration_pct_per_m=8.0, **FIRE)
     h.take()
     h.feed("s1", 5, 1, obscuration_pct_per_m=1.0, **CLEAN)
     h.feed("s1", 2, 1, obscuration_pct_per_m=8.0, **CLEAN)
@@ -87,22 +107,35 @@ def test_smoke_with_co_rising_is_multi_criteria_confirmed() -> None:
 def test_smoke_alone_is_unconfirmed_single_signal() -> None:
     h = smoke_harness()
     h.feed("s1", 60, 2, obscuration_pct_per_m=0.2, **CLEAN)
-    h.feed("s1", 30, 1, obscuration_pct_per_m=8.0, **CLEAN)
+    h.feed("s1", 320, 1, obscuration_pct_per_m=8.0, **CLEAN)
     fire = next(d for d in h.raised() if d.alarm_class.value == "fire")
     assert fire.confidence == pytest.approx(0.6) and fire.evidence["confirmed"] is False
 
 
 def test_two_detectors_of_one_zone_confirm_each_other() -> None:
     h = smoke_harness()
-    h.feed("s1", 15, 1, obscuration_pct_per_m=8.0, **CLEAN)
-    h.feed("s3", 15, 1, obscuration_pct_per_m=8.0, **CLEAN)  # other zone: no coincidence
+    h.feed("s1", 15, 1, obscuration_pct_per_m=8.0, **FIRE)
+    h.feed("s3", 15, 1, obscuration_pct_per_m=8.0, **FIRE)  # other zone: no coincidence
     h.decisions.clear()
-    h.feed("s2", 15, 1, obscuration_pct_per_m=8.0, **CLEAN)
+    h.feed("s2", 15, 1, obscuration_pct_per_m=8.0, **CLEAN)  # confirmed by s1 alone
     fire = next(d for d in h.raised() if d.key.device_id == "s2" and d.alarm_class.value == "fire")
     assert fire.confidence == pytest.approx(0.95)
     assert [c["device_id"] for c in fire.evidence["coincidence"]] == ["s1"]
     ann = [d for d in h.decisions if d.action.value == "annotate"]
     assert [(d.key.device_id, d.confidence) for d in ann] == [("s1", 0.95)]
+
+
+def test_a_panel_fire_for_the_same_detector_does_not_confirm_it() -> None:
+    h = Harness([DeviceInfo("s1", SMOKE, "site", "p1", 3, "kitchen 4"),
+                 DeviceInfo("s2", SMOKE, "site", "p1", 3, "office 5"),
+                 DeviceInfo("p1", PANEL, "site")], QUIET)
+    h.feed("s1", 20, 1, obscuration_pct_per_m=0.2, **CLEAN)
+    h.event("p1", "fire", True, zone=3, point=4, location="kitchen 4")
+    h.feed("s1", 120, 1, obscuration_pct_per_m=8.0, **CLEAN)  # steam: same place, no CO
+    assert [d.key.type for d in h.raised()] == ["panel.fire", "smoke.prealarm"]
+    h.feed("s2", 15, 1, obscuration_pct_per_m=8.0, **CLEAN)  # another place: independent
+    assert h.raised()[-1].key.type == "smoke.threshold"
+    assert h.raised()[-1].confidence == pytest.approx(0.95)
 
 
 @pytest.mark.parametrize(("name", "series", "expected"), [

@@ -41,20 +41,29 @@ def test_pressure_drop_without_flow_is_not_waterflow_but_low_pressure() -> None:
     assert [d[2] for d in h.take() if d[0] == "raise"] == ["sprinkler.low_pressure"]
 
 
-def test_slow_leak_is_early_warning_then_supervisory() -> None:
-    ov = [Override("device", "w1", "early_warning", {"bucket_s": 60.0, "buckets": 20,
-                                                     "pressure_horizon_s": 3600.0}),
-          Override("device", "w1", "sprinkler", {"leak_window_s": 1200.0})]
+def test_slow_leak_is_early_warning_then_leak_then_low_pressure() -> None:
+    ov = [Override("device", "w1", "sprinkler", {"cut_in_kpa": 550.0, "min_kpa": 480.0})]
     h = water(overrides=ov)
-    h.feed("w1", 600, 10, pressure_kpa=800.0, flow_lps=0.0)
+    h.feed("w1", 1800, 60, pressure_kpa=600.0, flow_lps=0.0)
     assert h.take() == []
-    # 800 kPa falling 2 kPa/min (120 kPa/h): the minimum (100 kPa) about 6 h away
-    h.feed("w1", 3 * 3600, 10, pressure_kpa=lambda el: 800.0 - el / 30)
-    kinds = [(d[2], d[3]) for d in h.take() if d[0] == "raise"]
-    assert kinds[0] == ("sprinkler.leak", "supervisory")
-    h.feed("w1", 3 * 3600, 10, pressure_kpa=lambda el: 440.0 - el / 30)
-    kinds += [(d[2], d[3]) for d in h.take() if d[0] == "raise"]
-    assert ("sprinkler.pressure_trend", "early_warning") in kinds
+    # the jockey is out of service: 30 kPa/h down from 600 kPa, no pump start
+    h.feed("w1", 6 * 3600, 60, pressure_kpa=lambda el: 600.0 - el / 120, flow_lps=0.0)
+    raised = [(d.key.type, d.alarm_class.value, round(d.at - h.now)) for d in h.raised()]
+    assert [r[:2] for r in raised] == [("sprinkler.pressure_trend", "early_warning"),
+                                       ("sprinkler.leak", "supervisory"),
+                                       ("sprinkler.low_pressure", "supervisory")]
+    ew = h.raised()[0]
+    assert 0 < ew.evidence["predicted_s"] <= 6 * 3600
+    assert -33 < ew.evidence["slope_kpa_per_h"] < -20  # the fit still sees the flat start
+
+
+def test_normal_jockey_sawtooth_raises_nothing() -> None:
+    ov = [Override("device", "w1", "sprinkler", {"cut_in_kpa": 550.0, "min_kpa": 480.0})]
+    h = water(overrides=ov)
+    for _ in range(6):  # seepage 25 kPa/h from 600 to 550, then the pump restores it
+        h.feed("w1", 7200, 60, pressure_kpa=lambda el: 600.0 - el / 144)
+        h.feed("w1", 120, 60, pressure_kpa=lambda el: 550.0 + el * 0.5)
+    assert h.take() == []
 
 
 def test_jockey_short_cycling_is_supervisory() -> None:

@@ -26,7 +26,7 @@ async def running(clean_db, broker):  # type: ignore[no-untyped-def]
     await register(clean_db.url, DEVICES, [
         ("kind", "smoke_detector", "supervision", {"heartbeat_s": 2.0}),
         ("kind", "alarm_panel", "supervision", {"heartbeat_s": 60.0}),
-        ("kind", "smoke_detector", "smoke", {"for_s": 1.0})])
+        ("kind", "smoke_detector", "smoke", {"for_s": 1.0, "unconfirmed_for_s": 1.0})])
     settings = settings_for(clean_db.url, broker)
     svc = AlertingService(settings)
     await svc.start()
