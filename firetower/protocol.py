@@ -48,7 +48,11 @@ def topic_for(device_id: str, message_type: MessageType | str) -> str:
     return f"{TOPIC_ROOT}/{device_id}/{message_type}"
 
 
-def subscription(message_type: MessageType | str = "+") -> str:
+def subscription(message_type: MessageType | str | None = None) -> str:
+    """Topic filter for one message type, or (None) everything under `fire/`, so that messages
+    on wrong versions or malformed topics are seen and recorded as rejects."""
+    if message_type is None:
+        return "fire/#"
     return f"{TOPIC_ROOT}/+/{message_type}"
 
 
