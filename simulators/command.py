@@ -1,15 +1,125 @@
-"""`firetower simulate`."""
+"""`firetower simulate`: a fleet publishing protocol v1 to the broker.
+
+Default: 20 sites (one panel and 10 devices of each field kind per site), every device
+reporting every 60 s of virtual time, paced in real time, until interrupted.
+`--speed 0` publishes as fast as possible; `--rate N` at N msg/s regardless of virtual time.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import math
+import sys
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from urllib.parse import urlsplit
 
+from firetower.cli import run_async
 from firetower.settings import Settings
+from simulators.fleet import build_fleet
+from simulators.publisher import publish
+from simulators.scenarios import SCENARIOS, generate
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--sites", type=int, default=20, help="sites (one alarm panel each)")
+    parser.add_argument("--per-kind", type=int, default=10,
+                        help="smoke, heat and sprinkler-pressure devices of each kind per site")
+    parser.add_argument("--seed", type=int, default=1, help="same seed, same messages")
+    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
+                        help="scenario to inject (repeatable; default normal)")
+    parser.add_argument("--interval", type=float, default=None,
+                        help="virtual seconds between reports (default: the scenario's, 60)")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="virtual seconds to simulate (default: forever when paced in real "
+                             "time, else the scenario's length)")
+    parser.add_argument("--count", type=int, default=None, help="stop after this many messages")
+    parser.add_argument("--speed", type=float, default=None,
+                        help="virtual seconds per wall second (default 1; 0 = as fast as possible)")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="publish at this many msg/s, ignoring virtual time")
+    parser.add_argument("--start", default=None,
+                        help="virtual start time, RFC 3339 (default: now for paced runs, "
+                             "now minus the duration for unpaced ones)")
+    parser.add_argument("--processes", type=int, default=1, help="publisher processes")
+    parser.add_argument("--register", action="store_true",
+                        help="register the fleet in the database first (idempotent)")
+    parser.add_argument("--mqtt-url", default=None, help="override FIRETOWER_MQTT_URL")
+    parser.add_argument("--dedicated", action="store_true",
+                        help="give devices that go offline their own connection (real wills)")
+    parser.add_argument("--describe", action="store_true",
+                        help="print the injections as JSON lines and exit")
+    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    raise SystemExit("firetower simulate: not built yet")
+    if args.list:
+        for name, s in SCENARIOS.items():
+            first = s.description.splitlines()[0] if s.description else ""
+            print(f"{name:24s} {first}")
+        return 0
+    if args.rate is not None and args.speed is not None:
+        print("firetower simulate: give --rate or --speed, not both", file=sys.stderr)
+        return 2
+    if args.mqtt_url:
+        settings = settings.model_copy(update={"mqtt_url": args.mqtt_url})
+    return run_async(lambda: simulate(args, settings))
+
+
+def _plan(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    scenarios = args.scenario or ["normal"]
+    speed = 1.0 if args.speed is None and args.rate is None else args.speed
+    paced_real_time = speed is not None and speed > 0
+    duration = args.duration
+    if duration is None and paced_real_time and args.count is None:
+        duration = math.inf
+    if duration is None:
+        duration = max(SCENARIOS[n].duration_s for n in scenarios)
+    if args.start:
+        start = datetime.fromisoformat(args.start)
+    elif paced_real_time or math.isinf(duration):
+        start = datetime.now(UTC)
+    else:   # generated faster than real time: end now, so no ts lies in the future
+        start = datetime.now(UTC) - timedelta(seconds=duration)
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    fleet = build_fleet(args.seed, args.sites, args.per_kind)
+    run = generate(fleet, args.seed, start, scenarios, duration=duration,
+                   interval=args.interval)
+    return run, (speed if speed and speed > 0 else None)
+
+
+async def simulate(args: argparse.Namespace, settings: Settings) -> int:
+    run, speed = _plan(args)
+    if args.describe:
+        for inj in run.injections:
+            print(json.dumps(inj.as_dict()))
+        return 0
+    if args.register:
+        from simulators.registry import register_fleet
+
+        reg = await register_fleet(settings.database_url, run.fleet)
+        if not args.quiet:
+            print(f"simulate: registered {reg.sites} new sites, {reg.devices} new devices",
+                  file=sys.stderr)
+    url = urlsplit(settings.mqtt_url)
+    if not args.quiet:
+        print(f"simulate: {len(run.fleet):,} devices at {len(run.fleet.sites)} sites, "
+              f"scenarios {', '.join(run.scenarios)}, start {run.start.isoformat()}",
+              file=sys.stderr)
+        for inj in run.injections:
+            print(f"simulate: inject {inj.condition} -> {inj.expect} on "
+                  f"{', '.join(inj.device_ids[:3])} at {inj.start.isoformat()}", file=sys.stderr)
+    messages = iter(run) if args.count is None else islice(run, args.count)
+    stats = await publish(messages, host=url.hostname or "127.0.0.1", port=url.port or 1883,
+                          rate=args.rate, speed=speed, processes=args.processes,
+                          credentials=settings.mqtt_credentials,
+                          dedicated=run.dedicated if args.dedicated else (),
+                          quiet=args.quiet)
+    if not args.quiet:
+        print(f"simulate: {stats}", file=sys.stderr)
+    await asyncio.sleep(0)
+    return 0 if stats.errors == 0 else 1

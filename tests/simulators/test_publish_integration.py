@@ -1,0 +1,130 @@
+"""Through the real broker: every message arrives, in per-device order, from 1,000 devices;
+real last wills on dedicated connections; the CLI end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from firetower.mqtt import AsyncMqtt
+from simulators.fleet import build_fleet
+from simulators.publisher import publish
+from simulators.scenarios import generate
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+class Counter:
+    """Subscribes to everything; keeps live (non-retained) deliveries per topic."""
+
+    def __init__(self, port: int, topic: str = "fire/v1/#") -> None:
+        self.mqtt = AsyncMqtt("127.0.0.1", port)
+        self.live: list[tuple[str, bytes]] = []
+        self.retained: list[tuple[str, bytes]] = []
+        self.mqtt.set_on_message(self._on)
+        self.mqtt.subscribe(topic, 1)
+
+    def _on(self, client, userdata, msg) -> None:  # type: ignore[no-untyped-def]
+        (self.retained if msg.retain else self.live).append((msg.topic, msg.payload))
+
+    async def __aenter__(self) -> Counter:
+        await self.mqtt.start()
+        await asyncio.sleep(0.3)   # let retained messages from earlier tests arrive
+        self.retained.clear()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.mqtt.stop()
+
+
+def recent_run(sites: int, per_kind: int, scenarios: list[str], duration: float, seed: int):  # type: ignore[no-untyped-def]
+    fleet = build_fleet(seed, sites, per_kind)
+    start = datetime.now(UTC) - timedelta(seconds=duration)
+    return generate(fleet, seed, start, scenarios, duration=duration)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_ten_thousand_messages_from_a_thousand_devices(broker, processes: int) -> None:
+    run = recent_run(40, 8, ["normal", "duplicates_out_of_order"], 600.0, seed=processes)
+    msgs = run.messages()
+    assert len(run.fleet) >= 1000 and len(msgs) >= 10_000
+    async with Counter(broker.port) as sub:
+        stats = await publish(msgs, port=broker.port, processes=processes, quiet=True)
+        assert (stats.sent, stats.acked, stats.errors) == (len(msgs), len(msgs), 0)
+
+        async def all_in() -> bool:
+            return len(sub.live) >= len(msgs)
+
+        await wait_for(all_in, 60)
+        await asyncio.sleep(0.2)
+    assert len(sub.live) == len(msgs)
+    assert sorted(sub.live) == sorted((m.topic, m.payload) for m in msgs)
+    per_device_sent: dict[str, list[bytes]] = defaultdict(list)
+    per_device_got: dict[str, list[bytes]] = defaultdict(list)
+    for m in msgs:
+        per_device_sent[m.topic].append(m.payload)
+    for topic, payload in sub.live:
+        per_device_got[topic].append(payload)
+    assert per_device_got == per_device_sent   # order kept per device and topic
+
+
+async def test_paced_by_virtual_time(broker) -> None:
+    run = recent_run(1, 2, ["normal"], 120.0, seed=3)
+    msgs = run.messages()
+    span = (msgs[-1].ts - msgs[0].ts).total_seconds()
+    loop = asyncio.get_running_loop()
+    t = loop.time()
+    stats = await publish(msgs, port=broker.port, speed=span / 1.0, quiet=True)
+    elapsed = loop.time() - t
+    assert stats.acked == len(msgs)
+    assert 0.9 < elapsed < 3.0
+
+
+async def test_fixed_rate(broker) -> None:
+    run = recent_run(5, 5, ["normal"], 300.0, seed=4)
+    msgs = run.messages()[:200]
+    loop = asyncio.get_running_loop()
+    t = loop.time()
+    stats = await publish(msgs, port=broker.port, rate=400.0, quiet=True)
+    assert stats.acked == 200
+    assert 0.4 < loop.time() - t < 2.0
+
+
+async def test_panel_offline_will_comes_from_the_broker(broker) -> None:
+    run = recent_run(2, 2, ["panel_offline"], 3600.0, seed=5)
+    panel = run.expectations("offline")[0].device_ids[0]
+    msgs = run.messages()
+    wills = [m for m in msgs if m.will]
+    assert [m.device_id for m in wills] == [panel]
+    async with Counter(broker.port, f"fire/v1/{panel}/status") as sub:
+        stats = await publish(msgs, port=broker.port, dedicated=run.dedicated, quiet=True)
+        assert stats.acked == len(msgs) and stats.errors == 0
+
+        async def three() -> bool:
+            return len(sub.live) >= 3
+
+        await wait_for(three, 20)
+    payloads = [p for _, p in sub.live]
+    births = [m.payload for m in msgs if m.device_id == panel and m.will_payload]
+    assert payloads == [births[0], wills[0].payload, births[1]]
+
+
+async def test_cli_publishes_a_count(broker) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "firetower", "simulate", "--mqtt-url", broker.url,
+        "--sites", "3", "--per-kind", "3", "--speed", "0", "--count", "500", "--quiet",
+        "--scenario", "malformed", "--scenario", "cooking_steam",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    async with Counter(broker.port) as sub:
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+
+        async def enough() -> bool:
+            return len(sub.live) >= 500
+
+        await wait_for(enough, 20)
