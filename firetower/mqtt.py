@@ -31,6 +31,39 @@ class MqttError(RuntimeError):
     pass
 
 
+class _RecvBuffer:
+    """Serves paho's many small reads (1 byte for the packet type, then the length bytes, then
+    the body) from one 64 KiB recv, saving about three system calls per message."""
+
+    __slots__ = ("buf", "client", "pos")
+
+    def __init__(self, client: paho.Client) -> None:
+        self.client = client
+        self.buf = b""
+        self.pos = 0
+
+    def reset(self) -> None:
+        self.buf, self.pos = b"", 0
+
+    @property
+    def pending(self) -> bool:
+        return self.pos < len(self.buf)
+
+    def recv(self, bufsize: int) -> bytes:
+        if self.pos >= len(self.buf):
+            sock = self.client._sock
+            if sock is None:
+                raise ConnectionError("socket is closed")
+            data = sock.recv(65536)  # BlockingIOError propagates: paho reads it as "no data"
+            if not data:
+                return b""
+            self.buf, self.pos = data, 0
+        end = self.pos + bufsize
+        chunk = self.buf[self.pos:end]
+        self.pos = min(end, len(self.buf))
+        return chunk
+
+
 class AsyncMqtt:
     """A paho client on the running loop, with reconnect and a `connected` event.
 
@@ -58,6 +91,8 @@ class AsyncMqtt:
             self.client.will_set(topic, payload, qos, retain)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
+        self._recv = _RecvBuffer(self.client)
+        self.client._sock_recv = self._recv.recv  # type: ignore[method-assign]
         self.client.on_socket_open = self._on_socket_open
         self.client.on_socket_close = self._on_socket_close
         self.client.on_socket_register_write = self._on_register_write
@@ -163,6 +198,7 @@ class AsyncMqtt:
             raise MqttError(paho.error_string(rc))
 
     def _watch(self, sock: Any) -> None:
+        self._recv.reset()
         if sock is None:
             self._lost.set()
             return
@@ -181,13 +217,15 @@ class AsyncMqtt:
         client = self.client
         for _ in range(_READ_BURST):
             if client._sock is None:
-                break
+                return
             rc = client._packet_read()
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
-                break
+                return
             if rc > 0:
                 client._loop_rc_handle(rc)
-                break
+                return
+        if self._recv.pending:  # buffered bytes will not wake the selector: come back soon
+            self._loop.call_soon(self._readable)
 
     def _writable(self) -> None:
         self.client.loop_write()

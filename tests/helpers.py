@@ -59,19 +59,24 @@ async def register(url: str, devices: Iterable[tuple[str, str]], site: str = "s1
         await conn.close()
 
 
-async def publish(port: int, messages: Iterable[tuple[str, bytes]], *, window: int = 5000) -> int:
-    """Publish at QoS 1 and wait for every PUBACK; never more than `window` outstanding."""
+async def publish(port: int, messages: Iterable[tuple[str, bytes]], *, window: int = 5000,
+                  rate: float | None = None) -> int:
+    """Publish at QoS 1 (at most `rate` msg/s) and wait for every PUBACK; never more than
+    `window` outstanding."""
     pub = AsyncMqtt("127.0.0.1", port, max_inflight=1000)
     await pub.start()
     sent = 0
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
     try:
         for topic, payload in messages:
             while pub.outstanding >= window:
                 await asyncio.sleep(0.005)
             pub.publish(topic, payload, 1)
             sent += 1
-            if sent % 500 == 0:
-                await asyncio.sleep(0)
+            if sent % 100 == 0:
+                ahead = sent / rate - (loop.time() - t0) if rate else 0
+                await asyncio.sleep(max(ahead, 0))
         while pub.outstanding:
             await asyncio.sleep(0.01)
     finally:

@@ -1,15 +1,34 @@
-"""`firetower bench`."""
+"""`firetower bench <name>`: benchmarks (not part of the test suite).
+
+Each benchmark lives in its own module with `configure(parser)` and `main(args, settings)`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 
 from firetower.settings import Settings
 
+BENCHMARKS = {
+    "ingest": ("firetower.commands.bench_ingest", "MQTT -> database throughput, loss, ceiling"),
+    "alerting": ("firetower.commands.bench_alerting", "rule evaluation and event -> alarm"),
+}
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    sub = parser.add_subparsers(dest="benchmark", required=True)
+    for name, (module, help_text) in BENCHMARKS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        p.set_defaults(bench_module=module)
+        mod.configure(p)
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    raise SystemExit("firetower bench: not built yet")
+    if not getattr(args, "bench_module", None):
+        raise SystemExit(f"firetower bench {args.benchmark}: not available in this build")
+    return int(importlib.import_module(args.bench_module).main(args, settings) or 0)

@@ -42,7 +42,7 @@ async def test_database_outage_loses_nothing(clean_db, own_broker) -> None:
     ingester = Ingester(settings_for(clean_db.url, own_broker, ingest_batch_size=500))
     await ingester.start()
     try:
-        sender = asyncio.create_task(publish(own_broker.port, stream))
+        sender = asyncio.create_task(publish(own_broker.port, stream, rate=2500))
         await wait_for(lambda: _at_least(clean_db.url, 1000), 30, 0.01)
         await set_database_available(clean_db.url, False)
         await asyncio.sleep(3)  # messages keep arriving at the broker while the DB is gone
@@ -76,7 +76,7 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(clean_db, own_broke
     proc = spawn_ingester(clean_db.url, own_broker.url, "ingest-kill-test", log)
     try:
         await subscribed(clean_db.url, own_broker.port)
-        sender = asyncio.create_task(publish(own_broker.port, stream))
+        sender = asyncio.create_task(publish(own_broker.port, stream, rate=3000))
         try:
             await wait_for(lambda: _at_least(clean_db.url, 2000), 60, 0.01)
         except AssertionError:

@@ -1,0 +1,207 @@
+"""`firetower bench ingest`: the simulator through a real broker into a real database.
+
+Same run, same messages, two measurements:
+1. ceiling: the broker alone, delivering to a plain paho subscriber that only counts;
+2. ingest: the broker delivering to `firetower ingest` (QoS 1, ack after commit), timed from
+   the first publish until the last row is committed; then loss and duplicates are counted
+   in the database (distinct (device, seq, ts) against what was sent).
+Everything (publishers, broker, ingester, PostgreSQL) shares this machine's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from firetower.cli import run_async
+from firetower.commands.bench_support import (
+    CountingSubscriber,
+    cpu_seconds,
+    fresh_broker,
+    fresh_database,
+)
+from firetower.settings import Settings
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--messages", type=int, default=200_000, help="messages per phase")
+    parser.add_argument("--sites", type=int, default=100)
+    parser.add_argument("--per-kind", type=int, default=30,
+                        help="devices of each field kind per site (plus one panel per site)")
+    parser.add_argument("--rate", type=float, help="offered msg/s (default: as fast as possible)")
+    parser.add_argument("--processes", type=int, default=2, help="publisher processes")
+    parser.add_argument("--batch-size", type=int, help="FIRETOWER_INGEST_BATCH_SIZE override")
+    parser.add_argument("--with-alerting", action="store_true",
+                        help="run the rule engine inside the ingester too")
+    parser.add_argument("--plain", action="store_true", help="plain PostgreSQL even if "
+                        "TimescaleDB is available")
+    parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the ingester here")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database")
+
+
+def build_messages(sites: int, per_kind: int, count: int) -> tuple[Any, list[Any]]:
+    from simulators.fleet import build_fleet
+    from simulators.stream import Simulation
+
+    fleet = build_fleet(7, sites, per_kind)
+    per_device = -(-count // len(fleet.devices)) + 1
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=per_device + 1)
+    sim = Simulation(fleet, 7, start, births=False)
+    messages = list(itertools.islice(sim.stream(per_device * sim.interval), count))
+    return fleet, messages
+
+
+async def _stored(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval(
+        "SELECT (SELECT count(*) FROM telemetry) + (SELECT count(*) FROM events) "
+        "+ (SELECT count(*) FROM device_status)")
+
+
+async def _wait_subscribed(conn: asyncpg.Connection, port: int) -> None:
+    from simulators.publisher import publish
+    from simulators.stream import Outgoing
+
+    probe = Outgoing("fire/v1/bench-probe/status", b"{}", 1, False, "bench-probe", None,
+                     datetime.now(UTC))
+    for _ in range(300):
+        await publish([probe], port=port, quiet=True)
+        if await conn.fetchval(
+                "SELECT 1 FROM unregistered_devices WHERE device_id = 'bench-probe'"):
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("ingester did not subscribe")
+
+
+async def run_bench(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from simulators.publisher import publish
+    from simulators.registry import register_fleet
+
+    t_gen = time.perf_counter()
+    fleet, messages = build_messages(args.sites, args.per_kind, args.messages)
+    n = len(messages)
+    result: dict[str, Any] = {
+        "benchmark": "ingest", "messages": n, "devices": len(fleet.devices),
+        "publisher_processes": args.processes, "offered_rate": args.rate,
+        "generate_s": round(time.perf_counter() - t_gen, 2), "cores": os.cpu_count(),
+    }
+    with fresh_broker() as broker:
+        if not args.skip_ceiling:
+            counter = CountingSubscriber(broker.port, n)
+            counter.start()
+            t0 = time.perf_counter()
+            stats = await publish(messages, port=broker.port, processes=args.processes,
+                                  rate=args.rate, quiet=True)
+            pub_s = time.perf_counter() - t0
+            got = await counter.result()
+            result["ceiling"] = {
+                "received": got["received"], "lost": n - got["received"],
+                "msgs_per_s": round(got["received"] / max(got["seconds"], 1e-9)),
+                "publish_msgs_per_s": round(n / pub_s),
+                "subscriber_cpu_us_per_msg": round(got["cpu_s"] / max(got["received"], 1) * 1e6, 1),
+            }
+            _log(f"ceiling: {result['ceiling']}")
+        async with fresh_database(settings.database_url, "firetower_bench", plain=args.plain,
+                                  keep=args.keep) as url:
+            await register_fleet(url, fleet)
+            env = dict(os.environ, FIRETOWER_DATABASE_URL=url, FIRETOWER_MQTT_URL=broker.url,
+                       FIRETOWER_METRICS_PORT="0",
+                       FIRETOWER_INGEST_CLIENT_ID=f"bench-ingest-{os.getpid()}")
+            if args.batch_size:
+                env["FIRETOWER_INGEST_BATCH_SIZE"] = str(args.batch_size)
+            cmd = [sys.executable]
+            if args.profile:
+                cmd += ["-m", "cProfile", "-o", str(args.profile)]
+            cmd += ["-m", "firetower", "ingest"]
+            if not args.with_alerting:
+                cmd.append("--no-alerting")
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            conn = await asyncpg.connect(url)
+            try:
+                await _wait_subscribed(conn, broker.port)
+                base = await _stored(conn)
+                cpu0 = cpu_seconds(proc.pid)
+                t0 = time.perf_counter()
+                stats = await publish(messages, port=broker.port, processes=args.processes,
+                                      rate=args.rate, quiet=True)
+                pub_s = time.perf_counter() - t0
+                last, last_change = base, time.perf_counter()
+                while last - base < n and time.perf_counter() - last_change < 30:
+                    await asyncio.sleep(0.05)
+                    now_count = await _stored(conn)
+                    if now_count != last:
+                        last, last_change = now_count, time.perf_counter()
+                elapsed = last_change - t0
+                cpu = cpu_seconds(proc.pid) - cpu0
+                distinct = await conn.fetchval(
+                    "SELECT count(*) FROM (SELECT DISTINCT device_id, seq, ts FROM telemetry) d")
+                rows = await conn.fetchval("SELECT count(*) FROM telemetry")
+                rejects = await conn.fetchval("SELECT count(*) FROM rejects")
+                flavour = await conn.fetchval("SELECT flavour FROM schema_migrations LIMIT 1")
+            finally:
+                await conn.close()
+                proc.send_signal(2)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            stored = last - base
+            result["ingest"] = {
+                "storage": flavour, "sent": stats.acked if hasattr(stats, "acked") else n,
+                "stored": stored, "lost": n - stored, "duplicates": rows - distinct,
+                "rejected": rejects, "msgs_per_s": round(stored / max(elapsed, 1e-9)),
+                "publish_msgs_per_s": round(n / pub_s),
+                "drain_after_publish_s": round(max(0.0, elapsed - pub_s), 2),
+                "ingester_cpu_us_per_msg": round(cpu / max(stored, 1) * 1e6, 1),
+                "with_alerting": args.with_alerting,
+            }
+    if "ceiling" in result:
+        result["ingest_vs_ceiling"] = round(
+            result["ingest"]["msgs_per_s"] / max(result["ceiling"]["msgs_per_s"], 1), 3)
+    return result
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    async def go() -> int:
+        result = await run_bench(args, settings)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(format_report(result))
+        return 0 if result["ingest"]["lost"] == 0 and result["ingest"]["duplicates"] == 0 else 1
+
+    return run_async(go)
+
+
+def format_report(r: dict[str, Any]) -> str:
+    i = r["ingest"]
+    lines = [f"firetower bench ingest: {r['messages']:,} messages from {r['devices']:,} devices, "
+             f"{r['publisher_processes']} publisher processes, {r['cores']} cores"]
+    if "ceiling" in r:
+        c = r["ceiling"]
+        lines.append(f"  broker only (counting subscriber): {c['msgs_per_s']:>8,} msg/s  "
+                     f"lost {c['lost']}  (publishers {c['publish_msgs_per_s']:,} msg/s)")
+    lines.append(f"  ingest -> {i['storage']:<9} (QoS 1, ack after commit): {i['msgs_per_s']:>8,} "
+                 f"msg/s  stored {i['stored']:,}  lost {i['lost']}  duplicates {i['duplicates']}")
+    lines.append(f"  ingester CPU {i['ingester_cpu_us_per_msg']} µs/msg; "
+                 f"drain after last publish {i['drain_after_publish_s']} s")
+    if "ingest_vs_ceiling" in r:
+        lines.append(f"  ingest / ceiling = {r['ingest_vs_ceiling']}")
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""Shared pieces of the benchmarks: a throwaway database and broker, a counting subscriber
+(the broker-only ceiling), process CPU readings and percentile helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from firetower import db
+from firetower.broker import Broker, start_broker
+
+
+def bench_db_url(base_url: str, name: str) -> str:
+    parts = urlsplit(base_url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@asynccontextmanager
+async def fresh_database(base_url: str, name: str, *, plain: bool = False, keep: bool = False):
+    """Drop and re-create `name`, migrate it; drop it afterwards unless `keep`."""
+    admin = bench_db_url(base_url, "postgres")
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    url = bench_db_url(base_url, name)
+    await db.migrate(url, use_timescale=False if plain else None)
+    try:
+        yield url
+    finally:
+        if not keep:
+            conn = await asyncpg.connect(admin)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+
+@contextmanager
+def fresh_broker() -> Iterator[Broker]:
+    state = Path(tempfile.mkdtemp(prefix="firetower-bench-broker-"))
+    broker = start_broker(state)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _count_messages(port: int, expected: int, ready: Any, result: Any, idle_s: float) -> None:
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    state = {"n": 0, "first": 0.0, "last": 0.0}
+
+    def on_message(client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        now = time.perf_counter()
+        if not state["n"]:
+            state["first"] = now
+        state["n"] += 1
+        state["last"] = now
+        if state["n"] >= expected:
+            client.disconnect()
+
+    def on_connect(client: paho.Client, *a: object) -> None:
+        client.subscribe("fire/#", 1)
+
+    def on_subscribe(*a: object) -> None:
+        ready.set()
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-counter-{os.getpid()}")
+    client.on_message, client.on_connect, client.on_subscribe = on_message, on_connect, on_subscribe
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    while True:
+        time.sleep(0.2)
+        if state["n"] >= expected:
+            break
+        if state["n"] and time.perf_counter() - state["last"] > idle_s:
+            break
+    client.loop_stop()
+    cpu = os.times()
+    result.put({"received": state["n"], "seconds": state["last"] - state["first"],
+                "cpu_s": cpu.user + cpu.system})
+
+
+class CountingSubscriber:
+    """A plain paho QoS 1 subscriber in its own process that only counts: the ceiling."""
+
+    def __init__(self, port: int, expected: int, idle_s: float = 10.0) -> None:
+        ctx = mp.get_context("spawn")
+        self._ready = ctx.Event()
+        self._result = ctx.Queue()
+        self._proc = ctx.Process(target=_count_messages,
+                                 args=(port, expected, self._ready, self._result, idle_s))
+
+    def start(self) -> None:
+        self._proc.start()
+        if not self._ready.wait(15):
+            raise RuntimeError("counting subscriber did not subscribe")
+
+    async def result(self, timeout: float = 600) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        out = await loop.run_in_executor(None, self._result.get, True, timeout)
+        self._proc.join(5)
+        return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
+    return s[k]
