@@ -100,6 +100,7 @@ class EarlyWarningParams:
     chamber_buckets: int = 48
     chamber_min_baseline: float = 1.0  # %/m: below this a drifting baseline is not worth a word
     chamber_horizon_s: float = 30 * 86400.0  # warn when the pre-alarm is reached within a month
+    clear_s: float = 86400.0  # battery and chamber warnings clear after a day without the trend
 
 
 @dataclass(frozen=True, slots=True)

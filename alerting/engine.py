@@ -42,6 +42,8 @@ _COND, _HEARTBEAT = 0, 1
 STARTUP_GRACE_S = 5.0
 _GROUPED = (AlarmClass.FAULT, AlarmClass.OFFLINE)
 _SUPERVISED = (Lifecycle.COMMISSIONED, Lifecycle.IN_SERVICE)
+# The confidence a rule gives its alarm, when a timer (not a message) raises it.
+TIMER_CONFIDENCE = {sprinkler.WATERFLOW: sprinkler.WATERFLOW_CONFIDENCE}
 # A condition that must not raise by timer while its superseding alarm is raised.
 SUPERSEDED_BY = {smoke.PREALARM: smoke.ALARM}
 _EVIDENCE_FIELDS = ("obscuration_pct_per_m", "temperature_c", "co_ppm", "pressure_kpa",
@@ -213,7 +215,8 @@ class Engine:
                                    zone, evidence=hit.evidence,
                                    reason=hit.evidence.get("reason", "condition went away")))
                 continue
-            mode, window = self.modes.mode_for(info.id, info.site_id, hit.point, now)
+            mode, window = self.modes.mode_for(info.id, info.site_id, hit.point, now,
+                                               info.parent_id, info.zone)
             d = Decision(Action.RAISE, PRIORITY[cls], key, cls, hit.at, info.site_id, zone,
                          hit.confidence, hit.evidence, mode, device_ts=device_ts,
                          received_at=received,
@@ -311,7 +314,7 @@ class Engine:
             Action.RAISE, PRIORITY[AlarmClass.OFFLINE], AlarmKey(info.id, "", OFFLINE),
             AlarmClass.OFFLINE, at, info.site_id, info.zone, 1.0,
             {"rule": OFFLINE, "last_seen": st.last_seen, "heartbeat_s": hb, "why": why},
-            self.modes.mode_for(info.id, info.site_id, "", at)[0],
+            self.modes.mode_for(info.id, info.site_id, "", at, info.parent_id, info.zone)[0],
             inhibited_by=inhibitor(parent), group_key=f"offline:{info.site_id or ''}",
             reason=why))
         for child_id in self.children.get(info.id, ()):
@@ -410,6 +413,7 @@ class Engine:
         hit = step(ctx, st, type_, AlarmClass(cls), c.level, for_s, clear_s, point)
         if hit is not None:
             hit.evidence = self._timer_evidence(st, type_, for_s, clear_s)
+            hit.confidence = TIMER_CONFIDENCE.get(type_)
             if hit.edge is not Edge.CLEAR and cls == AlarmClass.FIRE and type_ == smoke.ALARM:
                 hit.evidence["alarm_pct_per_m"] = st.params.smoke.alarm_pct_per_m
             self._emit(st, ctx.hits, None, now)

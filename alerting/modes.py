@@ -26,9 +26,11 @@ class ModeWindow:
     expires_at: float | None
 
     def covers(self, point: str, now: float) -> bool:
-        return (self.starts_at <= now
-                and (self.expires_at is None or now < self.expires_at)
-                and (self.point is None or self.point == point))
+        """In force at `now` for `point` ('z/p'); a window on 'z/0' covers all of zone z."""
+        if self.starts_at > now or (self.expires_at is not None and now >= self.expires_at):
+            return False
+        p = self.point
+        return p is None or p == point or (p.endswith("/0") and point.startswith(p[:-1]))
 
 
 class ModeTable:
@@ -45,14 +47,20 @@ class ModeTable:
         if ws:
             ws[:] = [w for w in ws if not (w.point == point and w.mode is mode)]
 
-    def mode_for(self, device_id: str, site_id: str | None, point: str,
-                 now: float) -> tuple[Mode, ModeWindow | None]:
+    def mode_for(self, device_id: str, site_id: str | None, point: str, now: float,
+                 parent: str | None = None, zone: int | None = None
+                 ) -> tuple[Mode, ModeWindow | None]:
+        """The mode for a signal of `device_id` (at a panel `point`); a detector is also
+        covered by its panel's windows on the whole panel or on its zone."""
         if not self.windows:
             return Mode.NORMAL, None
         best: ModeWindow | None = None
-        for scope_key in (("device", device_id), ("site", site_id or "")):
+        scopes = [(("device", device_id), point), (("site", site_id or ""), point)]
+        if parent:
+            scopes.append((("device", parent), f"{zone or 0}/x"))
+        for scope_key, pt in scopes:
             for w in self.windows.get(scope_key, ()):
-                if w.covers(point, now) and (best is None
-                                             or STRENGTH[w.mode] > STRENGTH[best.mode]):
+                if w.covers(pt, now) and (best is None
+                                          or STRENGTH[w.mode] > STRENGTH[best.mode]):
                     best = w
         return (best.mode, best) if best else (Mode.NORMAL, None)

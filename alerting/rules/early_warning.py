@@ -42,7 +42,7 @@ def evaluate(ctx: Context, st: DeviceState, m: Telemetry) -> None:
         if b.add(t, m.obscuration_pct_per_m):
             last = b.ring.last()
             if last is not None and last[1] < p.chamber_min_baseline:
-                step(ctx, st, CHAMBER, AlarmClass.EARLY_WARNING, Level.FALSE, 0.0, 0.0)
+                step(ctx, st, CHAMBER, AlarmClass.EARLY_WARNING, Level.FALSE, 0.0, p.clear_s)
                 return
             _trend(ctx, st, b, CHAMBER, pre, p.chamber_horizon_s, falling=False)
 
@@ -69,7 +69,7 @@ def _trend(ctx: Context, st: DeviceState, b: Buckets, type_: str, limit: float,
         level = Level.FALSE
     else:
         level = Level.HOLD
-    hit = step(ctx, st, type_, AlarmClass.EARLY_WARNING, level, 0.0, 0.0)
+    hit = step(ctx, st, type_, AlarmClass.EARLY_WARNING, level, 0.0, p.clear_s)
     if hit is not None:
         hit.evidence = {"rule": type_, "value": round(now_v, 3), "limit": limit,
                         "predicted_s": None if eta is None else round(eta),

@@ -24,6 +24,8 @@ LOW = "sprinkler.low_pressure"
 LEAK = "sprinkler.leak"
 JOCKEY = "sprinkler.jockey_cycling"
 PRESSURE_TREND = "sprinkler.pressure_trend"  # an early warning
+# Two physical criteria at once (a pressure step and sustained flow past the retard).
+WATERFLOW_CONFIDENCE = 0.8
 STARTS_KEPT = 32
 
 
@@ -50,6 +52,7 @@ def evaluate(ctx: Context, st: DeviceState, m: Telemetry) -> None:
         level = Level.HOLD
     hit = step(ctx, st, WATERFLOW, AlarmClass.FIRE, level, p.retard_s, p.clear_s)
     if hit is not None:
+        hit.confidence = WATERFLOW_CONFIDENCE
         hit.evidence = {"rule": WATERFLOW, "flow_lps": flow, "pressure_kpa": pk,
                         "static_kpa": round(st.static_kpa, 1), "drop_kpa": round(drop, 1),
                         "retard_s": p.retard_s}
