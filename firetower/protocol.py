@@ -131,7 +131,8 @@ def parse_topic(topic: str) -> tuple[str, MessageType]:
     try:
         return device_id, MessageType(kind)
     except ValueError:
-        raise ProtocolError(RejectReason.BAD_TOPIC, f"message type {kind[:40]!r} is not telemetry, event or status") from None
+        raise ProtocolError(RejectReason.BAD_TOPIC,
+                            f"message type {kind[:40]!r} is not telemetry, event or status") from None
 
 
 def parse_json_object(payload: bytes) -> dict[str, Any]:

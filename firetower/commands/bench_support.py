@@ -59,7 +59,8 @@ def fresh_broker() -> Iterator[Broker]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def _count_messages(port: int, expected: int, ready: Any, result: Any, idle_s: float) -> None:
+def _count_messages(port: int, expected: int, ready: Any, result: Any, idle_s: float,
+                    client_id: str, persistent: bool) -> None:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -80,7 +81,8 @@ def _count_messages(port: int, expected: int, ready: Any, result: Any, idle_s: f
     def on_subscribe(*a: object) -> None:
         ready.set()
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-counter-{os.getpid()}")
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                         clean_session=not persistent)
     client.on_message, client.on_connect, client.on_subscribe = on_message, on_connect, on_subscribe
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -99,12 +101,14 @@ def _count_messages(port: int, expected: int, ready: Any, result: Any, idle_s: f
 class CountingSubscriber:
     """A plain paho QoS 1 subscriber in its own process that only counts: the ceiling."""
 
-    def __init__(self, port: int, expected: int, idle_s: float = 10.0) -> None:
+    def __init__(self, port: int, expected: int, idle_s: float = 10.0,
+                 client_id: str = "bench-counter", persistent: bool = False) -> None:
         ctx = mp.get_context("spawn")
         self._ready = ctx.Event()
         self._result = ctx.Queue()
         self._proc = ctx.Process(target=_count_messages,
-                                 args=(port, expected, self._ready, self._result, idle_s))
+                                 args=(port, expected, self._ready, self._result, idle_s,
+                                       client_id, persistent))
 
     def start(self) -> None:
         self._proc.start()
@@ -116,6 +120,26 @@ class CountingSubscriber:
         out = await loop.run_in_executor(None, self._result.get, True, timeout)
         self._proc.join(5)
         return out
+
+
+def create_session(port: int, client_id: str, topic: str = "fire/#") -> None:
+    """Make the broker hold a persistent QoS 1 session for `client_id`, then disconnect: what
+    is published next queues for it (a backlog to drain)."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    done = {"sub": False}
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    client.on_subscribe = lambda *a: done.update(sub=True)
+    client.connect("127.0.0.1", port)
+    client.subscribe(topic, 1)
+    deadline = time.monotonic() + 10
+    while not done["sub"] and time.monotonic() < deadline:
+        client.loop(0.1)
+    client.disconnect()
+    client.loop(0.1)
+    if not done["sub"]:
+        raise RuntimeError("could not create the session")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from firetower.model import DeviceKind, Event, MessageType, RejectReason, Status, Telemetry
 from firetower.protocol import (
     MAX_PAYLOAD_BYTES,
-    NumberField,
     TELEMETRY_FIELDS,
+    NumberField,
     ProtocolError,
     decode,
     encode,
