@@ -53,7 +53,7 @@ class Lane:
 
     def __init__(self, host: str, port: int, *, credentials: Credentials = None,
                  window: int = DEFAULT_WINDOW, client_id: str | None = None,
-                 will: Item | None = None, max_inflight: int = 1000) -> None:
+                 will: Item | None = None, max_inflight: int = 0) -> None:
         self.mqtt = AsyncMqtt(host, port, client_id=client_id, credentials=credentials,
                               will=will, max_inflight=max_inflight)
         self.mqtt.client.on_publish = self._on_publish
