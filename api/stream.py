@@ -71,6 +71,10 @@ class Cursor:
             return str(self.low)
         return f"{self.low}:{','.join(str(i) for i in sorted(self.seen))}"
 
+    def fresh(self, ids: list[int]) -> list[int]:
+        """The ids (as read from the log) not delivered yet; decide before marking any."""
+        return [i for i in ids if i > self.low and i not in self.seen]
+
     def mark(self, event_id: int) -> None:
         if event_id > self.low:
             self.seen.add(event_id)
@@ -183,7 +187,8 @@ async def deltas(pool: asyncpg.Pool, hub: Hub, cur: Cursor, sites: frozenset[str
     while True:
         wake.clear()
         rows = await pool.fetch(_LOG_SQL, cur.low, BATCH)
-        fresh = [r for r in rows if r["id"] not in cur.seen]
+        new_ids = set(cur.fresh([r["id"] for r in rows]))
+        fresh = [r for r in rows if r["id"] in new_ids]
         shown = [r for r in fresh if _visible(r, sites)]
         current = await alarms_by_id(pool, sorted({r["alarm_id"] for r in shown
                                                    if r["alarm_id"] is not None}))
