@@ -24,12 +24,18 @@ def evaluate(ctx: Context, st: DeviceState, m: Telemetry) -> None:
     ring = st.recent
     if ring is None:
         ring = st.recent = Ring(RING_SIZE)
+    prev = ring.last()
     ring.add(t, temp)
     level = Level.TRUE if temp >= p.fixed_c else (
         Level.FALSE if temp < p.fixed_clear_c else Level.HOLD)
     hit = step(ctx, st, FIXED, AlarmClass.FIRE, level, 0.0, p.clear_s)
     if hit is not None:
         hit.evidence = {"rule": FIXED, "temperature_c": temp, "fixed_c": p.fixed_c}
+    # The fit costs a few microseconds: skip it while nothing rises (no rate condition is
+    # tracked and the last step climbed at under a quarter of the trip rate).
+    if RATE not in st.conds and (prev is None or t <= prev[0] or
+                                 (temp - prev[1]) * 60.0 / (t - prev[0]) < p.ror_c_per_min / 4):
+        return
     rate = rate_c_per_min(ring, t, p.ror_window_s, p.ror_min_points)
     if rate is None:
         level = Level.HOLD
