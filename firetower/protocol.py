@@ -109,6 +109,7 @@ _EVENT_KEYS = frozenset({"seq", "ts", "category", "active", "zone", "point", "co
                          "location"})
 _STATUS_KEYS = frozenset({"seq", "ts", "online"})
 _CATEGORIES = {c.value: c for c in EventCategory}
+_MESSAGE_TYPES = {t.value: t for t in MessageType}
 _decoder = msgspec.json.Decoder()
 
 
@@ -128,11 +129,11 @@ def parse_topic(topic: str) -> tuple[str, MessageType]:
     device_id, kind = parts[2], parts[3]
     if not DEVICE_ID_RE.fullmatch(device_id):
         raise ProtocolError(RejectReason.BAD_TOPIC, f"device id {device_id[:100]!r} is not 1-64 of [A-Za-z0-9_.-]")
-    try:
-        return device_id, MessageType(kind)
-    except ValueError:
+    mtype = _MESSAGE_TYPES.get(kind)
+    if mtype is None:
         raise ProtocolError(RejectReason.BAD_TOPIC,
-                            f"message type {kind[:40]!r} is not telemetry, event or status") from None
+                            f"message type {kind[:40]!r} is not telemetry, event or status")
+    return device_id, mtype
 
 
 def parse_json_object(payload: bytes) -> dict[str, Any]:
@@ -178,23 +179,55 @@ def _seq(obj: dict[str, Any]) -> int:
     return seq
 
 
+# Lengths of the common RFC 3339 shapes: seconds, or .fff / .ffffff, then Z or +hh:mm.
+_FAST_TS = {20: True, 24: True, 25: True, 27: True, 29: True, 30: True, 32: True}
+
+
+def _fast_ts(value: str) -> datetime | None:
+    """The common shapes, checked by position (cheaper than the regex); None: use the strict
+    path, which decides."""
+    if (value[4] != "-" or value[7] != "-" or value[10] != "T" or value[13] != ":"
+            or value[16] != ":" or not value[:4].isdigit()):
+        return None
+    tail = value[19:]
+    if tail[:1] == ".":
+        zone = tail.lstrip(".0123456789")
+        digits = len(tail) - len(zone) - 1
+        if digits not in (3, 6):
+            return None
+    else:
+        zone = tail
+    if zone != "Z" and not (len(zone) == 6 and zone[0] in "+-" and zone[3] == ":"
+                            and zone[1:3].isdigit() and zone[4:].isdigit()):
+        return None
+    if not (value[5:7].isdigit() and value[8:10].isdigit() and value[11:13].isdigit()
+            and value[14:16].isdigit() and value[17:19].isdigit()):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def parse_ts(value: Any, received_at: datetime) -> datetime:
     if type(value) is not str:
         raise ProtocolError(RejectReason.WRONG_TYPE, f"ts must be an RFC 3339 string, got {type(value).__name__}")
-    if not RFC3339_RE.fullmatch(value):
-        raise ProtocolError(RejectReason.BAD_TIMESTAMP, f"ts {value[:60]!r} is not RFC 3339 with an offset")
-    text = value
-    dot = text.find(".")
-    if dot != -1:  # datetime keeps microseconds: cut longer fractions
-        end = dot + 1
-        while end < len(text) and text[end].isdigit():
-            end += 1
-        if end - dot > 7:
-            text = text[: dot + 7] + text[end:]
-    try:
-        ts = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ProtocolError(RejectReason.BAD_TIMESTAMP, f"ts {value[:60]!r}: {exc}") from None
+    ts = _FAST_TS.get(len(value)) and _fast_ts(value)
+    if ts is None:  # unusual shapes (long fractions, lower-case t/z, space): the strict path
+        if not RFC3339_RE.fullmatch(value):
+            raise ProtocolError(RejectReason.BAD_TIMESTAMP, f"ts {value[:60]!r} is not RFC 3339 with an offset")
+        text = value.upper().replace(" ", "T")
+        dot = text.find(".")
+        if dot != -1:  # datetime keeps microseconds: cut longer fractions
+            end = dot + 1
+            while end < len(text) and text[end].isdigit():
+                end += 1
+            if end - dot > 7:
+                text = text[: dot + 7] + text[end:]
+        try:
+            ts = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ProtocolError(RejectReason.BAD_TIMESTAMP, f"ts {value[:60]!r}: {exc}") from None
     if ts < MIN_TS or ts > received_at + MAX_CLOCK_AHEAD:
         raise ProtocolError(RejectReason.BAD_TIMESTAMP, f"ts {value[:60]!r} is before 2000 or more than a day ahead")
     return ts
@@ -245,18 +278,25 @@ _KNOWN_TELEMETRY = {
 }
 
 
+# Per kind: (position in METRIC_COLUMNS, field) for each field the kind sends.
+_TELEMETRY_PLAN = {
+    kind: tuple((METRIC_COLUMNS.index(f.name), f) for f in fields)
+    for kind, fields in TELEMETRY_FIELDS.items()
+}
+_NO_METRICS = (None,) * len(METRIC_COLUMNS)
+
+
 def decode_telemetry(device_id: str, kind: DeviceKind, obj: dict[str, Any],
                      received_at: datetime) -> Telemetry:
     seq = _seq(obj)
     ts = parse_ts(_require(obj, "ts"), received_at)
-    values: dict[str, Any] = {}
-    for field in TELEMETRY_FIELDS[kind]:
+    values = list(_NO_METRICS)
+    for index, field in _TELEMETRY_PLAN[kind]:
         if type(field) is NumberField:
-            values[field.name] = _number(obj, field)
+            values[index] = _number(obj, field)
         else:
-            values[field.name] = _bool(obj, field.name, field.required)
-    return Telemetry(device_id, seq, ts, received_at,
-                     extra=_extra(obj, _KNOWN_TELEMETRY[kind]), **values)
+            values[index] = _bool(obj, field.name, field.required)
+    return Telemetry(device_id, seq, ts, received_at, *values, _extra(obj, _KNOWN_TELEMETRY[kind]))
 
 
 def _small_int(obj: dict[str, Any], key: str) -> int:

@@ -214,3 +214,29 @@ def test_roundtrip_keeps_values(seq: int, obsc: float, temp: float) -> None:
     assert isinstance(msg, Telemetry)
     assert msg.seq == seq and math.isclose(msg.obscuration_pct_per_m, obsc)
     assert msg.temperature_c == temp
+
+
+@given(st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2026, 11, 27)),
+       st.sampled_from(["", ".123", ".123456", ".123456789", ".5"]),
+       st.sampled_from(["Z", "z", "+00:00", "+08:00", "-05:30"]),
+       st.sampled_from(["T", "t", " "]))
+def test_timestamp_shapes_parse_to_the_same_instant(dt: datetime, frac: str, zone: str,
+                                                    sep: str) -> None:
+    from firetower.protocol import parse_ts
+
+    text = dt.strftime("%Y-%m-%d") + sep + dt.strftime("%H:%M:%S") + frac + zone
+    offset = timedelta(0) if zone in ("Z", "z") else timedelta(
+        hours=int(zone[1:3]), minutes=int(zone[4:6])) * (1 if zone[0] == "+" else -1)
+    micro = int((frac[1:] + "000000")[:6]) if frac else 0
+    expected = (dt.replace(microsecond=micro, tzinfo=UTC) - offset)
+    assert parse_ts(text, NOW) == expected
+
+
+def test_metric_columns_follow_the_telemetry_fields() -> None:
+    """decode_telemetry builds Telemetry positionally in METRIC_COLUMNS order."""
+    import dataclasses
+
+    from firetower.protocol import METRIC_COLUMNS
+
+    names = [f.name for f in dataclasses.fields(Telemetry)]
+    assert names[4:-1] == list(METRIC_COLUMNS)
