@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "api": ("firetower.commands.api", "run the warning-centre API"),
     "user": ("firetower.commands.user", "manage API users"),
     "broker": ("firetower.commands.broker", "run Mosquitto with the project's configuration"),
+    "dispatch": ("firetower.commands.dispatch", "deliver alarm webhooks to dispatch systems"),
 }
 
 
@@ -53,9 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue  # a service not installed in this build
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(module=module)
-        mod = importlib.import_module(module)
         mod.configure(p)
     return parser
 

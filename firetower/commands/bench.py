@@ -13,6 +13,7 @@ from firetower.settings import Settings
 BENCHMARKS = {
     "ingest": ("firetower.commands.bench_ingest", "MQTT -> database throughput, loss, ceiling"),
     "alerting": ("firetower.commands.bench_alerting", "rule evaluation and event -> alarm"),
+    "webhooks": ("firetower.commands.bench_webhooks", "operator verdict -> webhook receiver"),
 }
 
 
