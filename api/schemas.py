@@ -365,3 +365,50 @@ class CommentCreate(Strict):
 
 class AssignCreate(Strict):  # assign to a user by name, or null to unassign
     assignee: UserName | None
+
+
+# -- rules and modes ----------------------------------------------------------------------
+RuleName = Literal["smoke", "heat", "multi", "sprinkler", "supervision", "early_warning"]
+ParamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+ParamValue = Annotated[float, Field(allow_inf_nan=False, ge=-1e9, le=1e9)] | Annotated[
+    int, Field(ge=-(10**9), le=10**9)]
+
+
+class RuleOverrideCreate(Strict):  # set parameters of one rule for a kind, a site or a device
+    scope: Literal["kind", "site", "device"]
+    target: Id
+    rule: RuleName
+    params: dict[ParamName, ParamValue] = Field(max_length=50)
+
+
+class RuleOverridePublic(BaseModel):
+    id: int
+    scope: str
+    target: str
+    rule: str
+    params: dict[str, object]
+    updated_by: str
+    updated_at: datetime
+
+
+class ModeCreate(Strict):  # put a device (or one panel point) or a whole site in a mode
+    scope: Literal["device", "site"]
+    target: Id
+    point: Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00]*$")] | None = None
+    mode: Literal["test", "disabled", "maintenance"]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500,
+                                             pattern=r"^[^\x00]*$")]
+    minutes: int = Field(ge=1, le=7 * 24 * 60)  # every operator window expires
+
+
+class ModePublic(BaseModel):
+    id: int
+    scope: str
+    target: str
+    point: str | None
+    mode: str
+    owner: str
+    reason: str
+    starts_at: datetime
+    expires_at: datetime | None
+    ended_at: datetime | None

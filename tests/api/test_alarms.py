@@ -91,3 +91,31 @@ async def test_alarm_log_is_append_only(world: World, store: AlarmStore) -> None
             await conn.execute("UPDATE alarm_events SET actor = 'someone else'")
     finally:
         await conn.close()
+
+
+async def test_rule_overrides_and_modes(world: World, store: AlarmStore) -> None:
+    async with world.client("admin") as c:
+        r = await c.put("/rules/overrides", json={"scope": "device", "target": "smk-1",
+                                                  "rule": "smoke",
+                                                  "params": {"alarm_pct_per_m": 4.5}})
+        assert r.status_code == 200, r.text
+        r = await c.put("/rules/overrides", json={"scope": "device", "target": "smk-1",
+                                                  "rule": "smoke",
+                                                  "params": {"alarm_pct_per_m": 5.0}})
+        assert r.json()["params"] == {"alarm_pct_per_m": 5.0}
+        assert len((await c.get("/rules/overrides")).json()) == 1
+        bad = await c.put("/rules/overrides", json={"scope": "device", "target": "smk-1",
+                                                    "rule": "smoke",
+                                                    "params": {"alarm_pct_per_m": "high"}})
+        assert bad.status_code == 422
+    async with world.client("installer") as c:
+        r = await c.post("/modes", json={"scope": "device", "target": "smk-1", "mode": "test",
+                                         "reason": "annual test", "minutes": 30})
+        assert r.status_code == 201, r.text
+        mode_id = r.json()["id"]
+        assert [m["id"] for m in (await c.get("/modes")).json()] == [mode_id]
+        assert (await c.delete(f"/modes/{mode_id}")).status_code == 204
+        assert (await c.get("/modes")).json() == []
+    kinds = [r["kind"] for r in await store._db.fetch(  # type: ignore[union-attr]
+        "SELECT kind FROM alarm_events ORDER BY id")]
+    assert kinds == ["mode", "mode"]

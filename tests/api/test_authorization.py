@@ -48,6 +48,13 @@ ACTIONS = [
     ("POST", "/alarms/{own}/assign", {"assignee": None}, {"admin", "operator"}),
     ("POST", "/alarms/{own}/comments", {"text": "x"},
      {"admin", "operator", "installer", "manager"}),
+    ("GET", "/rules/overrides", None, {"admin", "operator", "installer", "supervisor"}),
+    ("PUT", "/rules/overrides", {"scope": "site", "target": "s1", "rule": "smoke",
+                                 "params": {"alarm_pct_per_m": 5.0}}, {"admin"}),
+    ("POST", "/modes", {"scope": "device", "target": "own-1", "mode": "test",
+                        "reason": "annual test", "minutes": 30},
+     {"admin", "operator", "installer"}),
+    ("GET", "/stats", None, {"admin", "operator", "supervisor"}),
     ("GET", "/users", None, {"admin"}),
     ("POST", "/users", {"name": "u9", "role": "operator", "password": "long enough pw"},
      {"admin"}),
@@ -98,6 +105,10 @@ async def test_scoped_users_do_not_see_other_sites(world: World, objects: dict[s
                                       "site_id": "s2"}),
                 ("PATCH", "/devices/own-1", {"site_id": "s2"}),
                 ("POST", "/sites/s2/floors", {"id": "F1", "name": "Ground"}),
+                ("POST", "/modes", {"scope": "device", "target": "other-1", "mode": "disabled",
+                                    "reason": "x", "minutes": 5}),
+                ("POST", "/modes", {"scope": "site", "target": "s2", "mode": "test",
+                                    "reason": "x", "minutes": 5}),
             ]
         for method, path, body in writes:
             r = await c.request(method, path, json=body)
