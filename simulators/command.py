@@ -47,8 +47,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--register", action="store_true",
                         help="register the fleet in the database first (idempotent)")
     parser.add_argument("--mqtt-url", default=None, help="override FIRETOWER_MQTT_URL")
-    parser.add_argument("--dedicated", action="store_true",
-                        help="give devices that go offline their own connection (real wills)")
+    parser.add_argument("--shared-only", action="store_true",
+                        help="publish every device over the shared connection(s); by default a "
+                             "device a scenario takes offline gets its own connection, so the "
+                             "broker sends its real last will")
     parser.add_argument("--describe", action="store_true",
                         help="print the injections as JSON lines and exit")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
@@ -117,7 +119,7 @@ async def simulate(args: argparse.Namespace, settings: Settings) -> int:
     stats = await publish(messages, host=url.hostname or "127.0.0.1", port=url.port or 1883,
                           rate=args.rate, speed=speed, processes=args.processes,
                           credentials=settings.mqtt_credentials,
-                          dedicated=run.dedicated if args.dedicated else (),
+                          dedicated=() if args.shared_only else run.dedicated,
                           quiet=args.quiet)
     if not args.quiet:
         print(f"simulate: {stats}", file=sys.stderr)

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import math
 
+from paho.mqtt.client import topic_matches_sub
+
 from firetower.model import DeviceKind
+from firetower.protocol import subscription
 from simulators.effects import BatteryFade, SetAttr
 from simulators.injection import Expect, Injection, Planner
 from simulators.malformed import CATALOGUE
@@ -152,7 +155,8 @@ def duplicates_out_of_order(p: Planner) -> list[Injection]:
 
 def malformed(p: Planner) -> list[Injection]:
     """Every entry of the malformed catalogue once, from a device of the kind it needs, at a
-    random moment of the run. Each injection's details give the expected reject reason."""
+    random moment of the run. Each injection's details give the expected reject reason, and
+    `subscribed`: false for topics outside fire/v1/+/+, which the centre never receives."""
     out: list[Injection] = []
     span = p.duration if math.isfinite(p.duration) else 3600.0
     for broken in CATALOGUE:
@@ -167,5 +171,6 @@ def malformed(p: Planner) -> list[Injection]:
                                         reject=broken.reason)))
         out.append(p.injection(f"malformed:{broken.name}", Expect.REJECT, [d], t,
                                name=broken.name, reason=broken.reason.value, topic=topic,
-                               size=len(payload)))
+                               size=len(payload),
+                               subscribed=topic_matches_sub(subscription(), topic)))
     return out

@@ -143,7 +143,7 @@ class Pool:
         for i in range(self.n):
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "simulators.worker", host, str(port), str(window),
-                f"{prefix}-{i}", stdin=PIPE, stdout=PIPE, env=env)
+                f"{prefix}-{i}", stdin=PIPE, stdout=PIPE, env=env, start_new_session=True)
             self.procs.append(proc)
             self._readers.append(asyncio.create_task(self._read(i, proc)))
 

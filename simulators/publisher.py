@@ -75,6 +75,7 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
     lane_of: dict[str, int] = {}
     started = time.monotonic()
     dispatched = 0
+    finished = False
     problems: list[str] = []
     try:
         if processes > 1:
@@ -101,6 +102,7 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
             if due - now > 0.002:
                 if pool is not None:
                     await pool.flush()
+                progress.maybe(*_counts(pool, shared, own_stats, dispatched))
                 await asyncio.sleep(due - now)
             # -- routing -----------------------------------------------------------------
             did = out.device_id
@@ -137,8 +139,11 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
         progress.maybe(total.sent, total.acked, force=True)
         if problems:
             raise PublishError("; ".join(problems) + f" ({total})")
+        finished = True
         return total
     finally:
+        if not finished:
+            progress.maybe(*_counts(pool, shared, own_stats, dispatched), force=True)
         if pool is not None:   # interrupted: stop workers
             with contextlib.suppress(Exception):
                 await pool.close(5.0)

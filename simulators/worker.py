@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import struct
 import sys
 import time
@@ -62,6 +63,8 @@ async def work(host: str, port: int, window: int, client_id: str) -> int:
 
 
 def main() -> int:
+    # the parent decides when to stop (it sends the end marker); Ctrl-C is for it alone
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     host, port, window, client_id = sys.argv[1:5]
     return asyncio.run(work(host, int(port), int(window), client_id))
 
