@@ -68,7 +68,7 @@ class DeviceRegistry:
                 try:
                     await self._connect()
                     break
-                except Exception as exc:  # noqa: BLE001 - keep trying; the cache stays usable
+                except Exception as exc:
                     log.warning("registry reconnect failed: %s", exc)
 
     def _notified(self, conn: object, pid: int, channel: str, device_id: str) -> None:
@@ -83,7 +83,7 @@ class DeviceRegistry:
             try:
                 rows = await self._conn.fetch(
                     "SELECT id, kind, lifecycle FROM devices WHERE id = ANY($1)", ids)
-            except Exception:  # noqa: BLE001 - a reconnect reloads everything anyway
+            except Exception:
                 return
             found = {r["id"]: (DeviceKind(r["kind"]), Lifecycle(r["lifecycle"])) for r in rows}
             for device_id in ids:

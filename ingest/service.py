@@ -23,9 +23,8 @@ from firetower.model import (
     Lifecycle,
     MessageListener,
     MessageType,
-    RejectReason,
     Reject,
-    Status,
+    RejectReason,
 )
 from firetower.mqtt import AsyncMqtt
 from firetower.protocol import ProtocolError, decode, parse_topic, reject, subscription

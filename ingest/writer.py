@@ -8,7 +8,6 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
 
 import asyncpg
 import msgspec
@@ -121,7 +120,7 @@ class BatchWriter:
                 if data_errors >= _ISOLATE_AFTER:
                     return await self._write_isolated(conn, batch)
                 return await self._write_once(conn, batch)
-            except Exception as exc:  # noqa: BLE001 - every failure is retried, none is lost
+            except Exception as exc:
                 if is_transient(exc):
                     log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
                 else:
