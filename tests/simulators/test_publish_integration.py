@@ -128,3 +128,31 @@ async def test_cli_publishes_a_count(broker) -> None:
             return len(sub.live) >= 500
 
         await wait_for(enough, 20)
+
+
+async def test_broker_restart_loses_nothing(own_broker) -> None:
+    """Publishing across a broker restart: paho keeps unacknowledged QoS 1 messages and sends
+    them again after reconnecting; `publish` returns only when all are acknowledged."""
+    run = recent_run(10, 10, ["normal"], 1200.0, seed=6)
+    msgs = run.messages()
+    sub = AsyncMqtt("127.0.0.1", own_broker.port, client_id="sim-restart-sub",
+                    clean_session=False)
+    seen: set[tuple[str, bytes]] = set()
+    sub.set_on_message(lambda c, u, m: seen.add((m.topic, m.payload)))
+    sub.subscribe("fire/v1/#", 1)
+    await sub.start()
+    await asyncio.sleep(0.2)
+    assert len(msgs) > 6000
+    task = asyncio.create_task(publish(msgs, port=own_broker.port, rate=3000.0, quiet=True))
+    await asyncio.sleep(0.7)
+    await asyncio.get_running_loop().run_in_executor(None, own_broker.restart)
+    assert not task.done()
+    stats = await asyncio.wait_for(task, 120)
+    assert (stats.acked, stats.errors) == (len(msgs), 0)
+
+    async def all_seen() -> bool:
+        return len(seen) >= len(msgs)
+
+    await wait_for(all_seen, 60)
+    await sub.stop()
+    assert seen == {(m.topic, m.payload) for m in msgs}
