@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import socket
 import subprocess
 import sys
@@ -47,6 +48,11 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         services["simulate"] = [*me, "simulate", "--register", "--sites", str(args.sites),
                                 "--per-kind", str(args.per_kind)]
     procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         for name, cmd in services.items():
             procs[name] = subprocess.Popen(cmd)
@@ -55,8 +61,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
                     if _listening(settings.mqtt_host, settings.mqtt_port):
                         break
                     time.sleep(0.1)
-        print(f"Firetower is running: console at {settings.public_url}/ (Ctrl-C to stop)",
-              flush=True)
+        print(f"Firetower is running: console at http://{settings.api_host}:{settings.api_port}/ "
+              "(Ctrl-C to stop)", flush=True)
         while True:
             time.sleep(1)
             for name, proc in procs.items():
