@@ -249,21 +249,26 @@ class AlarmStore:
     # -- modes -----------------------------------------------------------------------------
     async def record_mode(self, *, scope: str, target: str, point: str | None, mode: Mode,
                           active: bool, owner: str, reason: str, at: datetime,
-                          expires_at: datetime | None = None) -> AlarmChange:
-        """Start or end a mode window (a panel reporting 屏蔽 or test, or an operator)."""
+                          expires_at: datetime | None = None,
+                          mode_id: int | None = None) -> AlarmChange:
+        """Start or end a mode window (a panel reporting 屏蔽 or test, or an operator). Ending
+        ends window `mode_id`, or every open window of (scope, target, point, mode)."""
         async with self._tx() as conn:
             if active:
-                await conn.execute(
+                mode_id = await conn.fetchval(
                     "INSERT INTO modes (scope, target, point, mode, owner, reason, starts_at,"
-                    " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                     scope, target, point, mode.value, owner, reason, at, expires_at)
+            elif mode_id is not None:
+                await conn.execute("UPDATE modes SET ended_at = $2 WHERE id = $1"
+                                   " AND ended_at IS NULL", mode_id, at)
             else:
                 await conn.execute(
                     "UPDATE modes SET ended_at = $5 WHERE scope = $1 AND target = $2"
                     " AND point IS NOT DISTINCT FROM $3 AND mode = $4 AND ended_at IS NULL",
                     scope, target, point, mode.value, at)
             details = {"scope": scope, "target": target, "point": point, "mode": mode.value,
-                       "active": active, "at": at.isoformat()}
+                       "active": active, "at": at.isoformat(), "mode_id": mode_id}
             return await self._finish(conn, None, "mode", None, None, owner, reason, details)
 
     # -- reads used at start ---------------------------------------------------------------

@@ -83,3 +83,21 @@ async def test_smoke_alarm_then_silent_detector_goes_offline_within_deadline_plu
         "SELECT max(received_at) FROM telemetry WHERE device_id = 'smk-1'")
     late = (off["stored_at"] - last_rx).total_seconds()
     assert 2.0 <= late <= 3.0, late
+
+
+async def test_registry_overrides_and_modes_reload_on_notify(running) -> None:  # type: ignore[no-untyped-def]
+    svc, _pub, conn = running
+    await conn.execute("INSERT INTO devices (id, kind, site_id) VALUES ('heat-9',"
+                       " 'heat_detector', 's1')")
+    await conn.execute("INSERT INTO rule_overrides (scope, target, rule, params) VALUES"
+                       " ('device', 'heat-9', 'heat', '{\"fixed_c\": 70.0}')")
+    await conn.execute("INSERT INTO modes (scope, target, mode, owner, reason, expires_at)"
+                       " VALUES ('site', 's1', 'maintenance', 'op:li', 'works',"
+                       " now() + interval '1 hour')")
+
+    async def reloaded():  # type: ignore[no-untyped-def]
+        st = svc.engine.devices.get("heat-9")
+        return (st is not None and st.params.heat.fixed_c == 70.0
+                and svc.engine.modes.windows)
+
+    await wait_for(reloaded, 5)
