@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ _READ_BURST = 2000
 _MISC_INTERVAL_S = 1.0
 _RECONNECT_MIN_S = 0.2
 _RECONNECT_MAX_S = 5.0
+_PUBACK = struct.Struct("!BBH")
 
 
 class MqttError(RuntimeError):
@@ -163,6 +165,18 @@ class AsyncMqtt:
     def ack(self, mid: int, generation: int) -> None:
         if generation == self.generation and self.client.is_connected():
             self.client.ack(mid, 1)
+
+    def ack_many(self, acks: list[tuple[int, int]]) -> int:
+        """PUBACK every (mid, generation) received on the current connection, as one write
+        instead of one system call per message. Returns how many were acknowledged; the
+        others belong to a dropped connection, and the broker will redeliver them."""
+        if not self.client.is_connected():
+            return 0
+        gen = self.generation
+        packet = b"".join([_PUBACK.pack(0x40, 2, mid) for mid, g in acks if g == gen])
+        if packet:
+            self.client._packet_queue(0x40, packet, 0, 1)  # 0x40 = PUBACK
+        return len(packet) // 4
 
     @property
     def outstanding(self) -> int:

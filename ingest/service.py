@@ -202,8 +202,7 @@ class Ingester:
             metrics.BATCH_SIZE.labels(lane.name).observe(len(batch))
             self._count(result, batch)
             assert self.mqtt is not None
-            for mid, generation in batch.acks:
-                self.mqtt.ack(mid, generation)
+            self.mqtt.ack_many(batch.acks)
 
     def _count(self, r: WriteResult, batch: Batch) -> None:
         """Metrics are counted per committed batch, not per message (cheaper on the hot path)."""
