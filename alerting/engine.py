@@ -23,7 +23,7 @@ from typing import Any
 from alerting.condition import Edge, Level
 from alerting.config import RuleConfig
 from alerting.decision import Action, Decision
-from alerting.device import DeviceInfo, DeviceState, cond_key, split_key
+from alerting.device import DeviceInfo, DeviceState, split_key
 from alerting.modes import ModeTable, ModeWindow
 from alerting.rules import coincidence, early_warning, heat, panel, smoke, sprinkler
 from alerting.rules.base import Context, Hit, Timer, step
@@ -94,44 +94,11 @@ class Engine:
     def restore(self, states: dict[str, bytes], open_keys: Iterable[tuple[str, str, str]],
                 open_fires: dict[tuple[str, str, str], tuple[float, str]] | None = None
                 ) -> None:
-        """Load persisted rule state, then make the open alarms in the database the truth for
-        which conditions are raised (the state is never ahead of the alarms; see service)."""
-        for device_id, blob in states.items():
-            st = self.devices.get(device_id)
-            if st is not None:
-                try:
-                    st.load(blob)
-                except Exception:  # a corrupt or old blob costs only the pending durations
-                    log.exception("rule state of %s unreadable; starting it fresh", device_id)
-        open_set = set(open_keys)
-        for st in self.devices.values():
-            for key, c in st.conds.items():
-                type_, point = split_key(key)
-                if c.active and (st.info.id, point, type_) not in open_set:
-                    c.active, c.went_false, c.clear_since = False, False, None
-        now = self.clock.now()
-        for device_id, point, type_ in open_set:
-            st = self.devices.get(device_id)
-            if st is None:
-                continue
-            c = st.cond(cond_key(type_, point))
-            if not c.active:
-                c.active, c.level, c.pending_since = True, Level.HOLD, None
-            fire = (open_fires or {}).get((device_id, point, type_))
-            if fire is not None:
-                zk = self._zone_key(st, int(point.split("/")[0]) if "/" in point else None)
-                if zk is not None:
-                    at, source = fire
-                    self.zones.add(zk, (device_id, point), type_, at or now, 0.0,
-                                   source or st.info.location)
-        for st in self.devices.values():
-            for key, c in st.conds.items():
-                if c.spec is not None and (c.pending_since is not None
-                                           or c.clear_since is not None):
-                    due = c.deadline(c.spec[0], c.spec[1])
-                    if due is not None:
-                        self._push(due + st.skew, _COND, st.info.id, key)
-                        c.timer_at = due + st.skew
+        """Load persisted rule state; the open alarms in the database are the truth for which
+        conditions are raised (see alerting/restore.py)."""
+        from alerting.restore import restore
+
+        restore(self, states, open_keys, open_fires or {})
 
     def start_supervision(self) -> None:
         """Schedule a heartbeat deadline for every device that is supervised."""
@@ -208,7 +175,7 @@ class Engine:
             zone = hit.zone if hit.zone is not None else info.zone
             if hit.edge is Edge.CLEAR:
                 if cls is AlarmClass.FIRE:
-                    zk = self._zone_key(st, hit.zone)
+                    zk = self.zone_key(st, hit.zone)
                     if zk is not None:
                         self.zones.remove(zk, (info.id, hit.point))
                 self._put(Decision(Action.CLEAR, PRIORITY[cls], key, cls, hit.at, info.site_id,
@@ -243,7 +210,7 @@ class Engine:
             if multi:
                 conf = max(conf, p.multi)
                 d.evidence["multi_criteria"] = multi
-        zk = self._zone_key(st, hit.zone)
+        zk = self.zone_key(st, hit.zone)
         if zk is not None:
             me = (st.info.id, hit.point)
             others = self.zones.add(zk, me, hit.type, now, p.window_s, _source(st, hit))
@@ -264,14 +231,14 @@ class Engine:
         d.evidence["confidence"] = conf
 
     def _zone_confirms(self, st: DeviceState) -> bool:
-        zk = self._zone_key(st, None)
+        zk = self.zone_key(st, None)
         if zk is None:
             return False
         me = (st.info.id, "")
         return bool(self.zones.others(zk, me, st.info.location or f"{st.info.id}/",
                                       self.clock.now(), st.params.multi.window_s))
 
-    def _zone_key(self, st: DeviceState, event_zone: int | None) -> ZoneKey | None:
+    def zone_key(self, st: DeviceState, event_zone: int | None) -> ZoneKey | None:
         info = st.info
         if info.kind is DeviceKind.ALARM_PANEL:
             return (info.site_id, info.id, event_zone) if event_zone else None
@@ -352,6 +319,10 @@ class Engine:
         heapq.heappush(self.heap, (due, next(self._seq), kind, device_id, key))
         if self.on_schedule is not None and self.heap[0][0] == due:
             self.on_schedule(due)
+
+    def push_timer(self, due: float, device_id: str, key: str) -> None:
+        """Re-check condition `key` of the device at centre time `due`."""
+        self._push(due, _COND, device_id, key)
 
     def _schedule(self, st: DeviceState, timers: list[Timer]) -> None:
         for tm in timers:
