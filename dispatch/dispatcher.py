@@ -1,0 +1,149 @@
+"""The dispatcher process: one leader at a time, endpoint workers, the forwarder.
+
+Start-up takes a session advisory lock on the listening connection, so a second dispatcher
+waits as a hot standby (per-endpoint order needs one sender); if the leader dies, even by
+SIGKILL, PostgreSQL drops its connection and the lock, and the standby takes over. The
+listening connection receives `firetower_webhooks` (an endpoint id: new messages; `config`:
+endpoints or secrets changed) and `firetower_alarm_events` (wake the forwarder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import asyncpg
+import httpx
+
+from dispatch.config import DispatchSettings
+from dispatch.delivery import Endpoint, EndpointWorker
+from dispatch.delivery_log import CHANNEL
+from dispatch.forwarding import Forwarder
+from dispatch.health import Health
+from dispatch.retry import Policy
+from dispatch.secretbox import SecretBox
+from dispatch.subscriptions import active_keys
+from firetower import db
+from firetower.alarm_store import CHANNEL as ALARM_CHANNEL
+from firetower.settings import Settings
+
+log = logging.getLogger(__name__)
+LEADER_LOCK = 0x46545748  # "FTWH"
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, dispatch: DispatchSettings | None = None, *,
+                 on_delivered: Callable[[int, str], None] | None = None) -> None:
+        self.settings = settings
+        self.config = dispatch or DispatchSettings()
+        self._box = SecretBox(settings.secret_key.get_secret_value())
+        self._on_delivered = on_delivered
+        self._workers: dict[int, EndpointWorker] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reload = asyncio.Event()
+        self.pool: asyncpg.Pool | None = None
+        self._listen: asyncpg.Connection | None = None
+        self._client: httpx.AsyncClient | None = None
+        self.forwarder: Forwarder | None = None
+        self.leader = asyncio.Event()
+
+    async def start(self) -> None:
+        c = self.config
+        self.pool = await db.create_pool(self.settings.database_url, min_size=2, max_size=10)
+        self._listen = await db.connect(self.settings.database_url)
+        log.info("dispatcher: waiting for leadership")
+        await self._listen.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK)
+        self.leader.set()
+        log.info("dispatcher: leader")
+        self._client = httpx.AsyncClient(
+            timeout=c.timeout_s, follow_redirects=False,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100))
+        self._health = Health(self.pool, failures=c.failing_alarm_failures,
+                              after_s=c.failing_alarm_after_s)
+        self.forwarder = Forwarder(self.pool, deadline_s=c.verification_deadline_s,
+                                   on_coincidence=c.forward_on_coincidence,
+                                   max_age_s=c.forward_max_age_s, rescan_s=c.rescan_s)
+        await self._listen.add_listener(CHANNEL, self._on_webhooks)
+        await self._listen.add_listener(ALARM_CHANNEL, self._on_alarm)
+        await self._sync_endpoints()
+        self._tasks = [asyncio.create_task(self.forwarder.run(), name="forwarder"),
+                       asyncio.create_task(self._supervise(), name="dispatch-supervisor")]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for w in self._workers.values():
+            await w.stop()
+        self._workers.clear()
+        if self._client is not None:
+            await self._client.aclose()
+        if self._listen is not None:
+            with contextlib.suppress(Exception):
+                await self._listen.close()
+        if self.pool is not None:
+            await self.pool.close()
+
+    def _on_webhooks(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload == "config":
+            self._reload.set()
+            return
+        worker = self._workers.get(int(payload)) if payload.isdigit() else None
+        if worker is not None:
+            worker.wake.set()
+
+    def _on_alarm(self, *_args: object) -> None:
+        if self.forwarder is not None:
+            self.forwarder.wake.set()
+
+    async def _supervise(self) -> None:
+        """Reload endpoints on `config`, and periodically (a missed NOTIFY costs a rescan)."""
+        while True:
+            try:
+                await asyncio.wait_for(self._reload.wait(), timeout=self.config.rescan_s * 6)
+            except TimeoutError:
+                pass
+            self._reload.clear()
+            assert self._listen is not None
+            if self._listen.is_closed():
+                log.error("dispatcher: lost the listening connection (and leadership); exiting")
+                raise SystemExit(3)
+            try:
+                await self._sync_endpoints()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("dispatcher: reloading endpoints failed: %s", exc)
+
+    async def _sync_endpoints(self) -> None:
+        assert self.pool is not None and self._client is not None
+        rows = await self.pool.fetch("SELECT id, url FROM webhook_endpoints WHERE enabled")
+        wanted: dict[int, Endpoint] = {}
+        for r in rows:
+            keys = tuple(await active_keys(self.pool, self._box, r["id"]))
+            wanted[r["id"]] = Endpoint(r["id"], r["url"], keys)
+        for eid in list(self._workers):
+            if wanted.get(eid) != self._workers[eid].endpoint:
+                await self._workers.pop(eid).stop()
+        c = self.config
+        for eid, ep in wanted.items():
+            if eid in self._workers:
+                continue
+            w = EndpointWorker(ep, self.pool, self._client, self._health,
+                               Policy(c.backoff_base_s, c.backoff_max_s, c.dead_letter_after_s),
+                               public_url=self.settings.public_url, batch_size=c.batch_size,
+                               rescan_s=c.rescan_s, on_delivered=self._on_delivered)
+            self._workers[eid] = w
+            w.start()
+
+
+async def serve(settings: Settings, dispatch: DispatchSettings | None = None,
+                ready: Callable[[], None] | None = None) -> None:
+    d = Dispatcher(settings, dispatch)
+    await d.start()
+    if ready is not None:
+        ready()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await d.stop()

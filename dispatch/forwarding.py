@@ -1,0 +1,127 @@
+"""The verification deadline: forwarding fires to the fire brigade (GB 50440, NFPA 72).
+
+A fire alarm in normal mode is forwarded (an `alarm_events` row of kind `forward`, which the
+outbox turns into `alarm.forwarded` webhooks) exactly once:
+
+- at once when an operator gives the verdict `true_fire` (basis `operator`, verified);
+- at once when it is confirmed by coincidence and `forward_on_coincidence` is set (basis
+  `coincidence`, verified by the second signal);
+- when the verification deadline passes with no verdict (basis `deadline`, unverified), so no
+  fire waits on an absent operator. Acknowledging is not a verdict: it does not stop the clock.
+
+Any other verdict (false alarm, test, nuisance) before the deadline stops it. Alarms in test,
+disabled or maintenance mode are never forwarded. `forward()` follows the alarm write path's
+transaction pattern: lock the alarm row, re-check, update, append the event, NOTIFY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from firetower.alarm_store import CHANNEL
+
+log = logging.getLogger(__name__)
+ACTOR = "dispatch"
+
+# Must match the partial index alarms_forward_pending_idx (migrations/0004).
+_PENDING_SQL = ("class = 'fire' AND forwarded_at IS NULL AND mode = 'normal'"
+                " AND (verdict IS NULL OR verdict = 'true_fire')")
+_CANDIDATES = f"""
+SELECT id, verdict, evidence ? 'coincidence' AS coincidence,
+       coalesce(received_at, stored_at) AS since
+FROM alarms WHERE {_PENDING_SQL} AND coalesce(received_at, stored_at) > now() - $1::interval
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    due: list[tuple[int, str]]  # (alarm id, basis) to forward now
+    next_at: datetime | None  # the earliest future deadline
+
+
+def plan(rows: list[asyncpg.Record], now: datetime, deadline_s: float,
+         on_coincidence: bool) -> Plan:
+    due: list[tuple[int, str]] = []
+    next_at: datetime | None = None
+    for r in rows:
+        if r["verdict"] == "true_fire":
+            due.append((r["id"], "operator"))
+        elif on_coincidence and r["coincidence"]:
+            due.append((r["id"], "coincidence"))
+        else:
+            at = r["since"] + timedelta(seconds=deadline_s)
+            if at <= now:
+                due.append((r["id"], "deadline"))
+            elif next_at is None or at < next_at:
+                next_at = at
+    return Plan(due, next_at)
+
+
+_REASONS = {"operator": "forwarded: operator verdict true_fire",
+            "coincidence": "forwarded: confirmed by coincidence",
+            "deadline": "forwarded unverified: no verdict within the verification deadline"}
+
+
+async def forward(pool: asyncpg.Pool, alarm_id: int, basis: str, *,
+                  deadline_s: float | None = None) -> int | None:
+    """Record the forwarding of one fire; None if it no longer qualifies (a verdict came in,
+    another dispatcher forwarded it). Returns the alarm event id."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"SELECT state, verdict FROM alarms WHERE id = $1 AND {_PENDING_SQL} FOR UPDATE",
+            alarm_id)
+        if row is None or (basis == "operator") != (row["verdict"] == "true_fire"):
+            return None
+        await conn.execute(
+            "UPDATE alarms SET forwarded_at = clock_timestamp(), forward_basis = $2,"
+            " updated_at = clock_timestamp() WHERE id = $1", alarm_id, basis)
+        details = {"basis": basis, "verified": basis != "deadline"}
+        if deadline_s is not None and basis == "deadline":
+            details["deadline_s"] = deadline_s
+        event_id = await conn.fetchval(
+            "INSERT INTO alarm_events (alarm_id, kind, from_state, to_state, actor, reason,"
+            " details) VALUES ($1, 'forward', $2, $2, $3, $4, $5) RETURNING id",
+            alarm_id, row["state"], ACTOR, _REASONS[basis], details)
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(event_id))
+        return event_id
+
+
+class Forwarder:
+    """Wakes on every alarm change (NOTIFY firetower_alarm_events) and at the next deadline."""
+
+    def __init__(self, pool: asyncpg.Pool, *, deadline_s: float, on_coincidence: bool,
+                 max_age_s: float, rescan_s: float) -> None:
+        self._pool = pool
+        self._deadline_s, self._on_coincidence = deadline_s, on_coincidence
+        self._max_age = timedelta(seconds=max_age_s)
+        self._rescan_s = rescan_s
+        self.wake = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            self.wake.clear()
+            try:
+                wait = await self.step()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("forwarder: database error %s; retrying", exc)
+                wait = 1.0
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+
+    async def step(self) -> float:
+        """Forward what is due; return the seconds until the next deadline (or a rescan)."""
+        rows = await self._pool.fetch(_CANDIDATES, self._max_age)
+        p = plan(rows, datetime.now(UTC), self._deadline_s, self._on_coincidence)
+        for alarm_id, basis in p.due:
+            if await forward(self._pool, alarm_id, basis, deadline_s=self._deadline_s):
+                log.info("alarm %s forwarded (%s)", alarm_id, basis)
+        if p.next_at is None:
+            return self._rescan_s
+        return max(0.0, min((p.next_at - datetime.now(UTC)).total_seconds(), self._rescan_s))
