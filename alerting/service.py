@@ -29,6 +29,8 @@ from firetower.settings import Settings
 log = logging.getLogger(__name__)
 DEVICES_CHANNEL = "firetower_devices"
 CONFIG_CHANNEL = "firetower_alerting_config"
+# Messages of devices the engine does not know yet, kept until the registry reload (bounded).
+MAX_EARLY = 10_000
 # A deadline further away than this is re-checked anyway (a clock step, a missed wake-up).
 MAX_SLEEP_S = 1.0
 
@@ -52,6 +54,7 @@ class AlertingService:
         self._reload: asyncio.Task[None] | None = None
         self._pending_devices: set[str] = set()
         self._pending_config = False
+        self._early: list[Message] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -106,8 +109,19 @@ class AlertingService:
 
     # -- the listener --------------------------------------------------------------------------
     def on_message(self, message: Message) -> None:
-        if self.engine is not None:
-            self.engine.on_message(message)
+        engine = self.engine
+        if engine is None:
+            return
+        if message.device_id not in engine.devices:
+            # registered a moment ago, our reload is not through yet: keep it, replay after
+            if len(self._early) < MAX_EARLY:
+                self._early.append(message)
+                self._pending_devices.add(message.device_id)
+                self._schedule_reload()
+            else:
+                log.error("dropping message of unknown device %s", message.device_id)
+            return
+        engine.on_message(message)
 
     # -- the deadline timer ----------------------------------------------------------------------
     def _scheduled(self, due: float) -> None:
@@ -152,5 +166,9 @@ class AlertingService:
                     if ids:
                         infos, life = await loader.devices(conn, ids)
                         self.engine.set_devices(infos, life)
+                early, self._early = self._early, []
+                for message in early:
+                    if message.device_id in self.engine.devices:
+                        self.engine.on_message(message)
         except (asyncpg.PostgresError, OSError):
             log.exception("alerting configuration reload failed")

@@ -101,3 +101,18 @@ async def test_registry_overrides_and_modes_reload_on_notify(running) -> None:  
                 and svc.engine.modes.windows)
 
     await wait_for(reloaded, 5)
+
+
+async def test_a_fire_from_a_device_registered_a_moment_ago_is_not_lost(running) -> None:  # type: ignore[no-untyped-def]
+    svc, _pub, conn = running
+    from firetower.model import Event, EventCategory
+
+    await conn.execute("INSERT INTO devices (id, kind, site_id) VALUES ('pnl-new',"
+                       " 'alarm_panel', 's1')")
+    now = datetime.now(UTC)
+    svc.on_message(Event("pnl-new", 1, now, now, EventCategory.FIRE, True, zone=1, point=1))
+
+    async def stored():  # type: ignore[no-untyped-def]
+        return [r for r in await alarms(conn) if r["device_id"] == "pnl-new"]
+
+    assert (await wait_for(stored, 5))[0]["type"] == "panel.fire"
