@@ -1,0 +1,47 @@
+"""`firetower ingest` exposes its counters in the Prometheus text format."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from firetower.broker import free_port
+from tests.conftest import wait_for
+from tests.helpers import fleet, publish, register, telemetry_stream
+from tests.ingest.test_faults import subscribed
+
+pytestmark = pytest.mark.integration
+
+
+async def test_metrics_endpoint_counts_stored_and_rejected(clean_db, broker, tmp_path: Path) -> None:
+    devices = fleet(8)
+    await register(clean_db.url, devices)
+    port = free_port()
+    env = dict(os.environ, FIRETOWER_DATABASE_URL=clean_db.url, FIRETOWER_MQTT_URL=broker.url,
+               FIRETOWER_INGEST_CLIENT_ID="ingest-metrics-test", FIRETOWER_METRICS_PORT=str(port))
+    log = (tmp_path / "ingest.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "firetower", "ingest", "--no-alerting"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        await subscribed(clean_db.url, broker.port)
+        await publish(broker.port, telemetry_stream(devices, per_device=2)
+                      + [("fire/v1/" + devices[0][0] + "/telemetry", b"{broken")])
+
+        async def scraped() -> str | None:
+            async with httpx.AsyncClient() as client:
+                text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            ok = ('firetower_ingest_stored_total{type="telemetry"} 16.0' in text
+                  and 'firetower_ingest_rejected_total{reason="bad_json"} 1.0' in text)
+            return text if ok else None
+
+        text = await wait_for(scraped, 20, 0.2)
+        assert "firetower_ingest_flush_seconds_bucket" in text
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
