@@ -1,0 +1,81 @@
+"""The whole alarm pipeline for browser tests: ingester + rule engine (in this event loop),
+the API on a free port (own thread), users and a panel registered through the API."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from alerting.service import AlertingService
+from firetower.broker import Broker
+from firetower.mqtt import AsyncMqtt
+from firetower.protocol import encode, format_ts, topic_for
+from ingest.service import Ingester
+from tests.api.conftest import World, api_settings_for, seed
+from tests.api.server import running_api
+from tests.conftest import Database
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def png(width: int = 400, height: int = 240) -> bytes:
+    """A plain grey PNG, big enough to place markers on."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    raw = b"".join(b"\x00" + b"\x60" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0,
+                                                               0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@dataclass
+class Pipeline:
+    world: World
+    publisher: AsyncMqtt
+    seq: int = 0
+
+    def fire(self, device_id: str, zone: int = 1, point: int = 1) -> None:
+        """A panel reports a fire (protocol v1), as a transmitting device would."""
+        self.seq += 1
+        self.publisher.publish(topic_for(device_id, "event"), encode(
+            {"seq": self.seq, "ts": format_ts(datetime.now(UTC)), "category": "fire",
+             "active": True, "zone": zone, "point": point, "component": "smoke_detector",
+             "location": "3F east corridor"}))
+
+
+@asynccontextmanager
+async def pipeline(database: Database, broker: Broker, panels: list[str]) -> AsyncIterator[Pipeline]:
+    settings = api_settings_for(database.url, mqtt_url=broker.url,
+                                ingest_client_id=f"ingest-browser-{id(panels)}")
+    with running_api(settings) as server:
+        world = await seed(database.url, server.url)
+        async with world.client("admin") as c:
+            await c.post("/sites/s1/floors", json={"id": "3F", "name": "Third floor",
+                                                   "level": 3})
+            await c.put("/sites/s1/floors/3F/plan", content=png(),
+                        headers={"Content-Type": "image/png"})
+            for i, dev in enumerate(panels):
+                r = await c.post("/devices", json={
+                    "id": dev, "kind": "alarm_panel", "site_id": "s1", "floor_id": "3F",
+                    "location": f"Panel room {i}", "x": 0.1 + 0.8 * (i % 10) / 10,
+                    "y": 0.2 + 0.6 * (i // 10) / 10})
+                assert r.status_code == 201, r.text
+        alerting = AlertingService(settings)
+        await alerting.start()
+        ingester = Ingester(settings, listeners=[alerting])
+        await ingester.start()
+        publisher = AsyncMqtt("127.0.0.1", broker.port)
+        await publisher.start()
+        try:
+            yield Pipeline(world, publisher)
+        finally:
+            await publisher.stop()
+            await ingester.stop()
+            await alerting.stop()
