@@ -24,6 +24,7 @@ class Received:
     body: dict[str, Any]
     at: float  # time.time() when it arrived
     headers: dict[str, str]
+    raw: bytes = b""
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)  # every request, duplicates too
     unique: list[Received] = field(default_factory=list)    # first arrival of each id
     bad_signatures: int = 0
+    delay_s: float = 0.0  # answer this much later (a slow receiver)
     _seen: set[str] = field(default_factory=set)
     _server: asyncio.Server | None = None
     _conns: set[asyncio.StreamWriter] = field(default_factory=set)
@@ -72,6 +74,8 @@ class Receiver:
                     k, _, v = h.decode().partition(":")
                     headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
                 status, extra = self._handle(headers, body)
                 hdrs = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
                 writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\n{hdrs}\r\n".encode())
@@ -90,7 +94,7 @@ class Receiver:
             return 401, {}
         doc = json.loads(body)
         assert doc["id"] == msg_id
-        rec = Received(msg_id, doc["type"], doc, time.time(), headers)
+        rec = Received(msg_id, doc["type"], doc, time.time(), headers, body)
         answer = self.answer(rec)
         status, extra = answer if isinstance(answer, tuple) else (answer, {})
         if 200 <= status < 300:

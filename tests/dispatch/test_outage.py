@@ -1,0 +1,133 @@
+"""Receiver down, then back; dispatcher SIGKILLed mid-delivery and restarted: every event
+arrives, in order per endpoint, exactly once by event id (receivers de-duplicate by
+webhook-id; at most the message in flight at the kill is sent twice).
+
+"Several minutes" of downtime is shortened here to ~24 s (12 s refusing connections, then
+12 s answering 503) with a 0.2 s backoff base and a 2 s cap, so the dispatcher goes through
+the same states (many failed attempts per message, a head-of-line message retried while
+newer events queue behind it) in test time."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from firetower.alarm_store import AlarmStore
+from tests.conftest import Database, wait_for
+from tests.dispatch.common import PUBLIC_URL, endpoint, pool_for, raise_fire, running, seed
+from tests.dispatch.receiver import Receiver
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def expected_ids(pool: asyncpg.Pool, endpoint_id: int) -> list[str]:
+    rows = await pool.fetch(
+        "SELECT e.uid FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id"
+        " WHERE d.endpoint_id = $1 ORDER BY d.id", endpoint_id)
+    return [f"evt_{r['uid'].hex}" for r in rows]
+
+
+async def test_receiver_down_then_back(clean_db: Database) -> None:
+    await seed(clean_db.url)
+    flaky = Receiver([], answer=lambda _r: 503)
+    steady = Receiver([])
+    async with pool_for(clean_db.url) as pool, \
+            running(clean_db.url, backoff_base_s=0.2, backoff_max_s=2.0):
+        store = AlarmStore(pool)
+        e_flaky, s1 = await endpoint(pool, flaky.url)
+        e_steady, s2 = await endpoint(pool, steady.url)
+        flaky.secrets.append(s1)
+        steady.secrets.append(s2)
+        await steady.start()  # `flaky` is down: connections refused
+        n = 0
+        for phase in ("refused", "503"):
+            if phase == "503":
+                await flaky.start()
+            for _ in range(24):
+                await raise_fire(store, f"d{n % 4}", site="s1" if n % 2 == 0 else "s2",
+                                 rule=f"rule.{n}")
+                n += 1
+                await asyncio.sleep(0.5)
+        assert flaky.unique == []
+        flaky.answer = lambda _r: 204
+        want_flaky = await expected_ids(pool, e_flaky)
+        want_steady = await expected_ids(pool, e_steady)
+        assert len(want_flaky) == len(want_steady) == n
+        await wait_for(lambda: _all(flaky, n), timeout=30)
+        attempts = await pool.fetchval(
+            "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d"
+            " ON d.id = a.delivery_id WHERE d.endpoint_id = $1 AND a.outcome = 'retry'", e_flaky)
+        await flaky.stop()
+        await steady.stop()
+    assert flaky.ids == want_flaky and steady.ids == want_steady
+    assert len(flaky.requests) == n and len(steady.requests) == n  # no duplicates either
+    assert flaky.bad_signatures == steady.bad_signatures == 0
+    assert attempts >= 10
+
+
+async def _all(rx: Receiver, n: int) -> bool:
+    return len(rx.unique) >= n
+
+
+def _spawn(db_url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "FIRETOWER_DATABASE_URL": db_url, "FIRETOWER_PUBLIC_URL": PUBLIC_URL,
+           "FIRETOWER_METRICS_PORT": "", "FIRETOWER_DISPATCH_RESCAN_S": "0.5",
+           "FIRETOWER_DISPATCH_BACKOFF_BASE_S": "0.1", "FIRETOWER_DISPATCH_BACKOFF_MAX_S": "1"}
+    env.pop("FIRETOWER_METRICS_PORT")
+    return subprocess.Popen([sys.executable, "-m", "dispatch", "--no-migrate"], cwd=ROOT,
+                            env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+async def test_sigkill_mid_delivery_loses_nothing(clean_db: Database, tmp_path: Path) -> None:
+    await seed(clean_db.url)
+    slow = Receiver([], delay_s=0.02)
+    other = Receiver([], delay_s=0.01)
+    log = tmp_path / "dispatch.log"
+    async with pool_for(clean_db.url) as pool:
+        store = AlarmStore(pool)
+        e1, s1 = await endpoint(pool, slow.url)
+        e2, s2 = await endpoint(pool, other.url)
+        slow.secrets.append(s1)
+        other.secrets.append(s2)
+        await slow.start()
+        await other.start()
+        for i in range(150):
+            await raise_fire(store, f"d{i % 4}", rule=f"rule.{i}")
+        want1, want2 = await expected_ids(pool, e1), await expected_ids(pool, e2)
+        proc = _spawn(clean_db.url, log)
+        try:
+            for kill_at in (30, 90):
+                await wait_for(lambda k=kill_at: _all(slow, k), timeout=30)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+                await asyncio.sleep(0.2)  # the request in flight may still be answered
+                mid = len(slow.unique)
+                assert mid < 150  # killed mid-stream
+                for i in range(10):  # more alarms while no dispatcher runs
+                    await raise_fire(store, f"d{i % 4}", rule=f"late.{kill_at}.{i}")
+                await asyncio.sleep(0.5)
+                assert len(slow.unique) == mid
+                proc = _spawn(clean_db.url, log)
+            want1, want2 = await expected_ids(pool, e1), await expected_ids(pool, e2)
+            await wait_for(lambda: _all(slow, len(want1)), timeout=60)
+            await wait_for(lambda: _all(other, len(want2)), timeout=30)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        await slow.stop()
+        await other.stop()
+    assert len(want1) == len(want2) == 170
+    assert slow.ids == want1 and other.ids == want2, log.read_text()[-3000:]
+    assert len(slow.requests) - len(slow.unique) <= 2  # at most one re-send per kill
+    assert slow.bad_signatures == other.bad_signatures == 0
