@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from api import errors
 from api.broker_sync import BrokerSync
 from api.config import ApiSettings
-from api.routes import alarms, auth, devices, rules, sites, stats, stream, telemetry
+from api.routes import alarms, auth, devices, rules, sites, stats, stream, telemetry, webhooks
 from api.stream import Hub
 from firetower import db
 from firetower.alarm_store import AlarmStore
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
                   openapi_url=f"{API_PREFIX}/openapi.json")
     errors.install(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats):
+    for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats, webhooks):
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/console", StaticFiles(directory=STATIC_DIR, html=True), name="console")

@@ -50,6 +50,8 @@ async def replay(conn: asyncpg.Connection, endpoint_id: int,
             " WHERE endpoint_id = $1 AND ($2::bigint[] IS NULL OR id = ANY ($2))"
             " AND ($2::bigint[] IS NOT NULL OR status = ANY ($3::text[]))"
             " ORDER BY id RETURNING id", endpoint_id, delivery_ids, list(status))
+        if delivery_ids is not None and len(rows) != len(set(delivery_ids)):
+            raise LookupError("no such delivery for this endpoint")  # rolls the batch back
         if rows:
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(endpoint_id))
     return [r["id"] for r in rows]
