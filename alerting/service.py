@@ -131,7 +131,11 @@ class AlertingService:
     async def _timer(self) -> None:
         assert self.engine is not None
         while True:
-            nxt = self.engine.tick()
+            try:
+                nxt = self.engine.tick()
+            except Exception:  # a rule bug must not stop supervision of every other device
+                log.exception("deadline processing failed")
+                nxt = None
             now = self.clock.now()
             delay = MAX_SLEEP_S if nxt is None else min(max(nxt - now, 0.0), MAX_SLEEP_S)
             self._sleep_until = now + delay

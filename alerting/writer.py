@@ -19,6 +19,7 @@ import asyncpg
 
 from alerting.decision import Action, Decision
 from firetower.alarm_store import AlarmChange, AlarmStore, Occurrence
+from firetower.alarms import InvalidTransition
 
 log = logging.getLogger(__name__)
 RETRY_MIN_S, RETRY_MAX_S = 0.05, 2.0
@@ -43,6 +44,7 @@ class AlarmWriter:
         self.latencies: list[float] = []  # seconds from decision to commit (bench)
         self.keep_latencies = False
         self.written = 0
+        self.failed = 0
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -70,14 +72,28 @@ class AlarmWriter:
     async def flush_states(self) -> None:
         items = self.take_dirty()  # taken while the queue is empty: all their alarms committed
         if items:
-            await self._retry(lambda: self.save_states(items))
+            try:
+                await self._retry(lambda: self.save_states(items))
+            except Exception:  # losing a state save costs pending durations, not alarms
+                log.exception("rule state of %d devices not saved", len(items))
 
     async def drain(self) -> None:
         while not self.queue.empty() or not self.idle.is_set():
             await asyncio.sleep(0.005)
 
     async def _write(self, d: Decision) -> AlarmChange | None:
-        change = await self._retry(lambda: self.apply(d))
+        try:
+            change = await self._retry(lambda: self.apply(d))
+        except InvalidTransition as exc:  # the engine and the table disagree: log, go on
+            log.error("alarm decision %s %s refused: %s", d.action, d.key, exc)
+            self.failed += 1
+            return None
+        except Exception:
+            # Not a connection problem: a bug or a constraint. Never let the writer die (every
+            # later alarm would be lost): log loudly, count, go on with the next decision.
+            log.exception("alarm decision %s %s could not be written", d.action, d.key)
+            self.failed += 1
+            return None
         self.written += 1
         if self.keep_latencies:
             self.latencies.append(time.perf_counter() - d.decided)

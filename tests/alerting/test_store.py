@@ -138,3 +138,29 @@ async def test_notify_carries_the_event_id_and_hooks_share_the_transaction(pool)
     finally:
         await listener.close()
         await pool.execute("DROP TABLE test_outbox")
+
+
+async def test_the_writer_survives_a_decision_the_database_refuses(pool) -> None:  # type: ignore[no-untyped-def]
+    import asyncio as aio
+
+    from alerting.decision import Action, Decision
+    from alerting.writer import AlarmWriter
+
+    async def save(items: list[tuple[str, bytes]]) -> None:
+        return None
+
+    w = AlarmWriter(AlarmStore(pool), take_dirty=list, save_states=save, state_flush_s=0.05)
+    task = aio.create_task(w.run())
+    try:
+        bad = Decision(Action.RAISE, 1, KEY, AlarmClass.FIRE, NOW.timestamp(), confidence=7.0)
+        good = Decision(Action.RAISE, 1, AlarmKey("ok", "", "panel.fire"), AlarmClass.FIRE,
+                        NOW.timestamp(), confidence=0.7)
+        w.put(bad)
+        w.put(good)
+        await aio.sleep(0.2)
+        await w.drain()
+        assert (w.failed, w.written) == (1, 1)
+        assert await pool.fetchval("SELECT device_id FROM alarms") == "ok"
+    finally:
+        task.cancel()
+        await aio.gather(task, return_exceptions=True)
