@@ -19,7 +19,8 @@ from tests.conftest import settings_for, wait_for
 pytestmark = pytest.mark.integration
 
 
-async def test_ingester_agrees_with_the_simulator(clean_db, broker) -> None:
+async def test_ingester_agrees_with_the_simulator(clean_db, clean_broker) -> None:
+    broker = clean_broker
     fleet = build_fleet(31, 4, 5)
     start = datetime.now(UTC) - timedelta(hours=1)
     run = generate(fleet, 31, start, ["malformed", "duplicates_out_of_order", "cooking_steam"],

@@ -41,8 +41,6 @@ def test_declared_reason_is_what_the_decoder_says(broken: Broken, kind: DeviceKi
     assert reason_of(topic, payload, kind) == broken.reason
 
 
-@pytest.mark.xfail(raises=UnicodeDecodeError, strict=True,
-                   reason="kernel: parse_json_object lets UnicodeDecodeError escape")
 @pytest.mark.parametrize(("broken", "kind"), _cases(DECODER_GAPS))
 def test_decoder_gaps(broken: Broken, kind: DeviceKind) -> None:
     topic, payload = broken.build(DEVICES[kind], 42, START)
