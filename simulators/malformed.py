@@ -144,9 +144,3 @@ CATALOGUE: tuple[Broken, ...] = (
     Broken("invalid_utf8_in_string", R.BAD_JSON, None,
            lambda d, s, ts: _raw(d, b'{"seq": 1, "ts": "\xff\xfe"}')),
 )
-
-# Broken messages the decoder does not yet turn into a ProtocolError (it raises something
-# else). Kept out of CATALOGUE, so the malformed scenario cannot crash an ingester; the tests
-# expect them to fail until firetower.protocol handles them. (None known now.)
-DECODER_GAPS: tuple[Broken, ...] = (
-)

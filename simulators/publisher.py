@@ -23,7 +23,7 @@ import os
 import sys
 import time
 import zlib
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from simulators.lanes import DEFAULT_WINDOW, Credentials, Lane, Pool, PublishStats
 from simulators.stream import Outgoing
@@ -55,12 +55,18 @@ class _Progress:
 
 async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port: int = 1883,
                   rate: float | None = None, speed: float | None = None, processes: int = 1,
-                  credentials: Credentials = None, dedicated: Collection[str] = (),
+                  credentials: Credentials = None, username: str | None = None,
+                  password: str | None = None, dedicated: Collection[str] = (),
+                  device_credentials: Callable[[str], Credentials] | None = None,
                   window: int = DEFAULT_WINDOW, quiet: bool = False,
                   progress_every: float = 5.0, drain_timeout: float = 120.0,
                   client_prefix: str | None = None) -> PublishStats:
     """Publish every message; return when all are acknowledged. `speed`: virtual seconds
-    per wall second (1.0 = real time); `rate`: messages per second; neither: flat out."""
+    per wall second (1.0 = real time); `rate`: messages per second; neither: flat out.
+    `username`/`password` (or `credentials`) log the shared connections in; a dedicated
+    device's connection uses `device_credentials(device_id)` when given."""
+    if username is not None:
+        credentials = (username, password)
     if rate is not None and speed is not None:
         raise ValueError("pace by rate or by speed, not both")
     if (rate is not None and rate <= 0) or (speed is not None and speed <= 0):
@@ -107,7 +113,8 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
             # -- routing -----------------------------------------------------------------
             did = out.device_id
             if did in dedicated:
-                await _dedicated(out, own, own_stats, host, port, credentials, prefix)
+                creds = device_credentials(did) if device_credentials else credentials
+                await _dedicated(out, own, own_stats, host, port, creds, prefix)
             elif pool is not None:
                 lane = lane_of.get(did)
                 if lane is None:
