@@ -141,6 +141,8 @@ def parse_json_object(payload: bytes) -> dict[str, Any]:
         raise ProtocolError(RejectReason.OVERSIZED, f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
     try:
         obj = _decoder.decode(payload)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(RejectReason.BAD_JSON, f"not UTF-8: {exc}") from None
     except msgspec.DecodeError as exc:
         # JSON has no NaN or infinity; say so rather than "malformed" when a device tries
         if "out of range" in str(exc):
@@ -352,13 +354,19 @@ def decode_status(device_id: str, obj: dict[str, Any], received_at: datetime) ->
 
 def decode(device_id: str, message_type: MessageType, kind: DeviceKind, payload: bytes,
            received_at: datetime) -> Telemetry | Event | Status:
-    """Decode and validate one payload of a registered device; raises ProtocolError."""
-    obj = parse_json_object(payload)
-    if message_type is MessageType.TELEMETRY:
-        return decode_telemetry(device_id, kind, obj, received_at)
-    if message_type is MessageType.EVENT:
-        return decode_event(device_id, obj, received_at)
-    return decode_status(device_id, obj, received_at)
+    """Decode and validate one payload of a registered device; raises ProtocolError, and only
+    ProtocolError: whatever else goes wrong is a refusal too, never a crash of the ingester."""
+    try:
+        obj = parse_json_object(payload)
+        if message_type is MessageType.TELEMETRY:
+            return decode_telemetry(device_id, kind, obj, received_at)
+        if message_type is MessageType.EVENT:
+            return decode_event(device_id, obj, received_at)
+        return decode_status(device_id, obj, received_at)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # a decoder gap: refuse the message, keep the reason
+        raise ProtocolError(RejectReason.BAD_VALUE, f"undecodable: {type(exc).__name__}: {exc}") from None
 
 
 def reject(topic: str, payload: bytes, received_at: datetime, error: ProtocolError,
