@@ -119,7 +119,7 @@ class Engine:
         now = self.clock.now()
         t = m.ts.timestamp()
         ctx = self.ctx
-        ctx.reset(t)
+        ctx.t = t  # hits and timers are empty here: they are cleared after each use
         tp = type(m)
         if tp is Status and not m.online:  # type: ignore[union-attr]
             self._offline(st, now, "last will: the device reported itself offline")
@@ -158,8 +158,10 @@ class Engine:
                 self._mode_change(st, e, *change, now)
         if ctx.hits:
             self._emit(st, ctx.hits, m if tp is not Status else None, now)
+            ctx.hits.clear()
         if ctx.timers:
             self._schedule(st, ctx.timers)
+            ctx.timers.clear()
         if st.dirty:
             self._dirty.add(st.info.id)
 
@@ -390,6 +392,7 @@ class Engine:
             self._emit(st, ctx.hits, None, now)
         if ctx.timers:
             self._schedule(st, ctx.timers)
+        ctx.reset(ctx.t)
         if st.dirty:
             self._dirty.add(st.info.id)
 
