@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import signal
 import socket
 import subprocess
@@ -19,11 +20,14 @@ from firetower import db
 from firetower.settings import Settings
 
 _RESTART_DELAY_S = 2.0
+# What the demo fleet does besides reporting normally (each starts a few minutes in).
+DEMO_SCENARIOS = ("normal", "smouldering_fire", "cooking_steam", "sprinkler_head_open",
+                  "slow_leak", "panel_fault", "detector_silent", "battery_depleting")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sites", type=int, default=20, help="simulated sites")
-    parser.add_argument("--per-kind", type=int, default=100,
+    parser.add_argument("--per-kind", type=int, default=10,
                         help="simulated devices of each kind (see firetower simulate --help)")
     parser.add_argument("--no-simulator", action="store_true", help="run without the fleet")
 
@@ -44,9 +48,13 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         services["broker"] = [*me, "broker"]
     services["ingest"] = [*me, "ingest"]
     services["api"] = [*me, "api"]
+    if importlib.util.find_spec("dispatch") is not None:
+        services["dispatch"] = [*me, "dispatch"]
     if not args.no_simulator:
-        services["simulate"] = [*me, "simulate", "--register", "--sites", str(args.sites),
-                                "--per-kind", str(args.per_kind)]
+        services["simulate"] = [*me, "simulate", "--register", "--quiet", "--sites",
+                                str(args.sites), "--per-kind", str(args.per_kind)]
+        for scenario in DEMO_SCENARIOS:
+            services["simulate"] += ["--scenario", scenario]
     procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def on_term(signum: int, frame: object) -> None:
