@@ -21,7 +21,7 @@ import httpx
 
 from dispatch import payload
 from dispatch.health import Health
-from dispatch.retry import Decision, Outcome, Policy, decide
+from dispatch.retry import Outcome, Policy, decide
 from dispatch.signing import sign_headers
 from dispatch.subscriptions import ActiveKey
 
@@ -125,9 +125,9 @@ class EndpointWorker:
         keys = ep.signing_keys(datetime.now(UTC))
         attempt = await self._post(msg_id, body, keys)
         age = (datetime.now(UTC) - row["created_at"]).total_seconds()
-        decision = (Decision(Outcome.REJECTED) if not keys else
-                    decide(self._policy, status=attempt.status, attempts=row["attempts"] + 1,
-                           age_s=age, retry_after_header=attempt.retry_after))
+        # No usable secret is our fault, not the receiver's: retried like a network error.
+        decision = decide(self._policy, status=attempt.status, attempts=row["attempts"] + 1,
+                          age_s=age, retry_after_header=attempt.retry_after)
         error = attempt.error
         if decision.outcome is Outcome.REJECTED and attempt.status is not None:
             error = error or f"HTTP {attempt.status}: not retried"
@@ -146,7 +146,8 @@ class EndpointWorker:
 
     async def _post(self, msg_id: str, body: bytes, keys: list[bytes]) -> Attempt:
         if not keys:
-            return Attempt(None, "no active signing secret", None, 0.0)
+            return Attempt(None, "no usable signing secret (expired, or sealed with another"
+                                 " FIRETOWER_SECRET_KEY)", None, 0.0)
         headers = sign_headers(keys, msg_id, body)
         headers["content-type"] = "application/json"
         headers["user-agent"] = USER_AGENT

@@ -23,7 +23,7 @@ from dispatch.delivery_log import CHANNEL
 from dispatch.forwarding import Forwarder
 from dispatch.health import Health
 from dispatch.retry import Policy
-from dispatch.secretbox import SecretBox
+from dispatch.secretbox import SealError, SecretBox
 from dispatch.subscriptions import active_keys
 from firetower import db
 from firetower.alarm_store import CHANNEL as ALARM_CHANNEL
@@ -112,15 +112,19 @@ class Dispatcher:
                 raise SystemExit(3)
             try:
                 await self._sync_endpoints()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("dispatcher: reloading endpoints failed: %s", exc)
+            except Exception:  # keep supervising; the next reload may succeed
+                log.exception("dispatcher: reloading endpoints failed")
 
     async def _sync_endpoints(self) -> None:
         assert self.pool is not None and self._client is not None
         rows = await self.pool.fetch("SELECT id, url FROM webhook_endpoints WHERE enabled")
         wanted: dict[int, Endpoint] = {}
         for r in rows:
-            keys = tuple(await active_keys(self.pool, self._box, r["id"]))
+            try:
+                keys = tuple(await active_keys(self.pool, self._box, r["id"]))
+            except SealError as exc:  # deliveries wait (retried) until the key is fixed
+                log.error("webhook endpoint %s: %s", r["id"], exc)
+                keys = ()
             wanted[r["id"]] = Endpoint(r["id"], r["url"], keys)
         for eid in list(self._workers):
             if wanted.get(eid) != self._workers[eid].endpoint:

@@ -27,9 +27,9 @@ FAST = {"backoff_base_s": 0.1, "backoff_max_s": 1.0, "timeout_s": 2.0, "rescan_s
         "failing_alarm_after_s": 0.0}
 
 
-def settings(db_url: str) -> Settings:
+def settings(db_url: str, secret_key: str = DEV_SECRET) -> Settings:
     return Settings(env="development", database_url=db_url, metrics_port=None,
-                    public_url=PUBLIC_URL)
+                    public_url=PUBLIC_URL, secret_key=secret_key)  # type: ignore[arg-type]
 
 
 def config(**overrides: Any) -> DispatchSettings:
@@ -75,8 +75,9 @@ async def verdict(store: AlarmStore, alarm_id: int, v: Verdict) -> None:
 
 
 @asynccontextmanager
-async def running(db_url: str, **overrides: Any) -> AsyncIterator[Dispatcher]:
-    d = Dispatcher(settings(db_url), config(**overrides))
+async def running(db_url: str, secret_key: str = DEV_SECRET,
+                  **overrides: Any) -> AsyncIterator[Dispatcher]:
+    d = Dispatcher(settings(db_url, secret_key), config(**overrides))
     await d.start()
     try:
         yield d
