@@ -46,7 +46,21 @@ def run_async(coro_fn: Callable[[], Coroutine[Any, Any, int | None]]) -> int:
         except asyncio.CancelledError:
             return 0
 
+    _install_event_loop()
     return asyncio.run(runner())
+
+
+def _install_event_loop() -> None:
+    """uvloop where installed (faster sockets and callbacks), unless FIRETOWER_EVENT_LOOP=asyncio."""
+    import os
+
+    if os.environ.get("FIRETOWER_EVENT_LOOP", "uvloop") != "uvloop":
+        return
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def build_parser() -> argparse.ArgumentParser:
