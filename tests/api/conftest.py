@@ -17,6 +17,7 @@ from tests.api.server import ApiServer, running_api
 from tests.conftest import Database
 
 PASSWORD = "correct horse battery"
+TEST_SECRET = "test-secret-key-0123456789abcdef"
 # name -> (role, sites)
 USERS: dict[str, tuple[Role, list[str] | None]] = {
     "admin": (Role.ADMIN, None),
@@ -30,7 +31,7 @@ USERS: dict[str, tuple[Role, list[str] | None]] = {
 
 def api_settings_for(db_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {"env": "test", "database_url": db_url,
-                                 "secret_key": "test-secret-key-0123456789abcdef",
+                                 "secret_key": TEST_SECRET,
                                  "metrics_port": None}
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
