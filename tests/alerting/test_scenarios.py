@@ -43,8 +43,9 @@ def secs(a: Any, b: Any) -> float:
     return (a - b).total_seconds()
 
 
-async def test_normal_raises_nothing(clean_db, broker) -> None:  # type: ignore[no-untyped-def]
-    r = await play(clean_db, broker, "normal")
+@pytest.mark.parametrize("name", ["normal", "duplicates_out_of_order", "malformed"])
+async def test_quiet_scenarios_raise_nothing(clean_db, broker, name: str) -> None:  # type: ignore[no-untyped-def]
+    r = await play(clean_db, broker, name)
     assert r.alarms == []
 
 
