@@ -31,6 +31,7 @@ def evaluate(ctx: Context, st: DeviceState, m: Telemetry) -> None:
         if b is None:
             b = st.battery = Buckets(p.bucket_s, p.buckets)
         if b.add(t, v):
+            st.dirty = True  # a closed bucket is worth keeping across a restart
             _trend(ctx, st, b, BATTERY, p.battery_min_v, p.battery_horizon_s, falling=True)
     if st.info.kind is DeviceKind.SMOKE_DETECTOR and m.obscuration_pct_per_m is not None:
         pre = st.params.smoke.prealarm_pct_per_m
@@ -40,6 +41,7 @@ def evaluate(ctx: Context, st: DeviceState, m: Telemetry) -> None:
         if b is None:
             b = st.chamber = Buckets(p.chamber_bucket_s, p.chamber_buckets)
         if b.add(t, m.obscuration_pct_per_m):
+            st.dirty = True
             last = b.ring.last()
             if last is not None and last[1] < p.chamber_min_baseline:
                 step(ctx, st, CHAMBER, AlarmClass.EARLY_WARNING, Level.FALSE, 0.0, p.clear_s)

@@ -82,6 +82,7 @@ def _trend(ctx: Context, st: DeviceState, pk: float, t: float) -> None:
         b = st.pressure = Buckets(ew.pressure_bucket_s, ew.pressure_buckets)
     if not b.add(t, pk):
         return
+    st.dirty = True  # a closed bucket is worth keeping across a restart
     last_start = st.starts.last() if st.starts is not None else None
     ts, vs = b.ring.since(last_start[0] if last_start else float("-inf"))
     if len(ts) < ew.pressure_min_points:
