@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import sys
 import time
@@ -29,6 +30,7 @@ from simulators.lanes import DEFAULT_WINDOW, Credentials, Lane, Pool, PublishSta
 from simulators.stream import Outgoing
 
 __all__ = ["PublishError", "PublishStats", "publish", "publish_blocking"]
+_connections = itertools.count(1)   # unique client ids for dedicated connections
 
 
 class PublishError(RuntimeError):
@@ -176,6 +178,7 @@ async def _dedicated(out: Outgoing, own: dict[str, Lane], retired: PublishStats,
         if lane is not None:
             await lane.drain(30.0)   # everything before the will must have arrived
             lane.kill()
+            await asyncio.sleep(0.05)   # let the broker see the drop before anything else
             retired.add(lane.stats)
             del own[did]
             retired.sent += 1        # the broker publishes the will for us
@@ -188,7 +191,7 @@ async def _dedicated(out: Outgoing, own: dict[str, Lane], retired: PublishStats,
             retired.add(lane.stats)
         will = (out.topic, out.will_payload, 1, True) if out.will_payload is not None else None
         lane = Lane(host, port, credentials=credentials, window=1000, will=will,
-                    client_id=f"{prefix}-{did}")
+                    client_id=f"{prefix}-{did}-{next(_connections)}")
         await lane.start()
         own[did] = lane
     await lane.put(out.topic, out.payload, out.qos, out.retain)

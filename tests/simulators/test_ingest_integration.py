@@ -65,3 +65,34 @@ async def test_ingester_agrees_with_the_simulator(clean_db, clean_broker) -> Non
     finally:
         await conn.close()
         await ingester.stop()
+
+
+async def test_broker_sent_will_is_stored(clean_db, clean_broker) -> None:
+    """panel_offline over a dedicated connection: the broker delivers the panel's will, and
+    the ingester stores birth, will and the second birth as three distinct statuses."""
+    fleet = build_fleet(32, 2, 3)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    run = generate(fleet, 32, start, ["panel_offline"], duration=3600)
+    panel = run.expectations("offline")[0].device_ids[0]
+    msgs = run.messages()
+    await register_fleet(clean_db.url, fleet)
+    ingester = Ingester(settings_for(clean_db.url, clean_broker))
+    await ingester.start()
+    conn = await db.connect(clean_db.url)
+    try:
+        stats = await publish(msgs, port=clean_broker.port, dedicated=run.dedicated, quiet=True)
+        assert stats.errors == 0
+
+        async def three():  # type: ignore[no-untyped-def]
+            rows = await conn.fetch("SELECT seq, online FROM device_status WHERE device_id = $1"
+                                    " ORDER BY received_at, seq", panel)
+            return len(rows) == 3 and rows
+
+        rows = await wait_for(three, 20)
+        births = [m for m in msgs if m.device_id == panel and m.will_payload]
+        assert [(r["seq"], r["online"]) for r in rows] == [
+            (births[0].seq, True), (births[0].seq + 1, False), (births[1].seq, True)]
+        assert await conn.fetchval("SELECT online FROM devices WHERE id = $1", panel) is True
+    finally:
+        await conn.close()
+        await ingester.stop()
