@@ -132,7 +132,7 @@ def duplicates_out_of_order(p: Planner) -> list[Injection]:
     field_devices = [d for d in p.fleet.devices if d.kind is not PANEL] or list(p.fleet.devices)
     count = max(1, len(field_devices) // 50)
     chosen = p.rng.sample(field_devices, min(count, len(field_devices)))
-    span = p.duration if math.isfinite(p.duration) else 3600.0
+    span = p.span
     per_device = max(3, int(span / p.sim.interval))
     out: list[Injection] = []
     for d in sorted(chosen, key=lambda x: x.id):
@@ -158,7 +158,7 @@ def malformed(p: Planner) -> list[Injection]:
     random moment of the run. Each injection's details give the expected reject reason, and
     `subscribed`: false for topics outside fire/v1/+/+, which the centre never receives."""
     out: list[Injection] = []
-    span = p.duration if math.isfinite(p.duration) else 3600.0
+    span = p.span
     for broken in CATALOGUE:
         pool = [d for d in p.fleet.devices if broken.kind is None or d.kind is broken.kind]
         if not pool:

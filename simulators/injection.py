@@ -19,6 +19,8 @@ from firetower.model import DeviceKind
 from simulators.fleet import SimDevice
 from simulators.stream import Simulation
 
+ENDLESS_SPAN_S = 1800.0
+
 
 class Expect(StrEnum):
     """The outcome the centre should reach for an injection."""
@@ -68,10 +70,15 @@ class Planner:
     def fleet(self):  # type: ignore[no-untyped-def]
         return self.sim.fleet
 
+    @property
+    def span(self) -> float:
+        """The run length scenarios place their injections in (an endless run: its first
+        half hour, so a demo shows every scenario a few minutes in)."""
+        return self.duration if math.isfinite(self.duration) else ENDLESS_SPAN_S
+
     def when(self, lo: float = 0.2, hi: float = 0.35) -> float:
-        """A start instant inside the run (fractions of the duration), whole seconds."""
-        span = self.duration if math.isfinite(self.duration) else 3600.0
-        return float(round(span * self.rng.uniform(lo, hi)))
+        """A start instant inside the run (fractions of the span), whole seconds."""
+        return float(round(self.span * self.rng.uniform(lo, hi)))
 
     def iso(self, t: float) -> str | None:
         return self.sim.at(t).isoformat() if math.isfinite(t) else None

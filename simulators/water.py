@@ -3,6 +3,8 @@ trending down to its low limit, and jockey-pump short-cycling."""
 
 from __future__ import annotations
 
+import math
+
 from firetower.model import DeviceKind
 from simulators.effects import AttrRamp, HeadOpen, SetAttr
 from simulators.injection import Expect, Injection, Planner
@@ -72,7 +74,7 @@ def pressure_low_trend(p: Planner) -> list[Injection]:
         return []
     d, model = found
     t0 = p.when(0.05, 0.1)
-    t1 = p.duration
+    t1 = p.duration if math.isfinite(p.duration) else t0 + 3 * 86_400.0
     target = model.cut_out_kpa - (LOW_SUPERVISORY_BELOW_KPA - 10.0)
     p.sim.plan(d.id).effects.append(AttrRamp(t0, t1, attr="cut_out_kpa", target=target))
     return [p.injection("pressure_low_trend", Expect.MAINTENANCE, [d], t0, t1, primary=d.id,
