@@ -411,10 +411,14 @@ async function renderSite(siteChanged = true) {
     const r = await api(floor.plan_url.replace(API, ""), { raw: true });
     const url = URL.createObjectURL(await r.blob());
     plan.replaceChildren(h("img", { src: url, alt: `Plan of ${floor.name}` }),
-      ...onFloor.filter((d) => d.x !== null && d.y !== null).map((d) => h("button", {
-        class: `marker ${inAlarm.has(d.id) ? "alarm" : health1(d)}`, title: `${d.id} ${d.location}`,
-        style: `left:${d.x * 100}%;top:${d.y * 100}%`, dataset: { deviceId: d.id },
-        onclick: () => showCurves(d) })));
+      ...onFloor.filter((d) => d.x !== null && d.y !== null).map((d) => {
+        const m = h("button", {
+          class: `marker ${inAlarm.has(d.id) ? "alarm" : health1(d)}`, title: `${d.id} ${d.location}`,
+          dataset: { deviceId: d.id }, onclick: () => showCurves(d) });
+        m.style.left = `${d.x * 100}%`;  // CSSOM, allowed by the CSP (inline style attributes are not)
+        m.style.top = `${d.y * 100}%`;
+        return m;
+      }));
   } else {
     plan.replaceChildren(h("p", { class: "empty" }, "No floor plan for this floor."));
   }

@@ -157,3 +157,21 @@ async def test_late_commit_of_a_lower_id_is_not_skipped(world: World, pool) -> N
     ids = [e.data["event"]["id"] for e in got if e.event == "alarm"]
     assert ids == [high, low]
     assert Cursor.parse(last or "").low == high
+
+
+async def test_scoped_user_streams_only_its_sites(world: World, pool) -> None:  # type: ignore[no-untyped-def]
+    await pool.execute("INSERT INTO devices (id, kind, site_id) VALUES "
+                       "('far-1', 'smoke_detector', 's2')")
+    store = AlarmStore(pool)
+    got: list[SseEvent] = []
+    async with world.client("installer") as c:
+        c.timeout = httpx.Timeout(30)
+        reader = asyncio.create_task(read(c, {}, 2, got, asyncio.Event()))
+        await asyncio.sleep(0.5)
+        await raise_alarm(store, "far-1", "s2")
+        own = await raise_alarm(store, "smk-1", "s1")
+        await raise_alarm(store, "far-1", "s2", rule="other")
+        await store.transition(own, Trigger.ACKNOWLEDGE, actor="operator:x")
+        await asyncio.wait_for(reader, 10)
+    alarms = [e.data["alarm"]["device_id"] for e in got if e.event == "alarm"]
+    assert alarms == ["smk-1", "smk-1"]
