@@ -164,3 +164,37 @@ async def test_telemetry_series_from_rollup_and_raw(world: World) -> None:
                                                               "bucket_s": 1,
                                                               "start": "2020-01-01T00:00:00Z"})
         assert r.status_code == 422
+
+
+@pytest.mark.timescale
+async def test_telemetry_from_the_continuous_aggregate(timescale_database) -> None:  # type: ignore[no-untyped-def]
+    from tests.api.conftest import api_settings_for, seed
+    from tests.api.server import running_api
+
+    await timescale_database.reset()
+    with running_api(api_settings_for(timescale_database.url)) as server:
+        world = await seed(timescale_database.url, server.url)
+        async with world.client("admin") as c:
+            await c.post("/devices", json={"id": "smk-7", "kind": "smoke_detector",
+                                           "site_id": "s1"})
+        conn = await db.connect(timescale_database.url)
+        base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+        try:
+            await conn.executemany(
+                "INSERT INTO telemetry (ts, received_at, device_id, seq, obscuration_pct_per_m,"
+                " temperature_c) VALUES ($1, $1, 'smk-7', $2, $3, 21)",
+                [(base + timedelta(minutes=10 * i), i, 0.1 * (i % 5)) for i in range(144)])
+            # Materialise part of it: the rest comes from the real-time part of the aggregate.
+            await conn.execute("CALL refresh_continuous_aggregate('telemetry_1m', $1::timestamptz, $2::timestamptz)",
+                               base, base + timedelta(hours=12))
+        finally:
+            await conn.close()
+        async with world.client("operator") as c:
+            r = await c.get("/devices/smk-7/telemetry", params={
+                "metric": "obscuration_pct_per_m", "bucket_s": 3600,
+                "start": (base - timedelta(hours=1)).isoformat()})
+        assert r.status_code == 200, r.text
+        s = r.json()
+        assert s["source"] == "telemetry_1m"
+        assert sum(p["samples"] for p in s["points"]) == 144
+        assert max(p["max"] for p in s["points"]) == pytest.approx(0.4)
