@@ -35,9 +35,9 @@ from ingest.registry import DeviceRegistry
 from ingest.writer import BatchWriter
 
 log = logging.getLogger(__name__)
-# The broker may have this many QoS 1 messages in flight to us (Mosquitto's
-# max_inflight_messages must allow it); it bounds the ingester's memory.
-MAX_INFLIGHT = 20000
+# How many unacknowledged QoS 1 messages the broker sends us at once is the broker's
+# max_inflight_messages (deploy/mosquitto/firetower.conf); it bounds the ingester's memory and
+# must exceed a batch several times over, or it throttles throughput.
 
 
 class Lane:
@@ -90,7 +90,7 @@ class Ingester:
         await self.registry.start()
         self.mqtt = AsyncMqtt(s.mqtt_host, s.mqtt_port, client_id=self.client_id,
                               clean_session=False, manual_ack=True,
-                              credentials=s.mqtt_credentials, max_inflight=MAX_INFLIGHT)
+                              credentials=s.mqtt_credentials)
         self.mqtt.set_on_message(self._on_message)
         topic = subscription()
         if s.ingest_shared_group:

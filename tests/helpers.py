@@ -63,7 +63,7 @@ async def publish(port: int, messages: Iterable[tuple[str, bytes]], *, window: i
                   rate: float | None = None) -> int:
     """Publish at QoS 1 (at most `rate` msg/s) and wait for every PUBACK; never more than
     `window` outstanding."""
-    pub = AsyncMqtt("127.0.0.1", port, max_inflight=1000)
+    pub = AsyncMqtt("127.0.0.1", port)
     await pub.start()
     sent = 0
     loop = asyncio.get_running_loop()
