@@ -62,7 +62,7 @@ class Cursor:
             seen = {int(x) for x in rest.split(",") if x}
         except ValueError:
             raise BadToken(f"bad resume id {token[:40]!r}") from None
-        if low < 0 or any(i <= low or i > 2**62 for i in seen) or len(seen) > 10_000:
+        if not 0 <= low <= 2**62 or any(i <= low or i > 2**62 for i in seen) or len(seen) > 10_000:
             raise BadToken(f"bad resume id {token[:40]!r}")
         return cls(low, seen)
 

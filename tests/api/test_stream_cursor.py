@@ -17,7 +17,8 @@ def test_token_round_trip(token: str) -> None:
     assert Cursor.parse(token).token() == token
 
 
-@pytest.mark.parametrize("token", ["", "x", "-1", "5:3", "5:a", "1:2,9999999999999999999"])
+@pytest.mark.parametrize("token", ["", "x", "-1", "5:3", "5:a", "1:2,9999999999999999999",
+                                   "99999999999999999999"])
 def test_bad_tokens(token: str) -> None:
     with pytest.raises(BadToken):
         Cursor.parse(token)
