@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from dispatch.receiver import Receiver
 from firetower.alarm_store import AlarmStore
 from tests.api.conftest import World, api, api_settings_for, world  # noqa: F401  (fixtures)
 from tests.conftest import wait_for
 from tests.dispatch.common import pool_for, raise_fire, running
-from tests.dispatch.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 

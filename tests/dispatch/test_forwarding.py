@@ -9,11 +9,11 @@ import time
 import pytest
 
 from dispatch.forwarding import plan
+from dispatch.receiver import Receiver
 from firetower.alarm_store import AlarmStore
 from firetower.alarms import Mode, Trigger, Verdict
 from tests.conftest import Database, wait_for
 from tests.dispatch.common import endpoint, pool_for, raise_fire, running, seed, verdict
-from tests.dispatch.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 DEADLINE = 1.5

@@ -19,10 +19,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from dispatch.receiver import Receiver
 from firetower.alarm_store import AlarmStore
 from tests.conftest import Database, wait_for
 from tests.dispatch.common import PUBLIC_URL, endpoint, pool_for, raise_fire, running, seed
-from tests.dispatch.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,7 +1,9 @@
-"""A real webhook receiver for tests: a plain asyncio HTTP/1.1 server on a loopback port that
+"""A reference webhook receiver, used by the tests and `firetower bench webhooks`: a plain
+asyncio HTTP/1.1 server (keep-alive, Content-Length bodies only) on a loopback port that
 verifies every Standard Webhooks signature, records what arrived and de-duplicates by
-webhook-id. `answer` decides the response per request (e.g. 503 for a while); `stop()` and
-`start()` take it down and bring it back on the same port."""
+webhook-id, as a real receiver should. `answer` decides the response per request (e.g. 503 for
+a while); `stop()` and `start()` take it down and bring it back on the same port. Not a
+production server."""
 
 from __future__ import annotations
 
@@ -93,7 +95,8 @@ class Receiver:
             self.bad_signatures += 1
             return 401, {}
         doc = json.loads(body)
-        assert doc["id"] == msg_id
+        if doc.get("id") != msg_id:
+            return 400, {}
         rec = Received(msg_id, doc["type"], doc, time.time(), headers, body)
         answer = self.answer(rec)
         status, extra = answer if isinstance(answer, tuple) else (answer, {})
