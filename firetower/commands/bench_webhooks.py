@@ -189,23 +189,32 @@ async def _latency(pool: Any, settings: Settings, rx: ReceiverProcess,
     alarms = [await _raise(store, f"b{i:05d}", "smoke.threshold") for i in range(args.alarms)]
     await asyncio.sleep(0.5)
     sent: dict[int, float] = {}
+    committed: dict[int, float] = {}
     for a in alarms:
         sent[a] = time.time()
         await store.transition(a, Trigger.VERDICT, actor="operator:bench",
                                verdict=Verdict.TRUE_FIRE)
+        committed[a] = time.time()
         await asyncio.sleep(args.interval_ms / 1000)
     deadline = time.monotonic() + 30
     while rx.call("count") < 2 * len(alarms) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     got, requests, bad = rx.call("dump")
-    lat: dict[str, list[float]] = {"alarm.verdict": [], "alarm.forwarded": []}
+    lat: dict[str, list[float]] = {"alarm.verdict": [], "alarm.forwarded": [], "commit": [],
+                                   "dispatch": []}
     for _id, type_, alarm_id, at in got:
         if alarm_id in sent and type_ in lat:
             lat[type_].append((at - sent[alarm_id]) * 1000)
+            if type_ == "alarm.verdict":
+                lat["commit"].append((committed[alarm_id] - sent[alarm_id]) * 1000)
+                lat["dispatch"].append((at - committed[alarm_id]) * 1000)
     return {"verdicts": len(alarms), "received": len(got), "requests": requests,
             "bad_signatures": bad, "interval_ms": args.interval_ms,
             "verdict_ms": _pct(lat["alarm.verdict"]),
-            "forwarded_ms": _pct(lat["alarm.forwarded"])}
+            "forwarded_ms": _pct(lat["alarm.forwarded"]),
+            "verdict_commit_ms": _pct(lat["commit"]),
+            "commit_to_receiver_ms": _pct(lat["dispatch"]),
+            "load_average": os.getloadavg()[0]}
 
 
 async def _throughput(pool: Any, url: str, settings: Settings, rx: ReceiverProcess,
@@ -258,8 +267,11 @@ def _pct(values: list[float]) -> dict[str, float]:
 def render(r: dict[str, Any]) -> str:
     lat = r["latency"]
     lines = [f"operator verdict -> receiver ({lat['verdicts']} verdicts, one every "
-             f"{lat['interval_ms']} ms, {lat['bad_signatures']} bad signatures):"]
-    for key, label in (("verdict_ms", "alarm.verdict  "), ("forwarded_ms", "alarm.forwarded")):
+             f"{lat['interval_ms']} ms, {lat['bad_signatures']} bad signatures, "
+             f"load average {lat['load_average']:.1f}):"]
+    for key, label in (("verdict_ms", "alarm.verdict  "), ("forwarded_ms", "alarm.forwarded"),
+                       ("verdict_commit_ms", "  of which: verdict transaction"),
+                       ("commit_to_receiver_ms", "  of which: commit -> receiver")):
         p = lat[key]
         if p:
             lines.append(f"  {label} p50 {p['p50']:.1f} ms  p99 {p['p99']:.1f} ms  "
