@@ -408,6 +408,9 @@ class Engine:
         return ev
 
     # -- persistence -------------------------------------------------------------------------
+    def mark_dirty(self, device_id: str) -> None:
+        self._dirty.add(device_id)
+
     def take_dirty(self) -> list[tuple[str, bytes]]:
         """Serialise the devices whose restart-relevant state changed, and mark them clean."""
         out = []

@@ -21,6 +21,7 @@ from alerting.config import RuleConfig
 from alerting.engine import Engine
 from alerting.modes import ModeTable
 from alerting.writer import AlarmWriter
+from alerting.writer_thread import WriterThread
 from firetower import db
 from firetower.alarm_store import AlarmStore, TransactionHook
 from firetower.model import Message
@@ -38,13 +39,14 @@ MAX_SLEEP_S = 1.0
 class AlertingService:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
                  hooks: list[TransactionHook] | None = None,
-                 state_flush_s: float = 0.5) -> None:
+                 state_flush_s: float = 0.5, writer_thread: bool = False) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.hooks = hooks or []
         self.state_flush_s = state_flush_s
+        self.writer_thread = writer_thread
         self.engine: Engine | None = None
-        self.writer: AlarmWriter | None = None
+        self.writer: AlarmWriter | WriterThread | None = None
         self.store: AlarmStore | None = None
         self._pool: asyncpg.Pool | None = None
         self._listen: asyncpg.Connection | None = None
@@ -58,18 +60,16 @@ class AlertingService:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        pool = self._pool = await db.create_pool(self.settings.database_url, min_size=2,
-                                                 max_size=4)
+        pool = self._pool = await db.create_pool(self.settings.database_url, min_size=1,
+                                                 max_size=3)
         self.store = AlarmStore(pool, hooks=self.hooks)
-
-        async def save(items: list[tuple[str, bytes]]) -> None:
-            async with pool.acquire() as conn:
-                await loader.save_rule_states(conn, items)
-
-        engine = Engine(clock=self.clock, sink=lambda d: None)
-        self.writer = AlarmWriter(self.store, take_dirty=engine.take_dirty, save_states=save,
-                                  state_flush_s=self.state_flush_s)
-        engine.sink = self.writer.put
+        if self.writer_thread:  # measured slower under load (GIL convoy): see writer_thread.py
+            self.writer = WriterThread(self.settings.database_url, hooks=self.hooks)
+        else:
+            self.writer = AlarmWriter(self.store, take_dirty=list, save_states=_no_state,
+                                      state_flush_s=60.0)
+        await self.writer.start()
+        engine = Engine(clock=self.clock, sink=self.writer.put)
         async with pool.acquire() as conn:
             infos, life = await loader.devices(conn)
             engine.set_config(RuleConfig(await loader.overrides(conn)))
@@ -84,19 +84,20 @@ class AlertingService:
         self._listen = await db.connect(self.settings.database_url)
         await self._listen.add_listener(DEVICES_CHANNEL, self._device_changed)
         await self._listen.add_listener(CONFIG_CHANNEL, self._config_changed)
-        self._tasks = [asyncio.create_task(self.writer.run(), name="alerting-writer"),
+        self._tasks = [asyncio.create_task(self._save_states_loop(), name="alerting-state"),
                        asyncio.create_task(self._timer(), name="alerting-timer")]
         log.info("alerting started: %d devices, %d open alarms, %d rule states",
                  len(infos), len(keys), len(states))
 
     async def stop(self) -> None:
-        if self.writer is not None and self._tasks and not self._tasks[0].done():
-            await self.writer.drain()
-            await self.writer.flush_states()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self.writer is not None:
+            await self.writer.drain()
+            await self.save_states()
+            await self.writer.stop()
         if self._reload is not None:
             self._reload.cancel()
             await asyncio.gather(self._reload, return_exceptions=True)
@@ -122,6 +123,33 @@ class AlertingService:
                 log.error("dropping message of unknown device %s", message.device_id)
             return
         engine.on_message(message)
+
+    # -- rule state ----------------------------------------------------------------------------
+    async def save_states(self) -> None:
+        """Persist the changed devices' rule state, but only while every decision made so far
+        is committed: then the stored state is never ahead of the stored alarms."""
+        if self.engine is None or self.writer is None or self._pool is None:
+            return
+        if self.writer.done < self.writer.enqueued:
+            return
+        items = self.engine.take_dirty()  # synchronous: no decision can slip in between
+        if not items:
+            return
+        try:
+            async with self._pool.acquire() as conn:
+                await loader.save_rule_states(conn, items)
+        except (asyncpg.PostgresError, OSError):
+            log.exception("rule state of %d devices not saved", len(items))
+            for device_id, _ in items:  # try again next time
+                st = self.engine.devices.get(device_id)
+                if st is not None:
+                    st.dirty = True
+                    self.engine.mark_dirty(device_id)
+
+    async def _save_states_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.state_flush_s)
+            await self.save_states()
 
     # -- the deadline timer ----------------------------------------------------------------------
     def _scheduled(self, due: float) -> None:
@@ -176,3 +204,7 @@ class AlertingService:
                         self.engine.on_message(message)
         except (asyncpg.PostgresError, OSError):
             log.exception("alerting configuration reload failed")
+
+
+async def _no_state(items: list[tuple[str, bytes]]) -> None:
+    return None  # the service saves rule state itself (save_states)

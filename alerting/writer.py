@@ -23,6 +23,10 @@ from firetower.alarms import InvalidTransition
 
 log = logging.getLogger(__name__)
 RETRY_MIN_S, RETRY_MAX_S = 0.05, 2.0
+# Decisions already waiting are written together, in one transaction (one commit), up to this
+# many: a flood of offline devices costs a few commits, not one each. The queue is ordered by
+# priority, so a batch never holds a fire back.
+MAX_BATCH = 100
 _RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError,
               asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 
@@ -45,13 +49,32 @@ class AlarmWriter:
         self.keep_latencies = False
         self.written = 0
         self.failed = 0
+        self.enqueued = 0
+        self._task: asyncio.Task[None] | None = None
         self.idle = asyncio.Event()
         self.idle.set()
 
     def put(self, d: Decision) -> None:
         """The engine's sink: synchronous, never blocks."""
+        self.enqueued += 1
         self.idle.clear()
         self.queue.put_nowait((d.priority, next(self._seq), d))
+
+    @property
+    def done(self) -> int:
+        """Decisions written or refused: all are committed when done == enqueued."""
+        return self.written + self.failed
+
+    async def start(self) -> None:
+        """Run on the caller's event loop (the service's)."""
+        self._task = asyncio.create_task(self.run(), name="alarm-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await self.drain()
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
 
     async def run(self) -> None:
         last_flush = time.monotonic()
@@ -62,7 +85,10 @@ class AlarmWriter:
             except TimeoutError:
                 d = None
             if d is not None:
-                await self._write(d)
+                batch = [d]
+                while len(batch) < MAX_BATCH and not self.queue.empty():
+                    batch.append(self.queue.get_nowait()[2])
+                await self._write_batch(batch)
             if self.queue.empty():
                 if time.monotonic() - last_flush >= self.state_flush_s or d is None:
                     await self.flush_states()
@@ -80,6 +106,29 @@ class AlarmWriter:
     async def drain(self) -> None:
         while not self.queue.empty() or not self.idle.is_set():
             await asyncio.sleep(0.005)
+
+    async def _write_batch(self, batch: list[Decision]) -> None:
+        if len(batch) == 1:
+            await self._write(batch[0])
+            return
+
+        async def together() -> None:
+            async with self.store.transaction():
+                for d in batch:
+                    await self.apply(d)
+
+        try:
+            await self._retry(together)
+        except Exception:  # one refused decision: write them one by one
+            log.warning("a batch of %d alarm decisions failed; writing them one by one",
+                        len(batch))
+            for d in batch:
+                await self._write(d)
+            return
+        self.written += len(batch)
+        if self.keep_latencies:
+            now = time.perf_counter()
+            self.latencies.extend(now - d.decided for d in batch)
 
     async def _write(self, d: Decision) -> AlarmChange | None:
         try:

@@ -20,6 +20,7 @@ Add a consumer that must never miss an alarm change (a webhook outbox) as a hook
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,9 @@ from firetower.alarms import (
 
 CHANNEL = "firetower_alarm_events"
 ENGINE = "engine"
+# The connection of an open `AlarmStore.transaction()` in this task, joined by every call.
+_CURRENT: contextvars.ContextVar[asyncpg.Connection | None] = contextvars.ContextVar(
+    "alarm_store_tx", default=None)
 
 
 class AlarmNotFound(LookupError):
@@ -125,8 +129,22 @@ class AlarmStore:
         self.hooks = list(hooks)
 
     @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Group several changes in one transaction (one commit): every call made inside, in
+        this task, joins it. All of them commit, with their events and NOTIFYs, or none."""
+        async with self._tx() as conn:
+            token = _CURRENT.set(conn)
+            try:
+                yield
+            finally:
+                _CURRENT.reset(token)
+
+    @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
-        if isinstance(self._db, asyncpg.Pool):
+        current = _CURRENT.get()
+        if current is not None:
+            yield current
+        elif isinstance(self._db, asyncpg.Pool):
             async with self._db.acquire() as conn, conn.transaction():
                 yield conn
         else:

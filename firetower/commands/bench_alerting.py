@@ -35,6 +35,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=400, help="fire events in the latency run")
     parser.add_argument("--event-interval-ms", type=float, default=25.0)
     parser.add_argument("--no-db", action="store_true", help="throughput only")
+    parser.add_argument("--through-broker", action="store_true",
+                        help="also measure publish -> stored alarm through the broker and the "
+                             "ingester (FIRETOWER_MQTT_URL), with telemetry from --publishers")
+    parser.add_argument("--publishers", type=int, default=1,
+                        help="telemetry publisher processes (about 20,000 msg/s each)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
@@ -42,6 +47,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     report: dict[str, Any] = {"throughput": throughput(args.devices, args.readings)}
     if not args.no_db:
         report["latency"] = asyncio.run(latency(settings, args))
+    if args.through_broker:
+        report["end_to_end"] = asyncio.run(end_to_end(settings, args))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -208,6 +215,129 @@ async def latency(settings: Settings, args: argparse.Namespace) -> dict[str, Any
             "db_stored_minus_received_ms": _pcts([float(x) for x in stored])}
 
 
+# -- through the broker and the ingester -------------------------------------------------------
+def _publish_telemetry(host: str, port: int, devices: list[tuple[str, str]], rate: float,
+                       seconds: float) -> int:
+    """A publisher process: quiet telemetry, QoS 1, at `rate` messages/s for `seconds`."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from firetower.protocol import encode, format_ts, topic_for
+
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:8]}",
+                    protocol=paho.MQTTv311)
+    c.max_inflight_messages_set(2000)
+    c.connect(host, port)
+    c.loop_start()
+    topics = [(topic_for(d, "telemetry"), k) for d, k in devices]
+    t0 = time.monotonic()
+    n = 0
+    while (el := time.monotonic() - t0) < seconds:
+        due = int(el * rate)
+        while n < due:
+            topic, kind = topics[n % len(topics)]
+            body: dict[str, Any] = {"seq": n, "ts": format_ts(datetime.now(UTC))}
+            if kind == "smoke_detector":
+                body.update(obscuration_pct_per_m=0.2, temperature_c=21.0)
+            elif kind == "heat_detector":
+                body.update(temperature_c=21.0)
+            else:
+                body.update(pressure_kpa=600.0, flow_lps=0.0)
+            while c.publish(topic, encode(body), 1).rc == paho.MQTT_ERR_QUEUE_SIZE:
+                time.sleep(0.001)
+            n += 1
+        time.sleep(0.001)
+    time.sleep(1.0)
+    c.loop_stop()
+    c.disconnect()
+    return n
+
+
+async def end_to_end(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Publish -> stored alarm: fire events published every `--event-interval-ms` while
+    `--publishers` processes send telemetry at `--rate` in total, all through the broker and
+    the ingester with the alerting service as its listener."""
+    import multiprocessing
+
+    import asyncpg
+
+    from alerting.service import AlertingService
+    from firetower import db
+    from firetower.mqtt import AsyncMqtt
+    from firetower.protocol import encode, format_ts, topic_for
+    from ingest.service import Ingester
+
+    url = _bench_url(settings.database_url)
+    await db.migrate(url)
+    fleet = _fleet(args.devices)
+    conn = await db.connect(url)
+    try:
+        await conn.execute("INSERT INTO sites (id, name) VALUES ('bench', 'bench')")
+        await conn.copy_records_to_table(
+            "devices", columns=["id", "kind", "site_id", "parent_id", "zone", "lifecycle"],
+            records=[(d, k, "bench", p, z, "in_service") for d, k, p, z in
+                     sorted(fleet, key=lambda f: f[2] is not None)])
+    finally:
+        await conn.close()
+    s = settings.model_copy(update={"database_url": url, "metrics_port": None,
+                                    "ingest_client_id": f"bench-ingest-{uuid.uuid4().hex[:6]}"})
+    svc = AlertingService(s)
+    await svc.start()
+    assert svc.writer is not None
+    svc.writer.keep_latencies = True
+    ing = Ingester(s, listeners=[svc])
+    await ing.start()
+    pub = AsyncMqtt(s.mqtt_host, s.mqtt_port, credentials=s.mqtt_credentials)
+    await pub.start()
+    sensors = [(d, k) for d, k, _, _ in fleet if k != "alarm_panel"]
+    panels = [d for d, k, _, _ in fleet if k == "alarm_panel"]
+    seconds = args.events * args.event_interval_ms / 1000 + 2.0
+    ctx = multiprocessing.get_context("spawn")
+    loop = asyncio.get_running_loop()
+    try:
+        with ctx.Pool(args.publishers) as pool:
+            jobs = [pool.apply_async(_publish_telemetry, (
+                s.mqtt_host, s.mqtt_port, sensors[i::args.publishers],
+                args.rate / args.publishers, seconds)) for i in range(args.publishers)]
+            await asyncio.sleep(1.0)  # let the telemetry flow first
+            for ev in range(args.events):
+                ts = format_ts(datetime.now(UTC))
+                pub.publish(topic_for(panels[ev % len(panels)], "event"), encode(
+                    {"seq": 20_000 + ev, "ts": ts, "category": "fire", "active": True,
+                     "zone": 1 + ev % 5, "point": 1 + ev, "component": "manual_call_point"}))
+                await asyncio.sleep(args.event_interval_ms / 1000)
+            sent = sum(await asyncio.gather(*(loop.run_in_executor(None, j.get)
+                                              for j in jobs)))
+        assert svc.writer is not None
+        await svc.writer.drain()
+        c2: asyncpg.Connection = await db.connect(url)
+        try:
+            rows = await c2.fetch(
+                "SELECT extract(epoch FROM stored_at - device_ts) AS e2e,"
+                " extract(epoch FROM stored_at - received_at) AS rx FROM alarms"
+                " WHERE type = 'panel.fire'")
+            stored_telemetry = await c2.fetchval("SELECT count(*) FROM telemetry")
+        finally:
+            await c2.close()
+    finally:
+        await pub.stop()
+        await ing.stop()
+        await svc.stop()
+        admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+        c = await asyncpg.connect(admin)
+        try:
+            await c.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}"'
+                            " WITH (FORCE)")
+        finally:
+            await c.close()
+    return {"telemetry_sent": sent, "telemetry_rate_per_s": round(sent / seconds),
+            "telemetry_stored": stored_telemetry, "events": args.events,
+            "alarms_stored": len(rows),
+            "publish_to_stored_ms": _pcts([float(r["e2e"]) for r in rows]),
+            "received_to_stored_ms": _pcts([float(r["rx"]) for r in rows]),
+            "decision_to_commit_ms": _pcts(svc.writer.latencies)}
+
+
 def _pcts(xs: list[float]) -> dict[str, float]:
     if not xs:
         return {}
@@ -236,5 +366,15 @@ def render(r: dict[str, Any]) -> str:
             f"p50 {a.get('p50')} ms, p99 {a.get('p99')} ms, max {a.get('max')} ms "
             f"({lt['events']} fire events, {lt['alarms_stored']} alarms stored)",
             f"  database stored_at - received_at: p50 {d.get('p50')} ms, p99 {d.get('p99')} ms",
+        ]
+    if "end_to_end" in r:
+        e = r["end_to_end"]
+        a, d = e["publish_to_stored_ms"], e["received_to_stored_ms"]
+        lines += [
+            f"  through the broker, telemetry {e['telemetry_rate_per_s']:,}/s "
+            f"({e['telemetry_stored']:,} stored): publish -> stored alarm p50 {a.get('p50')} ms,"
+            f" p99 {a.get('p99')} ms, max {a.get('max')} ms; ingester receipt -> stored "
+            f"p50 {d.get('p50')} ms, p99 {d.get('p99')} ms ({e['alarms_stored']}/{e['events']})",
+            f"  decision -> commit {e['decision_to_commit_ms']}",
         ]
     return "\n".join(lines)

@@ -4,6 +4,7 @@ queue is empty (so the stored state is never ahead of the stored alarms)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import asyncpg
 
@@ -17,6 +18,12 @@ class RecordingStore:
     def __init__(self, fail_first: int = 0) -> None:
         self.calls: list[str] = []
         self.fail = fail_first
+        self.transactions = 0
+
+    @contextlib.asynccontextmanager
+    async def transaction(self):  # type: ignore[no-untyped-def]
+        self.transactions += 1
+        yield
 
     async def raise_or_recur(self, occ, **kw):  # type: ignore[no-untyped-def]
         if self.fail:
@@ -47,6 +54,7 @@ async def test_fire_jumps_the_queue_and_state_waits_for_an_empty_queue() -> None
         await asyncio.sleep(0.05)
         await w.drain()
         assert store.calls[0] == "fire-1" and len(store.calls) == 501
+        assert store.transactions == 5  # 5 batches of 100 and a single: few commits
         assert saved and saved[0] == 501  # the first state save came after the whole queue
     finally:
         task.cancel()
