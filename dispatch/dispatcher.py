@@ -44,6 +44,7 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._reload = asyncio.Event()
         self.pool: asyncpg.Pool | None = None
+        self._log_pool: asyncpg.Pool | None = None
         self._listen: asyncpg.Connection | None = None
         self._client: httpx.AsyncClient | None = None
         self.forwarder: Forwarder | None = None
@@ -54,9 +55,13 @@ class Dispatcher:
         # No session state is ever left on these connections (LISTEN and the leader lock live
         # on `_listen`), so skip asyncpg's reset round trip on every release: it doubled the
         # database round trips per delivery.
-        self.pool = await asyncpg.create_pool(self.settings.database_url, min_size=2,
-                                              max_size=c.pool_size, init=db.init_connection,
-                                              reset=_no_reset)
+        self.pool = await self._pool(c.pool_size // 2)
+        # The queue and the delivery log are written with synchronous_commit off: a database
+        # crash may forget the last fraction of a second of delivery records, which only sends
+        # those messages again with the same webhook-id (receivers de-duplicate). The outbox
+        # rows themselves are written durably, by the alarm change's own transaction.
+        self._log_pool = await self._pool(c.pool_size - c.pool_size // 2,
+                                          synchronous_commit="off")
         self._listen = await db.connect(self.settings.database_url)
         log.info("dispatcher: waiting for leadership")
         await self._listen.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK)
@@ -76,6 +81,13 @@ class Dispatcher:
         self._tasks = [asyncio.create_task(self.forwarder.run(), name="forwarder"),
                        asyncio.create_task(self._supervise(), name="dispatch-supervisor")]
 
+    async def _pool(self, size: int, **server_settings: str) -> asyncpg.Pool:
+        pool = await asyncpg.create_pool(self.settings.database_url, min_size=1, max_size=size,
+                                         init=db.init_connection, reset=_no_reset,
+                                         server_settings=server_settings or None)
+        assert pool is not None
+        return pool
+
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
@@ -88,8 +100,9 @@ class Dispatcher:
         if self._listen is not None:
             with contextlib.suppress(Exception):
                 await self._listen.close()
-        if self.pool is not None:
-            await self.pool.close()
+        for pool in (self._log_pool, self.pool):
+            if pool is not None:
+                await pool.close()
 
     def _on_webhooks(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         if payload == "config":
@@ -121,7 +134,8 @@ class Dispatcher:
                 log.exception("dispatcher: reloading endpoints failed")
 
     async def _sync_endpoints(self) -> None:
-        assert self.pool is not None and self._client is not None
+        assert self.pool is not None and self._log_pool is not None
+        assert self._client is not None
         rows = await self.pool.fetch("SELECT id, url FROM webhook_endpoints WHERE enabled")
         wanted: dict[int, Endpoint] = {}
         for r in rows:
@@ -138,7 +152,7 @@ class Dispatcher:
         for eid, ep in wanted.items():
             if eid in self._workers:
                 continue
-            w = EndpointWorker(ep, self.pool, self._client, self._health,
+            w = EndpointWorker(ep, self._log_pool, self._client, self._health,
                                Policy(c.backoff_base_s, c.backoff_max_s, c.dead_letter_after_s),
                                public_url=self.settings.public_url, batch_size=c.batch_size,
                                rescan_s=c.rescan_s, on_delivered=self._on_delivered)

@@ -77,6 +77,8 @@ async def test_filters(clean_db: Database) -> None:
         for rx in (rx_all, rx_fault, rx_s2, rx_j7_verdicts):
             await rx.stop()
     assert len(rx_all.unique) == 7
+    a0_types = [r.type for r in rx_all.unique if r.body["data"]["alarm"]["id"] == a0]
+    assert a0_types == ["alarm.raised", "alarm.verdict", "alarm.forwarded"]
     assert [r.body["data"]["alarm"]["class"] for r in rx_fault.unique] == ["fault"]
     assert {r.body["data"]["alarm"]["site"]["id"] for r in rx_s2.unique} == {"s2"}
     assert [(r.type, r.body["data"]["alarm"]["id"]) for r in rx_j7_verdicts.unique] == [
