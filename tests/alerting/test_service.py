@@ -116,3 +116,23 @@ async def test_a_fire_from_a_device_registered_a_moment_ago_is_not_lost(running)
         return [r for r in await alarms(conn) if r["device_id"] == "pnl-new"]
 
     assert (await wait_for(stored, 5))[0]["type"] == "panel.fire"
+
+
+async def test_the_writer_thread_option_stores_alarms(clean_db, broker) -> None:  # type: ignore[no-untyped-def]
+    from firetower.model import Event, EventCategory
+
+    await register(clean_db.url, DEVICES)
+    svc = AlertingService(settings_for(clean_db.url, broker), writer_thread=True)
+    await svc.start()
+    conn = await db.connect(clean_db.url)
+    try:
+        now = datetime.now(UTC)
+        for i in range(20):
+            svc.on_message(Event("pnl-1", i + 1, now, now, EventCategory.FIRE, True, zone=1,
+                                 point=i + 1))
+        assert svc.writer is not None
+        await svc.writer.drain()
+        assert len(await alarms(conn)) == 20
+    finally:
+        await conn.close()
+        await svc.stop()
