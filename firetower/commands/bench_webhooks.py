@@ -240,11 +240,13 @@ async def _throughput(pool: Any, url: str, settings: Settings, rx: ReceiverProce
         total = args.backlog * n_endpoints
         proc = _spawn_dispatcher(url)
         t0 = time.time()
+        cpu0 = _cpu_s(proc.pid)
         try:
             deadline = time.monotonic() + 300
             while rx.call("requests") < before + total and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             last = time.time()
+            cpu = _cpu_s(proc.pid) - cpu0
         finally:
             _stop(proc)
         _got, requests, bad = rx.call("dump")
@@ -252,8 +254,15 @@ async def _throughput(pool: Any, url: str, settings: Settings, rx: ReceiverProce
         await pool.execute("UPDATE webhook_endpoints SET enabled = false WHERE id = ANY($1)", ids)
         out[f"{n_endpoints}_endpoint{'s' if n_endpoints > 1 else ''}"] = {
             "deliveries": n, "expected": total, "seconds": round(last - t0, 3),
-            "deliveries_per_s": round(n / max(last - t0, 1e-9), 1), "bad_signatures": bad}
+            "deliveries_per_s": round(n / max(last - t0, 1e-9), 1), "bad_signatures": bad,
+            "dispatcher_cpu_ms_per_delivery": round(cpu * 1000 / max(n, 1), 3)}
     return out
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(values: list[float]) -> dict[str, float]:
@@ -279,5 +288,6 @@ def render(r: dict[str, Any]) -> str:
     lines.append("backlog drain (deliveries/s):")
     for name, t in r["throughput"].items():
         lines.append(f"  {name:<12} {t['deliveries_per_s']:>8.1f}/s  ({t['deliveries']}/"
-                     f"{t['expected']} in {t['seconds']} s)")
+                     f"{t['expected']} in {t['seconds']} s; dispatcher CPU "
+                     f"{t['dispatcher_cpu_ms_per_delivery']:.2f} ms/delivery)")
     return "\n".join(lines)

@@ -197,3 +197,33 @@ async def test_secret_rotation(clean_db: Database) -> None:
         await rx_new.stop()
     assert len(both) == 2 and len(only_new) == 1
     assert rx_new.bad_signatures == 0
+
+
+async def test_second_dispatcher_is_a_standby(clean_db: Database) -> None:
+    """One sender per endpoint: a second dispatcher waits for the leader lock and takes over
+    when the leader goes away."""
+    from dispatch.dispatcher import Dispatcher
+    from tests.dispatch.common import config, settings
+
+    await seed(clean_db.url)
+    async with pool_for(clean_db.url) as pool:
+        store = AlarmStore(pool)
+        rx = await Receiver([]).start()
+        _, secret = await endpoint(pool, rx.url, event_types=["alarm.raised"])
+        rx.secrets.append(secret)
+        leader = Dispatcher(settings(clean_db.url), config())
+        await leader.start()
+        standby = Dispatcher(settings(clean_db.url), config())
+        waiting = asyncio.create_task(standby.start())
+        await asyncio.sleep(0.5)
+        assert not standby.leader.is_set()
+        await raise_fire(store, "d0")
+        await wait_for(lambda: _n(rx, 1), timeout=10)
+        await leader.stop()
+        await asyncio.wait_for(waiting, 10)
+        assert standby.leader.is_set()
+        await raise_fire(store, "d2")
+        await wait_for(lambda: _n(rx, 2), timeout=10)
+        await standby.stop()
+        await rx.stop()
+    assert len(rx.requests) == 2 and rx.bad_signatures == 0
