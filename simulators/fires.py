@@ -92,9 +92,10 @@ def flaming_fire(p: Planner) -> list[Injection]:
 
 
 def cooking_steam(p: Planner) -> list[Injection]:
-    """Steam drifts into one smoke head for a few minutes: obscuration spikes past the alarm
-    threshold, temperature barely moves, no CO, no neighbour sees it. The panel latches a fire
-    alarm; the site resets it a few minutes later. The pattern of a false alarm."""
+    """A puff of steam drifts into one smoke head: obscuration spikes past the alarm threshold
+    for well under a minute, temperature barely moves, no CO, no neighbour sees it. The panel's
+    alarm verification (NFPA 72 alarm verification; GB/T 26875.3 `delay`) starts and runs out
+    unconfirmed, so the panel latches no fire. The pattern of a false alarm."""
     d = p.pick(SMOKE, prefer=lambda x: "kitchen" in x.location)
     if d is None:
         return []
@@ -102,19 +103,18 @@ def cooking_steam(p: Planner) -> list[Injection]:
     model = p.sim.model(d.id)
     assert isinstance(model, SmokeModel)
     t0 = p.when()
-    t1 = t0 + p.rng.uniform(90.0, 240.0)
+    t1 = t0 + p.rng.uniform(45.0, 80.0)
     peak = model.alarm_pct_per_m * p.rng.uniform(1.15, 1.6)
     steam = Pulse(t0, t1, fast=True, field=OBS, peak=peak)
     plan = p.sim.plan(d.id)
     plan.effects += [steam, Pulse(t0, t1, fast=True, field=TEMP, peak=p.rng.uniform(0.5, 2.0))]
     above = steam.above(model.alarm_pct_per_m - model.clean_air(t0))
     assert above is not None
-    t_reset = t1 + p.rng.uniform(120.0, 420.0)
-    p.event(above[0], panel.id, "fire", True, source=d, component="smoke_detector")
-    p.event(t_reset, panel.id, "reset", True, zone=0, point=0)
+    p.event(above[0], panel.id, "delay", True, source=d, component="smoke_detector")
+    p.event(above[1], panel.id, "delay", False, source=d, component="smoke_detector")
     return [p.injection("cooking_steam", Expect.FALSE_ALARM, [d], t0, t1, primary=d.id,
-                        panel=panel.id, panel_fire_at=p.iso(above[0]),
-                        above_threshold_until=p.iso(above[1]), reset_at=p.iso(t_reset),
+                        panel=panel.id, verification_started_at=p.iso(above[0]),
+                        above_threshold_until=p.iso(above[1]),
                         peak_pct_per_m=round(peak, 3))]
 
 

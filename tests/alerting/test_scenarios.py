@@ -74,15 +74,11 @@ async def test_smouldering_fire_prealarm_then_fire_confirmed_by_coincidence(  # 
 async def test_cooking_steam_no_fire_alarm_from_the_rules(clean_db, broker) -> None:  # type: ignore[no-untyped-def]
     r = await play(clean_db, broker, "cooking_steam")
     d = details(r)
-    # the panel's own latched fire signal is recorded (never suppressed), unconfirmed, and
-    # cleared by the reset; the rules add no fire alarm of their own (no heat, no CO, alone)
-    fires = r.of("fire")
-    assert [(a["device_id"], a["type"]) for a in fires] == [(d["panel"], "panel.fire")]
-    assert fires[0]["confidence"] < 0.8 and fires[0]["evidence"]["confirmed"] is False
-    assert fires[0]["state"] == "cleared_unack"
-    assert abs(secs(fires[0]["cleared_at"], r.at("reset_at"))) < 1
-    others = [a for a in r.alarms if a["class"] != "fire"]
-    assert [(a["class"], a["device_id"], a["type"]) for a in others] == [
+    # a short spike at one head with no heat, no CO and no neighbour: the panel's alarm
+    # verification runs out (delay on, delay off, recorded as events) and the rules raise only
+    # a pre-alarm, never a fire alarm
+    assert r.of("fire") == []
+    assert [(a["class"], a["device_id"], a["type"]) for a in r.alarms] == [
         ("early_warning", d["primary"], "smoke.prealarm")]
 
 
