@@ -3,9 +3,8 @@
 A fire alarm in normal mode is forwarded (an `alarm_events` row of kind `forward`, which the
 outbox turns into `alarm.forwarded` webhooks) exactly once:
 
-- at once when an operator gives the verdict `true_fire` (basis `operator`, verified): the
-  trigger `alarm_events_webhooks_then_forward` (migrations/0004) does it inside the verdict's
-  own transaction; the forwarder here only catches a verdict that trigger did not forward;
+- at once when an operator gives the verdict `true_fire` (basis `operator`, verified), in
+  its own transaction right after the verdict's (woken by the verdict's NOTIFY);
 - at once when it is confirmed by coincidence and `forward_on_coincidence` is set (basis
   `coincidence`, verified by the second signal);
 - when the verification deadline passes with no verdict (basis `deadline`, unverified), so no

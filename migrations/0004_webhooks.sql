@@ -191,34 +191,3 @@ CREATE TRIGGER webhook_endpoints_notify
 CREATE TRIGGER webhook_secrets_notify AFTER INSERT OR UPDATE OR DELETE ON webhook_secrets
     FOR EACH STATEMENT EXECUTE FUNCTION notify_webhook_config();
 
--- A confirmed fire is forwarded in the transaction that confirms it: an operator's true_fire
--- verdict appends the `forward` event (which the outbox turns into `alarm.forwarded`) right
--- away, so the 119 gateway does not wait for the dispatcher's forwarder (GB 50440: 3 s). The
--- name sorts after alarm_events_webhooks, so the verdict's own webhook is queued first. The
--- forwarder (dispatch/forwarding.py) handles the deadline and coincidence, and would also
--- forward a true_fire verdict this trigger did not (same conditions, same event).
-CREATE FUNCTION alarm_forward_on_true_fire() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    st  text;
-    ev  bigint;
-BEGIN
-    UPDATE alarms SET forwarded_at = clock_timestamp(), forward_basis = 'operator',
-                      updated_at = clock_timestamp()
-     WHERE id = NEW.alarm_id AND class = 'fire' AND forwarded_at IS NULL AND mode = 'normal'
-       AND verdict = 'true_fire'
-    RETURNING state INTO st;
-    IF FOUND THEN
-        INSERT INTO alarm_events (alarm_id, kind, from_state, to_state, actor, reason, details)
-        VALUES (NEW.alarm_id, 'forward', st, st, 'dispatch',
-                'forwarded: operator verdict true_fire',
-                '{"basis": "operator", "verified": true}')
-        RETURNING id INTO ev;
-        PERFORM pg_notify('firetower_alarm_events', ev::text);
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER alarm_events_webhooks_then_forward AFTER INSERT ON alarm_events
-    FOR EACH ROW
-    WHEN (NEW.kind = 'verdict' AND NEW.details ->> 'verdict' = 'true_fire')
-    EXECUTE FUNCTION alarm_forward_on_true_fire();
