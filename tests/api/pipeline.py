@@ -66,7 +66,7 @@ async def _register(world: World, panels: list[str]) -> None:
             r = await c.post("/devices", json={
                 "id": dev, "kind": "alarm_panel", "site_id": "s1", "floor_id": "3F",
                 "location": f"Panel room {i}", "x": 0.1 + 0.8 * (i % 10) / 10,
-                "y": 0.2 + 0.6 * (i // 10) / 10})
+                "y": 0.1 + 0.8 * ((i // 10) % 10) / 10})
             assert r.status_code == 201, r.text
 
 
