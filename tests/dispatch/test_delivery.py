@@ -227,3 +227,28 @@ async def test_second_dispatcher_is_a_standby(clean_db: Database) -> None:
         await standby.stop()
         await rx.stop()
     assert len(rx.requests) == 2 and rx.bad_signatures == 0
+
+
+async def test_unreadable_secret_keeps_messages_queued(clean_db: Database) -> None:
+    """A dispatcher with another FIRETOWER_SECRET_KEY cannot unseal the endpoint's secret: it
+    keeps the messages queued (retried), and a dispatcher with the right key delivers them."""
+    await seed(clean_db.url)
+    async with pool_for(clean_db.url) as pool:
+        store = AlarmStore(pool)
+        rx = await Receiver([]).start()
+        eid, secret = await endpoint(pool, rx.url, event_types=["alarm.raised"])
+        rx.secrets.append(secret)
+        async with running(clean_db.url, secret_key="another-key-entirely"):
+            await raise_fire(store, "d0")
+
+            async def tried() -> bool:
+                return bool(await pool.fetchval(
+                    "SELECT attempts FROM webhook_deliveries WHERE endpoint_id = $1", eid))
+            await wait_for(tried, timeout=10)
+            row = await pool.fetchrow("SELECT status, last_error FROM webhook_deliveries")
+            assert row["status"] == "pending" and "signing secret" in row["last_error"]
+            assert rx.requests == []
+        async with running(clean_db.url):
+            await wait_for(lambda: _n(rx, 1), timeout=10)
+        await rx.stop()
+    assert rx.bad_signatures == 0
