@@ -20,6 +20,7 @@ const state = {
   stream: null,            // AbortController of the running stream
   fireQueue: [],           // fire alarm ids waiting for the pop-up
   muted: false,
+  snoozed: false,          // pop-up hidden by "Open" until the next new fire
   audio: null,
   beepTimer: null,
   sites: [], devices: [],
@@ -324,6 +325,7 @@ function stopBeep() { clearInterval(state.beepTimer); state.beepTimer = null; }
 
 function newFire(a) {
   if (!state.fireQueue.includes(a.id)) state.fireQueue.push(a.id);
+  state.snoozed = false;  // every new fire forces the pop-up back
   showFire();
 }
 
@@ -335,12 +337,14 @@ function dismissFire(id) {
 function showFire() {
   const id = state.fireQueue[0];
   const a = id && state.alarms.get(id);
-  if (!a) {
+  if (id && !a) { state.fireQueue.shift(); showFire(); return; }
+  if (!a || state.snoozed) {
     $("fire-popup").hidden = true;
     stopBeep();
-    if (state.fireQueue.length) { state.fireQueue.shift(); showFire(); }
     return;
   }
+  const more = state.fireQueue.length - 1;
+  $("fire-more").textContent = more > 0 ? `${more} more fire${more > 1 ? "s" : ""} waiting` : "";
   $("fire-what").textContent = `${a.device_id} — ${a.type}`;
   $("fire-where").textContent = [a.site_name || a.site_id, a.location, a.floor_id]
     .filter(Boolean).join(" · ");
@@ -357,7 +361,9 @@ $("fire-ack").addEventListener("click", async () => {
   dismissFire(id);
 });
 $("fire-open").addEventListener("click", () => {
+  // The operator takes it from the board: hide the pop-up (and the sound) until a new fire.
   const id = Number($("fire-popup").dataset.alarmId);
+  state.snoozed = true;
   dismissFire(id);
   switchView("board");
   state.selected = id;
