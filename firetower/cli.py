@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def run_async(coro_fn: Callable[[], Coroutine[Any, Any, int | None]]) -> int:
     """Run a coroutine until it returns or SIGINT/SIGTERM arrives (then cancel it cleanly)."""
 
-    async def runner() -> int:
+    async def runner_main() -> int:
         task = asyncio.ensure_future(coro_fn())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -46,21 +46,22 @@ def run_async(coro_fn: Callable[[], Coroutine[Any, Any, int | None]]) -> int:
         except asyncio.CancelledError:
             return 0
 
-    _install_event_loop()
-    return asyncio.run(runner())
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(runner_main())
 
 
-def _install_event_loop() -> None:
-    """uvloop where installed (faster sockets and callbacks), unless FIRETOWER_EVENT_LOOP=asyncio."""
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where installed (faster sockets and callbacks), unless FIRETOWER_EVENT_LOOP=asyncio.
+    Only for the loop this command runs: the process-wide policy is left alone."""
     import os
 
     if os.environ.get("FIRETOWER_EVENT_LOOP", "uvloop") != "uvloop":
-        return
+        return None
     try:
         import uvloop
     except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        return None
+    return uvloop.new_event_loop
 
 
 def build_parser() -> argparse.ArgumentParser:

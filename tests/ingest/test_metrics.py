@@ -29,8 +29,8 @@ async def test_metrics_endpoint_counts_stored_and_rejected(clean_db, broker, tmp
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         await subscribed(clean_db.url, broker.port)
-        await publish(broker.port, telemetry_stream(devices, per_device=2)
-                      + [("fire/v1/" + devices[0][0] + "/telemetry", b"{broken")])
+        broken = ("fire/v1/" + devices[0][0] + "/telemetry", b"{broken")
+        await publish(broker.port, [*telemetry_stream(devices, per_device=2), broken])
 
         async def scraped() -> str | None:
             async with httpx.AsyncClient() as client:
