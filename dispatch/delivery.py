@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 USER_AGENT = "firetower-webhooks/1"
 
 _PENDING = """
-SELECT d.id, d.attempts, d.created_at, d.next_attempt_at,
+SELECT d.id, d.attempts, extract(epoch FROM clock_timestamp() - d.created_at) AS age_s,
+       extract(epoch FROM d.next_attempt_at - clock_timestamp()) AS wait_s,
        e.uid, e.type, e.alarm_id, e.occurred_at, e.data
 FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
 WHERE d.endpoint_id = $1 AND d.status = 'pending'
@@ -109,10 +110,9 @@ class EndpointWorker:
             rows = await self._pool.fetch(_PENDING, self.endpoint.id, self._batch)
             if not rows:
                 return self._rescan_s
-            for row in rows:
-                delay = (row["next_attempt_at"] - datetime.now(UTC)).total_seconds()
-                if delay > 0:
-                    return min(delay, self._rescan_s)
+            for row in rows:  # times from the database's clock: no skew with this host
+                if row["attempts"] and row["wait_s"] > 0:
+                    return min(float(row["wait_s"]), self._rescan_s)
                 if await self._deliver(row) is Outcome.RETRY:
                     break  # the head of the queue must go first: re-read its schedule
 
@@ -124,7 +124,7 @@ class EndpointWorker:
         msg_id = payload.message_id(row["uid"])
         keys = ep.signing_keys(datetime.now(UTC))
         attempt = await self._post(msg_id, body, keys)
-        age = (datetime.now(UTC) - row["created_at"]).total_seconds()
+        age = float(row["age_s"]) + attempt.duration_ms / 1000.0
         # No usable secret is our fault, not the receiver's: retried like a network error.
         decision = decide(self._policy, status=attempt.status, attempts=row["attempts"] + 1,
                           age_s=age, retry_after_header=attempt.retry_after)

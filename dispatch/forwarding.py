@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 
@@ -34,7 +35,7 @@ _PENDING_SQL = ("class = 'fire' AND forwarded_at IS NULL AND mode = 'normal'"
                 " AND (verdict IS NULL OR verdict = 'true_fire')")
 _CANDIDATES = f"""
 SELECT id, verdict, evidence ? 'coincidence' AS coincidence,
-       coalesce(received_at, stored_at) AS since
+       extract(epoch FROM clock_timestamp() - coalesce(received_at, stored_at))::float8 AS age_s
 FROM alarms WHERE {_PENDING_SQL} AND coalesce(received_at, stored_at) > now() - $1::interval
 """
 
@@ -42,25 +43,25 @@ FROM alarms WHERE {_PENDING_SQL} AND coalesce(received_at, stored_at) > now() - 
 @dataclass(frozen=True, slots=True)
 class Plan:
     due: list[tuple[int, str]]  # (alarm id, basis) to forward now
-    next_at: datetime | None  # the earliest future deadline
+    next_in_s: float | None  # seconds until the earliest future deadline
 
 
-def plan(rows: list[asyncpg.Record], now: datetime, deadline_s: float,
-         on_coincidence: bool) -> Plan:
+def plan(rows: list[asyncpg.Record], deadline_s: float, on_coincidence: bool) -> Plan:
+    """`age_s` of each row: seconds since the centre received the alarm (database clock)."""
     due: list[tuple[int, str]] = []
-    next_at: datetime | None = None
+    next_in: float | None = None
     for r in rows:
         if r["verdict"] == "true_fire":
             due.append((r["id"], "operator"))
         elif on_coincidence and r["coincidence"]:
             due.append((r["id"], "coincidence"))
         else:
-            at = r["since"] + timedelta(seconds=deadline_s)
-            if at <= now:
+            left = deadline_s - r["age_s"]
+            if left <= 0:
                 due.append((r["id"], "deadline"))
-            elif next_at is None or at < next_at:
-                next_at = at
-    return Plan(due, next_at)
+            elif next_in is None or left < next_in:
+                next_in = left
+    return Plan(due, next_in)
 
 
 _REASONS = {"operator": "forwarded: operator verdict true_fire",
@@ -118,11 +119,12 @@ class Forwarder:
 
     async def step(self) -> float:
         """Forward what is due; return the seconds until the next deadline (or a rescan)."""
+        t0 = time.monotonic()
         rows = await self._pool.fetch(_CANDIDATES, self._max_age)
-        p = plan(rows, datetime.now(UTC), self._deadline_s, self._on_coincidence)
+        p = plan(rows, self._deadline_s, self._on_coincidence)
         for alarm_id, basis in p.due:
             if await forward(self._pool, alarm_id, basis, deadline_s=self._deadline_s):
                 log.info("alarm %s forwarded (%s)", alarm_id, basis)
-        if p.next_at is None:
+        if p.next_in_s is None:
             return self._rescan_s
-        return max(0.0, min((p.next_at - datetime.now(UTC)).total_seconds(), self._rescan_s))
+        return max(0.0, min(p.next_in_s - (time.monotonic() - t0), self._rescan_s))

@@ -89,14 +89,11 @@ async def test_coincidence_forwards_at_once_when_configured(clean_db: Database) 
 
 
 def test_plan_is_pure() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    rows = [{"id": 1, "verdict": None, "coincidence": False, "since": now - timedelta(seconds=61)},
-            {"id": 2, "verdict": None, "coincidence": False, "since": now - timedelta(seconds=10)},
-            {"id": 3, "verdict": "true_fire", "coincidence": False, "since": now},
-            {"id": 4, "verdict": None, "coincidence": True, "since": now}]
-    p = plan(rows, now, 60.0, on_coincidence=False)  # type: ignore[arg-type]
+    rows = [{"id": 1, "verdict": None, "coincidence": False, "age_s": 61.0},
+            {"id": 2, "verdict": None, "coincidence": False, "age_s": 10.0},
+            {"id": 3, "verdict": "true_fire", "coincidence": False, "age_s": 0.0},
+            {"id": 4, "verdict": None, "coincidence": True, "age_s": 0.0}]
+    p = plan(rows, 60.0, on_coincidence=False)  # type: ignore[arg-type]
     assert p.due == [(1, "deadline"), (3, "operator")]
-    assert p.next_at == now + timedelta(seconds=50)
-    assert plan(rows, now, 60.0, on_coincidence=True).due[-1] == (4, "coincidence")  # type: ignore[arg-type]
+    assert p.next_in_s == 50.0
+    assert plan(rows, 60.0, on_coincidence=True).due[-1] == (4, "coincidence")  # type: ignore[arg-type]
