@@ -24,6 +24,7 @@ class DispatchSettings(BaseSettings):
     backoff_max_s: float = Field(default=300.0, gt=0)
     dead_letter_after_s: float = Field(default=86_400.0, gt=0)  # the retry horizon
     batch_size: int = Field(default=100, ge=1, le=10_000)
+    retention_days: int = Field(default=30, ge=1)  # finished deliveries and their log
     pool_size: int = Field(default=20, ge=2, le=200)  # database connections
     # An endpoint is "failing" (operator-visible fault alarm) after this many consecutive
     # failed attempts spanning at least `failing_alarm_after_s`.

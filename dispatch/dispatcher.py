@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 import asyncpg
@@ -49,6 +50,7 @@ class Dispatcher:
         self._client: httpx.AsyncClient | None = None
         self.forwarder: Forwarder | None = None
         self.leader = asyncio.Event()
+        self._next_prune = 0.0
 
     async def start(self) -> None:
         c = self.config
@@ -130,6 +132,9 @@ class Dispatcher:
                 raise SystemExit(3)
             try:
                 await self._sync_endpoints()
+                if time.monotonic() >= self._next_prune:
+                    self._next_prune = time.monotonic() + 3600
+                    await prune(self.pool, self.config.retention_days)
             except Exception:  # keep supervising; the next reload may succeed
                 log.exception("dispatcher: reloading endpoints failed")
 
@@ -148,6 +153,7 @@ class Dispatcher:
         for eid in list(self._workers):
             if wanted.get(eid) != self._workers[eid].endpoint:
                 await self._workers.pop(eid).stop()
+        await self._health.clear_orphans(set(wanted))
         c = self.config
         for eid, ep in wanted.items():
             if eid in self._workers:
@@ -158,6 +164,24 @@ class Dispatcher:
                                rescan_s=c.rescan_s, on_delivered=self._on_delivered)
             self._workers[eid] = w
             w.start()
+
+
+async def prune(pool: asyncpg.Pool, retention_days: int) -> int:
+    """Delete finished deliveries (and their attempts) and unreferenced events older than the
+    retention; pending ones are never touched. Returns the deliveries deleted."""
+    async with pool.acquire() as conn, conn.transaction():
+        n = await conn.fetchval(
+            "WITH gone AS (DELETE FROM webhook_deliveries WHERE status <> 'pending'"
+            " AND finished_at < now() - make_interval(days => $1::int) RETURNING 1)"
+            " SELECT count(*) FROM gone", retention_days)
+        await conn.execute(
+            "DELETE FROM webhook_events e WHERE e.occurred_at < now() - make_interval(days => $1)"
+            " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)",
+            retention_days)
+    if n:
+        log.info("dispatcher: pruned %d finished deliveries older than %s days", n,
+                 retention_days)
+    return n
 
 
 async def _no_reset(_conn: asyncpg.Connection) -> None:

@@ -51,6 +51,19 @@ class Health:
                                     actor="dispatch")
             self._alarmed[endpoint_id] = False
 
+    async def clear_orphans(self, endpoint_ids: set[int]) -> None:
+        """Clear the failing alarms of endpoints that were deleted or disabled."""
+        rows = await self._pool.fetch(
+            f"SELECT device_id FROM alarms WHERE type = $1 AND state IN {OPEN_STATES_SQL}",
+            ALARM_TYPE)
+        for r in rows:
+            eid = r["device_id"].partition(":")[2]
+            if eid.isdigit() and int(eid) not in endpoint_ids:
+                await self._store.clear(alarm_key(int(eid)), at=datetime.now(UTC),
+                                        reason="webhook endpoint deleted or disabled",
+                                        actor="dispatch")
+                self._alarmed.pop(int(eid), None)
+
     async def failure(self, endpoint_id: int, url: str, error: str) -> None:
         row = await self._pool.fetchrow(
             "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1,"

@@ -78,11 +78,14 @@ CREATE TABLE webhook_deliveries (
     finished_at     timestamptz,
     last_status     integer,
     last_error      text,
-    replay_of       bigint REFERENCES webhook_deliveries (id)
+    replay_of       bigint REFERENCES webhook_deliveries (id) ON DELETE SET NULL
 );
 CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (endpoint_id, id)
     WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, id DESC);
+CREATE INDEX webhook_deliveries_event_idx ON webhook_deliveries (event_id);
+CREATE INDEX webhook_deliveries_finished_idx ON webhook_deliveries (finished_at)
+    WHERE status <> 'pending';
 
 -- The delivery log: every attempt with its outcome.
 CREATE TABLE webhook_attempts (

@@ -252,3 +252,41 @@ async def test_unreadable_secret_keeps_messages_queued(clean_db: Database) -> No
             await wait_for(lambda: _n(rx, 1), timeout=10)
         await rx.stop()
     assert rx.bad_signatures == 0
+
+
+async def test_failing_alarm_cleared_when_endpoint_deleted_and_prune(clean_db: Database) -> None:
+    from dispatch.dispatcher import prune
+
+    await seed(clean_db.url)
+    async with pool_for(clean_db.url) as pool, running(clean_db.url):
+        store = AlarmStore(pool)
+        ok = await Receiver([]).start()
+        _, s = await endpoint(pool, ok.url, event_types=["alarm.raised"])
+        ok.secrets.append(s)
+        eid_bad, _ = await endpoint(pool, "http://127.0.0.1:9/refused",
+                                    event_types=["alarm.raised"])
+        await raise_fire(store, "d0")
+        await raise_fire(store, "d2")
+
+        async def alarm_state() -> str | None:
+            return await pool.fetchval("SELECT state FROM alarms WHERE device_id = $1",
+                                       f"webhook:{eid_bad}")
+        await wait_for(alarm_state, timeout=10)
+        await wait_for(lambda: _n(ok, 2), timeout=10)
+        await pool.execute("DELETE FROM webhook_endpoints WHERE id = $1", eid_bad)
+
+        async def cleared() -> bool:
+            return await alarm_state() == "cleared_unack"
+        await wait_for(cleared, timeout=10)
+        await ok.stop()
+        assert await prune(pool, 30) == 0  # nothing old enough
+        oldest = await pool.fetchrow("SELECT id, event_id FROM webhook_deliveries ORDER BY id"
+                                     " LIMIT 1")
+        await pool.execute("UPDATE webhook_deliveries SET finished_at = now() - interval '31 days'"
+                           " WHERE id = $1", oldest["id"])
+        await pool.execute("UPDATE webhook_events SET occurred_at = now() - interval '31 days'"
+                           " WHERE id = $1", oldest["event_id"])
+        assert await prune(pool, 30) == 1
+        left = await pool.fetch("SELECT status FROM webhook_deliveries")
+        assert [r["status"] for r in left] == ["delivered"]
+        assert await pool.fetchval("SELECT count(*) FROM webhook_events") == 1
