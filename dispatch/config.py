@@ -21,7 +21,8 @@ class DispatchSettings(BaseSettings):
     # Delivery
     timeout_s: float = Field(default=5.0, gt=0)
     backoff_base_s: float = Field(default=1.0, gt=0)
-    backoff_max_s: float = Field(default=300.0, gt=0)
+    # A receiver back after an outage waits at most this long for the next attempt.
+    backoff_max_s: float = Field(default=30.0, gt=0)
     dead_letter_after_s: float = Field(default=86_400.0, gt=0)  # the retry horizon
     batch_size: int = Field(default=100, ge=1, le=10_000)
     retention_days: int = Field(default=30, ge=1)  # finished deliveries and their log

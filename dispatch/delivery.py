@@ -98,6 +98,10 @@ class EndpointWorker:
                 log.warning("webhook endpoint %s: database error %s; retrying",
                             self.endpoint.id, exc)
                 wait = 1.0
+            except Exception:  # a worker must not die quietly: its queue would stall
+                log.exception("webhook endpoint %s: unexpected error; retrying",
+                              self.endpoint.id)
+                wait = 1.0
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=wait)
             except TimeoutError:

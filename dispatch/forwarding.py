@@ -112,6 +112,9 @@ class Forwarder:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("forwarder: database error %s; retrying", exc)
                 wait = 1.0
+            except Exception:  # the deadline must keep running whatever happens
+                log.exception("forwarder: unexpected error; retrying")
+                wait = 1.0
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=wait)
             except TimeoutError:

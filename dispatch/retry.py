@@ -27,7 +27,7 @@ class Outcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Policy:
     base_s: float = 1.0
-    max_s: float = 300.0
+    max_s: float = 30.0
     horizon_s: float = 86_400.0
 
 

@@ -131,3 +131,41 @@ async def test_sigkill_mid_delivery_loses_nothing(clean_db: Database, tmp_path: 
     assert slow.ids == want1 and other.ids == want2, log.read_text()[-3000:]
     assert len(slow.requests) - len(slow.unique) <= 2  # at most one re-send per kill
     assert slow.bad_signatures == other.bad_signatures == 0
+
+
+LONG_OUTAGE_S = float(os.environ.get("FIRETOWER_WEBHOOK_OUTAGE_S", "0"))
+
+
+@pytest.mark.skipif(not LONG_OUTAGE_S, reason="set FIRETOWER_WEBHOOK_OUTAGE_S=180 to run")
+async def test_receiver_down_for_minutes(clean_db: Database) -> None:
+    """The unshortened version, with the default backoff (1 s doubling to 30 s): the receiver
+    refuses connections for FIRETOWER_WEBHOOK_OUTAGE_S seconds while an alarm is raised every
+    2 s; once it is back every event arrives in order, exactly once, within one backoff cap."""
+    await seed(clean_db.url)
+    rx = Receiver([])
+    async with pool_for(clean_db.url) as pool, \
+            running(clean_db.url, backoff_base_s=1.0, backoff_max_s=30.0):
+        store = AlarmStore(pool)
+        eid, secret = await endpoint(pool, rx.url, event_types=["alarm.raised"])
+        rx.secrets.append(secret)
+        loop = asyncio.get_running_loop()
+        t_end = loop.time() + LONG_OUTAGE_S
+        n = 0
+        while loop.time() < t_end:
+            await raise_fire(store, f"d{n % 4}", site="s1" if n % 2 == 0 else "s2",
+                             rule=f"rule.{n}")
+            n += 1
+            await asyncio.sleep(2.0)
+        want = await expected_ids(pool, eid)
+        await rx.start()
+        t_back = loop.time()
+        await wait_for(lambda: _all(rx, n), timeout=60)
+        recovered_s = loop.time() - t_back
+        attempts = await pool.fetchval(
+            "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d"
+            " ON d.id = a.delivery_id WHERE d.endpoint_id = $1", eid)
+        await rx.stop()
+    print(f"outage {LONG_OUTAGE_S:.0f} s: {n} events, {attempts} attempts, all delivered "
+          f"{recovered_s:.1f} s after the receiver came back")
+    assert rx.ids == want and len(rx.requests) == n and rx.bad_signatures == 0
+    assert recovered_s <= 31 + 5
