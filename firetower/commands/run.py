@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import secrets
 import signal
 import socket
 import subprocess
@@ -40,8 +41,34 @@ def _listening(host: str, port: int) -> bool:
         return False
 
 
+async def _demo_users(settings: Settings) -> list[tuple[str, str, str]]:
+    """In development, with no users yet: an admin and an operator with random passwords,
+    printed once, so the console can be opened at once. Never outside development."""
+    if settings.env != "development":
+        return []
+    try:
+        from api.permissions import Role
+        from api.users import add_user
+    except ImportError:
+        return []
+    conn = await db.connect(settings.database_url)
+    try:
+        if await conn.fetchval("SELECT count(*) FROM users"):
+            return []
+        made = []
+        for name, role in (("admin", Role.ADMIN), ("operator", Role.OPERATOR)):
+            password = secrets.token_urlsafe(9)
+            await add_user(conn, name, role, password, None)
+            made.append((name, role.value, password))
+        return made
+    finally:
+        await conn.close()
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(db.migrate(settings.database_url))
+    for name, role, password in asyncio.run(_demo_users(settings)):
+        print(f"demo {role}: user {name!r}, password {password!r} (shown once)", flush=True)
     me = [sys.executable, "-m", "firetower"]
     services: dict[str, list[str]] = {}
     if not _listening(settings.mqtt_host, settings.mqtt_port):
@@ -69,7 +96,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
                     if _listening(settings.mqtt_host, settings.mqtt_port):
                         break
                     time.sleep(0.1)
-        print(f"Firetower is running: console at http://{settings.api_host}:{settings.api_port}/ "
+        print(f"Firetower is running: console at http://{settings.api_host}:{settings.api_port}/console/ "
               "(Ctrl-C to stop)", flush=True)
         while True:
             time.sleep(1)
