@@ -155,6 +155,14 @@ class AsyncMqtt:
         if self._supervisor is not None:
             self._supervisor.cancel()
 
+    def pause_reading(self) -> None:
+        """Stop reading from the broker (writes, such as acks, still go out). Whatever the
+        broker sent meanwhile and we did not acknowledge, it redelivers on the next session."""
+        sock = self.client.socket()
+        if sock is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(sock)
+
     def subscribe(self, topic: str, qos: int = 1) -> None:
         self.subscriptions.append((topic, qos))
         if self.client.is_connected():

@@ -105,6 +105,8 @@ class Ingester:
     async def stop(self, *, drain: bool = True) -> None:
         """Stop taking messages, commit and ack what is pending, disconnect."""
         self._stopping = True
+        if self.mqtt is not None:
+            self.mqtt.pause_reading()  # so the drain below ends even under a steady stream
         if drain:
             for lane in (self.priority, self.bulk):
                 lane.wake.set()
