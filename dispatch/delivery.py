@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 
-from dispatch import payload
 from dispatch.health import Health
 from dispatch.retry import Outcome, Policy, decide
-from dispatch.signing import sign_headers
-from dispatch.subscriptions import ActiveKey
+from firetower.webhooks import payload
+from firetower.webhooks.signing import sign_headers
+from firetower.webhooks.subscriptions import ActiveKey
 
 log = logging.getLogger(__name__)
 USER_AGENT = "firetower-webhooks/1"

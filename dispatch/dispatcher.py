@@ -20,15 +20,15 @@ import httpx
 
 from dispatch.config import DispatchSettings
 from dispatch.delivery import Endpoint, EndpointWorker
-from dispatch.delivery_log import CHANNEL
 from dispatch.forwarding import Forwarder
 from dispatch.health import Health
 from dispatch.retry import Policy
-from dispatch.secretbox import SealError, SecretBox
-from dispatch.subscriptions import active_keys
 from firetower import db
 from firetower.alarm_store import CHANNEL as ALARM_CHANNEL
 from firetower.settings import Settings
+from firetower.webhooks.delivery_log import CHANNEL
+from firetower.webhooks.secretbox import SealError, SecretBox
+from firetower.webhooks.subscriptions import active_keys
 
 log = logging.getLogger(__name__)
 LEADER_LOCK = 0x46545748  # "FTWH"

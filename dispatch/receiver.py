@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatch.signing import InvalidSignature, verify
 from firetower.broker import free_port
+from firetower.webhooks.signing import InvalidSignature, verify
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Only `admin` and `integration` users manage subscriptions. An integration account sees and
 changes only the endpoints it created; one limited to some sites can only subscribe to those
 sites (its filter is narrowed to them). The signing secret is returned once, on creation and
-on rotation; it is stored sealed (dispatch/secretbox.py) and never shown again.
+on rotation; it is stored sealed (firetower/webhooks/secretbox.py) and never shown again.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import CurrentUser, Forbidden, PoolDep, Principal, SettingsDep
 from api.errors import NotFound, Unprocessable
 from api.permissions import Role
-from dispatch import delivery_log, subscriptions
-from dispatch.payload import EVENT_TYPES, message_id
-from dispatch.secretbox import SecretBox
+from firetower.webhooks import delivery_log, subscriptions
+from firetower.webhooks.payload import EVENT_TYPES, message_id
+from firetower.webhooks.secretbox import SecretBox
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 

@@ -147,8 +147,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _endpoint(pool: Any, settings: Settings, url: str, **values: Any) -> tuple[int, str]:
-    from dispatch import subscriptions
-    from dispatch.secretbox import SecretBox
+    from firetower.webhooks import subscriptions
+    from firetower.webhooks.secretbox import SecretBox
 
     box = SecretBox(settings.secret_key.get_secret_value())
     async with pool.acquire() as conn:

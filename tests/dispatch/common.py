@@ -10,14 +10,14 @@ from typing import Any
 
 import asyncpg
 
-from dispatch import subscriptions
 from dispatch.config import DispatchSettings
 from dispatch.dispatcher import Dispatcher
-from dispatch.secretbox import SecretBox
 from firetower import db
 from firetower.alarm_store import AlarmKey, AlarmStore, Occurrence
 from firetower.alarms import AlarmClass, Mode, Trigger, Verdict
 from firetower.settings import DEV_SECRET, Settings
+from firetower.webhooks import subscriptions
+from firetower.webhooks.secretbox import SecretBox
 
 BOX = SecretBox(DEV_SECRET)
 PUBLIC_URL = "https://centre.example"

@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
-from dispatch import delivery_log, subscriptions
 from dispatch.receiver import Received, Receiver
-from dispatch.signing import verify
 from firetower.alarm_store import AlarmStore
 from firetower.alarms import AlarmClass, Trigger, Verdict
+from firetower.webhooks import delivery_log, subscriptions
+from firetower.webhooks.signing import verify
 from tests.conftest import Database, wait_for
 from tests.dispatch.common import BOX, PUBLIC_URL, endpoint, pool_for, raise_fire, running, seed
 

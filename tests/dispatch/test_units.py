@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dispatch.retry import Outcome, Policy, backoff, decide, retry_after, retryable
-from dispatch.secretbox import SealError, SecretBox
-from dispatch.signing import InvalidSignature, new_secret, secret_key, sign_headers, signature, verify
+from firetower.webhooks.secretbox import SealError, SecretBox
+from firetower.webhooks.signing import InvalidSignature, new_secret, secret_key, sign_headers, signature, verify
 
 # From the Standard Webhooks reference libraries' tests.
 VECTOR = ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,

@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.payload import PING
+from firetower.webhooks.payload import PING
 
 CHANNEL = "firetower_webhooks"
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.secretbox import SecretBox
-from dispatch.signing import new_secret, secret_key
+from firetower.webhooks.secretbox import SecretBox
+from firetower.webhooks.signing import new_secret, secret_key
 
 FILTER_FIELDS = ("event_types", "classes", "max_priority", "site_ids", "jurisdictions",
                  "verdicts", "modes")
