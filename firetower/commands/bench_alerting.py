@@ -142,16 +142,13 @@ def _bench_url(url: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}_bench_alerting_{uuid.uuid4().hex[:6]}"))
 
 
-async def latency(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    import asyncpg
-
-    from alerting.service import AlertingService
+async def _bench_database(settings: Settings, devices: int) -> tuple[str, list[Any]]:
+    """A migrated throwaway database with a fleet of `devices` registered (panels first)."""
     from firetower import db
-    from firetower.model import Event, EventCategory
 
     url = _bench_url(settings.database_url)
     await db.migrate(url)
-    fleet = _fleet(args.devices)
+    fleet = _fleet(devices)
     conn = await db.connect(url)
     try:
         await conn.execute("INSERT INTO sites (id, name) VALUES ('bench', 'bench')")
@@ -161,6 +158,17 @@ async def latency(settings: Settings, args: argparse.Namespace) -> dict[str, Any
                      sorted(fleet, key=lambda f: f[2] is not None)])
     finally:
         await conn.close()
+    return url, fleet
+
+
+async def latency(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    import asyncpg
+
+    from alerting.service import AlertingService
+    from firetower import db
+    from firetower.model import Event, EventCategory
+
+    url, fleet = await _bench_database(settings, args.devices)
     svc = AlertingService(settings.model_copy(update={"database_url": url}))
     await svc.start()
     assert svc.writer is not None
@@ -267,18 +275,7 @@ async def end_to_end(settings: Settings, args: argparse.Namespace) -> dict[str, 
     from firetower.protocol import encode, format_ts, topic_for
     from ingest.service import Ingester
 
-    url = _bench_url(settings.database_url)
-    await db.migrate(url)
-    fleet = _fleet(args.devices)
-    conn = await db.connect(url)
-    try:
-        await conn.execute("INSERT INTO sites (id, name) VALUES ('bench', 'bench')")
-        await conn.copy_records_to_table(
-            "devices", columns=["id", "kind", "site_id", "parent_id", "zone", "lifecycle"],
-            records=[(d, k, "bench", p, z, "in_service") for d, k, p, z in
-                     sorted(fleet, key=lambda f: f[2] is not None)])
-    finally:
-        await conn.close()
+    url, fleet = await _bench_database(settings, args.devices)
     s = settings.model_copy(update={"database_url": url, "metrics_port": None,
                                     "ingest_client_id": f"bench-ingest-{uuid.uuid4().hex[:6]}"})
     svc = AlertingService(s)
