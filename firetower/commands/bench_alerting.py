@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from firetower.commands.bench_support import drop_database
 from firetower.settings import Settings
 
 KINDS = ("smoke_detector", "heat_detector", "sprinkler_pressure", "alarm_panel")
@@ -210,13 +211,7 @@ async def latency(settings: Settings, args: argparse.Namespace) -> dict[str, Any
             await conn2.close()
     finally:
         await svc.stop()
-        admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-        c = await asyncpg.connect(admin)
-        try:
-            await c.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}"'
-                            " WITH (FORCE)")
-        finally:
-            await c.close()
+        await drop_database(url)
     return {"telemetry_rate_per_s": round(fed / elapsed), "events": len(arrivals),
             "alarms_stored": len(stored),
             "arrival_to_commit_ms": _pcts(fire_lat),
@@ -320,13 +315,7 @@ async def end_to_end(settings: Settings, args: argparse.Namespace) -> dict[str, 
         await pub.stop()
         await ing.stop()
         await svc.stop()
-        admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-        c = await asyncpg.connect(admin)
-        try:
-            await c.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}"'
-                            " WITH (FORCE)")
-        finally:
-            await c.close()
+        await drop_database(url)
     return {"telemetry_sent": sent, "telemetry_rate_per_s": round(sent / seconds),
             "telemetry_stored": stored_telemetry, "events": args.events,
             "alarms_stored": len(rows),

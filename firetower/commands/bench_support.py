@@ -26,26 +26,27 @@ def bench_db_url(base_url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-@asynccontextmanager
-async def fresh_database(base_url: str, name: str, *, plain: bool = False, keep: bool = False):
-    """Drop and re-create `name`, migrate it; drop it afterwards unless `keep`."""
-    admin = bench_db_url(base_url, "postgres")
-    conn = await asyncpg.connect(admin)
+async def drop_database(url: str) -> None:
+    """Drop the database `url` names (connecting to `postgres` on the same server)."""
+    conn = await asyncpg.connect(bench_db_url(url, "postgres"))
     try:
+        name = urlsplit(url).path.lstrip("/")
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@asynccontextmanager
+async def fresh_database(base_url: str, name: str, *, plain: bool = False, keep: bool = False):
+    """Drop and re-create `name`, migrate it; drop it afterwards unless `keep`."""
     url = bench_db_url(base_url, name)
+    await drop_database(url)
     await db.migrate(url, use_timescale=False if plain else None)
     try:
         yield url
     finally:
         if not keep:
-            conn = await asyncpg.connect(admin)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
+            await drop_database(url)
 
 
 @contextmanager
@@ -75,8 +76,12 @@ def _count_messages(port: int, expected: int, ready: Any, result: Any, idle_s: f
         if state["n"] >= expected:
             client.disconnect()
 
-    def on_connect(client: paho.Client, *a: object) -> None:
+    def on_connect(client: paho.Client, userdata: object, flags: Any, *a: object) -> None:
         client.subscribe("fire/#", 1)
+        if flags.session_present:
+            # the subscription already exists; a backlog queued for the session may arrive
+            # (and end the count) before the SUBACK does
+            ready.set()
 
     def on_subscribe(*a: object) -> None:
         ready.set()
