@@ -31,8 +31,15 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(default=5000, ge=1, le=100_000)
     ingest_flush_ms: float = Field(default=50.0, ge=0.0, le=10_000.0)
     ingest_shared_group: str | None = None  # MQTT shared subscription group for scale-out
+    # Device-partitioned scale-out (docs/scaling.md): devices are hashed into `partitions`;
+    # a worker serves the partitions listed in `ingest_owned_partitions` ("0,2" ; None = all).
+    ingest_partitions: int = Field(default=1, ge=1, le=1024)
+    ingest_owned_partitions: str | None = None
     reject_payload_cap: int = Field(default=1024, ge=0, le=65536)
-    metrics_port: int | None = 9464
+    # Prometheus /metrics of each process, on 127.0.0.1 (None = not served).
+    metrics_port: int | None = 9464  # ingest (with the rule engine in the same process)
+    api_metrics_port: int | None = 9465
+    dispatch_metrics_port: int | None = 9466
 
     # API
     api_host: str = "127.0.0.1"
