@@ -20,6 +20,7 @@ from starlette.types import Scope
 from api import errors
 from api.broker_sync import BrokerSync
 from api.config import ApiSettings
+from api.metrics import MeteredAlarmStore, RequestMetrics
 from api.routes import alarms, auth, devices, rules, sites, stats, stream, telemetry, webhooks
 from api.stream import Hub
 from firetower import db
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
             await sync.sync(pool)
             await hub.start()
             yield State(pool=pool, settings=settings, api_settings=api_settings,
-                        broker_sync=sync, alarm_store=AlarmStore(pool), hub=hub)
+                        broker_sync=sync, alarm_store=MeteredAlarmStore(pool), hub=hub)
         finally:
             await hub.stop()
             await pool.close()
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
                   lifespan=lifespan, docs_url="/docs", redoc_url=None,
                   openapi_url=f"{API_PREFIX}/openapi.json")
     errors.install(app)
+    app.add_middleware(RequestMetrics, routes=app.router.routes)
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats, webhooks):
         api.include_router(module.router)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 
+from dispatch import metrics
 from dispatch.health import Health
 from dispatch.retry import Outcome, Policy, decide
 from firetower.webhooks import payload
@@ -31,6 +32,8 @@ USER_AGENT = "firetower-webhooks/1"
 _PENDING = """
 SELECT d.id, d.attempts, extract(epoch FROM clock_timestamp() - d.created_at) AS age_s,
        extract(epoch FROM d.next_attempt_at - clock_timestamp()) AS wait_s,
+       extract(epoch FROM clock_timestamp() - e.occurred_at)::float8 AS occurred_s,
+       d.replay_of IS NOT NULL AS replay,
        e.uid, e.type, e.alarm_id, e.occurred_at, e.data
 FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
 WHERE d.endpoint_id = $1 AND d.status = 'pending'
@@ -112,15 +115,17 @@ class EndpointWorker:
         while True:
             self.wake.clear()
             rows = await self._pool.fetch(_PENDING, self.endpoint.id, self._batch)
+            fetched = time.perf_counter()
             if not rows:
                 return self._rescan_s
             for row in rows:  # times from the database's clock: no skew with this host
                 if row["attempts"] and row["wait_s"] > 0:
                     return min(float(row["wait_s"]), self._rescan_s)
-                if await self._deliver(row) is Outcome.RETRY:
+                if await self._deliver(row, fetched) is Outcome.RETRY:
                     break  # the head of the queue must go first: re-read its schedule
 
-    async def _deliver(self, row: asyncpg.Record) -> Outcome:
+    async def _deliver(self, row: asyncpg.Record, fetched: float) -> Outcome:
+        """`fetched`: perf_counter() when `row` was read (its ages are as of then)."""
         ep = self.endpoint
         body = payload.body(uid=row["uid"], type_=row["type"], occurred_at=row["occurred_at"],
                             data=row["data"], alarm_id=row["alarm_id"],
@@ -137,6 +142,11 @@ class EndpointWorker:
             error = error or f"HTTP {attempt.status}: not retried"
         await self._pool.execute(_RECORD, row["id"], decision.outcome.value, decision.delay_s,
                                  attempt.status, error, attempt.duration_ms)
+        metrics.ATTEMPTS.labels(decision.outcome.value).inc()
+        if keys:  # an attempt with no usable secret sent nothing
+            metrics.ATTEMPT_SECONDS.observe(attempt.duration_ms / 1000.0)
+        if decision.outcome is Outcome.DELIVERED and not row["replay"]:
+            metrics.DELIVERY_SECONDS.observe(row["occurred_s"] + time.perf_counter() - fetched)
         if decision.outcome is Outcome.DELIVERED:
             await self._health.success(ep.id)
             if self._on_delivered is not None:

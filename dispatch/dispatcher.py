@@ -18,6 +18,7 @@ from collections.abc import Callable
 import asyncpg
 import httpx
 
+from dispatch import metrics
 from dispatch.config import DispatchSettings
 from dispatch.delivery import Endpoint, EndpointWorker
 from dispatch.forwarding import Forwarder
@@ -32,6 +33,11 @@ from firetower.webhooks.subscriptions import active_keys
 
 log = logging.getLogger(__name__)
 LEADER_LOCK = 0x46545748  # "FTWH"
+_PENDING_BY_ENDPOINT = """
+SELECT e.id, count(d.id) AS pending FROM webhook_endpoints e
+LEFT JOIN webhook_deliveries d ON d.endpoint_id = e.id AND d.status = 'pending'
+WHERE e.enabled GROUP BY e.id
+"""
 
 
 class Dispatcher:
@@ -68,6 +74,7 @@ class Dispatcher:
         log.info("dispatcher: waiting for leadership")
         await self._listen.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK)
         self.leader.set()
+        metrics.LEADER.set(1)
         log.info("dispatcher: leader")
         self._client = httpx.AsyncClient(
             timeout=c.timeout_s, follow_redirects=False,
@@ -81,7 +88,8 @@ class Dispatcher:
         await self._listen.add_listener(ALARM_CHANNEL, self._on_alarm)
         await self._sync_endpoints()
         self._tasks = [asyncio.create_task(self.forwarder.run(), name="forwarder"),
-                       asyncio.create_task(self._supervise(), name="dispatch-supervisor")]
+                       asyncio.create_task(self._supervise(), name="dispatch-supervisor"),
+                       asyncio.create_task(self._count_outbox(), name="dispatch-outbox-gauge")]
 
     async def _pool(self, size: int, **server_settings: str) -> asyncpg.Pool:
         pool = await asyncpg.create_pool(self.settings.database_url, min_size=1, max_size=size,
@@ -105,6 +113,8 @@ class Dispatcher:
         for pool in (self._log_pool, self.pool):
             if pool is not None:
                 await pool.close()
+        if self.leader.is_set():
+            metrics.LEADER.set(0)
 
     def _on_webhooks(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         if payload == "config":
@@ -138,6 +148,18 @@ class Dispatcher:
             except Exception:  # keep supervising; the next reload may succeed
                 log.exception("dispatcher: reloading endpoints failed")
 
+    async def _count_outbox(self) -> None:
+        """The outbox depth per endpoint, counted by the database every rescan interval."""
+        assert self.pool is not None
+        while True:
+            try:
+                rows = await self.pool.fetch(_PENDING_BY_ENDPOINT)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("dispatcher: counting the outbox failed: %s", exc)
+            else:
+                metrics.set_pending({r["id"]: r["pending"] for r in rows})
+            await asyncio.sleep(self.config.rescan_s)
+
     async def _sync_endpoints(self) -> None:
         assert self.pool is not None and self._log_pool is not None
         assert self._client is not None
@@ -153,6 +175,7 @@ class Dispatcher:
         for eid in list(self._workers):
             if wanted.get(eid) != self._workers[eid].endpoint:
                 await self._workers.pop(eid).stop()
+                metrics.set_failing(eid, None)  # a replacement worker sets it again
         await self._health.clear_orphans(set(wanted))
         c = self.config
         for eid, ep in wanted.items():

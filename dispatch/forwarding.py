@@ -25,6 +25,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from dispatch import metrics
 from firetower.alarm_store import CHANNEL
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Forwarder:
         p = plan(rows, self._deadline_s, self._on_coincidence)
         for alarm_id, basis in p.due:
             if await forward(self._pool, alarm_id, basis, deadline_s=self._deadline_s):
+                metrics.FORWARDS.labels(basis).inc()
                 log.info("alarm %s forwarded (%s)", alarm_id, basis)
         if p.next_in_s is None:
             return self._rescan_s

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from dispatch import metrics
 from firetower.alarm_store import AlarmKey, AlarmStore, Occurrence
 from firetower.alarms import OPEN_STATES_SQL, AlarmClass
 
@@ -37,6 +38,7 @@ class Health:
             endpoint_id, alarm_key(endpoint_id).device_id, ALARM_TYPE)
         self._failing[endpoint_id] = bool(row and row["failing"])
         self._alarmed[endpoint_id] = bool(row and row["alarmed"])
+        metrics.set_failing(endpoint_id, self._alarmed[endpoint_id])
 
     async def success(self, endpoint_id: int) -> None:
         if not self._failing.get(endpoint_id):
@@ -50,6 +52,7 @@ class Health:
                                     reason="webhook endpoint delivering again",
                                     actor="dispatch")
             self._alarmed[endpoint_id] = False
+            metrics.set_failing(endpoint_id, False)
 
     async def clear_orphans(self, endpoint_ids: set[int]) -> None:
         """Clear the failing alarms of endpoints that were deleted or disabled."""
@@ -63,6 +66,7 @@ class Health:
                                         reason="webhook endpoint deleted or disabled",
                                         actor="dispatch")
                 self._alarmed.pop(int(eid), None)
+                metrics.set_failing(int(eid), None)
 
     async def failure(self, endpoint_id: int, url: str, error: str) -> None:
         row = await self._pool.fetchrow(
@@ -83,3 +87,4 @@ class Health:
                 reason=f"webhook endpoint {url} keeps failing: {error[:200]}"),
                 actor="dispatch")
             self._alarmed[endpoint_id] = True
+            metrics.set_failing(endpoint_id, True)

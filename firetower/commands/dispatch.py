@@ -24,6 +24,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     from dispatch.config import DispatchSettings
     from dispatch.dispatcher import serve
     from firetower import db
+    from firetower.commands.api import serve_metrics
 
     updates: dict[str, object] = {}
     if args.deadline is not None:
@@ -31,6 +32,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if args.forward_on_coincidence:
         updates["forward_on_coincidence"] = True
     config = DispatchSettings(**updates)  # type: ignore[arg-type]
+    serve_metrics(settings.dispatch_metrics_port, "dispatch")
 
     async def run() -> None:
         if not args.no_migrate:
