@@ -14,6 +14,8 @@ BENCHMARKS = {
     "ingest": ("firetower.commands.bench_ingest", "MQTT -> database throughput, loss, ceiling"),
     "alerting": ("firetower.commands.bench_alerting", "rule evaluation and event -> alarm"),
     "webhooks": ("firetower.commands.bench_webhooks", "operator verdict -> webhook receiver"),
+    "e2e": ("firetower.commands.bench_e2e", "the whole pipeline: simulator -> ... -> operator "
+            "-> webhook receiver, each component its own process"),
 }
 
 

@@ -1,0 +1,73 @@
+"""`firetower bench e2e` end to end at a tiny scale, as a subprocess: its own broker and
+database, ingest, API, dispatcher, publishers, operator client and webhook receiver."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_bench_e2e_tiny(tmp_path: Path) -> None:
+    out, png = tmp_path / "e2e.json", tmp_path / "e2e.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "firetower", "bench", "e2e", "--devices", "300", "--interval", "1",
+         "--duration", "5", "--fires", "2", "--burst", "2", "--burst-duration", "1",
+         "--publishers", "2", "--json", str(out), "--plot", str(png)],
+        cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+
+    th = r["throughput"]
+    assert th["published"] == r["published"]["telemetry"] + 2 > 1500  # 310 msg/s for 5 s + burst
+    assert th["lost"] == 0 and th["duplicates"] == 0 and th["rejected"] == 0
+    assert th["stored"] == th["published"]
+    assert r["ceiling"]["lost"] == 0 and r["ceiling"]["msgs_per_s"] > 0
+
+    f = r["fires"]
+    assert f["injected"] == 2
+    assert f["seen_by_operator"] == f["verdicts_ok"] == f["delivered_to_receiver"] == 2
+    assert f["forwarded_by_operator"] == 2 and f["in_order"] == 2
+    assert r["receiver"]["bad_signatures"] == 0
+
+    # every stage measured and positive, from the client side and (where the columns exist)
+    # from the alarm rows' clocks; each fire's time stamps in pipeline order
+    lat = r["latency_ms"]
+    for stage in ("device_to_received", "received_to_stored", "stored_to_shown",
+                  "shown_to_verdict", "verdict_to_forwarded", "forwarded_to_delivered",
+                  "fire_to_operator", "fire_to_delivered"):
+        c = lat[stage]["client"]
+        assert c["n"] == 2 and 0 < c["min"] <= c["p50"] <= c["max"], (stage, c)
+    for rec in r["fire_records"]:
+        assert rec["published"] < rec["received_at"] < rec["stored_at"] < rec["sse_arrival"] \
+            < rec["verdict_answered"]
+        assert rec["verdict_at"] < rec["forwarded_at"] < rec["receiver_forwarded"]
+        e2e = rec["client:fire_to_delivered"]
+        parts = ("device_to_received", "received_to_stored", "stored_to_shown")
+        assert sum(rec[f"client:{p}"] for p in parts) == pytest.approx(
+            rec["client:fire_to_operator"], abs=0.01)
+        assert e2e > rec["client:fire_to_operator"]
+        for clock in ("device_ts", "received_at", "stored_at", "verdict_at", "forwarded_at"):
+            assert rec[clock] is not None
+        for stage, values in lat.items():  # a column missing gives None, never a bogus figure
+            if values["clocks"] and values["clocks"]["n"]:
+                assert values["clocks"]["min"] >= 0, stage
+
+    # per-process CPU and memory, the time series, and the plot
+    for name in ("ingest", "api", "dispatch", "operator", "receiver", "mosquitto",
+                 "publisher-0", "publisher-1", "postgres"):
+        assert r["processes"][name]["cpu_s"] >= 0, name
+    for name in ("ingest", "api", "dispatch", "publisher-0"):
+        assert r["processes"][name]["peak_rss_mb"] > 10, name
+    s = r["series"]
+    assert len(s["t"]) >= 4 and max(s["published_per_s"]) > 100
+    assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 20_000
+    assert "END TO END" in proc.stdout and "broker only" in proc.stdout
