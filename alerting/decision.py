@@ -41,3 +41,4 @@ class Decision:
     seq: int | None = None  # the message's seq (idempotent re-occurrence)
     mode_active: bool = False  # MODE only
     decided: float = 0.0  # perf_counter() when decided (latency measurement)
+    ingested_at: float | None = None  # latency clock: wall time when decided (epoch seconds)

@@ -266,6 +266,7 @@ class Engine:
 
     def _put(self, d: Decision) -> None:
         d.decided = time.perf_counter()
+        d.ingested_at = time.time()  # the alarm's "ingested" clock (docs/alarms.md)
         self.sink(d)
 
     # -- supervision -------------------------------------------------------------------------

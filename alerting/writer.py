@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from alerting import metrics
 from alerting.decision import Action, Decision
 from firetower.alarm_store import AlarmChange, AlarmStore, Occurrence
 from firetower.alarms import InvalidTransition
@@ -112,10 +113,13 @@ class AlarmWriter:
             await self._write(batch[0])
             return
 
+        changes: list[AlarmChange | None] = []
+
         async def together() -> None:
+            changes.clear()  # a retried batch starts again
             async with self.store.transaction():
                 for d in batch:
-                    await self.apply(d)
+                    changes.append(await self.apply(d))
 
         try:
             await self._retry(together)
@@ -126,9 +130,10 @@ class AlarmWriter:
                 await self._write(d)
             return
         self.written += len(batch)
+        now = time.perf_counter()
         if self.keep_latencies:
-            now = time.perf_counter()
             self.latencies.extend(now - d.decided for d in batch)
+        metrics.written(batch, changes, now)
 
     async def _write(self, d: Decision) -> AlarmChange | None:
         try:
@@ -136,16 +141,20 @@ class AlarmWriter:
         except InvalidTransition as exc:  # the engine and the table disagree: log, go on
             log.error("alarm decision %s %s refused: %s", d.action, d.key, exc)
             self.failed += 1
+            metrics.WRITE_REFUSED.labels("invalid_transition").inc()
             return None
         except Exception:
             # Not a connection problem: a bug or a constraint. Never let the writer die (every
             # later alarm would be lost): log loudly, count, go on with the next decision.
             log.exception("alarm decision %s %s could not be written", d.action, d.key)
             self.failed += 1
+            metrics.WRITE_REFUSED.labels("error").inc()
             return None
         self.written += 1
+        now = time.perf_counter()
         if self.keep_latencies:
-            self.latencies.append(time.perf_counter() - d.decided)
+            self.latencies.append(now - d.decided)
+        metrics.written((d,), (change,), now)  # type: ignore[arg-type]
         return change
 
     async def _retry(self, fn: Callable[[], Awaitable[object]]) -> object:
@@ -154,6 +163,7 @@ class AlarmWriter:
             try:
                 return await fn()
             except _RETRYABLE as exc:
+                metrics.WRITE_RETRIES.inc()
                 log.warning("alarm write failed (%s); retrying in %.2f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
@@ -165,7 +175,7 @@ class AlarmWriter:
                 d.key, d.alarm_class, _dt(d.at), d.site_id, d.zone,  # type: ignore[arg-type]
                 1.0 if d.confidence is None else d.confidence, d.evidence, d.mode,
                 d.inhibited_by, d.group_key, _dt(d.device_ts), _dt(d.received_at), d.reason,
-                d.seq))
+                d.seq, _dt(d.ingested_at)))
         if d.action is Action.CLEAR:
             return await s.clear(d.key, at=_dt(d.at), reason=d.reason)  # type: ignore[arg-type]
         if d.action is Action.ANNOTATE:

@@ -3,11 +3,12 @@ stream sends. Alarm writes go through `firetower.alarm_store` (and `api.alarm_no
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
+from api.latency import limits, stages
 from api.schemas import AlarmDetail, AlarmEventPublic, AlarmPublic
 
 # The current assignee is the latest `assign` event of the alarm (the log is the record).
@@ -16,6 +17,8 @@ SELECT a.id, a.device_id, a.site_id, s.name AS site_name, a.point, a.zone, a.typ
        a.priority, a.state, a.verdict, a.confidence, a.mode, a.count, a.raised_at, a.last_at,
        a.received_at, a.stored_at, a.acknowledged_at, a.acknowledged_by, a.verdict_at,
        a.verdict_by, a.cleared_at, a.closed_at, a.updated_at, a.evidence,
+       a.device_ts, a.ingested_at, a.shown_at, a.shown_to, a.forwarded_at, a.forward_basis,
+       a.delivered_at,
        d.location, d.floor_id, d.x, d.y,
        (SELECT e.details->>'assignee' FROM alarm_events e
          WHERE e.alarm_id = a.id AND e.kind = 'assign' ORDER BY e.id DESC LIMIT 1) AS assignee
@@ -78,4 +81,7 @@ async def alarm_detail(pool: asyncpg.Pool, sites: list[str] | None,
         return None
     events = await pool.fetch("SELECT * FROM alarm_events WHERE alarm_id = $1 ORDER BY id",
                               alarm_id)
-    return AlarmDetail.model_validate(dict(row) | {"events": [event(e) for e in events]})
+    data = dict(row)
+    return AlarmDetail.model_validate(data | {"events": [event(e) for e in events],
+                                              "latency": stages(data),
+                                              "limits": limits(data, datetime.now(UTC))})

@@ -319,6 +319,14 @@ class AlarmPublic(BaseModel):  # an alarm as listed on the board
     cleared_at: datetime | None
     closed_at: datetime | None
     updated_at: datetime
+    # Latency clocks (docs/alarms.md): with received_at, stored_at, acknowledged_at, verdict_at.
+    device_ts: datetime | None = None
+    ingested_at: datetime | None = None
+    shown_at: datetime | None = None
+    shown_to: str | None = None
+    forwarded_at: datetime | None = None
+    forward_basis: str | None = None
+    delivered_at: datetime | None = None
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
@@ -340,9 +348,25 @@ class AlarmEventPublic(BaseModel):  # one line of an alarm's timeline (append-on
     details: dict[str, object]
 
 
+class LatencyStage(BaseModel):  # one step between two latency clocks of an alarm
+    stage: str  # e.g. "received->ingested"
+    start: str  # the clock it starts at: "device_ts", "received_at", ...
+    end: str
+    seconds: float
+
+
+class LimitCheck(BaseModel):  # one regulatory limit applied to this alarm
+    limit: str  # "gb50440_display_20s", "gb50440_forward_3s", "nfpa72_90s"
+    limit_s: float
+    seconds: float | None  # None: the end clock has not happened yet
+    status: Literal["met", "missed", "pending"]
+
+
 class AlarmDetail(AlarmPublic):  # an alarm with its full timeline and evidence
     evidence: dict[str, object]
     events: list[AlarmEventPublic]
+    latency: list[LatencyStage] = []
+    limits: list[LimitCheck] = []
 
 
 class AcknowledgeCreate(Strict):

@@ -76,6 +76,7 @@ class Occurrence:
     received_at: datetime | None = None
     reason: str = ""
     seq: int | None = None  # the message's seq: a redelivered message is no new occurrence
+    ingested_at: datetime | None = None  # the rule engine decided (validated and evaluated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +97,9 @@ TransactionHook = Callable[[asyncpg.Connection, AlarmChange], Awaitable[None]]
 _UPSERT = f"""
 INSERT INTO alarms AS a (device_id, site_id, point, zone, type, class, priority, state,
                          confidence, evidence, mode, inhibited_by, group_key, raised_at, last_at,
-                         device_ts, received_at, last_seq)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $11, $12, $13, $13, $14, $15, $16)
+                         device_ts, received_at, last_seq, ingested_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $11, $12, $13, $13, $14, $15, $16,
+        $17)
 ON CONFLICT (device_id, point, type) WHERE state IN {OPEN_STATES_SQL}
 DO UPDATE SET count = a.count + 1,
               last_at = greatest(a.last_at, EXCLUDED.last_at),
@@ -173,7 +175,7 @@ class AlarmStore:
                 _UPSERT, k.device_id, occ.site_id, k.point, occ.zone, k.type,
                 occ.alarm_class.value, PRIORITY[occ.alarm_class], occ.confidence, occ.evidence,
                 occ.mode.value, occ.inhibited_by, occ.group_key, occ.at, occ.device_ts,
-                occ.received_at, occ.seq)
+                occ.received_at, occ.seq, occ.ingested_at)
             if row is None:
                 return None
             if row["inserted"]:

@@ -4,7 +4,7 @@ write path); comments and assignment through `api.alarm_notes`."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -25,6 +25,7 @@ from api.schemas import (
     CommentCreate,
     VerdictCreate,
 )
+from api.shown import mark_shown, unshown
 from firetower.alarm_store import AlarmNotFound, AlarmStore
 from firetower.alarms import InvalidTransition, Trigger, Verdict
 
@@ -60,6 +61,7 @@ async def get_alarms(user: Reader, pool: PoolDep,
         pool, user.site_filter, classes=alarm_class, states=state, site_id=site_id,
         device_id=device_id, unfinished=unfinished, since=since, until=until, limit=limit,
         offset=offset)
+    await mark_shown(pool, unshown(data), user, datetime.now(UTC))
     return AlarmsPublic(data=data, count=total)
 
 
@@ -74,8 +76,11 @@ async def _detail(pool: PoolDep, user: Principal, alarm_id: int) -> AlarmDetail:
 
 @router.get("/{alarm_id}", response_model=AlarmDetail)
 async def get_alarm(alarm_id: int, user: Reader, pool: PoolDep) -> AlarmDetail:
-    """One alarm with its evidence and full timeline (every event, oldest first)."""
-    return await _detail(pool, user, alarm_id)
+    """One alarm with its evidence, full timeline (every event, oldest first), its latency
+    clocks by stage and the regulatory limits it met (docs/alarms.md)."""
+    detail = await _detail(pool, user, alarm_id)
+    await mark_shown(pool, unshown([detail]), user, datetime.now(UTC))
+    return detail
 
 
 async def _transition(request: Request, pool: PoolDep, user: Principal, alarm_id: int,

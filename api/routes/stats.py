@@ -1,15 +1,20 @@
 """`/stats`: assessment figures for supervisors: alarm counts by class and verdict, the
-false-alarm rate, acknowledgement times and the device online rate."""
+false-alarm rate, acknowledgement times and the device online rate; `/stats/compliance`: how
+many fire alarms met the GB 50440 and NFPA 72 response-time limits, per period and site."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import Needs, PoolDep
 from api.errors import Unprocessable
+from api.latency import limits
 from api.permissions import Permission
 
 router = APIRouter(tags=["stats"])
@@ -62,3 +67,126 @@ async def stats(user: Reader, pool: PoolDep, start: datetime | None = None,
                  ack_seconds_p50=ack["p50"], ack_seconds_p90=ack["p90"],
                  devices_in_service=dev["n"], devices_online=dev["online"],
                  online_rate=dev["online"] / dev["n"] if dev["n"] else None)
+
+
+# -- compliance with the response-time limits (GB 50440, NFPA 72) -----------------------------
+Bucket = Literal["hour", "day", "week", "month"]
+_FIRE_CLOCKS = """
+SELECT a.site_id, s.name AS site_name, a.class, a.mode, a.verdict, a.forward_basis,
+       a.raised_at, a.device_ts, a.received_at, a.shown_at, a.verdict_at, a.forwarded_at,
+       a.delivered_at
+FROM alarms a LEFT JOIN sites s ON s.id = a.site_id
+WHERE a.class = 'fire' AND a.mode = 'normal' AND a.raised_at >= $2 AND a.raised_at < $3
+  AND ($1::text[] IS NULL OR a.site_id = ANY($1)) AND ($4::text IS NULL OR a.site_id = $4)
+ORDER BY a.raised_at
+LIMIT 200001
+"""
+MAX_ALARMS = 200_000
+
+
+class LimitSummary(BaseModel):
+    limit: str
+    limit_s: float
+    met: int
+    missed: int
+    pending: int  # the end clock is not set yet and the limit has not passed
+    compliance: float | None  # met / (met + missed)
+    p50_s: float | None
+    p99_s: float | None
+    max_s: float | None
+
+
+class ComplianceRow(BaseModel):
+    period_start: datetime | None  # None in the totals row
+    site_id: str | None  # None in a period's all-sites row and in the totals row
+    site_name: str | None
+    fire_alarms: int
+    limits: list[LimitSummary]
+
+
+class Compliance(BaseModel):
+    start: datetime
+    end: datetime
+    bucket: Bucket
+    timezone: str
+    rows: list[ComplianceRow]  # per period and site, then per period for all sites
+    totals: ComplianceRow
+
+
+def _period(t: datetime, bucket: Bucket, tz: ZoneInfo) -> datetime:
+    t = t.astimezone(tz)
+    if bucket == "hour":
+        return t.replace(minute=0, second=0, microsecond=0)
+    day = t.replace(hour=0, minute=0, second=0, microsecond=0)
+    if bucket == "week":
+        return day - timedelta(days=day.weekday())
+    if bucket == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _quantile(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def _summarise(checks: list[list[dict[str, Any]]]) -> list[LimitSummary]:
+    by_limit: dict[str, list[dict[str, Any]]] = {}
+    for alarm_checks in checks:
+        for c in alarm_checks:
+            by_limit.setdefault(c["limit"], []).append(c)
+    out = []
+    for name, cs in by_limit.items():
+        n = Counter(c["status"] for c in cs)
+        secs = [c["seconds"] for c in cs if c["seconds"] is not None]
+        judged = n["met"] + n["missed"]
+        out.append(LimitSummary(limit=name, limit_s=cs[0]["limit_s"], met=n["met"],
+                                missed=n["missed"], pending=n["pending"],
+                                compliance=n["met"] / judged if judged else None,
+                                p50_s=_quantile(secs, 0.5), p99_s=_quantile(secs, 0.99),
+                                max_s=max(secs) if secs else None))
+    return out
+
+
+@router.get("/stats/compliance", response_model=Compliance)
+async def compliance(user: Reader, pool: PoolDep, start: datetime | None = None,
+                     end: datetime | None = None, bucket: Bucket = "day",
+                     site_id: Annotated[str | None, Query(max_length=200)] = None,
+                     tz: Annotated[str, Query(max_length=64)] = "UTC") -> Compliance:
+    """Fire alarms (normal mode) raised in [start, end) against the response-time limits:
+    GB 50440 display <= 20 s and forward <= 3 s, NFPA 72 display and retransmission <= 90 s;
+    per `bucket` (in time zone `tz`) and site, per period for all sites, and in total.
+    docs/alarms.md defines each limit's start and end clock."""
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=30)
+    if start.tzinfo is None or end.tzinfo is None or not start < end:
+        raise Unprocessable("need start < end, both with a UTC offset")
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Unprocessable(f"unknown time zone {tz!r}") from None
+    rows = await pool.fetch(_FIRE_CLOCKS, user.site_filter, start, end, site_id)
+    if len(rows) > MAX_ALARMS:
+        raise Unprocessable(f"more than {MAX_ALARMS} fire alarms in the range: narrow it")
+    now = datetime.now(UTC)
+    groups: dict[tuple[datetime, str | None], list[list[dict[str, Any]]]] = {}
+    periods: dict[datetime, list[list[dict[str, Any]]]] = {}
+    names: dict[str | None, str | None] = {}
+    every: list[list[dict[str, Any]]] = []
+    for r in rows:
+        checks = limits(dict(r), now)
+        p = _period(r["raised_at"], bucket, zone)
+        groups.setdefault((p, r["site_id"]), []).append(checks)
+        periods.setdefault(p, []).append(checks)
+        names[r["site_id"]] = r["site_name"]
+        every.append(checks)
+    out = [ComplianceRow(period_start=p, site_id=site, site_name=names[site],
+                         fire_alarms=len(cs), limits=_summarise(cs))
+           for (p, site), cs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))]
+    out += [ComplianceRow(period_start=p, site_id=None, site_name=None, fire_alarms=len(cs),
+                          limits=_summarise(cs)) for p, cs in sorted(periods.items())]
+    return Compliance(start=start, end=end, bucket=bucket, timezone=tz, rows=out,
+                      totals=ComplianceRow(period_start=None, site_id=None, site_name=None,
+                                           fire_alarms=len(every), limits=_summarise(every)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -14,7 +15,9 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import ApiSettingsDep, Needs, PoolDep
 from api.errors import ApiError
+from api.metrics import STREAM_CLIENTS, STREAM_EVENTS_SENT
 from api.permissions import Permission
+from api.shown import mark_shown, unshown
 from api.stream import BadToken, Cursor, Hub, Message, deltas, snapshot
 
 router = APIRouter(tags=["alarms"])
@@ -44,19 +47,26 @@ async def stream(request: Request, user: Reader, pool: PoolDep, settings: ApiSet
     keepalive = settings.stream_keepalive_s
 
     async def body() -> AsyncIterator[bytes]:
-        with hub.subscribe() as wake:  # listening before the snapshot is read
+        with hub.subscribe() as wake, STREAM_CLIENTS.track_inprogress():
+            # listening before the snapshot is read
             yield f"retry: {RETRY_MS}\n\n".encode()
             if resume is None:
                 first = await snapshot(pool, sites)
                 cursor = Cursor.parse(first.token)
+                sent_at = datetime.now(UTC)
                 yield _frame(first)
+                await mark_shown(pool, unshown(first.data["alarms"]), user, sent_at)
             else:
                 cursor = resume
             last = time.monotonic()
             async for msg in deltas(pool, hub, cursor, sites, wake):
                 if msg is not None:
+                    sent_at = datetime.now(UTC)
                     yield _frame(msg)
+                    STREAM_EVENTS_SENT.inc()
                     last = time.monotonic()
+                    if msg.data.get("alarm") is not None:
+                        await mark_shown(pool, unshown([msg.data["alarm"]]), user, sent_at)
                 elif time.monotonic() - last >= keepalive:
                     yield b": keepalive\n\n"
                     last = time.monotonic()
