@@ -1,8 +1,13 @@
 """What the service reads from the database before it consumes anything, and the rule-state
-write. Queries on tables alerting owns or reads (devices is the registry's)."""
+write. Queries on tables alerting owns or reads (devices is the registry's).
+
+`owns`, where given, says which devices this process serves (a partitioned worker serves only
+the devices of its partitions, docs/scaling.md): (device id, site id) -> bool. The others are
+neither loaded nor restored, so a worker's memory holds only its own share of the fleet."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
@@ -13,13 +18,18 @@ from alerting.modes import ModeWindow
 from firetower.alarms import Mode
 from firetower.model import DeviceKind, Lifecycle
 
+DeviceFilter = Callable[[str, str | None], bool]
 
-async def devices(conn: asyncpg.Connection, ids: list[str] | None = None
+
+async def devices(conn: asyncpg.Connection, ids: list[str] | None = None,
+                  owns: DeviceFilter | None = None
                   ) -> tuple[list[DeviceInfo], dict[str, Lifecycle]]:
     q = ("SELECT id, kind, site_id, parent_id, zone, location, lifecycle FROM devices"
          " WHERE lifecycle <> 'decommissioned'")
     rows = await (conn.fetch(q + " AND id = ANY($1)", ids) if ids is not None
                   else conn.fetch(q))
+    if owns is not None:
+        rows = [r for r in rows if owns(r["id"], r["site_id"])]
     infos = [DeviceInfo(r["id"], DeviceKind(r["kind"]), r["site_id"], r["parent_id"], r["zone"],
                         r["location"] or "") for r in rows]
     return infos, {r["id"]: Lifecycle(r["lifecycle"]) for r in rows}
@@ -39,9 +49,14 @@ async def modes(conn: asyncpg.Connection) -> list[ModeWindow]:
                        r["expires_at"].timestamp() if r["expires_at"] else None) for r in rows]
 
 
-async def rule_states(conn: asyncpg.Connection) -> dict[str, bytes]:
-    return {r["device_id"]: r["state"] for r in
-            await conn.fetch("SELECT device_id, state FROM rule_state")}
+async def rule_states(conn: asyncpg.Connection, owns: DeviceFilter | None = None
+                      ) -> dict[str, bytes]:
+    if owns is None:
+        return {r["device_id"]: r["state"] for r in
+                await conn.fetch("SELECT device_id, state FROM rule_state")}
+    rows = await conn.fetch("SELECT r.device_id, r.state, d.site_id FROM rule_state r"
+                            " LEFT JOIN devices d ON d.id = r.device_id")
+    return {r["device_id"]: r["state"] for r in rows if owns(r["device_id"], r["site_id"])}
 
 
 async def save_rule_states(conn: asyncpg.Connection, items: list[tuple[str, bytes]]) -> None:

@@ -39,8 +39,10 @@ MAX_SLEEP_S = 1.0
 class AlertingService:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
                  hooks: list[TransactionHook] | None = None,
-                 state_flush_s: float = 0.5, writer_thread: bool = False) -> None:
+                 state_flush_s: float = 0.5, writer_thread: bool = False,
+                 owns: loader.DeviceFilter | None = None) -> None:
         self.settings = settings
+        self.owns = owns  # the devices this worker serves (partitioned: docs/scaling.md)
         self.clock = clock or SystemClock()
         self.hooks = hooks or []
         self.state_flush_s = state_flush_s
@@ -71,11 +73,11 @@ class AlertingService:
         await self.writer.start()
         engine = Engine(clock=self.clock, sink=self.writer.put)
         async with pool.acquire() as conn:
-            infos, life = await loader.devices(conn)
+            infos, life = await loader.devices(conn, owns=self.owns)
             engine.set_config(RuleConfig(await loader.overrides(conn)))
             engine.modes = ModeTable(await loader.modes(conn))
             engine.set_devices(infos, life)
-            states = await loader.rule_states(conn)
+            states = await loader.rule_states(conn, self.owns)
         keys, fire_at = loader.open_keys(await self.store.open_alarms())
         engine.restore(states, keys, fire_at)
         engine.start_supervision()
@@ -196,7 +198,7 @@ class AlertingService:
                         self.engine.set_config(RuleConfig(await loader.overrides(conn)))
                         self.engine.modes = ModeTable(await loader.modes(conn))
                     if ids:
-                        infos, life = await loader.devices(conn, ids)
+                        infos, life = await loader.devices(conn, ids, self.owns)
                         self.engine.set_devices(infos, life)
                 early, self._early = self._early, []
                 for message in early:

@@ -13,7 +13,7 @@ import logging
 import socket
 import struct
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -27,6 +27,27 @@ _MISC_INTERVAL_S = 1.0
 _RECONNECT_MIN_S = 0.2
 _RECONNECT_MAX_S = 5.0
 _PUBACK = struct.Struct("!BBH")
+# Topic filters per SUBSCRIBE / UNSUBSCRIBE packet: at most this many, and at most this many
+# bytes of filters, well inside the broker's max_packet_size (65,536 in firetower.conf).
+SUBSCRIBE_MAX_FILTERS = 1000
+SUBSCRIBE_MAX_BYTES = 32_000
+
+
+def filter_chunks(filters: Iterable[str], max_filters: int = SUBSCRIBE_MAX_FILTERS,
+                  max_bytes: int = SUBSCRIBE_MAX_BYTES) -> Iterator[list[str]]:
+    """Split topic filters into packet-sized lists (each filter costs its UTF-8 length plus a
+    2-byte length prefix and a QoS byte); a single filter is never split."""
+    chunk: list[str] = []
+    size = 0
+    for f in filters:
+        n = len(f.encode()) + 3
+        if chunk and (len(chunk) >= max_filters or size + n > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(f)
+        size += n
+    if chunk:
+        yield chunk
 
 
 class MqttError(RuntimeError):
@@ -107,7 +128,7 @@ class AsyncMqtt:
         self.client.on_disconnect = self._on_disconnect
         self.connected = asyncio.Event()
         self.generation = 0
-        self.subscriptions: list[tuple[str, int]] = []
+        self.subscriptions: dict[str, int] = {}  # topic filter -> QoS, renewed on every connect
         self.on_connected: Callable[[], None] | None = None
         self._loop = asyncio.get_running_loop()
         self._misc: asyncio.Task[None] | None = None
@@ -164,9 +185,31 @@ class AsyncMqtt:
                 self._loop.remove_reader(sock)
 
     def subscribe(self, topic: str, qos: int = 1) -> None:
-        self.subscriptions.append((topic, qos))
-        if self.client.is_connected():
-            self.client.subscribe(topic, qos)
+        self.subscribe_many([topic], qos)
+
+    def subscribe_many(self, topics: Iterable[str], qos: int = 1) -> int:
+        """Subscribe topic filters (kept, and renewed on every connect), in packets of up to
+        SUBSCRIBE_MAX_FILTERS. Returns how many were new."""
+        subs = self.subscriptions
+        new = [t for t in topics if subs.get(t) != qos]
+        for t in new:
+            subs[t] = qos
+        if new and self.client.is_connected():
+            self._send_subscribe([(t, qos) for t in new])
+        return len(new)
+
+    def unsubscribe_many(self, topics: Iterable[str]) -> int:
+        """Unsubscribe topic filters (and stop renewing them). Returns how many were known."""
+        gone = [t for t in topics if self.subscriptions.pop(t, None) is not None]
+        if gone and self.client.is_connected():
+            for chunk in filter_chunks(gone):
+                self.client.unsubscribe(chunk)
+        return len(gone)
+
+    def _send_subscribe(self, pairs: list[tuple[str, int]]) -> None:
+        qos_of = dict(pairs)
+        for chunk in filter_chunks(t for t, _ in pairs):
+            self.client.subscribe([(t, qos_of[t]) for t in chunk])
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> paho.MQTTMessageInfo:
         info = self.client.publish(topic, payload, qos, retain)
@@ -285,8 +328,8 @@ class AsyncMqtt:
             log.error("mqtt connection refused: %s", reason)
             return
         self.generation += 1
-        for topic, qos in self.subscriptions:
-            client.subscribe(topic, qos)
+        if self.subscriptions:
+            self._send_subscribe(list(self.subscriptions.items()))
         self.connected.set()
         if self.on_connected is not None:
             self.on_connected()

@@ -4,6 +4,11 @@ Loaded whole at start, then kept fresh by the `firetower_devices` NOTIFY channel
 on `devices` feeds. If the listening connection is lost, it reconnects and reloads everything
 (notifications sent meanwhile are lost with the connection). Messages from ids missing here are
 looked up again when their batch is written, so a stale copy delays nothing.
+
+Partitioned (docs/scaling.md), it holds only the devices of the partitions this worker owns,
+with their partition, and tells `on_change` which devices arrived in them and which left, after
+the first load, after every NOTIFY and after every reload on reconnect: the ingester subscribes
+and unsubscribes their topics from that.
 """
 
 from __future__ import annotations
@@ -11,21 +16,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import asyncpg
 
 from firetower import db
 from firetower.model import DeviceKind, Lifecycle
+from ingest.partition import Partitioning
 
 log = logging.getLogger(__name__)
 CHANNEL = "firetower_devices"
 _RECONNECT_S = 1.0
+_COLUMNS = "id, kind, lifecycle, site_id"
+# (devices that arrived, by partition; ids of devices that left)
+ChangeListener = Callable[[dict[int, list[str]], list[str]], None]
 
 
 class DeviceRegistry:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, partitioning: Partitioning | None = None,
+                 on_change: ChangeListener | None = None) -> None:
         self.url = url
+        self.partitioning = partitioning if partitioning and not partitioning.serves_all else None
+        self.on_change = on_change
         self.devices: dict[str, tuple[DeviceKind, Lifecycle]] = {}
+        self.partition: dict[str, int] = {}  # partitioned: device id -> its partition
         self._conn: asyncpg.Connection | None = None
         self._pending: set[str] = set()
         self._lost = asyncio.Event()
@@ -55,9 +69,33 @@ class DeviceRegistry:
         await conn.add_listener(CHANNEL, self._notified)
         self._conn = conn
         self._lost.clear()
-        rows = await conn.fetch("SELECT id, kind, lifecycle FROM devices")
-        self.devices = {r["id"]: (DeviceKind(r["kind"]), Lifecycle(r["lifecycle"])) for r in rows}
+        rows = await conn.fetch(f"SELECT {_COLUMNS} FROM devices")
+        before = self.partition
+        self.devices, self.partition = {}, {}
+        for r in rows:
+            self._put(r)
+        self._changed([i for i in self.partition if before.get(i) != self.partition[i]],
+                      [i for i in before if i not in self.partition])
         log.info("device registry loaded: %d devices", len(self.devices))
+
+    def _put(self, r: asyncpg.Record) -> bool:
+        """Keep a device row if this worker serves it; False if it is another worker's."""
+        part = self.partitioning
+        if part is not None:
+            p = part.partition(r["id"], r["site_id"])
+            if p not in part.owned:
+                return False
+            self.partition[r["id"]] = p
+        self.devices[r["id"]] = (DeviceKind(r["kind"]), Lifecycle(r["lifecycle"]))
+        return True
+
+    def _changed(self, arrived: list[str], left: list[str]) -> None:
+        if self.on_change is None or (not arrived and not left):
+            return
+        by_partition: dict[int, list[str]] = {}
+        for device_id in arrived:
+            by_partition.setdefault(self.partition.get(device_id, 0), []).append(device_id)
+        self.on_change(by_partition, left)
 
     async def _supervise(self) -> None:
         while True:
@@ -82,12 +120,14 @@ class DeviceRegistry:
             self._pending.clear()
             try:
                 rows = await self._conn.fetch(
-                    "SELECT id, kind, lifecycle FROM devices WHERE id = ANY($1)", ids)
+                    f"SELECT {_COLUMNS} FROM devices WHERE id = ANY($1)", ids)
             except Exception:
                 return
-            found = {r["id"]: (DeviceKind(r["kind"]), Lifecycle(r["lifecycle"])) for r in rows}
+            before = {i: self.partition.get(i) for i in ids if i in self.devices}
             for device_id in ids:
-                if device_id in found:
-                    self.devices[device_id] = found[device_id]
-                else:
-                    self.devices.pop(device_id, None)
+                self.devices.pop(device_id, None)
+                self.partition.pop(device_id, None)
+            for r in rows:
+                self._put(r)
+            self._changed([i for i in ids if i in self.devices and before.get(i) != self.partition.get(i)],
+                          [i for i in before if i not in self.devices])

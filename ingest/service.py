@@ -6,6 +6,13 @@ Two paths, each with its own database connection, so a fire never waits behind t
   has waited `flush_ms`.
 A message is acknowledged to the broker only after the transaction holding it commits.
 Accepted messages also go to the listeners (the rule engine) as soon as they are decoded.
+
+With one partition (the default) the ingester is one persistent MQTT session subscribed to
+`fire/#`. Partitioned (`ingest_partitions` P > 1, docs/scaling.md) it runs one persistent
+session per partition it owns, client id `{ingest_client_id}-p{p}`, subscribed to the exact
+topics `fire/v1/{device}/+` of the registered devices of that partition: every message of a
+device then reaches one session in the order the broker received it, and a worker's rule engine
+sees only its own devices. The lanes and their database connections are shared by the sessions.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from firetower.protocol import ProtocolError, decode, parse_topic, reject, subsc
 from firetower.settings import Settings
 from ingest import metrics
 from ingest.batch import Batch, Unknown, WriteResult
+from ingest.partition import Partitioning, session_client_id, topic_filter
 from ingest.registry import DeviceRegistry
 from ingest.writer import BatchWriter
 
@@ -38,6 +46,12 @@ log = logging.getLogger(__name__)
 # How many unacknowledged QoS 1 messages the broker sends us at once is the broker's
 # max_inflight_messages (deploy/mosquitto/firetower.conf); it bounds the ingester's memory and
 # must exceed a batch several times over, or it throttles throughput.
+
+# An ack is (mid, generation). With several sessions, session i counts its connections from
+# i << _SESSION_SHIFT, so the generation also says which session a message came in on.
+_SESSION_SHIFT = 32
+# Ids of devices this worker does not serve that are remembered for a one-time warning.
+_MAX_STRAYS_LOGGED = 1000
 
 
 class Lane:
@@ -69,8 +83,15 @@ class Ingester:
         self.settings = settings
         self.listeners = list(listeners)
         self.client_id = client_id or settings.ingest_client_id
-        self.registry = DeviceRegistry(settings.database_url)
-        self.mqtt: AsyncMqtt | None = None
+        self.partitioning = Partitioning.from_settings(settings)
+        partitioned = self.partitioning.partitioned
+        self.registry = DeviceRegistry(settings.database_url,
+                                       self.partitioning if partitioned else None,
+                                       self._devices_changed if partitioned else None)
+        # one persistent MQTT session per owned partition (partition 0 alone when P = 1)
+        self.sessions: dict[int, AsyncMqtt] = {}
+        self._by_index: list[AsyncMqtt] = []
+        self._strays: set[str] = set()
         self.totals: dict[str, int] = dict.fromkeys(
             ("received", "stored", "duplicates", "rejected", "unregistered"), 0)
         self._tasks: list[asyncio.Task[None]] = []
@@ -87,26 +108,58 @@ class Ingester:
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         s = self.settings
-        await self.registry.start()
-        self.mqtt = AsyncMqtt(s.mqtt_host, s.mqtt_port, client_id=self.client_id,
-                              clean_session=False, manual_ack=True,
-                              credentials=s.mqtt_credentials)
-        self.mqtt.set_on_message(self._on_message)
-        topic = subscription()
-        if s.ingest_shared_group:
-            topic = f"$share/{s.ingest_shared_group}/{topic}"
-        self.mqtt.subscribe(topic, 1)
+        part = self.partitioning
+        if part.partitioned:
+            for p in part.owned:
+                self._session(p, session_client_id(self.client_id, p))
+            # the first load subscribes every owned device (sent once connected)
+            await self.registry.start()
+            what = (f"partitions {','.join(map(str, part.owned))} of {part.partitions} "
+                    f"({len(self.registry.devices)} devices)")
+        else:
+            await self.registry.start()
+            topic = subscription()
+            if s.ingest_shared_group:
+                topic = f"$share/{s.ingest_shared_group}/{topic}"
+            self._session(0, self.client_id).subscribe(topic, 1)
+            what = topic
         for lane in (self.priority, self.bulk):
             self._tasks.append(asyncio.create_task(self._flush_loop(lane), name=f"flush-{lane.name}"))
-        await self.mqtt.start(timeout=None)
-        await asyncio.wait_for(self.mqtt.connected.wait(), 30)
-        log.info("ingesting %s from mqtt://%s:%s", topic, s.mqtt_host, s.mqtt_port)
+        sessions = list(self.sessions.values())
+        await asyncio.gather(*(m.start(timeout=None) for m in sessions))
+        await asyncio.wait_for(asyncio.gather(*(m.connected.wait() for m in sessions)), 30)
+        log.info("ingesting %s from mqtt://%s:%s", what, s.mqtt_host, s.mqtt_port)
+
+    def _session(self, partition: int, client_id: str) -> AsyncMqtt:
+        s = self.settings
+        mqtt = AsyncMqtt(s.mqtt_host, s.mqtt_port, client_id=client_id, clean_session=False,
+                         manual_ack=True, credentials=s.mqtt_credentials)
+        mqtt.generation = len(self._by_index) << _SESSION_SHIFT
+        mqtt.client.user_data_set(mqtt)  # _on_message learns which session delivered
+        mqtt.set_on_message(self._on_message)
+        self.sessions[partition] = mqtt
+        self._by_index.append(mqtt)
+        return mqtt
+
+    def _devices_changed(self, arrived: dict[int, list[str]], left: list[str]) -> None:
+        """Registry callback (partitioned): subscribe the devices that arrived in an owned
+        partition. A device that left (deleted, or moved to another site and so possibly to
+        another partition) keeps its subscription: its messages are still stored, only not
+        given to the rule engine, so nothing is lost while its new owner has not subscribed
+        yet (docs/scaling.md, "Moving devices")."""
+        for p, ids in arrived.items():
+            new = self.sessions[p].subscribe_many([topic_filter(i) for i in ids], 1)
+            if new and self._tasks:  # after the start, when the first load is logged anyway
+                log.info("partition %d: subscribed %d new device(s)", p, new)
+        if left:
+            log.info("%d device(s) left this worker's partitions (deleted or moved): %s",
+                     len(left), ", ".join(left[:10]))
 
     async def stop(self, *, drain: bool = True) -> None:
         """Stop taking messages, commit and ack what is pending, disconnect."""
         self._stopping = True
-        if self.mqtt is not None:
-            self.mqtt.pause_reading()  # so the drain below ends even under a steady stream
+        for mqtt in self._by_index:
+            mqtt.pause_reading()  # so the drain below ends even under a steady stream
         if drain:
             for lane in (self.priority, self.bulk):
                 lane.wake.set()
@@ -117,17 +170,15 @@ class Ingester:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.mqtt is not None:
-            await self.mqtt.stop()
+        await asyncio.gather(*(mqtt.stop() for mqtt in self._by_index))
         await self.registry.stop()
         for lane in (self.priority, self.bulk):
             await lane.writer.close()
 
     # -- receive (event-loop thread) ---------------------------------------------------
-    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+    def _on_message(self, client: paho.Client, userdata: AsyncMqtt, msg: paho.MQTTMessage) -> None:
         received_at = datetime.now(UTC)
-        assert self.mqtt is not None
-        generation = self.mqtt.generation
+        generation = userdata.generation
         topic = msg.topic
         payload = msg.payload
         self.totals["received"] += 1
@@ -140,6 +191,8 @@ class Ingester:
         lane = self.bulk if mtype is MessageType.TELEMETRY else self.priority
         entry = self.registry.devices.get(device_id)
         if entry is None:
+            if self.registry.partitioning is not None:
+                self._stray(device_id)
             lane.batch.unknown.append(Unknown(device_id, mtype, topic, payload, received_at))
             lane.add_ack(msg.mid, generation)
             return
@@ -168,6 +221,16 @@ class Ingester:
                 listener.on_message(message)
             except Exception:  # a listener bug must not stop ingestion
                 log.exception("listener %r failed on %s", listener, message)
+
+    def _stray(self, device_id: str) -> None:
+        """Partitioned, a message of a device this worker does not serve: a subscription left
+        from before a site or partition change. It is stored (the writer looks the id up) but
+        not given to the rule engine, whose device is another worker's."""
+        if device_id not in self._strays and len(self._strays) < _MAX_STRAYS_LOGGED:
+            self._strays.add(device_id)
+            log.warning("message of %s, which is not in this worker's partitions: stored, not "
+                        "evaluated (a subscription from before a site or partition change; "
+                        "see docs/scaling.md)", device_id)
 
     def _reject(self, rej: Reject, mid: int, generation: int) -> None:
         self.priority.batch.rejects.append(rej)
@@ -203,8 +266,18 @@ class Ingester:
             metrics.FLUSH_SECONDS.labels(lane.name).observe(time.perf_counter() - t0)
             metrics.BATCH_SIZE.labels(lane.name).observe(len(batch))
             self._count(result, batch)
-            assert self.mqtt is not None
-            self.mqtt.ack_many(batch.acks)
+            self._ack(batch.acks)
+
+    def _ack(self, acks: list[tuple[int, int]]) -> None:
+        sessions = self._by_index
+        if len(sessions) == 1:
+            sessions[0].ack_many(acks)
+            return
+        per_session: dict[int, list[tuple[int, int]]] = {}
+        for ack in acks:
+            per_session.setdefault(ack[1] >> _SESSION_SHIFT, []).append(ack)
+        for index, session_acks in per_session.items():
+            sessions[index].ack_many(session_acks)
 
     def _count(self, r: WriteResult, batch: Batch) -> None:
         """Metrics are counted per committed batch, not per message (cheaper on the hot path)."""

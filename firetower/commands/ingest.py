@@ -2,6 +2,10 @@
 
 The rule engine is fed each message as soon as the ingester has decoded it, so nothing is
 decoded twice and a fire never waits for a telemetry batch to be written.
+
+Scale-out (docs/scaling.md): `--partitions P --owns 0,2` runs the persistent MQTT sessions of
+partitions 0 and 2 of P, and a rule engine that holds only those partitions' devices. Run one
+such worker per partition set, each under a supervisor that restarts it (deploy/systemd/).
 """
 
 from __future__ import annotations
@@ -17,19 +21,43 @@ log = logging.getLogger(__name__)
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client-id", help="MQTT client id (one per ingester instance)")
-    parser.add_argument("--shared-group", help="MQTT shared subscription group (scale-out)")
+    parser.add_argument("--shared-group",
+                        help="MQTT shared subscription group (stateless storage only: Mosquitto "
+                             "spreads one device's messages over the group; see --partitions)")
+    parser.add_argument("--partitions", type=int, metavar="P",
+                        help="split the devices (by site) into P partitions, one MQTT session "
+                             "each (default 1: one session on fire/#)")
+    parser.add_argument("--owns", metavar="LIST",
+                        help="the partitions this worker runs, e.g. 0,2 or 0-3 (default: all)")
+    parser.add_argument("--metrics-port", type=int, metavar="N",
+                        help="serve Prometheus /metrics on 127.0.0.1:N (0 = not at all)")
     parser.add_argument("--no-alerting", action="store_true",
                         help="store only; do not run the rule engine in this process")
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     from firetower import db
+    from ingest.partition import Partitioning
     from ingest.service import Ingester
 
     if args.client_id:
         settings = settings.model_copy(update={"ingest_client_id": args.client_id})
     if args.shared_group:
         settings = settings.model_copy(update={"ingest_shared_group": args.shared_group})
+    if args.partitions is not None:
+        settings = settings.model_copy(update={"ingest_partitions": args.partitions})
+    if args.owns is not None:
+        settings = settings.model_copy(update={"ingest_owned_partitions": args.owns})
+    if args.metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": args.metrics_port or None})
+    try:  # model_copy does not validate: check the partition options before anything starts
+        if not 1 <= settings.ingest_partitions <= 1024:
+            raise ValueError(f"partitions must be within 1..1024, not {settings.ingest_partitions}")
+        part = Partitioning.from_settings(settings)
+    except ValueError as exc:
+        raise SystemExit(f"firetower ingest: {exc}") from None
+    if part.partitioned and settings.ingest_shared_group:
+        raise SystemExit("firetower ingest: --shared-group and --partitions > 1 do not go together")
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
@@ -47,7 +75,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             except ImportError:
                 log.warning("rule engine not installed; storing only")
             else:
-                alerting = AlertingService(settings)
+                alerting = AlertingService(settings, owns=None if part.serves_all else part.owns)
                 await alerting.start()  # loads active alarms and rule state before consuming
                 listeners.append(alerting)
         ingester = Ingester(settings, listeners=listeners)
