@@ -287,15 +287,20 @@ class Sampler:
     async def sample(self, conn: asyncpg.Connection | None, dbname: str) -> dict[str, Any]:
         for name, pid in self.pids.items():
             self._read(name, pid)
+        waits: dict[str, int] = {}
         if conn is not None:
-            for r in await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1",
-                                      dbname):
+            for r in await conn.fetch(
+                    "SELECT pid, state, wait_event_type, wait_event FROM pg_stat_activity"
+                    " WHERE datname = $1 AND pid <> pg_backend_pid()", dbname):
                 try:
                     self.pg_pids[r["pid"]] = cpu_seconds(r["pid"])
                 except OSError:
                     pass
+                if r["state"] not in (None, "idle"):  # what the busy backends wait on
+                    w = f"{r['wait_event_type']}:{r['wait_event']}" if r["wait_event"] else "CPU"
+                    waits[w] = waits.get(w, 0) + 1
             self.cpu["postgres"] = sum(self.pg_pids.values())
-        row = {"t": time.time(), "cpu": dict(self.cpu)}
+        row = {"t": time.time(), "cpu": dict(self.cpu), "pg_waits": waits}
         if self.counters is not None:
             row.update(await self.counters())
         self.rows.append(row)

@@ -192,7 +192,14 @@ def analyse(r: dict[str, Any]) -> dict[str, Any]:
             datetime.fromtimestamp(f["published_at"], UTC), None,
             {"panel": p["panel"], "primary": p["detector"], "panel_fire_at": f["ts"],
              "zone": p["zone"], "point": p["point"], "seq": f["seq"]}).as_dict())
+    waits: dict[str, int] = {}
+    for row in r["samples"]:
+        for w, n in row.get("pg_waits", {}).items():
+            waits[w] = waits.get(w, 0) + n
+    n_samples = max(1, sum(1 for row in r["samples"] if "pg_waits" in row))
+    pg_waits = {w: round(n / n_samples, 2) for w, n in sorted(waits.items(), key=lambda kv: -kv[1])}
     return {"throughput": throughput, "latency_ms": latency, "fires": fires,
+            "postgres_busy_backends": pg_waits,
             "fire_records": recs, "series": series, "injections": injections,
             "processes": _processes(r, stored), "ok": ok}
 
@@ -249,6 +256,10 @@ def format_report(r: dict[str, Any]) -> str:
                      f"{p['cpu_us_per_msg']:>9.1f}{rss}")
     lines.append("  (postgres: the backends of the bench database; peak RSS of the others "
                  "from VmHWM)")
+    if r.get("postgres_busy_backends"):
+        top = list(r["postgres_busy_backends"].items())[:5]
+        lines.append("  postgres busy backends, mean per sample, by wait: "
+                     + ", ".join(f"{w} {n}" for w, n in top))
     if not r["ok"]:
         lines.append(f"  NOT OK: see {r.get('logs', 'the JSON')}")
     return "\n".join(lines)
