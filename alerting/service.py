@@ -12,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import time
+from collections import Counter
 
 import asyncpg
 
-from alerting import loader
+from alerting import loader, metrics
 from alerting.clock import Clock, SystemClock
 from alerting.config import RuleConfig
+from alerting.decision import Decision
 from alerting.engine import Engine
 from alerting.modes import ModeTable
 from alerting.writer import AlarmWriter
@@ -34,6 +38,10 @@ CONFIG_CHANNEL = "firetower_alerting_config"
 MAX_EARLY = 10_000
 # A deadline further away than this is re-checked anyway (a clock step, a missed wake-up).
 MAX_SLEEP_S = 1.0
+# Metrics: evaluations and gauges are published this often; the rule-state size (a sample of
+# this many devices' serialised state) less often.
+METRICS_S = 1.0
+STATE_SAMPLE_S, STATE_SAMPLE = 30.0, 200
 
 
 class AlertingService:
@@ -59,6 +67,11 @@ class AlertingService:
         self._pending_devices: set[str] = set()
         self._pending_config = False
         self._early: list[Message] = []
+        # Messages evaluated, by message class: plain integers on the hot path (a Prometheus
+        # counter per message would cost a lock each), published by publish_metrics().
+        self.evaluated: Counter[type] = Counter()
+        self._published: Counter[type] = Counter()
+        self._state_sampled = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -71,7 +84,7 @@ class AlertingService:
             self.writer = AlarmWriter(self.store, take_dirty=list, save_states=_no_state,
                                       state_flush_s=60.0)
         await self.writer.start()
-        engine = Engine(clock=self.clock, sink=self.writer.put)
+        engine = Engine(clock=self.clock, sink=self._decided)
         async with pool.acquire() as conn:
             infos, life = await loader.devices(conn, owns=self.owns)
             engine.set_config(RuleConfig(await loader.overrides(conn)))
@@ -87,7 +100,8 @@ class AlertingService:
         await self._listen.add_listener(DEVICES_CHANNEL, self._device_changed)
         await self._listen.add_listener(CONFIG_CHANNEL, self._config_changed)
         self._tasks = [asyncio.create_task(self._save_states_loop(), name="alerting-state"),
-                       asyncio.create_task(self._timer(), name="alerting-timer")]
+                       asyncio.create_task(self._timer(), name="alerting-timer"),
+                       asyncio.create_task(self._metrics_loop(), name="alerting-metrics")]
         log.info("alerting started: %d devices, %d open alarms, %d rule states",
                  len(infos), len(keys), len(states))
 
@@ -100,6 +114,7 @@ class AlertingService:
             await self.writer.drain()
             await self.save_states()
             await self.writer.stop()
+            self.publish_metrics()
         if self._reload is not None:
             self._reload.cancel()
             await asyncio.gather(self._reload, return_exceptions=True)
@@ -124,7 +139,39 @@ class AlertingService:
             else:
                 log.error("dropping message of unknown device %s", message.device_id)
             return
+        self.evaluated[type(message)] += 1
         engine.on_message(message)
+
+    def _decided(self, d: Decision) -> None:
+        """The engine's sink: count the decision, queue it for the writer."""
+        metrics.DECISIONS.labels(d.action.value, d.alarm_class.value).inc()
+        assert self.writer is not None
+        self.writer.put(d)
+
+    # -- metrics -------------------------------------------------------------------------------
+    def publish_metrics(self) -> None:
+        """Add the evaluations since the last call to the counter; set the gauges."""
+        for tp, n in self.evaluated.items():
+            delta = n - self._published[tp]
+            if delta:
+                metrics.EVALUATIONS.labels(tp.__name__.lower()).inc(delta)
+                self._published[tp] = n
+        engine, writer = self.engine, self.writer
+        if engine is None or writer is None:
+            return
+        metrics.DEVICES.set(len(engine.devices))
+        metrics.WRITER_QUEUE.set(writer.enqueued - writer.done)
+        now = time.monotonic()
+        if now - self._state_sampled >= STATE_SAMPLE_S and engine.devices:
+            self._state_sampled = now
+            devices = list(engine.devices.values())
+            sample = random.sample(devices, min(STATE_SAMPLE, len(devices)))
+            metrics.STATE_BYTES.set(sum(len(st.dump()) for st in sample) / len(sample))
+
+    async def _metrics_loop(self) -> None:
+        while True:
+            self.publish_metrics()
+            await asyncio.sleep(METRICS_S)
 
     # -- rule state ----------------------------------------------------------------------------
     async def save_states(self) -> None:
@@ -203,6 +250,7 @@ class AlertingService:
                 early, self._early = self._early, []
                 for message in early:
                     if message.device_id in self.engine.devices:
+                        self.evaluated[type(message)] += 1
                         self.engine.on_message(message)
         except (asyncpg.PostgresError, OSError):
             log.exception("alerting configuration reload failed")
