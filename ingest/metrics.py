@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import contextlib
+from collections.abc import Callable
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 RECEIVED = Counter("firetower_ingest_received_total", "MQTT messages received", ["type"])
 STORED = Counter("firetower_ingest_stored_total", "Messages stored (first copy)", ["type"])
@@ -19,3 +22,16 @@ FLUSH_SECONDS = Histogram("firetower_ingest_flush_seconds", "Time to commit one 
 PENDING = Gauge("firetower_ingest_pending_messages", "Messages received, not yet committed",
                 ["path"])
 DB_RETRIES = Counter("firetower_ingest_db_retries_total", "Batch writes retried after an error")
+
+# Messages received from the broker and not yet acknowledged (in a lane's batch, or in a batch
+# being committed). Not exported until the ingester wires it with `serve_in_flight(read)` (read
+# at scrape time, nothing per message), so it never reports a made-up 0.
+IN_FLIGHT = Gauge("firetower_ingest_in_flight_messages",
+                  "MQTT messages received, not yet acknowledged to the broker", registry=None)
+
+
+def serve_in_flight(read: Callable[[], float]) -> None:
+    """Export IN_FLIGHT as `read()` (e.g. received minus acknowledged), from now on."""
+    IN_FLIGHT.set_function(read)
+    with contextlib.suppress(ValueError):  # already registered (a second ingester, tests)
+        REGISTRY.register(IN_FLIGHT)

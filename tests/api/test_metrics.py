@@ -22,6 +22,7 @@ from firetower import db
 from firetower.alarm_store import AlarmStore
 from firetower.broker import free_port
 from tests.api.conftest import World, raise_alarm
+from tests.api.sse import events
 from tests.conftest import Database, wait_for
 
 pytestmark = pytest.mark.integration
@@ -89,6 +90,28 @@ async def test_operator_actions_are_counted_by_outcome(world: World, store: Alar
                          json={"verdict": "true_fire", "reason": "brigade on site"})
         assert r.status_code == 200, r.text
     assert [a - b for a, b in zip(actions(), before, strict=True)] == [1, 1, 1]
+
+
+async def test_stream_clients_and_events_sent(world: World, store: AlarmStore) -> None:
+    clients = value("firetower_stream_clients")
+    sent = value("firetower_stream_events_sent_total")
+    async with world.client("operator") as c, c.stream("GET", "/alarms/stream") as r:
+        assert r.status_code == 200
+        stream = events(r)
+        assert (await anext(stream)).event == "snapshot"
+        assert value("firetower_stream_clients") - clients == 1
+        await raise_alarm(store, "smk-1", "s1")
+        assert (await anext(stream)).event == "alarm"
+
+        async def counted() -> bool:  # counted just after the frame is handed to the server
+            return value("firetower_stream_events_sent_total") - sent == 1
+
+        await wait_for(counted, 5)
+
+    async def gone() -> bool:
+        return value("firetower_stream_clients") == clients
+
+    await wait_for(gone, 5)
 
 
 def _api_process(db_url: str, metrics_port: int, log: Path) -> tuple[subprocess.Popen[bytes],
