@@ -38,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     from firetower import db
     from ingest.partition import Partitioning
-    from ingest.service import Ingester
+    from ingest.service import Ingester, PartitionLease
 
     if args.client_id:
         settings = settings.model_copy(update={"ingest_client_id": args.client_id})
@@ -65,8 +65,13 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 
     async def serve() -> None:
         import asyncio
+        import os
 
         await db.migrate(settings.database_url)
+        lease = None
+        if part.partitioned:  # one live worker per partition; a second one stands by
+            lease = PartitionLease(settings.database_url, settings.ingest_client_id, part.owned)
+            await lease.acquire()  # before the rule engine loads the partitions' state
         listeners = []
         alerting = None
         if not args.no_alerting:
@@ -81,10 +86,16 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         ingester = Ingester(settings, listeners=listeners)
         await ingester.start()
         try:
-            await asyncio.Event().wait()
+            await (lease.lost if lease is not None else asyncio.Event()).wait()
+            # Lost (not released): another worker may hold the partitions already. Stop as a
+            # crash would, at once: no more acks, no rule state saved over the new owner's.
+            logging.shutdown()
+            os._exit(75)
         finally:
             await ingester.stop()
             if alerting is not None:
                 await alerting.stop()
+            if lease is not None:
+                await lease.release()  # only now may a standby start on the partitions
 
     return run_async(serve)

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -35,7 +36,7 @@ import pytest
 from firetower.broker import free_port
 from firetower.protocol import encode, format_ts, topic_for
 from ingest.partition import partition_of, topic_filter
-from ingest.service import Ingester
+from ingest.service import Ingester, PartitionLease
 from tests.conftest import settings_for, wait_for
 from tests.helpers import KINDS, body, publish, register
 
@@ -45,28 +46,41 @@ P = 2
 SITES = 60
 PER_SITE = 8  # 480 devices
 PER_DEVICE = 40  # 19,200 messages: every 5th an event, the others telemetry
+BURST = 5
 RATE = 1600  # msg/s: a 12 s stream
 PROBE_SEQ = 10**6
 
 
-def build_fleet() -> list[tuple[str, str, str]]:
-    """(device, kind, site): 8 devices of all kinds per site."""
+def build_fleet(sites: int = SITES, per_site: int = PER_SITE) -> list[tuple[str, str, str]]:
+    """(device, kind, site): devices of all kinds on every site."""
     return [(f"so-{s:02d}-{d}", KINDS[d % 4], f"site-{s:02d}")
-            for s in range(SITES) for d in range(PER_SITE)]
+            for s in range(sites) for d in range(per_site)]
 
 
-def build_stream(fleet: list[tuple[str, str, str]], t0: datetime) -> list[tuple[str, bytes]]:
+async def register_fleet(url: str, fleet: list[tuple[str, str, str]]) -> dict[str, int]:
+    """Register the fleet; each device's partition."""
+    for site in sorted({s for _, _, s in fleet}):
+        await register(url, [(d, k) for d, k, s in fleet if s == site], site=site)
+    return {d: partition_of(s, P) for d, _, s in fleet}
+
+
+def build_stream(fleet: list[tuple[str, str, str]], t0: datetime,
+                 per_device: int = PER_DEVICE) -> list[tuple[str, bytes]]:
+    """Each device in turn sends a burst of BURST messages back to back (telemetry, then an
+    event): consecutive seqs a few ms apart, on both of the ingester's lanes, so any split of a
+    device's messages (over workers, sessions or lanes) would show up as a break of order."""
     rng = random.Random(11)
     out = []
-    for seq in range(PER_DEVICE):
+    for first in range(0, per_device, BURST):
         for i, (dev, kind, _) in enumerate(fleet):
-            ts = t0 + timedelta(seconds=seq, milliseconds=i)
-            if seq % 5 == 4:
-                out.append((topic_for(dev, "event"), encode(
-                    {"seq": seq, "ts": format_ts(ts), "category": "feedback",
-                     "active": seq % 10 == 4, "zone": 1, "point": 2})))
-            else:
-                out.append((topic_for(dev, "telemetry"), encode(body(kind, seq, ts, rng))))
+            for seq in range(first, min(first + BURST, per_device)):
+                ts = t0 + timedelta(seconds=seq, milliseconds=i)
+                if seq % BURST == BURST - 1:
+                    out.append((topic_for(dev, "event"), encode(
+                        {"seq": seq, "ts": format_ts(ts), "category": "feedback",
+                         "active": seq % (2 * BURST) == BURST - 1, "zone": 1, "point": 2})))
+                else:
+                    out.append((topic_for(dev, "telemetry"), encode(body(kind, seq, ts, rng))))
     return out
 
 
@@ -115,6 +129,30 @@ async def ready(url: str, port: int, probes: list[str]) -> None:
     await wait_for(all_stored, 60, 0.3)
 
 
+async def all_stored(url: str, n: int, tails: Callable[[], str]) -> None:
+    try:
+        await wait_for(lambda: _at_least(url, n), 60)
+    except AssertionError:
+        raise AssertionError(f"{await stored(url)} of {n} stored{tails()}") from None
+
+
+async def stored_once(url: str, n: int) -> list[asyncpg.Record]:
+    """(device_id, seq, received_at) of every telemetry and event row, checked to be the n
+    messages sent, each once."""
+    rows = await fetch(url, "SELECT device_id, seq, received_at FROM telemetry UNION ALL "
+                            "SELECT device_id, seq, received_at FROM events")
+    assert len(rows) == n == len({(r["device_id"], r["seq"]) for r in rows})
+    return rows
+
+
+def stop(workers: list[subprocess.Popen[bytes]]) -> None:
+    for w in workers:
+        if w.poll() is None:
+            w.terminate()
+    for w in workers:
+        w.wait(15)
+
+
 def order_breaks(rows: list[asyncpg.Record], killed_at: datetime, restarted_at: datetime
                  ) -> tuple[list[tuple], int]:
     """Per device, consecutive seqs whose received_at goes backwards: (not explained by the
@@ -137,9 +175,7 @@ def order_breaks(rows: list[asyncpg.Record], killed_at: datetime, restarted_at: 
 
 async def test_two_workers_sigkill_one_and_restart(clean_db, own_broker, tmp_path: Path) -> None:
     fleet = build_fleet()
-    for site in sorted({s for _, _, s in fleet}):
-        await register(clean_db.url, [(d, k) for d, k, s in fleet if s == site], site=site)
-    part = {d: partition_of(s, P) for d, _, s in fleet}
+    part = await register_fleet(clean_db.url, fleet)
     devices_of = {p: [d for d in part if part[d] == p] for p in range(P)}
     assert all(len(devices_of[p]) > len(fleet) // 4 for p in range(P))
     stream = build_stream(fleet, datetime.now(UTC) - timedelta(hours=1))
@@ -167,25 +203,15 @@ async def test_two_workers_sigkill_one_and_restart(clean_db, own_broker, tmp_pat
         restarted_at = datetime.now(UTC)
         workers[1] = spawn_worker(clean_db.url, own_broker.url, 1, ports[1], logs[1])
         assert await sender == len(stream)  # the broker queues partition 1 meanwhile
-        try:
-            await wait_for(lambda: _at_least(clean_db.url, len(stream)), 60)
-        except AssertionError:
-            raise AssertionError(f"{await stored(clean_db.url)} of {len(stream)} stored"
-                                 f"{tails()}") from None
+        await all_stored(clean_db.url, len(stream), tails)
         await asyncio.sleep(0.5)  # a redelivery after the last row would show up as a dup
         received = [await scrape(port) for port in ports]
     finally:
-        for w in workers:
-            if w.poll() is None:
-                w.terminate()
-        for w in workers:
-            w.wait(15)
+        stop(workers)
     assert stored_at_kill < len(stream)
 
     # (a) exactly once
-    rows = await fetch(clean_db.url, "SELECT device_id, seq, received_at FROM telemetry UNION ALL "
-                                     "SELECT device_id, seq, received_at FROM events")
-    assert len(rows) == len(stream) == len({(r["device_id"], r["seq"]) for r in rows})
+    rows = await stored_once(clean_db.url, len(stream))
 
     # (b) per-device order as each worker saw it
     bad, redelivered = order_breaks(rows, killed_at, restarted_at)
@@ -209,6 +235,64 @@ async def test_two_workers_sigkill_one_and_restart(clean_db, own_broker, tmp_pat
     assert "Traceback" not in logs[0].read_text(), tails()
     print(f"\npartition share: {expected[0]} / {expected[1]} messages, stored at the kill "
           f"{stored_at_kill}, redelivered after it {redelivered}")
+
+
+async def test_a_standby_takes_over_the_partition_of_a_killed_worker(
+        clean_db, own_broker, tmp_path: Path) -> None:
+    """Optional takeover: a second worker started for partition 0 waits for its lease and
+    takes the partition over, with its session's queued messages, when the first is killed."""
+    fleet = build_fleet(sites=20, per_site=5)
+    part = await register_fleet(clean_db.url, fleet)
+    stream = build_stream(fleet, datetime.now(UTC) - timedelta(hours=1), per_device=30)
+    logs = [tmp_path / f"{name}.log" for name in ("worker-0", "worker-1", "standby-0")]
+    workers = [spawn_worker(clean_db.url, own_broker.url, 0, 0, logs[0]),
+               spawn_worker(clean_db.url, own_broker.url, 1, 0, logs[1])]
+
+    def tails() -> str:
+        return "".join(f"\n--- {log.name}:\n{log.read_text()[-2000:]}" for log in logs if log.exists())
+
+    try:
+        try:
+            await ready(clean_db.url, own_broker.port,
+                        [next(d for d in part if part[d] == p) for p in range(P)])
+            workers.append(spawn_worker(clean_db.url, own_broker.url, 0, 0, logs[2]))
+            await wait_for(lambda: _true("standing by for partition(s) 0" in logs[2].read_text()), 30)
+        except AssertionError:
+            raise AssertionError(f"workers not ready{tails()}") from None
+        sender = asyncio.create_task(publish(own_broker.port, stream, rate=1000))
+        await wait_for(lambda: _at_least(clean_db.url, len(stream) // 3), 60, 0.01)
+        killed_at = datetime.now(UTC)
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait(10)
+        assert await sender == len(stream)
+        await all_stored(clean_db.url, len(stream), tails)
+        await asyncio.sleep(0.5)
+    finally:
+        stop(workers)
+    rows = await stored_once(clean_db.url, len(stream))
+    bad, _ = order_breaks(rows, killed_at, killed_at)
+    assert bad == [], f"{len(bad)} seq-order breaks, e.g. {bad[:5]}"
+    standby = logs[2].read_text()
+    assert "partition lease: holding partition(s) 0 after standing by" in standby, tails()
+    assert any(part[r["device_id"]] == 0 and r["received_at"] > killed_at for r in rows)
+
+
+async def test_a_lease_is_held_by_one_worker_at_a_time(clean_db) -> None:
+    first = PartitionLease(clean_db.url, "lease-test", [0, 1])
+    await first.acquire()
+    second = PartitionLease(clean_db.url, "lease-test", [1, 2], poll_s=0.05)
+    other = PartitionLease(clean_db.url, "another-deployment", [0, 1])
+    waiting = asyncio.create_task(second.acquire())
+    try:
+        await asyncio.wait_for(other.acquire(), 5)  # another client-id base: other locks
+        await asyncio.sleep(0.3)
+        assert not waiting.done() and second.held == {2}
+        await first.release()
+        await asyncio.wait_for(waiting, 5)
+        assert second.held == {1, 2} and not second.lost.is_set()
+    finally:
+        for lease in (first, second, other):
+            await lease.release()
 
 
 async def test_one_partition_keeps_the_single_fire_wildcard_session(clean_db, broker) -> None:
