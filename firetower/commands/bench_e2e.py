@@ -89,6 +89,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="write the full result as JSON ('-' for stdout)")
     parser.add_argument("--plot", type=Path, metavar="PATH.png",
                         help="rate, latency and CPU over time (PNG)")
+    parser.add_argument("--profile-ingest", type=Path, metavar="PATH",
+                        help="write a cProfile of the ingester process here")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--settle-timeout", type=float, default=120.0,
                         help="seconds to wait, after publishing, for the store and the fires")
@@ -213,9 +215,11 @@ async def finish_publishers(pubs: list[Publisher], timeout: float) -> list[dict[
     return finals
 
 
-def _spawn(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> subprocess.Popen[bytes]:
+def _spawn(name: str, argv: list[str], env: dict[str, str], workdir: Path,
+           profile: Path | None = None) -> subprocess.Popen[bytes]:
     log = open(workdir / f"{name}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "firetower", *argv], env=env,
+    prof = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    return subprocess.Popen([sys.executable, *prof, "-m", "firetower", *argv], env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -426,7 +430,7 @@ async def _run(args: argparse.Namespace, settings: Settings, url: str, broker: A
     api = f"http://127.0.0.1:{api_port}"
     try:
         t = time.perf_counter()
-        procs["ingest"] = _spawn("ingest", ["ingest"], env, workdir)
+        procs["ingest"] = _spawn("ingest", ["ingest"], env, workdir, args.profile_ingest)
         procs["api"] = _spawn("api", ["api", "--no-migrate"], env, workdir)
         procs["dispatch"] = _spawn("dispatch", ["dispatch", "--no-migrate"], env, workdir)
         for name, p in procs.items():

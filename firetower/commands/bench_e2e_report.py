@@ -159,7 +159,8 @@ def analyse(r: dict[str, Any]) -> dict[str, Any]:
         "stored_msgs_per_s": round(stored / max(settle["t"] - r["t0"], 1e-9), 1),
         "peak_stored_msgs_per_s": max(stored_rates, default=0),
         "max_backlog": max((b for b in series["backlog"] if b is not None), default=0),
-        "caught_up_after_publishing_s": round(max(0.0, settle["t"] - pub["publishing_ended"]), 2),
+        "caught_up_after_publishing_s": (round(max(0.0, settle["t"] - pub["publishing_ended"]), 2)
+                                         if settle["stored"] >= published else None),
     }
     latency = {}
     for name, (label, client, clocks) in STAGES.items():
@@ -234,8 +235,10 @@ def format_report(r: dict[str, Any]) -> str:
         f"  published {th['published']:,} ({th['published_msgs_per_s']:,.0f} msg/s)  stored "
         f"{th['stored']:,} (peak {th['peak_stored_msgs_per_s']:,.0f} msg/s)  lost {th['lost']}  "
         f"duplicates {th['duplicates']}  rejected {th['rejected']}",
-        f"  ingest backlog max {th['max_backlog']:,} messages; all stored "
-        f"{th['caught_up_after_publishing_s']} s after publishing ended",
+        f"  ingest backlog max {th['max_backlog']:,} messages; "
+        + (f"all stored {th['caught_up_after_publishing_s']} s after publishing ended"
+           if th["caught_up_after_publishing_s"] is not None
+           else "NOT all stored within the settle timeout (--settle-timeout)"),
         f"  fires: {f['injected']} injected, {f['alarms_stored']} alarms, {f['seen_by_operator']} "
         f"seen by the operator, {f['verdicts_ok']} verdicts, {f['forwarded']} forwarded "
         f"({f['forwarded_by_operator']} on the verdict), {f['delivered_to_receiver']} delivered; "
