@@ -2,7 +2,9 @@
 
 The socket is watched with `add_reader`/`add_writer`, so message callbacks run on the event
 loop thread and may touch asyncio objects directly. One readable event drains every packet
-already buffered, not one packet per loop turn as `loop_read()` does.
+already buffered, not one packet per loop turn as `loop_read()` does. Incoming QoS 0/1
+PUBLISH packets skip paho's generic packet path (`firetower.mqtt_wire`); the handler gets a
+`Publish` with paho's `MQTTMessage` attributes (topic, payload, qos, mid, retain, dup).
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import contextlib
 import logging
 import socket
 import struct
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from firetower.mqtt_wire import Publish, Stop, split_publishes
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +123,7 @@ class AsyncMqtt:
             self.client.will_set(topic, payload, qos, retain)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
+        self._handler: Callable[[paho.Client, Any, Any], None] | None = None
         self._recv = _RecvBuffer(self.client)
         self.client._sock_recv = self._recv.recv  # type: ignore[method-assign]
         self.client.on_socket_open = self._on_socket_open
@@ -139,7 +145,10 @@ class AsyncMqtt:
 
     # -- public ------------------------------------------------------------------------
     def set_on_message(self, handler: Callable[[paho.Client, Any, paho.MQTTMessage], None]) -> None:
+        """`handler(client, userdata, message)` for every incoming PUBLISH (QoS 0/1 ones get a
+        `firetower.mqtt_wire.Publish`, QoS 2 ones paho's `MQTTMessage`)."""
         self.client.on_message = handler
+        self._handler = handler
 
     async def start(self, timeout: float | None = 10.0) -> None:
         """Connect (and keep reconnecting in the background); wait for the first CONNACK."""
@@ -282,11 +291,57 @@ class AsyncMqtt:
             self._misc.cancel()
             self._misc = None
 
+    def _fast_publishes(self, budget: int) -> tuple[int, str]:
+        """Hand the complete PUBLISH packets at the head of the buffer to the handler, reading
+        the socket while the buffer ends in (or at) a packet boundary. Returns the packets
+        handled and what next: "paho" (another packet is at the head, or the socket reported
+        an error or its end), "wait" (the socket has nothing more) or "yield" (budget spent)."""
+        rb, client, handler = self._recv, self.client, self._handler
+        assert handler is not None
+        done = 0
+        out: list[Publish] = []
+        while done < budget:
+            out.clear()
+            rb.pos, why = split_publishes(rb.buf, rb.pos, out, budget - done)
+            if out:
+                done += len(out)
+                client._last_bytes_received = time.monotonic()
+                for m in out:
+                    handler(client, client._userdata, m)
+            if why is Stop.OTHER:
+                return done, "paho"
+            if why is Stop.LIMIT:
+                return done, "yield"
+            sock = client._sock
+            if sock is None:
+                return done, "wait"
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                return done, "wait"
+            except OSError:
+                return done, "paho"  # paho reads the error and handles the lost connection
+            if not data:
+                return done, "paho"  # closed: paho reads what is left, then the end
+            rb.buf = rb.buf[rb.pos:] + data if rb.pos < len(rb.buf) else data
+            rb.pos = 0
+        return done, "yield"
+
     def _readable(self) -> None:
         client = self.client
-        for _ in range(_READ_BURST):
+        budget = _READ_BURST
+        while budget > 0:
             if client._sock is None:
                 return
+            if self._handler is not None and client._in_packet["command"] == 0:
+                n, nxt = self._fast_publishes(budget)
+                budget -= n
+                if nxt == "wait":
+                    return
+                if nxt == "yield":
+                    self._loop.call_soon(self._readable)
+                    return
+            budget -= 1
             rc = client._packet_read()
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
                 return
