@@ -323,13 +323,24 @@ class Sampler:
             await conn.close()
 
 
-async def _ingest_stored(client: httpx.AsyncClient, port: int) -> int:
+INGEST_METRICS = {"firetower_ingest_stored_total": "stored",
+                  "firetower_ingest_received_total": "received",
+                  "firetower_ingest_pending_messages": "pending"}
+
+
+async def _ingest_metrics(client: httpx.AsyncClient, port: int) -> dict[str, int]:
+    """The ingester's counters (summed over labels): stored, received, pending."""
     text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    total = 0.0
+    out = dict.fromkeys(INGEST_METRICS.values(), 0.0)
     for line in text.splitlines():
-        if line.startswith("firetower_ingest_stored_total{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return int(total)
+        name = line.partition("{")[0].partition(" ")[0]
+        if name in INGEST_METRICS:
+            out[INGEST_METRICS[name]] += float(line.rsplit(" ", 1)[1])
+    return {k: int(v) for k, v in out.items()}
+
+
+async def _ingest_stored(client: httpx.AsyncClient, port: int) -> int:
+    return (await _ingest_metrics(client, port))["stored"]
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -488,11 +499,11 @@ async def _run(args: argparse.Namespace, settings: Settings, url: str, broker: A
 
         async def counters() -> dict[str, Any]:
             try:
-                stored = await _ingest_stored(http, metrics_port)
+                m: dict[str, int | None] = dict(await _ingest_metrics(http, metrics_port))
             except (OSError, httpx.HTTPError):
-                stored = None
+                m = dict.fromkeys(INGEST_METRICS.values())
             return {"sent": sum(p.last.get("sent", 0) for p in pubs),
-                    "acked": sum(p.last.get("acked", 0) for p in pubs), "stored": stored}
+                    "acked": sum(p.last.get("acked", 0) for p in pubs), **m}
 
         sampler.counters = counters
         await sampler.sample(None, dbname)

@@ -104,22 +104,28 @@ def _ordered(rec: dict[str, Any]) -> bool:
 def _series(r: dict[str, Any]) -> dict[str, Any]:
     """Per sample: seconds since t0, published/s and stored/s over the last interval, CPU %."""
     rows = [s for s in r["samples"] if s.get("acked") is not None]
-    t, pub, stored, backlog = [], [], [], []
+    t, pub, stored, received, backlog, pending = [], [], [], [], [], []
     cpu: dict[str, list[float]] = {}
+
+    def rate(a: dict[str, Any], b: dict[str, Any], key: str, dt: float) -> float | None:
+        va, vb = a.get(key), b.get(key)
+        return None if va is None or vb is None else round((vb - va) / dt, 1)
+
     for a, b in itertools.pairwise(rows):
         dt = b["t"] - a["t"]
         if dt <= 0:
             continue
         t.append(round(b["t"] - r["t0"], 2))
         pub.append(round((b["acked"] - a["acked"]) / dt, 1))
-        sa, sb = a.get("stored"), b.get("stored")
-        stored.append(None if sa is None or sb is None else round((sb - sa) / dt, 1))
-        backlog.append(None if sb is None else b["sent"] - sb)
+        stored.append(rate(a, b, "stored", dt))
+        received.append(rate(a, b, "received", dt))
+        backlog.append(None if b.get("stored") is None else b["sent"] - b["stored"])
+        pending.append(b.get("pending"))
         for name in b["cpu"]:
             if name in a["cpu"]:
                 cpu.setdefault(name, []).append(round(100 * (b["cpu"][name] - a["cpu"][name]) / dt, 1))
-    return {"t": t, "published_per_s": pub, "stored_per_s": stored, "backlog": backlog,
-            "cpu_pct": cpu}
+    return {"t": t, "published_per_s": pub, "received_per_s": received, "stored_per_s": stored,
+            "backlog": backlog, "ingest_pending": pending, "cpu_pct": cpu}
 
 
 def _processes(r: dict[str, Any], stored: int) -> dict[str, Any]:
@@ -278,7 +284,10 @@ def plot(r: dict[str, Any], path: Path) -> None:
     s, c = r["series"], r["config"]
     fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(11, 11), sharex=True)
     ax1.plot(s["t"], s["published_per_s"], label="published/s", lw=1.2)
-    ax1.plot(s["t"], [x if x is not None else float("nan") for x in s["stored_per_s"]],
+    nan = float("nan")
+    ax1.plot(s["t"], [x if x is not None else nan for x in s.get("received_per_s", [])],
+             label="received/s (ingester)", lw=0.8, alpha=0.7)
+    ax1.plot(s["t"], [x if x is not None else nan for x in s["stored_per_s"]],
              label="stored/s (ingester)", lw=1.2)
     ax1.axhline(c["offered_rate"], color="grey", ls=":", lw=1, label="offered")
     top = max([c["offered_rate"] * c["burst"], *s["published_per_s"],
