@@ -104,7 +104,7 @@ def _ordered(rec: dict[str, Any]) -> bool:
 def _series(r: dict[str, Any]) -> dict[str, Any]:
     """Per sample: seconds since t0, published/s and stored/s over the last interval, CPU %."""
     rows = [s for s in r["samples"] if s.get("acked") is not None]
-    t, pub, stored, received, backlog, pending = [], [], [], [], [], []
+    t, pub, stored, backlog, pending = [], [], [], [], []
     cpu: dict[str, list[float]] = {}
 
     def rate(a: dict[str, Any], b: dict[str, Any], key: str, dt: float) -> float | None:
@@ -118,13 +118,12 @@ def _series(r: dict[str, Any]) -> dict[str, Any]:
         t.append(round(b["t"] - r["t0"], 2))
         pub.append(round((b["acked"] - a["acked"]) / dt, 1))
         stored.append(rate(a, b, "stored", dt))
-        received.append(rate(a, b, "received", dt))
         backlog.append(None if b.get("stored") is None else b["sent"] - b["stored"])
         pending.append(b.get("pending"))
         for name in b["cpu"]:
             if name in a["cpu"]:
                 cpu.setdefault(name, []).append(round(100 * (b["cpu"][name] - a["cpu"][name]) / dt, 1))
-    return {"t": t, "published_per_s": pub, "received_per_s": received, "stored_per_s": stored,
+    return {"t": t, "published_per_s": pub, "stored_per_s": stored,
             "backlog": backlog, "ingest_pending": pending, "cpu_pct": cpu}
 
 
@@ -154,6 +153,7 @@ def analyse(r: dict[str, Any]) -> dict[str, Any]:
     series = _series(r)
     settle = r["stored_at_settle"]
     stored_rates = [x for x in series["stored_per_s"] if x is not None]
+    last = next((x for x in reversed(r["samples"]) if x.get("flushes") is not None), {})
     throughput = {
         "offered_msgs_per_s": r["config"]["offered_rate"],
         "published": published, "published_telemetry": pub["telemetry"],
@@ -165,6 +165,9 @@ def analyse(r: dict[str, Any]) -> dict[str, Any]:
         "stored_msgs_per_s": round(stored / max(settle["t"] - r["t0"], 1e-9), 1),
         "peak_stored_msgs_per_s": max(stored_rates, default=0),
         "max_backlog": max((b for b in series["backlog"] if b is not None), default=0),
+        "ingest_batch_writes": last.get("flushes"),
+        "ingest_batch_writes_over_1s": (None if last.get("flushes") is None else
+                                        last["flushes"] - last["flushes_within_1s"]),
         "caught_up_after_publishing_s": (round(max(0.0, settle["t"] - pub["publishing_ended"]), 2)
                                          if settle["stored"] >= published else None),
     }
@@ -241,7 +244,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"  published {th['published']:,} ({th['published_msgs_per_s']:,.0f} msg/s)  stored "
         f"{th['stored']:,} (peak {th['peak_stored_msgs_per_s']:,.0f} msg/s)  lost {th['lost']}  "
         f"duplicates {th['duplicates']}  rejected {th['rejected']}",
-        f"  ingest backlog max {th['max_backlog']:,} messages; "
+        f"  ingest backlog max {th['max_backlog']:,} messages; batch writes "
+        f"{th['ingest_batch_writes']} ({th['ingest_batch_writes_over_1s']} over 1 s); "
         + (f"all stored {th['caught_up_after_publishing_s']} s after publishing ended"
            if th["caught_up_after_publishing_s"] is not None
            else "NOT all stored within the settle timeout (--settle-timeout)"),
@@ -284,10 +288,7 @@ def plot(r: dict[str, Any], path: Path) -> None:
     s, c = r["series"], r["config"]
     fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(11, 11), sharex=True)
     ax1.plot(s["t"], s["published_per_s"], label="published/s", lw=1.2)
-    nan = float("nan")
-    ax1.plot(s["t"], [x if x is not None else nan for x in s.get("received_per_s", [])],
-             label="received/s (ingester)", lw=0.8, alpha=0.7)
-    ax1.plot(s["t"], [x if x is not None else nan for x in s["stored_per_s"]],
+    ax1.plot(s["t"], [x if x is not None else float("nan") for x in s["stored_per_s"]],
              label="stored/s (ingester)", lw=1.2)
     ax1.axhline(c["offered_rate"], color="grey", ls=":", lw=1, label="offered")
     top = max([c["offered_rate"] * c["burst"], *s["published_per_s"],
