@@ -20,7 +20,10 @@ from firetower.protocol import (
     NumberField,
     ProtocolError,
     decode,
+    decode_telemetry,
+    decode_telemetry_fast,
     encode,
+    parse_json_object,
     parse_topic,
 )
 
@@ -177,6 +180,68 @@ def test_decoder_agrees_with_schema_on_telemetry(candidate) -> None:
     schema_ok = jsonschema.Draft202012Validator(schema_for(MessageType.TELEMETRY, kind)).is_valid(obj)
     decoder_ok = reason_of(MessageType.TELEMETRY, kind, encode(obj)) is None
     assert decoder_ok == schema_ok, obj
+
+
+@st.composite
+def near_valid_telemetry(draw: st.DrawFn) -> tuple[DeviceKind, dict[str, Any]]:
+    """Mostly well-formed telemetry with at most one thing wrong or unusual, so both the
+    typed path's acceptances and its hand-overs are exercised."""
+    kind = draw(st.sampled_from(list(DeviceKind)))
+    ts = draw(st.datetimes(min_value=datetime(1999, 12, 31), max_value=datetime(2026, 11, 30),
+                           timezones=st.just(UTC)))
+    tail = draw(st.sampled_from(["Z", "+08:00", "-00:00", ".123Z", ".123456+05:30", ".5Z",
+                                 ".123456789Z", "z", "+0800", ""]))
+    obj: dict[str, Any] = {"seq": draw(st.integers(0, 2**63 - 1)),
+                           "ts": ts.strftime("%Y-%m-%dT%H:%M:%S") + tail}
+    for field in TELEMETRY_FIELDS[kind]:
+        if field.required or draw(st.booleans()):
+            if isinstance(field, NumberField):
+                obj[field.name] = draw(st.one_of(
+                    st.floats(field.lo, field.hi), st.integers(int(field.lo), int(field.hi)),
+                    st.sampled_from([field.lo, field.hi])))
+            else:
+                obj[field.name] = draw(st.booleans())
+    flaw = draw(st.sampled_from(["none", "none", "seq", "field", "drop", "extra", "null"]))
+    if flaw == "seq":
+        obj["seq"] = draw(st.sampled_from([-1, 2**63, 1.0, 2.5, "1", True]))
+    elif flaw == "field":
+        name = draw(st.sampled_from([f.name for f in TELEMETRY_FIELDS[kind]]))
+        obj[name] = draw(st.one_of(_junk, st.sampled_from([-1e-9, 1e6, 1e300])))
+    elif flaw == "drop":
+        obj.pop(draw(st.sampled_from(sorted(obj))))
+    elif flaw == "extra":
+        obj[draw(st.sampled_from(["vendor_x", "pressure_kpa", "mains_ok"]))] = draw(_junk)
+    elif flaw == "null":
+        obj[draw(st.sampled_from(sorted(obj)))] = None
+    return kind, obj
+
+
+@settings(max_examples=800, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(near_valid_telemetry(), telemetry_candidates()))
+def test_typed_telemetry_path_is_the_full_decoder_on_what_it_takes(candidate) -> None:
+    """The one-call msgspec path may pass a payload on, never decide differently."""
+    kind, obj = candidate
+    payload = encode(obj)
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    fast = decode_telemetry_fast("dev-1", kind, payload, now)
+    if fast is None:
+        return
+    assert fast == decode_telemetry("dev-1", kind, parse_json_object(payload), now), obj
+    assert fast == decode("dev-1", MessageType.TELEMETRY, kind, payload, now)
+
+
+def test_typed_telemetry_path_takes_the_common_shape() -> None:
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    good = encode({"seq": 7, "ts": "2026-11-27T10:00:00.123Z", "obscuration_pct_per_m": 1,
+                   "temperature_c": 21.5})
+    t = decode_telemetry_fast("sd-1", DeviceKind.SMOKE_DETECTOR, good, now)
+    assert t is not None and t.obscuration_pct_per_m == 1.0 and t.co_ppm is None
+    assert type(t.obscuration_pct_per_m) is float
+    for other in ({"seq": 7.0}, {"co_ppm": None}, {"vendor": 1}, {"ts": "2026-11-27 10:00:00Z"}):
+        body = {"seq": 7, "ts": "2026-11-27T10:00:00.123Z", "obscuration_pct_per_m": 1,
+                "temperature_c": 21.5} | other
+        assert decode_telemetry_fast("sd-1", DeviceKind.SMOKE_DETECTOR, encode(body), now) \
+            is None, other
 
 
 @st.composite
