@@ -15,25 +15,29 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(150)
 def test_bench_e2e_tiny(tmp_path: Path) -> None:
     out, png = tmp_path / "e2e.json", tmp_path / "e2e.png"
     proc = subprocess.run(
         [sys.executable, "-m", "firetower", "bench", "e2e", "--devices", "300", "--interval", "1",
-         "--duration", "5", "--fires", "2", "--burst", "2", "--burst-duration", "1",
-         "--publishers", "2", "--json", str(out), "--plot", str(png)],
-        cwd=ROOT, capture_output=True, text=True, timeout=110)
+         "--duration", "16", "--fires", "2", "--fire-kind", "mixed", "--burst", "2",
+         "--burst-duration", "1", "--publishers", "2", "--json", str(out), "--plot", str(png)],
+        cwd=ROOT, capture_output=True, text=True, timeout=140)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r = json.loads(out.read_text())
 
     th = r["throughput"]
-    assert th["published"] == r["published"]["telemetry"] + 2 > 1500  # 310 msg/s for 5 s + burst
+    # 310 msg/s for 16 s + the burst; the panel fire's event; the smoke fire's 2 + 13 readings
+    assert th["published"] == r["published"]["telemetry"] + 1 > 5000
     assert th["lost"] == 0 and th["duplicates"] == 0 and th["rejected"] == 0
     assert th["stored"] == th["published"]
     assert r["ceiling"]["lost"] == 0 and r["ceiling"]["msgs_per_s"] > 0
 
     f = r["fires"]
     assert f["injected"] == 2
+    assert [x["kind"] for x in r["fire_records"]] == ["panel", "smoke"]
+    assert r["fire_records"][0]["alarm_type"] == "panel.fire"
+    assert r["fire_records"][1]["alarm_type"].startswith(("smoke.", "multi"))
     assert f["seen_by_operator"] == f["verdicts_ok"] == f["delivered_to_receiver"] == 2
     assert f["forwarded_by_operator"] == 2 and f["in_order"] == 2
     assert r["receiver"]["bad_signatures"] == 0
@@ -51,15 +55,21 @@ def test_bench_e2e_tiny(tmp_path: Path) -> None:
             < rec["verdict_answered"]
         assert rec["verdict_at"] < rec["forwarded_at"] < rec["receiver_forwarded"]
         e2e = rec["client:fire_to_delivered"]
-        parts = ("device_to_received", "received_to_stored", "stored_to_shown")
+        parts = ("fire_to_condition", "device_to_received", "received_to_stored",
+                 "stored_to_shown")
         assert sum(rec[f"client:{p}"] for p in parts) == pytest.approx(
             rec["client:fire_to_operator"], abs=0.01)
         assert e2e > rec["client:fire_to_operator"]
         for clock in ("device_ts", "received_at", "stored_at", "verdict_at", "forwarded_at"):
             assert rec[clock] is not None
-        for stage, values in lat.items():  # a column missing gives None, never a bogus figure
-            if values["clocks"] and values["clocks"]["n"]:
-                assert values["clocks"]["min"] >= 0, stage
+    panel, smoke = r["fire_records"]
+    assert panel["client:fire_to_condition"] == 0
+    assert 9_000 < smoke["client:fire_to_condition"] < 13_000  # the smoke rule's 10 s hold
+    assert smoke["clocks:fire_to_condition"] == pytest.approx(smoke["client:fire_to_condition"],
+                                                              abs=2)
+    for stage, values in lat.items():  # a column missing gives None, never a bogus figure
+        if values["clocks"] and values["clocks"]["n"]:
+            assert values["clocks"]["min"] >= 0, stage
 
     # per-process CPU and memory, the time series, and the plot
     for name in ("ingest", "api", "dispatch", "operator", "receiver", "mosquitto",

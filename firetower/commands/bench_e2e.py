@@ -55,6 +55,7 @@ from firetower.settings import Settings
 
 PUBLISHER = "firetower.commands.bench_e2e_publisher"
 COUNTER_ID = "bench-e2e-counter"
+SMOKE_HOLD_S = 12.0  # a smoke fire's detector reads above the alarm level this long (for_s 10)
 # The alarm row's latency clocks, in pipeline order (ingested_at, shown_at and delivered_at
 # come with migration 0005; a column that does not exist is read as None).
 CLOCKS = ("device_ts", "received_at", "ingested_at", "stored_at", "shown_at",
@@ -71,7 +72,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, help="offered telemetry msg/s (instead of "
                         "devices / interval)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of publishing")
-    parser.add_argument("--fires", type=int, default=10, help="fire events injected")
+    parser.add_argument("--fires", type=int, default=10, help="fires injected")
+    parser.add_argument("--fire-kind", choices=("panel", "smoke", "mixed"), default="panel",
+                        help="panel: the panel's fire event for a smoke detector (alarm at "
+                             "once); smoke: the detector's own readings cross the alarm level "
+                             f"with CO and heat (alarm after the rule's {SMOKE_HOLD_S - 2:.0f} s "
+                             "hold); mixed: alternately")
     parser.add_argument("--burst", type=float, default=1.0,
                         help="X: publish at X times the rate during the burst")
     parser.add_argument("--burst-duration", type=float, default=10.0, help="seconds")
@@ -122,9 +128,11 @@ def _log(text: str) -> None:
 
 
 # -- the fleet and the fires ------------------------------------------------------------------
-def plan_fires(fleet: Any, n: int, duration: float, seed: int) -> list[dict[str, Any]]:
-    """`n` smoke detectors on distinct sites (then distinct points), each signalled by its
-    panel at an instant spread evenly over the middle of the run."""
+def plan_fires(fleet: Any, n: int, duration: float, seed: int,
+               kind: str = "panel") -> list[dict[str, Any]]:
+    """`n` smoke detectors on distinct sites (then distinct points), each catching fire at an
+    instant spread evenly over the middle of the run: signalled by its panel's fire event
+    (`panel`), or by its own readings crossing the alarm level (`smoke`), or alternately."""
     from firetower.model import DeviceKind
 
     rng = random.Random(f"bench-e2e/{seed}")
@@ -141,13 +149,29 @@ def plan_fires(fleet: Any, n: int, duration: float, seed: int) -> list[dict[str,
     chosen = []
     for k in range(min(n, len(smoke))):
         chosen.append(by_site[sites[k % len(sites)]][k // len(sites)])
+    kinds = ["smoke" if kind == "smoke" or (kind == "mixed" and k % 2) else "panel"
+             for k in range(len(chosen))]
+    span = duration - (SMOKE_HOLD_S + 1.0 if "smoke" in kinds else 0.0)
+    if chosen and span <= 0:
+        raise SystemExit(f"bench e2e: smoke fires need --duration > {SMOKE_HOLD_S + 1:.0f} s")
     fires = []
-    for k, d in enumerate(chosen):
-        at = duration * (0.5 if n == 1 else 0.1 + 0.8 * k / (n - 1))
-        fires.append({"fire": k, "at": round(at, 3), "detector": d.id, "panel": d.parent_id,
-                      "zone": d.zone, "point": d.point, "location": d.location,
-                      "key": [d.parent_id, f"{d.zone}/{d.point}"]})
+    for k, (d, fk) in enumerate(zip(chosen, kinds, strict=True)):
+        at = span * (0.5 if n == 1 else 0.1 + 0.8 * k / (n - 1))
+        fire = {"fire": k, "kind": fk, "at": round(at, 3), "detector": d.id,
+                "panel": d.parent_id, "zone": d.zone, "point": d.point, "location": d.location}
+        if fk == "panel":
+            fire.update(device=d.parent_id)
+        else:
+            fire.update(device=d.id, hold_s=SMOKE_HOLD_S, every_s=1.0)
+        fires.append(fire)
     return fires
+
+
+def alarm_key(fire: dict[str, Any]) -> tuple[str, str]:
+    """(device_id, point) of the alarm an injected fire raises."""
+    if fire["kind"] == "panel":
+        return fire["panel"], f"{fire['zone']}/{fire['point']}"
+    return fire["detector"], ""
 
 
 def _write_partitions(fleet: Any, n: int, workdir: Path) -> tuple[list[Path], dict[str, int]]:
@@ -368,13 +392,13 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> dict[str, A
     rate = args.rate or n_devices / args.interval
     burst_at = args.burst_at if args.burst_at is not None else max(
         0.0, (args.duration - args.burst_duration) / 2)
-    fires = plan_fires(fleet, args.fires, args.duration, args.seed)
+    fires = plan_fires(fleet, args.fires, args.duration, args.seed, args.fire_kind)
     result: dict[str, Any] = {
         "benchmark": "e2e", "cores": os.cpu_count(), "load_average_start": os.getloadavg()[0],
         "config": {"devices": n_devices, "sites": sites, "per_kind": args.per_kind,
                    "interval_s": None if args.rate else args.interval,
                    "offered_rate": round(rate, 1), "duration_s": args.duration,
-                   "fires": len(fires), "burst": args.burst,
+                   "fires": len(fires), "fire_kind": args.fire_kind, "burst": args.burst,
                    "burst_s": args.burst_duration if args.burst != 1 else 0.0,
                    "burst_at_s": burst_at if args.burst != 1 else None,
                    "publishers": args.publishers, "plain": args.plain, "seed": args.seed},
@@ -496,7 +520,7 @@ async def _run(args: argparse.Namespace, settings: Settings, url: str, broker: A
         n_pub = len(files)
         t0 = time.time() + 1.0
         per = [{"rate": rate / n_pub,
-                "fires": [f for f in fires if owner[f["panel"]] == i]} for i in range(n_pub)]
+                "fires": [f for f in fires if owner[f["device"]] == i]} for i in range(n_pub)]
         common = {"t0": t0, "duration": args.duration, "burst_factor": args.burst,
                   "burst_start": burst_at, "burst_s": args.burst_duration}
         pubs = await start_publishers(workdir, files, broker.port, "run", common, per)
@@ -537,12 +561,17 @@ async def _run(args: argparse.Namespace, settings: Settings, url: str, broker: A
             await asyncio.sleep(0.2)
         out["stored_at_settle"] = {"t": time.time(), "stored": stored}
         rx_got: list[Any] = []
+        keys = [alarm_key(f) for f in fires if f["fire"] in {x["fire"] for x in fired}]
         while time.monotonic() < deadline:
             rx_got, _, _ = rx.call("dump")
             forwarded = {a for _, typ, a, _ in rx_got if typ == "alarm.forwarded"}
+            alarmed = await conn.fetchval(  # injected fires with a fire alarm
+                "SELECT count(DISTINCT (device_id, point)) FROM alarms WHERE class = 'fire'"
+                " AND (device_id, point) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+                [k[0] for k in keys], [k[1] for k in keys])
             n_fire_alarms = await conn.fetchval(
-                "SELECT count(*) FROM alarms WHERE type = 'panel.fire'")
-            if n_fire_alarms >= len(fired) and len(forwarded) >= n_fire_alarms:
+                "SELECT count(*) FROM alarms WHERE class = 'fire' AND mode = 'normal'")
+            if alarmed >= len(keys) and len(forwarded) >= n_fire_alarms:
                 break
             await asyncio.sleep(0.5)
         await sampler.sample(None, dbname)

@@ -31,6 +31,7 @@ from simulators.lanes import Lane
 
 REPORT_EVERY_S = 0.5
 CHUNK = 500  # messages published between two turns of the event loop
+BASELINE_S = 2.0  # a smoke fire's detector reports normally this long before (the baseline)
 
 # Quiet-day readings by kind (the bytes after `"ts":"...",`).
 _BODY = {
@@ -40,6 +41,62 @@ _BODY = {
     "sprinkler_pressure": b'"pressure_kpa":601.3,"flow_lps":0.0}',
     "alarm_panel": b'"mains_ok":true,"battery_ok":true,"battery_v":27.2}',
 }
+# A smoke detector in a fire: twice the default alarm level (6.4 %/m), with the CO and the
+# temperature rise that confirm it (docs/alarms.md: smoke must then hold `for_s`, 10 s).
+_BURNING = b'"obscuration_pct_per_m":12.8,"temperature_c":27.4,"co_ppm":60.0,"battery_v":3.02}'
+
+
+class Fires:
+    """The fires this process injects, as timed actions: a panel's fire event (`panel`), or a
+    smoke detector whose readings cross the alarm level (`smoke`): one normal reading
+    `BASELINE_S` before, then a burning reading every `every_s` for `hold_s` seconds (and any
+    scheduled report of the detector in that window burns too)."""
+
+    def __init__(self, fires: list[dict[str, Any]]) -> None:
+        actions: list[tuple[float, int, str, dict[str, Any]]] = []
+        for f in fires:
+            if f.get("kind", "panel") == "panel":
+                actions.append((f["at"], 0, "panel", f))
+                continue
+            actions.append((f["at"] - BASELINE_S, -1, "baseline", f))
+            k = 0
+            while k * f["every_s"] <= f["hold_s"]:
+                actions.append((f["at"] + k * f["every_s"], k, "burning", f))
+                k += 1
+        self.actions = sorted(actions, key=lambda a: (a[0], a[1]))
+        self.records: dict[int, dict[str, Any]] = {}
+        self.events = 0
+        self.readings = 0
+
+    def due(self, el: float) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        while self.actions and self.actions[0][0] <= el:
+            _, _, what, f = self.actions.pop(0)
+            out.append((what, f))
+        return out
+
+    def next_in(self, el: float) -> float:
+        return self.actions[0][0] - el if self.actions else 1.0
+
+    def body(self, what: str, f: dict[str, Any], seq: int, ts: str) -> tuple[str, bytes]:
+        if what == "panel":
+            self.events += 1
+            return f"fire/v1/{f['device']}/event", encode(
+                {"seq": seq, "ts": ts, "category": "fire", "active": True, "zone": f["zone"],
+                 "point": f["point"], "component": "smoke_detector", "location": f["location"]})
+        self.readings += 1
+        rest = _BURNING if what == "burning" else _BODY["smoke_detector"]
+        return (f"fire/v1/{f['device']}/telemetry",
+                b'{"seq":%d,"ts":"%s",%s' % (seq, ts.encode(), rest))
+
+    def record(self, what: str, f: dict[str, Any], seq: int, at: float, ts: str) -> None:
+        if what == "baseline":
+            return
+        rec = self.records.setdefault(f["fire"], {
+            "fire": f["fire"], "kind": f.get("kind", "panel"), "device": f["device"],
+            "seq": seq, "published_at": at, "ts": ts, "readings": []})
+        if what == "burning":
+            rec["readings"].append([seq, at, ts])
 
 
 class Schedule:
@@ -69,7 +126,8 @@ async def run(cfg: dict[str, Any]) -> int:
     bodies = [_BODY[k] for _, k in devices]
     index = {d: i for i, (d, _) in enumerate(devices)}
     seqs = [0] * len(devices)
-    fires = sorted(cfg.get("fires", []), key=lambda f: f["at"])
+    fires = Fires(cfg.get("fires", []))
+    burning: dict[int, float] = {}  # device index -> end of its burning window (run seconds)
     lane = Lane(cfg["host"], cfg["port"], window=cfg.get("window", 10_000),
                 client_id=cfg["client_id"])
     await lane.start()
@@ -81,7 +139,6 @@ async def run(cfg: dict[str, Any]) -> int:
     sched = Schedule(cfg.get("rate", 0.0), cfg.get("burst_factor", 1.0),
                      cfg.get("burst_start", 0.0), cfg.get("burst_s", 0.0))
     duration = cfg.get("duration", 0.0)
-    fired: list[dict[str, Any]] = []
     n = 0
     m = len(devices)
     put = lane.put
@@ -90,40 +147,43 @@ async def run(cfg: dict[str, Any]) -> int:
         el = time.time() - t0
         if count is None and el >= duration:
             break
-        while fires and fires[0]["at"] <= el:
-            f = fires.pop(0)
-            i = index[f["panel"]]
+        for what, f in fires.due(el):
+            i = index[f["device"]]
             seqs[i] += 1
-            body = {"seq": seqs[i], "ts": "", "category": "fire", "active": True,
-                    "zone": f["zone"], "point": f["point"], "component": "smoke_detector",
-                    "location": f["location"]}
             at = time.time()
-            body["ts"] = format_ts(datetime.fromtimestamp(at, UTC))
-            await put(f"fire/v1/{f['panel']}/event", encode(body), 1, False)
-            fired.append({"fire": f["fire"], "panel": f["panel"], "seq": seqs[i],
-                          "published_at": at, "ts": body["ts"]})
+            ts_text = format_ts(datetime.fromtimestamp(at, UTC))
+            topic, payload = fires.body(what, f, seqs[i], ts_text)
+            await put(topic, payload, 1, False)
+            fires.record(what, f, seqs[i], at, ts_text)
+            if what == "burning":
+                burning[i] = f["at"] + f["hold_s"]
         due = count if count is not None else sched.due(el)
         if n < due:
             ts = format_ts(datetime.now(UTC)).encode()
             for _ in range(min(due - n, CHUNK)):
                 i = n % m
                 seqs[i] += 1
-                await put(topics[i], b'{"seq":%d,"ts":"%s",%s' % (seqs[i], ts, bodies[i]), 1,
-                          False)
+                body = bodies[i]
+                if burning and i in burning:  # a scheduled report inside its fire burns too
+                    if el < burning[i]:
+                        body = _BURNING
+                    else:
+                        del burning[i]
+                await put(topics[i], b'{"seq":%d,"ts":"%s",%s' % (seqs[i], ts, body), 1, False)
                 n += 1
             await asyncio.sleep(0)
         elif count is not None:
             break
         else:
-            next_fire = fires[0]["at"] - el if fires else 1.0
-            await asyncio.sleep(max(0.0, min(0.002, next_fire)))
+            await asyncio.sleep(max(0.0, min(0.002, fires.next_in(el))))
         if time.monotonic() - last_report >= REPORT_EVERY_S:
             _report(lane)
             last_report = time.monotonic()
     _report(lane, published_until=time.time())
     drained = await lane.drain(300.0)
     await lane.stop()
-    _report(lane, final=True, started=started, telemetry=n, events=len(fired), fires=fired,
+    _report(lane, final=True, started=started, telemetry=n + fires.readings,
+            events=fires.events, fires=list(fires.records.values()),
             error=None if drained else "timed out waiting for PUBACKs")
     return 0 if drained and not lane.stats.errors else 1
 

@@ -11,14 +11,20 @@ Latency stages are computed twice for every injected fire:
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from firetower.commands.bench_support import percentile
 
 # stage -> (label, client-side boundaries, row-clock boundaries)
+# `published` / `fire_ts`: the fire's first message (publish time / its device time);
+# `trigger_published` / `device_ts`: the message that raised the alarm (the same message for a
+# panel's fire event; for a smoke fire the reading that completed the rule's hold).
 STAGES: dict[str, tuple[str, tuple[str, str] | None, tuple[str, str] | None]] = {
-    "device_to_received": ("device -> centre received", ("published", "received_at"),
+    "fire_to_condition": ("fire -> condition met (rule hold)",
+                          ("published", "trigger_published"), ("fire_ts", "device_ts")),
+    "device_to_received": ("device -> centre received", ("trigger_published", "received_at"),
                            ("device_ts", "received_at")),
     "received_to_ingested": ("  received -> decided (rule engine)", None,
                              ("received_at", "ingested_at")),
@@ -36,13 +42,14 @@ STAGES: dict[str, tuple[str, tuple[str, str] | None, tuple[str, str] | None]] = 
                                ("forwarded_at", "delivered_at")),
     "stored_to_raised_webhook": ("stored -> alarm.raised at the receiver",
                                  ("stored_at", "receiver_raised"), None),
-    "fire_to_operator": ("END TO END fire event -> operator", ("published", "sse_arrival"),
-                         ("device_ts", "shown_at")),
-    "fire_to_delivered": ("END TO END fire event -> webhook delivered",
-                          ("published", "receiver_forwarded"), ("device_ts", "delivered_at")),
+    "fire_to_operator": ("END TO END fire -> operator", ("published", "sse_arrival"),
+                         ("fire_ts", "shown_at")),
+    "fire_to_delivered": ("END TO END fire -> webhook delivered",
+                          ("published", "receiver_forwarded"), ("fire_ts", "delivered_at")),
 }
 # client-side observations in pipeline order (a fire's times must not go backwards)
-ORDER = ("published", "received_at", "stored_at", "sse_arrival", "verdict_answered")
+ORDER = ("published", "trigger_published", "received_at", "stored_at", "sse_arrival",
+         "verdict_answered")
 ORDER_AFTER_VERDICT = ("verdict_at", "forwarded_at", "receiver_forwarded")
 
 
@@ -54,12 +61,35 @@ def _pcts(values: list[float]) -> dict[str, Any]:
             "max": round(max(values), 2), "min": round(min(values), 2)}
 
 
+def _epoch(ts: str) -> float:
+    return datetime.fromisoformat(ts).timestamp()
+
+
+def _trigger(f: dict[str, Any], device_ts: float | None) -> float | None:
+    """Publish time of the fire's message that raised the alarm (device time = device_ts)."""
+    if f.get("kind", "panel") == "panel":
+        return f["published_at"]
+    if device_ts is None:
+        return None
+    for _seq, at, ts in f["readings"]:
+        if abs(_epoch(ts) - device_ts) < 0.0005:
+            return at
+    return None
+
+
 def fire_records(r: dict[str, Any]) -> list[dict[str, Any]]:
-    """One record per injected fire: every time stamp known for it (epoch seconds)."""
+    """One record per injected fire: every time stamp known for it (epoch seconds). A fire's
+    alarm is the first fire alarm of its (device, point) (the panel's point for a panel fire;
+    a smoke fire may also raise a second, multi-criteria alarm on the same detector)."""
+    from firetower.commands.bench_e2e import alarm_key
+
     plan = {f["fire"]: f for f in r["fires_plan"]}
-    rows = {(a["device_id"], a["point"]): a for a in r["fire_rows"] if a["type"] == "panel.fire"}
-    seen = {(o["device_id"], o["point"]): o for o in r["operator_fires"]
-            if o.get("type") == "panel.fire"}
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for a in r["fire_rows"]:  # ordered by id: keep the first
+        rows.setdefault((a["device_id"], a["point"]), a)
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for o in sorted(r["operator_fires"], key=lambda o: o["alarm_id"]):
+        seen.setdefault((o["device_id"], o["point"]), o)
     at_rx: dict[tuple[int, str], float] = {}
     for e in r["receiver_events"]:
         key = (e["alarm_id"], e["type"])
@@ -67,13 +97,16 @@ def fire_records(r: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for f in sorted(r["fired"], key=lambda x: x["published_at"]):
         p = plan[f["fire"]]
-        key = (p["panel"], f"{p['zone']}/{p['point']}")
+        key = alarm_key(p)
         row = rows.get(key, {})
         op = seen.get(key, {})
         aid = row.get("id") or op.get("alarm_id")
         rec: dict[str, Any] = {
-            "fire": f["fire"], "panel": p["panel"], "detector": p["detector"], "alarm_id": aid,
+            "fire": f["fire"], "kind": p["kind"], "panel": p["panel"], "detector": p["detector"],
+            "alarm_id": aid, "alarm_type": row.get("type") or op.get("type"),
             "published": f["published_at"], "t": f["published_at"] - r["t0"],
+            "fire_ts": _epoch(f["ts"]),
+            "trigger_published": _trigger(f, row.get("device_ts")),
             "sse_arrival": op.get("shown"), "verdict_sent": op.get("verdict_sent"),
             "verdict_answered": op.get("verdict_done"), "verdict_status": op.get("verdict_status"),
             "receiver_raised": at_rx.get((aid, "alarm.raised")),
@@ -144,6 +177,17 @@ def _processes(r: dict[str, Any], stored: int) -> dict[str, Any]:
     return out
 
 
+def _latency(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for name, (label, client, clocks) in STAGES.items():
+        out[name] = {"label": label.strip(),
+                     "client": _pcts([x[f"client:{name}"] for x in recs
+                                      if x[f"client:{name}"] is not None]) if client else None,
+                     "clocks": _pcts([x[f"clocks:{name}"] for x in recs
+                                      if x[f"clocks:{name}"] is not None]) if clocks else None}
+    return out
+
+
 def analyse(r: dict[str, Any]) -> dict[str, Any]:
     pub, db = r["published"], r["db"]
     published = pub["telemetry"] + pub["events"]
@@ -171,13 +215,10 @@ def analyse(r: dict[str, Any]) -> dict[str, Any]:
         "caught_up_after_publishing_s": (round(max(0.0, settle["t"] - pub["publishing_ended"]), 2)
                                          if settle["stored"] >= published else None),
     }
-    latency = {}
-    for name, (label, client, clocks) in STAGES.items():
-        latency[name] = {"label": label.strip(),
-                         "client": _pcts([x[f"client:{name}"] for x in recs
-                                          if x[f"client:{name}"] is not None]) if client else None,
-                         "clocks": _pcts([x[f"clocks:{name}"] for x in recs
-                                          if x[f"clocks:{name}"] is not None]) if clocks else None}
+    latency = _latency(recs)
+    kinds = sorted({x["kind"] for x in recs})
+    by_kind = {k: _latency([x for x in recs if x["kind"] == k]) for k in kinds} \
+        if len(kinds) > 1 else None
     injected = len(r["fired"])
     fires = {"injected": injected,
              "alarms_stored": sum(1 for x in recs if x["stored_at"] is not None),
@@ -193,14 +234,14 @@ def analyse(r: dict[str, Any]) -> dict[str, Any]:
     from simulators.injection import Expect, Injection
 
     injections = []
-    from datetime import UTC, datetime
     plan = {f["fire"]: f for f in r["fires_plan"]}
     for f in r["fired"]:
         p = plan[f["fire"]]
+        at = "panel_fire_at" if p["kind"] == "panel" else "smoke_alarm_level_at"
         injections.append(Injection(
-            "bench_e2e", "panel_fire", Expect.FIRE_ALARM, (p["detector"], p["panel"]),
+            "bench_e2e", f"{p['kind']}_fire", Expect.FIRE_ALARM, (p["detector"], p["panel"]),
             datetime.fromtimestamp(f["published_at"], UTC), None,
-            {"panel": p["panel"], "primary": p["detector"], "panel_fire_at": f["ts"],
+            {"panel": p["panel"], "primary": p["detector"], at: f["ts"],
              "zone": p["zone"], "point": p["point"], "seq": f["seq"]}).as_dict())
     waits: dict[str, int] = {}
     for row in r["samples"]:
@@ -208,7 +249,8 @@ def analyse(r: dict[str, Any]) -> dict[str, Any]:
             waits[w] = waits.get(w, 0) + n
     n_samples = max(1, sum(1 for row in r["samples"] if "pg_waits" in row))
     pg_waits = {w: round(n / n_samples, 2) for w, n in sorted(waits.items(), key=lambda kv: -kv[1])}
-    return {"throughput": throughput, "latency_ms": latency, "fires": fires,
+    return {"throughput": throughput, "latency_ms": latency, "latency_ms_by_kind": by_kind,
+            "fires": fires,
             "postgres_busy_backends": pg_waits,
             "fire_records": recs, "series": series, "injections": injections,
             "processes": _processes(r, stored), "ok": ok}
@@ -230,7 +272,8 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [
         f"firetower bench e2e ({r['storage']}): {c['devices']:,} devices at {c['sites']:,} sites "
         f"reporting {every} = {c['offered_rate']:,.0f} msg/s offered, {c['duration_s']} s"
-        f"{burst}; {c['publishers']} publisher processes, {r['cores']} cores, load "
+        f"{burst}; {c['fires']} {c.get('fire_kind', 'panel')} fires; {c['publishers']} "
+        f"publisher processes, {r['cores']} cores, load "
         f"{r['load_average_start']:.1f} -> {r['load_average_end']:.1f}",
         f"  registration {r['register_s']} s (COPY); components up in {r['startup_s']} s",
     ]
@@ -256,10 +299,15 @@ def format_report(r: dict[str, Any]) -> str:
         "",
         f"  {'latency (ms)':<44}{'':>6}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}",
     ]
-    for _name, st in r["latency_ms"].items():
+    rows = list(r["latency_ms"].items())
+    for kind, stages in (r.get("latency_ms_by_kind") or {}).items():
+        rows += [(name, {**st, "label": f"{st['label'].replace('END TO END ', '')} ({kind})"})
+                 for name, st in stages.items()
+                 if name in ("fire_to_condition", "fire_to_operator", "fire_to_delivered")]
+    for _name, st in rows:
         label = st["label"]
         for src in ("client", "clocks"):
-            if st[src] is not None and st[src].get("n"):
+            if st[src] is not None and st[src].get("n") and st[src]["max"] != 0:
                 lines.append(f"  {label:<44}{src:>6}{_fmt(st[src])}")
                 label = ""
     lines += ["", f"  {'process':<14}{'CPU s':>8}{'CPU %':>8}{'µs/msg':>9}{'peak RSS MB':>13}"]
