@@ -36,7 +36,7 @@ class DeviceRegistry:
     def __init__(self, url: str, partitioning: Partitioning | None = None,
                  on_change: ChangeListener | None = None) -> None:
         self.url = url
-        self.partitioning = partitioning if partitioning and not partitioning.serves_all else None
+        self.partitioning = partitioning if partitioning and partitioning.partitioned else None
         self.on_change = on_change
         self.devices: dict[str, tuple[DeviceKind, Lifecycle]] = {}
         self.partition: dict[str, int] = {}  # partitioned: device id -> its partition

@@ -344,6 +344,27 @@ async def test_a_worker_subscribes_its_partition_and_new_devices_of_it(clean_db,
         await ingester.stop()
 
 
+async def test_a_worker_that_owns_every_partition_runs_a_session_for_each(clean_db, broker) -> None:
+    sites = [f"pa-{i}" for i in range(9)]
+    for s in sites:
+        await register(clean_db.url, [(f"{s}-d0", "heat_detector")], site=s)
+    settings = settings_for(clean_db.url, broker, ingest_partitions=3)
+    ingester = Ingester(settings)
+    await ingester.start()
+    try:
+        assert list(ingester.sessions) == [0, 1, 2]
+        for p, session in ingester.sessions.items():
+            assert set(session.subscriptions) == {
+                topic_filter(f"{s}-d0") for s in sites if partition_of(s, 3) == p}
+        ts = format_ts(datetime.now(UTC))
+        await publish(broker.port, [(topic_for(f"{s}-d0", "telemetry"),
+                                     encode({"seq": 1, "ts": ts, "temperature_c": 20.0}))
+                                    for s in sites])
+        await wait_for(lambda: _true(ingester.totals["stored"] == len(sites)), 10)
+    finally:
+        await ingester.stop()
+
+
 async def _true(value: bool) -> bool:
     return value
 
