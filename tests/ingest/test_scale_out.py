@@ -34,6 +34,7 @@ import httpx
 import pytest
 
 from firetower.broker import free_port
+from firetower.model import Message
 from firetower.protocol import encode, format_ts, topic_for
 from ingest.partition import partition_of, topic_filter
 from ingest.service import Ingester, PartitionLease
@@ -293,6 +294,60 @@ async def test_a_lease_is_held_by_one_worker_at_a_time(clean_db) -> None:
     finally:
         for lease in (first, second, other):
             await lease.release()
+
+
+async def test_a_worker_that_loses_its_lease_exits_at_once(clean_db, broker, tmp_path: Path) -> None:
+    fleet = build_fleet(sites=4, per_site=2)
+    await register_fleet(clean_db.url, fleet)
+    log = tmp_path / "worker.log"
+    worker = spawn_worker(clean_db.url, broker.url, 0, 0, log)
+    try:
+        await wait_for(lambda: _true("partition lease: holding" in log.read_text()), 30)
+        rows = await fetch(clean_db.url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                         " WHERE application_name = 'scale-test lease p0'")
+        assert [r[0] for r in rows] == [True]
+        for _ in range(100):
+            if worker.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert worker.returncode == 75, log.read_text()[-2000:]
+        assert "partition lease of 0 lost" in log.read_text()
+    finally:
+        stop([worker])
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.devices: list[str] = []
+
+    def on_message(self, message: Message) -> None:
+        self.devices.append(message.device_id)
+
+
+async def test_a_stale_subscription_is_stored_but_not_evaluated(clean_db, broker) -> None:
+    """A session that still holds a device of another partition (after a site move or a
+    change of P) stores its messages and keeps them from its rule engine."""
+    mine = next(f"st-{i}" for i in range(100) if partition_of(f"st-{i}", 2) == 0)
+    other = next(f"st-{i}" for i in range(100) if partition_of(f"st-{i}", 2) == 1)
+    await register(clean_db.url, [("dev-mine", "heat_detector")], site=mine)
+    await register(clean_db.url, [("dev-other", "heat_detector")], site=other)
+    recorder = Recorder()
+    ingester = Ingester(settings_for(clean_db.url, broker, ingest_partitions=2,
+                                     ingest_owned_partitions="0"), listeners=[recorder])
+    await ingester.start()
+    try:
+        ingester.sessions[0].subscribe_many([topic_filter("dev-other")])  # left from before
+        await asyncio.sleep(0.2)
+        ts = format_ts(datetime.now(UTC))
+        body_ = encode({"seq": 1, "ts": ts, "temperature_c": 20.0})
+        await publish(broker.port, [(topic_for("dev-mine", "telemetry"), body_),
+                                    (topic_for("dev-other", "telemetry"), body_)])
+        await wait_for(lambda: _stored_of(clean_db.url, "dev-other"), 10)
+        await wait_for(lambda: _stored_of(clean_db.url, "dev-mine"), 10)
+        assert recorder.devices == ["dev-mine"]
+        assert ingester._strays == {"dev-other"}
+    finally:
+        await ingester.stop()
 
 
 async def test_one_partition_keeps_the_single_fire_wildcard_session(clean_db, broker) -> None:
