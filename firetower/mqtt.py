@@ -207,14 +207,6 @@ class AsyncMqtt:
             self._send_subscribe([(t, qos) for t in new])
         return len(new)
 
-    def unsubscribe_many(self, topics: Iterable[str]) -> int:
-        """Unsubscribe topic filters (and stop renewing them). Returns how many were known."""
-        gone = [t for t in topics if self.subscriptions.pop(t, None) is not None]
-        if gone and self.client.is_connected():
-            for chunk in filter_chunks(gone):
-                self.client.unsubscribe(chunk)
-        return len(gone)
-
     def _send_subscribe(self, pairs: list[tuple[str, int]]) -> None:
         qos_of = dict(pairs)
         for chunk in filter_chunks(t for t, _ in pairs):
