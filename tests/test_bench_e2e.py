@@ -45,28 +45,37 @@ def test_bench_e2e_tiny(tmp_path: Path) -> None:
     # every stage measured and positive, from the client side and (where the columns exist)
     # from the alarm rows' clocks; each fire's time stamps in pipeline order
     lat = r["latency_ms"]
+    # the smoke alarm is raised by its last reading, or by the rule's timer when the hold runs
+    # out first (a race by design): then it has no triggering message
+    by_message = 2 - f["raised_by_timer"]
+    assert r["fire_records"][0]["raised_by"] == "message"
     for stage in ("device_to_received", "received_to_stored", "stored_to_shown",
                   "shown_to_verdict", "verdict_to_forwarded", "forwarded_to_delivered",
                   "fire_to_operator", "fire_to_delivered"):
         c = lat[stage]["client"]
-        assert c["n"] == 2 and 0 < c["min"] <= c["p50"] <= c["max"], (stage, c)
+        n = by_message if stage in ("device_to_received", "received_to_stored") else 2
+        assert c["n"] == n and 0 < c["min"] <= c["p50"] <= c["max"], (stage, c)
     for rec in r["fire_records"]:
-        assert rec["published"] < rec["received_at"] < rec["stored_at"] < rec["sse_arrival"] \
-            < rec["verdict_answered"]
+        timer = rec["raised_by"] == "timer"
+        assert rec["published"] < (rec["ingested_at"] if timer else rec["received_at"]) \
+            < rec["stored_at"] < rec["sse_arrival"] < rec["verdict_answered"]
         assert rec["verdict_at"] < rec["forwarded_at"] < rec["receiver_forwarded"]
         e2e = rec["client:fire_to_delivered"]
-        parts = ("fire_to_condition", "device_to_received", "received_to_stored",
-                 "stored_to_shown")
-        assert sum(rec[f"client:{p}"] for p in parts) == pytest.approx(
-            rec["client:fire_to_operator"], abs=0.01)
+        if not timer:
+            parts = ("fire_to_condition", "device_to_received", "received_to_stored",
+                     "stored_to_shown")
+            assert sum(rec[f"client:{p}"] for p in parts) == pytest.approx(
+                rec["client:fire_to_operator"], abs=0.01)
+            for clock in ("device_ts", "received_at"):
+                assert rec[clock] is not None
         assert e2e > rec["client:fire_to_operator"]
-        for clock in ("device_ts", "received_at", "stored_at", "verdict_at", "forwarded_at"):
+        for clock in ("stored_at", "verdict_at", "forwarded_at"):
             assert rec[clock] is not None
     panel, smoke = r["fire_records"]
     assert panel["client:fire_to_condition"] == 0
     assert 9_000 < smoke["client:fire_to_condition"] < 13_000  # the smoke rule's 10 s hold
     assert smoke["clocks:fire_to_condition"] == pytest.approx(smoke["client:fire_to_condition"],
-                                                              abs=2)
+                                                              abs=5)
     for stage, values in lat.items():  # a column missing gives None, never a bogus figure
         if values["clocks"] and values["clocks"]["n"]:
             assert values["clocks"]["min"] >= 0, stage

@@ -127,7 +127,8 @@ async def run(cfg: dict[str, Any]) -> int:
     index = {d: i for i, (d, _) in enumerate(devices)}
     seqs = [0] * len(devices)
     fires = Fires(cfg.get("fires", []))
-    burning: dict[int, float] = {}  # device index -> end of its burning window (run seconds)
+    # device index -> (end of its burning window in run seconds, the fire's record)
+    burning: dict[int, tuple[float, dict[str, Any]]] = {}
     lane = Lane(cfg["host"], cfg["port"], window=cfg.get("window", 10_000),
                 client_id=cfg["client_id"])
     await lane.start()
@@ -156,7 +157,7 @@ async def run(cfg: dict[str, Any]) -> int:
             await put(topic, payload, 1, False)
             fires.record(what, f, seqs[i], at, ts_text)
             if what == "burning":
-                burning[i] = f["at"] + f["hold_s"]
+                burning[i] = (f["at"] + f["hold_s"], fires.records[f["fire"]])
         due = count if count is not None else sched.due(el)
         if n < due:
             ts = format_ts(datetime.now(UTC)).encode()
@@ -165,8 +166,9 @@ async def run(cfg: dict[str, Any]) -> int:
                 seqs[i] += 1
                 body = bodies[i]
                 if burning and i in burning:  # a scheduled report inside its fire burns too
-                    if el < burning[i]:
+                    if el < burning[i][0]:
                         body = _BURNING
+                        burning[i][1]["readings"].append([seqs[i], time.time(), ts.decode()])
                     else:
                         del burning[i]
                 await put(topics[i], b'{"seq":%d,"ts":"%s",%s' % (seqs[i], ts, body), 1, False)

@@ -20,10 +20,13 @@ from firetower.commands.bench_support import percentile
 # stage -> (label, client-side boundaries, row-clock boundaries)
 # `published` / `fire_ts`: the fire's first message (publish time / its device time);
 # `trigger_published` / `device_ts`: the message that raised the alarm (the same message for a
-# panel's fire event; for a smoke fire the reading that completed the rule's hold).
+# panel's fire event; for a smoke fire the reading that completed the rule's hold). A smoke
+# alarm the rule's timer raised (the hold ran out before the next reading) has no such message:
+# its condition instant is the decision (`ingested_at`), and it has no device -> received or
+# received -> stored figure.
 STAGES: dict[str, tuple[str, tuple[str, str] | None, tuple[str, str] | None]] = {
     "fire_to_condition": ("fire -> condition met (rule hold)",
-                          ("published", "trigger_published"), ("fire_ts", "device_ts")),
+                          ("published", "condition_at"), ("fire_ts", "condition_clock")),
     "device_to_received": ("device -> centre received", ("trigger_published", "received_at"),
                            ("device_ts", "received_at")),
     "received_to_ingested": ("  received -> decided (rule engine)", None,
@@ -106,6 +109,9 @@ def fire_records(r: dict[str, Any]) -> list[dict[str, Any]]:
             "alarm_id": aid, "alarm_type": row.get("type") or op.get("type"),
             "published": f["published_at"], "t": f["published_at"] - r["t0"],
             "fire_ts": _epoch(f["ts"]),
+            # a smoke alarm raised by the rule's timer (its hold ran out on the centre's clock
+            # before the next reading arrived) has no triggering message: no device_ts
+            "raised_by": None if not row else "message" if row.get("device_ts") else "timer",
             "trigger_published": _trigger(f, row.get("device_ts")),
             "sse_arrival": op.get("shown"), "verdict_sent": op.get("verdict_sent"),
             "verdict_answered": op.get("verdict_done"), "verdict_status": op.get("verdict_status"),
@@ -117,6 +123,9 @@ def fire_records(r: dict[str, Any]) -> list[dict[str, Any]]:
         for c in ("device_ts", "received_at", "ingested_at", "stored_at", "shown_at",
                   "acknowledged_at", "verdict_at", "forwarded_at", "delivered_at"):
             rec[c] = row.get(c)
+        timer = rec["raised_by"] == "timer"
+        rec["condition_at"] = rec["ingested_at"] if timer else rec["trigger_published"]
+        rec["condition_clock"] = rec["ingested_at"] if timer else rec["device_ts"]
         for name, (_, client, clocks) in STAGES.items():
             for src, pair in (("client", client), ("clocks", clocks)):
                 a, b = (rec.get(pair[0]), rec.get(pair[1])) if pair else (None, None)
@@ -127,8 +136,9 @@ def fire_records(r: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _ordered(rec: dict[str, Any]) -> bool:
+    skip = ("trigger_published", "received_at") if rec["raised_by"] == "timer" else ()
     for chain in (ORDER, ORDER_AFTER_VERDICT):
-        times = [rec[k] for k in chain]
+        times = [rec[k] for k in chain if k not in skip]
         if any(t is None for t in times) or any(b < a for a, b in itertools.pairwise(times)):
             return False
     return True
@@ -227,7 +237,8 @@ def analyse(r: dict[str, Any]) -> dict[str, Any]:
              "forwarded": sum(1 for x in recs if x["forwarded_at"] is not None),
              "delivered_to_receiver": sum(1 for x in recs if x["receiver_forwarded"] is not None),
              "forwarded_by_operator": sum(1 for x in recs if x["forward_basis"] == "operator"),
-             "in_order": sum(1 for x in recs if x["ordered"])}
+             "in_order": sum(1 for x in recs if x["ordered"]),
+             "raised_by_timer": sum(1 for x in recs if x["raised_by"] == "timer")}
     ok = (throughput["lost"] == 0 and throughput["duplicates"] == 0
           and fires["seen_by_operator"] == injected == fires["delivered_to_receiver"]
           and r["receiver"]["bad_signatures"] == 0)
@@ -295,7 +306,9 @@ def format_report(r: dict[str, Any]) -> str:
         f"  fires: {f['injected']} injected, {f['alarms_stored']} alarms, {f['seen_by_operator']} "
         f"seen by the operator, {f['verdicts_ok']} verdicts, {f['forwarded']} forwarded "
         f"({f['forwarded_by_operator']} on the verdict), {f['delivered_to_receiver']} delivered; "
-        f"{r['receiver']['bad_signatures']} bad signatures",
+        f"{r['receiver']['bad_signatures']} bad signatures"
+        + (f"; {f['raised_by_timer']} raised by the rule's timer (no triggering message, so no "
+           "device -> received figure)" if f.get("raised_by_timer") else ""),
         "",
         f"  {'latency (ms)':<44}{'':>6}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}",
     ]
