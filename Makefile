@@ -20,8 +20,15 @@ $(BIN)/firetower: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-## (Re)start the local PostgreSQL if it is not running (idempotent).
+PG_CONF := /etc/postgresql/$(PG_VERSION)/main/conf.d/80-firetower.conf
+
+## (Re)start the local PostgreSQL if it is not running, with deploy/postgresql/firetower.conf
+## (idempotent: restarts only when that file changed).
 services:
+	@if [ -n "$(PG_VERSION)" ] && ! cmp -s deploy/postgresql/firetower.conf $(PG_CONF); then \
+	  install -m 644 deploy/postgresql/firetower.conf $(PG_CONF) && \
+	  echo "installed $(PG_CONF); restarting PostgreSQL" && \
+	  pg_ctlcluster --skip-systemctl-redirect $(PG_VERSION) main restart; fi
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $(PG_VERSION) main start
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 
