@@ -69,9 +69,20 @@ def session_client_id(base: str, partition: int) -> str:
     return f"{base}-p{partition}"
 
 
+def priority_client_id(session_id: str) -> str:
+    """The client id of the session that carries a session's events and status (fire first:
+    the broker queues per session, so they never wait behind telemetry)."""
+    return f"{session_id}-priority"
+
+
 def topic_filter(device_id: str) -> str:
-    """Everything one device publishes (telemetry, event, status), as one exact filter."""
-    return f"{TOPIC_ROOT}/{device_id}/+"
+    """One device's telemetry, as one exact filter (the bulk session of its partition)."""
+    return f"{TOPIC_ROOT}/{device_id}/telemetry"
+
+
+def priority_filters(device_id: str) -> list[str]:
+    """One device's events and status (the priority session of its partition)."""
+    return [f"{TOPIC_ROOT}/{device_id}/event", f"{TOPIC_ROOT}/{device_id}/status"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,12 +7,21 @@ Two paths, each with its own database connection, so a fire never waits behind t
 A message is acknowledged to the broker only after the transaction holding it commits.
 Accepted messages also go to the listeners (the rule engine) as soon as they are decoded.
 
-With one partition (the default) the ingester is one persistent MQTT session subscribed to
-`fire/#`. Partitioned (`ingest_partitions` P > 1, docs/scaling.md) it runs one persistent
-session per partition it owns, client id `{ingest_client_id}-p{p}`, subscribed to the exact
-topics `fire/v1/{device}/+` of the registered devices of that partition: every message of a
-device then reaches one session in the order the broker received it, and a worker's rule engine
-sees only its own devices. The lanes and their database connections are shared by the sessions.
+Fire first at the broker too: the broker keeps one FIFO queue per session, so a backlog of
+telemetry would hold a fire event back. Every bulk session therefore has a priority session
+(client id `<bulk id>-priority`) for events and status, read by the same event loop.
+
+With one partition (the default) the bulk session subscribes `fire/#` (so malformed topics are
+seen and recorded) and the priority session `fire/v1/+/event` and `fire/v1/+/status`; the
+bulk session's copies of events and status are acknowledged and dropped once the priority
+session's subscription stands (before that, at a first start, they are handled: storage is
+idempotent and the engine drops a repeated event seq). Partitioned (`ingest_partitions`
+P > 1, docs/scaling.md) it runs a session pair per partition it owns, client ids
+`{ingest_client_id}-p{p}` and `...-p{p}-priority`, subscribed to the exact topics of the
+registered devices of that partition (`fire/v1/{device}/telemetry`; `.../event`,
+`.../status`): every message of a device then reaches one worker, each type in the order the
+broker received it, and a worker's rule engine sees only its own devices. The lanes and their
+database connections are shared by the sessions.
 """
 
 from __future__ import annotations
@@ -41,7 +50,13 @@ from firetower.protocol import ProtocolError, decode, parse_topic, reject, subsc
 from firetower.settings import Settings
 from ingest import metrics
 from ingest.batch import Batch, Unknown, WriteResult
-from ingest.partition import Partitioning, session_client_id, topic_filter
+from ingest.partition import (
+    Partitioning,
+    priority_client_id,
+    priority_filters,
+    session_client_id,
+    topic_filter,
+)
 from ingest.registry import DeviceRegistry
 from ingest.writer import BatchWriter
 
@@ -91,8 +106,11 @@ class Ingester:
         self.registry = DeviceRegistry(settings.database_url,
                                        self.partitioning if partitioned else None,
                                        self._devices_changed if partitioned else None)
-        # one persistent MQTT session per owned partition (partition 0 alone when P = 1)
+        # one persistent MQTT session per owned partition (partition 0 alone when P = 1), and
+        # its priority session for events and status
         self.sessions: dict[int, AsyncMqtt] = {}
+        self.priority_sessions: dict[int, AsyncMqtt] = {}
+        self._priority_ready = False  # P = 1: the priority subscription stands
         self._by_index: list[AsyncMqtt] = []
         self._strays: set[str] = set()
         self.totals: dict[str, int] = dict.fromkeys(
@@ -114,33 +132,41 @@ class Ingester:
         part = self.partitioning
         if part.partitioned:
             for p in part.owned:
-                self._session(p, session_client_id(self.client_id, p))
+                cid = session_client_id(self.client_id, p)
+                self._session(p, cid)
+                self._session(p, priority_client_id(cid), priority=True)
             # the first load subscribes every owned device (sent once connected)
             await self.registry.start()
             what = (f"partitions {','.join(map(str, part.owned))} of {part.partitions} "
                     f"({len(self.registry.devices)} devices)")
         else:
             await self.registry.start()
-            topic = subscription()
-            if s.ingest_shared_group:
-                topic = f"$share/{s.ingest_shared_group}/{topic}"
+            share = f"$share/{s.ingest_shared_group}/" if s.ingest_shared_group else ""
+            topic = share + subscription()
             self._session(0, self.client_id).subscribe(topic, 1)
-            what = topic
+            prio = self._session(0, priority_client_id(self.client_id), priority=True)
+            prio.client.on_subscribe = self._priority_subscribed
+            prio.subscribe_many([share + subscription(MessageType.EVENT),
+                                 share + subscription(MessageType.STATUS)], 1)
+            what = f"{topic} (events and status first on their own session)"
         for lane in (self.priority, self.bulk):
             self._tasks.append(asyncio.create_task(self._flush_loop(lane), name=f"flush-{lane.name}"))
-        sessions = list(self.sessions.values())
+        sessions = self._by_index
         await asyncio.gather(*(m.start(timeout=None) for m in sessions))
         await asyncio.wait_for(asyncio.gather(*(m.connected.wait() for m in sessions)), 30)
         log.info("ingesting %s from mqtt://%s:%s", what, s.mqtt_host, s.mqtt_port)
 
-    def _session(self, partition: int, client_id: str) -> AsyncMqtt:
+    def _priority_subscribed(self, *args: object) -> None:
+        self._priority_ready = True
+
+    def _session(self, partition: int, client_id: str, *, priority: bool = False) -> AsyncMqtt:
         s = self.settings
         mqtt = AsyncMqtt(s.mqtt_host, s.mqtt_port, client_id=client_id, clean_session=False,
                          manual_ack=True, credentials=s.mqtt_credentials)
         mqtt.generation = len(self._by_index) << _SESSION_SHIFT
         mqtt.client.user_data_set(mqtt)  # _on_message learns which session delivered
         mqtt.set_on_message(self._on_message)
-        self.sessions[partition] = mqtt
+        (self.priority_sessions if priority else self.sessions)[partition] = mqtt
         self._by_index.append(mqtt)
         return mqtt
 
@@ -151,6 +177,10 @@ class Ingester:
         given to the rule engine, so nothing is lost while its new owner has not subscribed
         yet (docs/scaling.md, "Moving devices")."""
         for p, ids in arrived.items():
+            # priority first: a device's events are never routed to nobody while its
+            # telemetry already flows
+            self.priority_sessions[p].subscribe_many(
+                [f for i in ids for f in priority_filters(i)], 1)
             new = self.sessions[p].subscribe_many([topic_filter(i) for i in ids], 1)
             if new and self._tasks:  # after the start, when the first load is logged anyway
                 log.info("partition %d: subscribed %d new device(s)", p, new)
@@ -184,14 +214,23 @@ class Ingester:
         generation = userdata.generation
         topic = msg.topic
         payload = msg.payload
-        self.totals["received"] += 1
         try:
             device_id, mtype = parse_topic(topic)
         except ProtocolError as exc:
+            self.totals["received"] += 1
             self._reject(reject(topic, payload, received_at, exc, self.settings.reject_payload_cap),
                          msg.mid, generation)
             return
-        lane = self.bulk if mtype is MessageType.TELEMETRY else self.priority
+        if mtype is MessageType.TELEMETRY:
+            lane = self.bulk
+        else:
+            lane = self.priority
+            if self._priority_ready and userdata is self.sessions.get(0) and \
+                    self.registry.partitioning is None:
+                # the copy of what the priority session delivers (P = 1 subscribes fire/#)
+                userdata.ack(msg.mid, generation)
+                return
+        self.totals["received"] += 1
         entry = self.registry.devices.get(device_id)
         if entry is None:
             if self.registry.partitioning is not None:

@@ -21,6 +21,7 @@ from ingest.partition import (
     device_partition,
     parse_owned,
     partition_of,
+    priority_filters,
     session_client_id,
     topic_filter,
 )
@@ -150,11 +151,14 @@ def test_session_client_ids() -> None:
 
 @given(ids, ids)
 def test_a_device_filter_matches_its_own_topics_only(device: str, other: str) -> None:
-    f = topic_filter(device)
+    bulk, prio = topic_filter(device), priority_filters(device)
     for kind in ("telemetry", "event", "status"):
-        assert topic_matches_sub(f, topic_for(device, kind))
-        assert topic_matches_sub(f, topic_for(other, kind)) == (other == device)
-    assert not topic_matches_sub(f, f"fire/v1/{device}/telemetry/extra")
+        for d in (device, other):
+            on_bulk = topic_matches_sub(bulk, topic_for(d, kind))
+            on_prio = any(topic_matches_sub(f, topic_for(d, kind)) for f in prio)
+            assert on_bulk == (d == device and kind == "telemetry")
+            assert on_prio == (d == device and kind != "telemetry")
+    assert not topic_matches_sub(bulk, f"fire/v1/{device}/telemetry/extra")
 
 
 @given(st.lists(ids, max_size=3000),
