@@ -111,6 +111,7 @@ class Ingester:
         self.sessions: dict[int, AsyncMqtt] = {}
         self.priority_sessions: dict[int, AsyncMqtt] = {}
         self._priority_ready = False  # P = 1: the priority subscription stands
+        self._acked = 0  # messages acknowledged after their commit (in flight = received - it)
         self._by_index: list[AsyncMqtt] = []
         self._strays: set[str] = set()
         self.totals: dict[str, int] = dict.fromkeys(
@@ -151,6 +152,7 @@ class Ingester:
             what = f"{topic} (events and status first on their own session)"
         for lane in (self.priority, self.bulk):
             self._tasks.append(asyncio.create_task(self._flush_loop(lane), name=f"flush-{lane.name}"))
+        metrics.serve_in_flight(lambda: self.totals["received"] - self._acked)
         sessions = self._by_index
         await asyncio.gather(*(m.start(timeout=None) for m in sessions))
         await asyncio.wait_for(asyncio.gather(*(m.connected.wait() for m in sessions)), 30)
@@ -311,6 +313,7 @@ class Ingester:
             self._ack(batch.acks)
 
     def _ack(self, acks: list[tuple[int, int]]) -> None:
+        self._acked += len(acks)
         sessions = self._by_index
         if len(sessions) == 1:
             sessions[0].ack_many(acks)
