@@ -58,10 +58,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit(f"firetower ingest: {exc}") from None
     if part.partitioned and settings.ingest_shared_group:
         raise SystemExit("firetower ingest: --shared-group and --partitions > 1 do not go together")
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
+    from firetower.commands.api import serve_metrics
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    serve_metrics(settings.metrics_port, "ingest")  # a port in use is logged, not fatal
 
     async def serve() -> None:
         import asyncio
