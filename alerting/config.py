@@ -167,6 +167,9 @@ class RuleConfig:
         for o in overrides or []:
             self.by_scope.setdefault((o.scope, o.target), []).append(o)
         self._cache: dict[tuple[DeviceKind, str | None, str | None], DeviceParams] = {}
+        # Equal parameters are one object, however many devices, sites or kinds resolve to
+        # them (a device override equal to its site's costs no memory per device).
+        self._interned: dict[DeviceParams, DeviceParams] = {d: d for d in DEFAULTS.values()}
 
     def resolve(self, device_id: str, kind: DeviceKind, site_id: str | None) -> DeviceParams:
         has_own = ("device", device_id) in self.by_scope
@@ -182,5 +185,6 @@ class RuleConfig:
                     params = apply(params, o.rule, o.params)
                 except ConfigError as exc:
                     log.error("rule override %s %s refused: %s", o.scope, o.target, exc)
+        params = self._interned.setdefault(params, params)
         self._cache[key] = params
         return params

@@ -23,7 +23,7 @@ from typing import Any
 from alerting.condition import Edge, Level
 from alerting.config import RuleConfig
 from alerting.decision import Action, Decision
-from alerting.device import DeviceInfo, DeviceState, split_key
+from alerting.device import DeviceInfo, DeviceState, last_of, split_key
 from alerting.modes import ModeTable, ModeWindow
 from alerting.rules import coincidence, early_warning, heat, panel, smoke, sprinkler
 from alerting.rules.base import Context, Hit, Timer, step
@@ -134,7 +134,7 @@ class Engine:
             if off is not None and off.active:
                 self._online(st, now)
         if tp is Telemetry:
-            st.last = m  # type: ignore[assignment]
+            st.last = last_of(m)  # type: ignore[arg-type]  # values only: no datetimes kept
             kind = st.info.kind
             if kind is DeviceKind.SMOKE_DETECTOR:
                 quiet = not conds or _quiet(conds.get(smoke.ALARM), conds.get(smoke.PREALARM))

@@ -4,54 +4,93 @@
 small however long a device reports. `Buckets` folds readings into one mean per `bucket_s` (for
 trends over hours or days in a few dozen points). `slope()` is an ordinary least-squares fit:
 plain Python below `NUMPY_MIN_POINTS` points (measured faster for short windows), numpy above.
+
+Memory (docs/performance.md, "rule-engine state"): a Ring is one `array('d')` of interleaved
+times and values (16 B a sample, exact), not lists of float objects (64 B a sample). A Buckets
+keeps no times at all: the bucket of period k (`k * bucket_s` ≤ t < `(k + 1) * bucket_s`) lives
+in slot `k % size` of one `array('f')` of means (4 B a bucket, NaN = no reading in that
+period), so the window is the last `size` periods before the open one; the time of a bucket is
+its centre, as before. Means are float32 (battery V, obscuration %/m, kPa: 7 significant
+digits, far below the sensors' resolution); times are never float32.
 """
 
 from __future__ import annotations
+
+import math
+from array import array
 
 import numpy as np
 
 # Below this many points a Python loop fits faster than converting to numpy arrays.
 NUMPY_MIN_POINTS = 256
+_NAN = math.nan
+_ZEROS = array("d", [0.0])
+_NANS = array("f", [_NAN])
 
 
 class Ring:
-    __slots__ = ("n", "pos", "size", "ts", "vs")
+    """The last `size` (t, v) samples, in one array: buf[2i] = t, buf[2i + 1] = v."""
+
+    __slots__ = ("buf", "n", "pos")
 
     def __init__(self, size: int) -> None:
-        self.size = size
-        self.ts: list[float] = [0.0] * size
-        self.vs: list[float] = [0.0] * size
-        self.pos = 0
+        self.buf = _ZEROS * (2 * size)
+        self.pos = 0  # the slot the next sample goes to
         self.n = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.buf) >> 1
 
     def add(self, t: float, v: float) -> None:
         p = self.pos
-        self.ts[p] = t
-        self.vs[p] = v
-        self.pos = (p + 1) % self.size
-        if self.n < self.size:
+        b = self.buf
+        b[2 * p] = t
+        b[2 * p + 1] = v
+        p += 1
+        size = len(b) >> 1
+        self.pos = 0 if p == size else p
+        if self.n < size:
             self.n += 1
+
+    def _ordered(self) -> tuple[list[float], list[float]]:
+        b = self.buf
+        n = self.n
+        if n < (len(b) >> 1):
+            seq = b[: 2 * n]  # not wrapped yet: slots 0 .. n-1
+        else:
+            cut = 2 * self.pos
+            seq = b[cut:] + b[:cut]
+        return seq[0::2].tolist(), seq[1::2].tolist()
 
     def since(self, t0: float) -> tuple[list[float], list[float]]:
         """Samples with t >= t0, oldest first."""
-        ts: list[float] = []
-        vs: list[float] = []
-        start = (self.pos - self.n) % self.size
-        for i in range(self.n):
-            j = (start + i) % self.size
-            if self.ts[j] >= t0:
-                ts.append(self.ts[j])
-                vs.append(self.vs[j])
-        return ts, vs
+        ts, vs = self._ordered()
+        if not ts or min(ts) >= t0:
+            return ts, vs
+        out_t: list[float] = []
+        out_v: list[float] = []
+        for t, v in zip(ts, vs, strict=True):
+            if t >= t0:
+                out_t.append(t)
+                out_v.append(v)
+        return out_t, out_v
+
+    def count_since(self, t0: float) -> int:
+        """len(self.since(t0)[0]), without building the lists."""
+        ts = self._ordered()[0]
+        return sum(1 for t in ts if t >= t0)
 
     def last(self) -> tuple[float, float] | None:
         if not self.n:
             return None
-        j = (self.pos - 1) % self.size
-        return self.ts[j], self.vs[j]
+        p = self.pos - 1
+        if p < 0:
+            p += len(self.buf) >> 1
+        return self.buf[2 * p], self.buf[2 * p + 1]
 
     def dump(self) -> list[object]:
-        ts, vs = self.since(float("-inf"))
+        ts, vs = self._ordered()
         return [self.size, ts, vs]
 
     @classmethod
@@ -64,16 +103,21 @@ class Ring:
 
 
 class Buckets:
-    """One mean per `bucket_s` of device time, the last `size` buckets kept."""
+    """One mean per `bucket_s` of device time over the last `size` periods (see the module
+    docstring): slot k % size holds the mean of period k, NaN when nothing was read in it."""
 
-    __slots__ = ("acc_n", "acc_sum", "bucket_s", "current", "ring")
+    __slots__ = ("acc_n", "acc_sum", "bucket_s", "current", "means")
 
     def __init__(self, bucket_s: float, size: int) -> None:
         self.bucket_s = bucket_s
-        self.ring = Ring(size)
+        self.means = _NANS * size
         self.current = -1.0  # start of the open bucket
         self.acc_sum = 0.0
         self.acc_n = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.means)
 
     def add(self, t: float, v: float) -> bool:
         """Add one reading; True when a bucket was closed (the trend may have changed)."""
@@ -84,22 +128,85 @@ class Buckets:
             return False
         closed = False
         if self.acc_n and start > self.current:
-            self.ring.add(self.current + self.bucket_s / 2, self.acc_sum / self.acc_n)
+            self._close(start)
             closed = True
         elif start < self.current:  # late reading for a closed bucket: ignore
             return False
         self.current, self.acc_sum, self.acc_n = start, v, 1
         return closed
 
+    def _close(self, new_start: float) -> None:
+        bs = self.bucket_s
+        m = self.means
+        size = len(m)
+        k_old = round(self.current / bs)
+        k_new = round(new_start / bs)
+        m[k_old % size] = self.acc_sum / self.acc_n
+        for k in range(k_old + 1, min(k_new, k_old + 1 + size)):  # periods with no reading
+            m[k % size] = _NAN
+
+    def since(self, t0: float) -> tuple[list[float], list[float]]:
+        """(centre time, mean) of the closed buckets of the window with t >= t0, oldest
+        first."""
+        ts: list[float] = []
+        vs: list[float] = []
+        if self.current < 0 and not self.acc_n:
+            return ts, vs
+        bs = self.bucket_s
+        cur = self.current
+        kc = round(cur / bs)
+        half = bs / 2
+        m = self.means
+        size = len(m)
+        for back in range(size, 0, -1):
+            v = m[(kc - back) % size]
+            if v == v:  # not NaN
+                t = cur - back * bs + half
+                if t >= t0:
+                    ts.append(t)
+                    vs.append(v)
+        return ts, vs
+
+    def last(self) -> tuple[float, float] | None:
+        """The newest closed bucket of the window."""
+        if self.current < 0 and not self.acc_n:
+            return None
+        bs = self.bucket_s
+        kc = round(self.current / bs)
+        m = self.means
+        size = len(m)
+        for back in range(1, size + 1):
+            v = m[(kc - back) % size]
+            if v == v:
+                return self.current - back * bs + bs / 2, v
+        return None
+
+    @property
+    def full(self) -> bool:
+        return all(v == v for v in self.means)
+
     def dump(self) -> list[object]:
-        return [self.bucket_s, self.current, self.acc_sum, self.acc_n, self.ring.dump()]
+        return [self.bucket_s, self.current, self.acc_sum, self.acc_n, self.means.tobytes()]
 
     @classmethod
     def load(cls, data: list[object]) -> Buckets:
-        bucket_s, current, acc_sum, acc_n, ring = data
-        b = cls(float(bucket_s), 1)  # type: ignore[arg-type]
+        """Load a dump; also the format before the means array (version 1 of the rule state:
+        the last element is a Ring dump [size, centre times, means])."""
+        bucket_s, current, acc_sum, acc_n, body = data
+        b = cls.__new__(cls)
+        b.bucket_s = float(bucket_s)  # type: ignore[arg-type]
         b.current, b.acc_sum, b.acc_n = float(current), float(acc_sum), int(acc_n)  # type: ignore[arg-type, call-overload]
-        b.ring = Ring.load(ring)  # type: ignore[arg-type]
+        if isinstance(body, bytes | bytearray):
+            b.means = array("f")
+            b.means.frombytes(body)
+            return b
+        size, ts, vs = body  # type: ignore[misc]
+        b.means = _NANS * int(size)
+        kc = round(b.current / b.bucket_s)
+        for t, v in zip(ts, vs, strict=True):
+            k = math.floor(t / b.bucket_s)  # t is the bucket's centre
+            if kc - int(size) <= k < kc:
+                b.means[k % int(size)] = v
         return b
 
 

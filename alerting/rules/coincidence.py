@@ -25,9 +25,11 @@ Member = tuple[str, str]  # (device id, point)
 
 def track(st: DeviceState, m: Telemetry, t: float, quiet: bool) -> None:
     """Keep a smoke detector's recent temperature and its clean-air baselines (EMA, updated
-    only while `quiet`, that is no smoke condition is pending or raised)."""
+    only while `quiet`, that is no smoke condition is pending or raised). The temperature ring
+    is kept only while the rising-temperature criterion is on (`temp_slope_c_per_min` > 0,
+    the only reader; off by default): 400 B a detector otherwise spent on nothing."""
     temp = m.temperature_c
-    if temp is not None:
+    if temp is not None and st.params.multi.temp_slope_c_per_min > 0:
         ring = st.recent
         if ring is None:
             ring = st.recent = Ring(RING_SIZE)

@@ -42,7 +42,7 @@ def evaluate(ctx: Context, st: DeviceState, m: Telemetry) -> None:
             b = st.chamber = Buckets(p.chamber_bucket_s, p.chamber_buckets)
         if b.add(t, m.obscuration_pct_per_m):
             st.dirty = True
-            last = b.ring.last()
+            last = b.last()
             if last is not None and last[1] < p.chamber_min_baseline:
                 step(ctx, st, CHAMBER, AlarmClass.EARLY_WARNING, Level.FALSE, 0.0, p.clear_s)
                 return
@@ -52,7 +52,7 @@ def evaluate(ctx: Context, st: DeviceState, m: Telemetry) -> None:
 def _trend(ctx: Context, st: DeviceState, b: Buckets, type_: str, limit: float,
            horizon_s: float, *, falling: bool) -> None:
     p = st.params.early_warning
-    ts, vs = b.ring.since(float("-inf"))
+    ts, vs = b.since(float("-inf"))
     if len(ts) < p.min_points:
         return
     now_v = vs[-1]

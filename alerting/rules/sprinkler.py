@@ -84,7 +84,7 @@ def _trend(ctx: Context, st: DeviceState, pk: float, t: float) -> None:
         return
     st.dirty = True  # a closed bucket is worth keeping across a restart
     last_start = st.starts.last() if st.starts is not None else None
-    ts, vs = b.ring.since(last_start[0] if last_start else float("-inf"))
+    ts, vs = b.since(last_start[0] if last_start else float("-inf"))
     if len(ts) < ew.pressure_min_points:
         return
     s = slope(ts, vs)
@@ -143,7 +143,7 @@ def _jockey(ctx: Context, st: DeviceState, pk: float, t: float) -> None:
     else:
         return
     assert st.starts is not None
-    n = len(st.starts.since(t - p.jockey_window_s)[0])
+    n = st.starts.count_since(t - p.jockey_window_s)
     level = Level.TRUE if n > p.jockey_max_starts else (
         Level.FALSE if n <= p.jockey_max_starts // 2 else Level.HOLD)
     hit = step(ctx, st, JOCKEY, AlarmClass.SUPERVISORY, level, 0.0, 0.0)

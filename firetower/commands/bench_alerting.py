@@ -2,6 +2,9 @@
 
 1. Throughput: the engine alone, one core, fed pre-built decoded readings of a mixed fleet
    (smoke, heat, sprinkler, panel) with quiet-day values: readings evaluated per second.
+   Next to it, the rule-engine state per device: in memory (tracemalloc around building the
+   engine and feeding it until every window is full, per kind and for the mixed fleet) and
+   serialized (`DeviceState.dump()`, what `rule_state` stores).
 2. Latency: the alerting service against a throwaway PostgreSQL database, fed telemetry at the
    ingest rate (`--rate` readings/s) while panel fire events arrive every `--event-interval-ms`;
    for each event, the time from its arrival at the listener to the committed alarm (the
@@ -12,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import random
 import statistics
 import time
+import tracemalloc
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,6 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="telemetry readings/s fed during the latency run")
     parser.add_argument("--events", type=int, default=400, help="fire events in the latency run")
     parser.add_argument("--event-interval-ms", type=float, default=25.0)
+    parser.add_argument("--memory-devices", type=int, default=4000,
+                        help="devices per kind for the in-memory state measurement (0 = skip)")
     parser.add_argument("--no-db", action="store_true", help="throughput only")
     parser.add_argument("--through-broker", action="store_true",
                         help="also measure publish -> stored alarm through the broker and the "
@@ -46,6 +54,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     report: dict[str, Any] = {"throughput": throughput(args.devices, args.readings)}
+    if args.memory_devices > 0:
+        report["memory"] = memory(args.memory_devices)
     if not args.no_db:
         report["latency"] = asyncio.run(latency(settings, args))
     if args.through_broker:
@@ -134,6 +144,118 @@ def throughput(devices: int, readings: int) -> dict[str, Any]:
 def _state_size(engine: Any) -> int:
     blobs = [st.dump() for st in list(engine.devices.values())[:1000]]
     return round(sum(len(b) for b in blobs) / max(1, len(blobs)))
+
+
+# -- in-memory state at steady state ------------------------------------------------------------
+def memory(devices_per_kind: int = 4000) -> dict[str, Any]:
+    """Bytes the engine holds per device once every window is full, per kind and for the mixed
+    fleet of `throughput()`: tracemalloc's traced memory after building the engine and feeding
+    it, minus before (fleet, device ids and messages are made inside the measured span, so what
+    the engine keeps of them counts; what it drops does not)."""
+    out: dict[str, Any] = {}
+    _measure(lambda: _fleet(80))  # warm up: imports, caches and interned names are not state
+    for kind in KINDS:
+        out[kind] = _measure(lambda k=kind: [(f"m-{k[:4]}-{i:07d}", k, None, 1 + i % 5)
+                                             for i in range(devices_per_kind)])
+    out["mixed"] = _measure(lambda: _fleet(devices_per_kind * len(KINDS)))
+    out["max_bytes_per_device"] = max(out[k]["bytes_per_device"] for k in KINDS)
+    return out
+
+
+def _measure(make_fleet: Any) -> dict[str, Any]:
+    decisions = 0
+
+    def sink(_: Any) -> None:
+        nonlocal decisions
+        decisions += 1
+
+    gc.collect()
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        fleet = make_fleet()
+        n = len(fleet)
+        engine = _engine(fleet, sink)
+        on_message = engine.on_message
+        readings = 0
+        for m in _steady_readings(fleet):
+            on_message(m)
+            readings += 1
+        del m, fleet
+        engine.take_dirty()  # the service saves (and forgets) dirty states every 0.5 s
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    full = _windows_full(engine)
+    serialized = _state_size(engine)
+    del engine
+    return {"devices": n, "readings": readings, "decisions": decisions,
+            "bytes_per_device": round((after - before) / n),
+            "serialized_bytes_per_device": serialized, "windows_full": full}
+
+
+def _steady_readings(fleet: list[tuple[str, str, str | None, int]]) -> Iterator[Any]:
+    """Readings that fill every window the kind keeps, built one at a time (nothing here holds
+    them): hourly readings over 50 h (battery means per hour over 24 h, smoke chamber baseline
+    per hour over 48 h, the temperature rings), sprinkler pressure every 150 s over 3.2 h with a
+    jockey pump start every 300 s (5-minute pressure means over 3 h, the ring of pump starts),
+    and 8 status-only events per panel (the recent event seqs)."""
+    from firetower.model import Event, EventCategory, Telemetry
+
+    rng = random.Random(11)
+    g = rng.gauss
+    t0 = datetime.now(UTC) - timedelta(hours=60)
+    hourly = 50
+    for h in range(hourly):
+        ts = t0 + timedelta(hours=h)
+        for i, (dev, kind, _, _) in enumerate(fleet):
+            ambient = 19.0 + i % 50 / 10
+            if kind == "smoke_detector":
+                yield Telemetry(dev, h, ts, datetime.now(UTC),
+                                obscuration_pct_per_m=abs(g(0.2, 0.05)),
+                                temperature_c=g(ambient, 0.1), co_ppm=abs(g(1.0, 0.6)),
+                                battery_v=g(3.0, 0.003))
+            elif kind == "heat_detector":
+                yield Telemetry(dev, h, ts, datetime.now(UTC), temperature_c=g(ambient, 0.1),
+                                battery_v=g(3.0, 0.003))
+            elif kind == "sprinkler_pressure":
+                yield Telemetry(dev, h, ts, datetime.now(UTC), pressure_kpa=g(600, 0.8),
+                                flow_lps=0.0, battery_v=g(3.6, 0.003))
+            else:
+                yield Telemetry(dev, h, ts, datetime.now(UTC), mains_ok=True, battery_ok=True,
+                                battery_v=g(27.2, 0.02))
+    t1 = t0 + timedelta(hours=hourly)
+    for j in range(76):  # 38 pump starts, 38 five-minute buckets
+        ts = t1 + timedelta(seconds=150 * j)
+        for dev, kind, _, _ in fleet:
+            if kind == "sprinkler_pressure":
+                yield Telemetry(dev, 1000 + j, ts, datetime.now(UTC),
+                                pressure_kpa=g(600 if j % 2 == 0 else 625, 0.8), flow_lps=0.0)
+    for j in range(8):
+        ts = t1 + timedelta(seconds=j)
+        for dev, kind, _, _ in fleet:
+            if kind == "alarm_panel":
+                yield Event(dev, 100_000 + j, ts, datetime.now(UTC), EventCategory.FEEDBACK,
+                            True, zone=1, point=j + 1)
+
+
+def _windows_full(engine: Any) -> bool:
+    """Every window each device keeps is full (the measurement is at steady state)."""
+    for st in engine.devices.values():
+        for w in (st.recent, st.starts, st.battery, st.chamber, st.pressure):
+            if w is None:
+                continue
+            full = w.full if hasattr(w, "full") else w.n >= w.size
+            if not full:
+                return False
+        if st.battery is None:
+            return False
+    return True
 
 
 # -- latency -----------------------------------------------------------------------------------
@@ -342,8 +464,18 @@ def render(r: dict[str, Any]) -> str:
         "alerting bench",
         f"  rule evaluation: {t['readings_per_s']:,} readings/s wall "
         f"({t['cpu_readings_per_s']:,}/s CPU) over {t['readings']:,} readings of "
-        f"{t['devices']:,} devices, one core; state {t['state_bytes_per_device']} B/device",
+        f"{t['devices']:,} devices, one core; state {t['state_bytes_per_device']} B/device "
+        "serialized",
     ]
+    if "memory" in r:
+        mem = r["memory"]
+        lines.append("  rule-engine state at steady state (every window full), per device:")
+        for k in (*KINDS, "mixed"):
+            x = mem[k]
+            lines.append(f"    {k:<20} {x['bytes_per_device']:>5} B in memory "
+                         f"({x['serialized_bytes_per_device']} B serialized; "
+                         f"{x['devices']:,} devices, {x['readings']:,} readings"
+                         f"{'' if x['windows_full'] else ', windows NOT full'})")
     if "latency" in r:
         lt = r["latency"]
         a, d = lt["arrival_to_commit_ms"], lt["db_stored_minus_received_ms"]
