@@ -357,7 +357,15 @@ INGEST_METRICS = {"firetower_ingest_stored_total": "stored",
 
 
 async def _ingest_metrics(client: httpx.AsyncClient, port: int) -> dict[str, int]:
-    text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    # A saturated ingester answers its metrics thread late (the GIL): wait, retry, never die.
+    for attempt in range(10):
+        try:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=30)).text
+            break
+        except httpx.HTTPError:
+            if attempt == 9:
+                raise
+            await asyncio.sleep(1.0)
     out = dict.fromkeys(INGEST_METRICS.values(), 0.0)
     for line in text.splitlines():
         name, _, labels = line.partition("{")
