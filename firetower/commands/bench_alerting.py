@@ -41,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="telemetry readings/s fed during the latency run")
     parser.add_argument("--events", type=int, default=400, help="fire events in the latency run")
     parser.add_argument("--event-interval-ms", type=float, default=25.0)
-    parser.add_argument("--memory-devices", type=int, default=4000,
+    parser.add_argument("--memory-devices", type=int, default=1000,
                         help="devices per kind for the in-memory state measurement (0 = skip)")
     parser.add_argument("--no-db", action="store_true", help="throughput only")
     parser.add_argument("--through-broker", action="store_true",
@@ -147,7 +147,7 @@ def _state_size(engine: Any) -> int:
 
 
 # -- in-memory state at steady state ------------------------------------------------------------
-def memory(devices_per_kind: int = 4000) -> dict[str, Any]:
+def memory(devices_per_kind: int = 1000) -> dict[str, Any]:
     """Bytes the engine holds per device once every window is full, per kind and for the mixed
     fleet of `throughput()`: tracemalloc's traced memory after building the engine and feeding
     it, minus before (fleet, device ids and messages are made inside the measured span, so what
