@@ -21,7 +21,8 @@ _DISCONNECT = b"\xe0\x00"
 KEEPALIVE_S = 60
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """MQTT's variable-length integer (the remaining length of a packet)."""
     out = bytearray()
     while True:
         b, n = n & 0x7F, n >> 7
@@ -43,12 +44,12 @@ def connect_packet(client_id: str, keepalive: int = KEEPALIVE_S,
             flags |= 0x40
             payload += struct.pack("!H", len(password.encode())) + password.encode()
     body = b"\x00\x04MQTT\x04" + bytes([flags]) + struct.pack("!H", keepalive) + payload
-    return b"\x10" + _varint(len(body)) + body
+    return b"\x10" + varint(len(body)) + body
 
 
 def publish_packet(topic: bytes, payload: bytes, qos: int, mid: int, retain: bool) -> bytes:
     n = 2 + len(topic) + (2 if qos else 0) + len(payload)
-    head = bytes([0x30 | (qos << 1) | int(retain)]) + _varint(n) + struct.pack("!H", len(topic))
+    head = bytes([0x30 | (qos << 1) | int(retain)]) + varint(n) + struct.pack("!H", len(topic))
     if qos:
         return head + topic + struct.pack("!H", mid) + payload
     return head + topic + payload

@@ -10,15 +10,7 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from firetower.mqtt_wire import Publish, Stop, split_publishes
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+from simulators.wire_lane import varint
 
 
 def publish(topic: str, payload: bytes, qos: int, mid: int, retain: bool, dup: bool) -> bytes:
