@@ -37,8 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     from firetower import db
+    from ingest.lease import PartitionLease
     from ingest.partition import Partitioning
-    from ingest.service import Ingester, PartitionLease
+    from ingest.service import Ingester
 
     if args.client_id:
         settings = settings.model_copy(update={"ingest_client_id": args.client_id})

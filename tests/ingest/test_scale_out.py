@@ -36,8 +36,9 @@ import pytest
 from firetower.broker import free_port
 from firetower.model import Message
 from firetower.protocol import encode, format_ts, topic_for
+from ingest.lease import PartitionLease
 from ingest.partition import partition_of, topic_filter
-from ingest.service import Ingester, PartitionLease
+from ingest.service import Ingester
 from tests.conftest import settings_for, wait_for
 from tests.helpers import KINDS, body, publish, register
 
