@@ -41,8 +41,7 @@ def unshown(alarms: Iterable[dict | object]) -> list[int]:
 _PENDING: set[asyncio.Task[None]] = set()
 
 
-async def mark_shown(pool: asyncpg.Pool, ids: list[int], user: Principal,
-                     at: datetime) -> None:
+def mark_shown(pool: asyncpg.Pool, ids: list[int], user: Principal, at: datetime) -> None:
     """Record, in the background, that `user` was shown these alarms at `at` (the time they
     were sent), without delaying the next frame or response."""
     if not ids or not user.can(Permission.ALARM_HANDLE):

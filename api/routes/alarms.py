@@ -61,7 +61,7 @@ async def get_alarms(user: Reader, pool: PoolDep,
         pool, user.site_filter, classes=alarm_class, states=state, site_id=site_id,
         device_id=device_id, unfinished=unfinished, since=since, until=until, limit=limit,
         offset=offset)
-    await mark_shown(pool, unshown(data), user, datetime.now(UTC))
+    mark_shown(pool, unshown(data), user, datetime.now(UTC))
     return AlarmsPublic(data=data, count=total)
 
 
@@ -79,7 +79,7 @@ async def get_alarm(alarm_id: int, user: Reader, pool: PoolDep) -> AlarmDetail:
     """One alarm with its evidence, full timeline (every event, oldest first), its latency
     clocks by stage and the regulatory limits it met (docs/alarms.md)."""
     detail = await _detail(pool, user, alarm_id)
-    await mark_shown(pool, unshown([detail]), user, datetime.now(UTC))
+    mark_shown(pool, unshown([detail]), user, datetime.now(UTC))
     return detail
 
 

@@ -55,7 +55,7 @@ async def stream(request: Request, user: Reader, pool: PoolDep, settings: ApiSet
                 cursor = Cursor.parse(first.token)
                 sent_at = datetime.now(UTC)
                 yield _frame(first)
-                await mark_shown(pool, unshown(first.data["alarms"]), user, sent_at)
+                mark_shown(pool, unshown(first.data["alarms"]), user, sent_at)
             else:
                 cursor = resume
             last = time.monotonic()
@@ -66,7 +66,7 @@ async def stream(request: Request, user: Reader, pool: PoolDep, settings: ApiSet
                     STREAM_EVENTS_SENT.inc()
                     last = time.monotonic()
                     if msg.data.get("alarm") is not None:
-                        await mark_shown(pool, unshown([msg.data["alarm"]]), user, sent_at)
+                        mark_shown(pool, unshown([msg.data["alarm"]]), user, sent_at)
                 elif time.monotonic() - last >= keepalive:
                     yield b": keepalive\n\n"
                     last = time.monotonic()
