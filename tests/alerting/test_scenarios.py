@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("simulators.scenarios")
-
 from simulators.fleet import build_fleet
 from simulators.scenarios import SCENARIOS, generate
 
