@@ -7,6 +7,7 @@ works here with no configuration. Outside `env=development`, default secrets are
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -22,9 +23,13 @@ class Settings(BaseSettings):
     env: Literal["development", "test", "production"] = "development"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/firetower"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
-    # Credentials of the centre's own MQTT account (ingester, rule engine).
+    # Credentials of the centre's own MQTT account (ingester, rule engine). The password may
+    # instead be read from a file (`mqtt_password_secret_file`, e.g. a systemd credential).
+    # With broker authentication every persistent session is its own service account, named
+    # by its client id (see `mqtt_session_credentials`), with this password.
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
+    mqtt_password_secret_file: Path | None = None
 
     # Ingest: a batch is written when it reaches batch_size messages or is flush_ms old.
     ingest_client_id: str = "firetower-ingest"
@@ -62,11 +67,30 @@ class Settings(BaseSettings):
         return urlsplit(self.mqtt_url).port or 1883
 
     @property
+    def mqtt_service_password(self) -> str | None:
+        """The service accounts' password: `mqtt_password`, else the secret file's content,
+        else the password in `mqtt_url`."""
+        if self.mqtt_password is not None:
+            return self.mqtt_password.get_secret_value()
+        if self.mqtt_password_secret_file is not None:
+            return self.mqtt_password_secret_file.read_text().strip() or None
+        return urlsplit(self.mqtt_url).password
+
+    def mqtt_session_credentials(self, client_id: str) -> tuple[str, str | None] | None:
+        """Credentials of one of the centre's persistent sessions. The authenticated broker
+        makes a client's id its username (`use_username_as_clientid`), so a session logs in
+        as the service account named by its client id; without a service password, the
+        shared credentials (none: anonymous, development only)."""
+        password = self.mqtt_service_password
+        if password is None:
+            return self.mqtt_credentials
+        return client_id, password
+
+    @property
     def mqtt_credentials(self) -> tuple[str, str | None] | None:
         """Username and password from the settings, else from the URL's user part."""
         if self.mqtt_username:
-            pw = self.mqtt_password.get_secret_value() if self.mqtt_password else None
-            return self.mqtt_username, pw
+            return self.mqtt_username, self.mqtt_service_password
         parts = urlsplit(self.mqtt_url)
         if parts.username:
             return parts.username, parts.password

@@ -161,7 +161,7 @@ class Ingester:
     def _session(self, partition: int, client_id: str, *, priority: bool = False) -> AsyncMqtt:
         s = self.settings
         mqtt = AsyncMqtt(s.mqtt_host, s.mqtt_port, client_id=client_id, clean_session=False,
-                         manual_ack=True, credentials=s.mqtt_credentials)
+                         manual_ack=True, credentials=s.mqtt_session_credentials(client_id))
         mqtt.generation = len(self._by_index) << _SESSION_SHIFT
         mqtt.client.user_data_set(mqtt)  # _on_message learns which session delivered
         mqtt.set_on_message(self._on_message)
