@@ -5,6 +5,19 @@ Start order (restart safety): read devices, rule overrides, modes, open alarms a
 rule state; restore the engine (open alarms are the truth for what is raised); arm the
 heartbeat deadlines; start the writer and the timer; only then return, so the ingester starts
 consuming after everything is loaded. A restart neither re-raises nor forgets an alarm.
+
+Never lose a decided alarm (issue 11):
+- the writer retries a decision while the database is unavailable (alerting/writer.py);
+- the ingester acknowledges a message only once every decision made up to its evaluation is
+  committed (`mark()` when its batch is taken, `settled(mark)` before the ack), so a decision
+  pending when the process dies is made again from the redelivered message; the rule state
+  (with the event seqs already evaluated) is saved only when the writer has caught up;
+- a decision the database refuses for itself (a bug, an invalid transition) is reconciled: once
+  the writer has caught up, the open alarms of its key are read and the engine's condition made
+  to match, so a later signal raises it again;
+- the LISTEN connection, the reloads and the state saves ride out a database restart: the
+  connection is re-opened with backoff and everything is reloaded (notifications sent meanwhile
+  were lost with it). If the alarm writer itself stops, `fatal` is set: the process must exit.
 """
 
 from __future__ import annotations
@@ -19,14 +32,17 @@ import asyncpg
 
 from alerting import loader, metrics
 from alerting.clock import Clock, SystemClock
+from alerting.condition import Level
 from alerting.config import RuleConfig
-from alerting.decision import Decision
+from alerting.decision import Action, Decision
+from alerting.device import cond_key
 from alerting.engine import Engine
 from alerting.modes import ModeTable
 from alerting.writer import AlarmWriter
 from alerting.writer_thread import WriterThread
 from firetower import db
-from firetower.alarm_store import AlarmStore, TransactionHook
+from firetower.alarm_store import AlarmKey, AlarmStore, TransactionHook
+from firetower.alarms import OPEN_STATES_SQL
 from firetower.model import Event, Message, Status, Telemetry
 from firetower.settings import Settings
 
@@ -41,6 +57,15 @@ MAX_SLEEP_S = 1.0
 # this many devices' serialised state) less often.
 METRICS_S = 1.0
 STATE_SAMPLE_S, STATE_SAMPLE = 30.0, 200
+# Reconnecting the LISTEN connection, retrying a reload or a reconciliation: backoff bounds.
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.2, 5.0
+# A live LISTEN connection is checked this often (a silent loss is noticed within it).
+LISTEN_CHECK_S = 5.0
+_OPEN_OF_KEYS = f"""
+SELECT device_id, point, type FROM alarms
+WHERE state IN {OPEN_STATES_SQL} AND (device_id, point, type) IN (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+"""
 
 
 class AlertingService:
@@ -66,6 +91,21 @@ class AlertingService:
         self._pending_devices: set[str] = set()
         self._pending_config = False
         self._early: list[Message] = []
+        self._early_in = 0  # messages ever put in _early
+        self._early_out = 0  # ... and ever taken out of it (evaluated or discarded)
+        self._replay_mark = 0  # the writer's tickets issued after the last replay
+        # the ingester's acknowledgements wait on these: (ticket, early count, future)
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        # refused decisions: keys to reconcile, and the keys being reconciled now (a decision
+        # for one of those while its open alarms are read puts it back for the next round)
+        self._resync: set[AlarmKey] = set()
+        self._refused_seqs: dict[str, set[int]] = {}  # device -> event seqs never stored
+        self._watching: set[AlarmKey] = set()
+        self._touched: set[AlarmKey] = set()
+        self._resync_wake = asyncio.Event()
+        self._listen_lost = asyncio.Event()
+        self._pending_all = False
+        self.fatal: asyncio.Future[BaseException] | None = None
         # Messages evaluated, by message class: plain integers on the hot path (70 ns; a
         # labelled Prometheus counter costs 1 us with its lock), published by publish_metrics().
         self.evaluated: dict[type, int] = dict.fromkeys((Telemetry, Event, Status), 0)
@@ -74,6 +114,7 @@ class AlertingService:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        self.fatal = asyncio.get_running_loop().create_future()
         pool = self._pool = await db.create_pool(self.settings.database_url, min_size=1,
                                                  max_size=3)
         self.store = AlarmStore(pool, hooks=self.hooks)
@@ -81,10 +122,13 @@ class AlertingService:
         # work on this loop: under a 5x burst with a backlog, decided -> stored max 91 ms
         # instead of 2.5 s (firetower bench e2e, docs/performance.md).
         if self.writer_thread:
-            self.writer = WriterThread(self.settings.database_url, hooks=self.hooks)
+            self.writer = WriterThread(self.settings.database_url, hooks=self.hooks,
+                                       on_refused=self._refused, on_progress=self._progress,
+                                       on_fatal=self._fatal)
         else:
             self.writer = AlarmWriter(self.store, take_dirty=list, save_states=_no_state,
-                                      state_flush_s=60.0)
+                                      state_flush_s=60.0, on_refused=self._refused,
+                                      on_progress=self._progress)
         await self.writer.start()
         engine = Engine(clock=self.clock, sink=self._decided)
         async with pool.acquire() as conn:
@@ -98,12 +142,12 @@ class AlertingService:
         engine.start_supervision()
         engine.on_schedule = self._scheduled
         self.engine = engine
-        self._listen = await db.connect(self.settings.database_url)
-        await self._listen.add_listener(DEVICES_CHANNEL, self._device_changed)
-        await self._listen.add_listener(CONFIG_CHANNEL, self._config_changed)
+        await self._connect_listener()
         self._tasks = [asyncio.create_task(self._save_states_loop(), name="alerting-state"),
                        asyncio.create_task(self._timer(), name="alerting-timer"),
-                       asyncio.create_task(self._metrics_loop(), name="alerting-metrics")]
+                       asyncio.create_task(self._metrics_loop(), name="alerting-metrics"),
+                       asyncio.create_task(self._listen_loop(), name="alerting-listen"),
+                       asyncio.create_task(self._resync_loop(), name="alerting-resync")]
         log.info("alerting started: %d devices, %d open alarms, %d rule states",
                  len(infos), len(keys), len(states))
 
@@ -120,8 +164,12 @@ class AlertingService:
         if self._reload is not None:
             self._reload.cancel()
             await asyncio.gather(self._reload, return_exceptions=True)
+        for _, _, fut in self._waiters:
+            if not fut.done():
+                fut.cancel()
+        self._waiters = []
         if self._listen is not None:
-            await self._listen.close()
+            self._listen.terminate()
             self._listen = None
         if self._pool is not None:
             await self._pool.close()
@@ -136,6 +184,7 @@ class AlertingService:
             # registered a moment ago, our reload is not through yet: keep it, replay after
             if len(self._early) < MAX_EARLY:
                 self._early.append(message)
+                self._early_in += 1
                 self._pending_devices.add(message.device_id)
                 self._schedule_reload()
             else:
@@ -147,8 +196,126 @@ class AlertingService:
     def _decided(self, d: Decision) -> None:
         """The engine's sink: count the decision, queue it for the writer."""
         metrics.DECISIONS.labels(d.action.value, d.alarm_class.value).inc()
+        if self._watching and d.key in self._watching:
+            self._touched.add(d.key)
         assert self.writer is not None
         self.writer.put(d)
+
+    # -- acknowledgement barrier (the ingester) --------------------------------------------------
+    def mark(self) -> tuple[int, int]:
+        """Where the decisions stand now: every message evaluated so far (or waiting in the
+        early list for its device's reload) is covered by `settled(mark())`."""
+        assert self.writer is not None
+        return self.writer.enqueued, self._early_in
+
+    def settled_now(self, mark: tuple[int, int]) -> bool:
+        ticket, early = mark
+        if early > self._early_out:
+            return False
+        if early:
+            ticket = max(ticket, self._replay_mark)
+        return self.writer is not None and self.writer.low >= ticket
+
+    async def settled(self, mark: tuple[int, int]) -> None:
+        """Return once every decision made up to `mark` is committed (or refused)."""
+        if self.settled_now(mark):
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append((*mark, fut))
+        await fut
+
+    def _progress(self) -> None:
+        """The writer's watermark moved (or an early replay finished): wake what it covers."""
+        if not self._waiters:
+            return
+        keep = []
+        for ticket, early, fut in self._waiters:
+            if fut.done():
+                continue
+            if self.settled_now((ticket, early)):
+                fut.set_result(None)
+            else:
+                keep.append((ticket, early, fut))
+        self._waiters = keep
+
+    def _fatal(self, exc: BaseException) -> None:
+        if self.fatal is not None and not self.fatal.done():
+            self.fatal.set_result(exc)
+
+    # -- refused decisions: the engine follows the table ---------------------------------------
+    def _refused(self, d: Decision) -> None:
+        if d.action in (Action.RAISE, Action.CLEAR):
+            self._resync.add(d.key)
+            if d.seq is not None:  # a redelivery of that message is no repeat
+                self._refused_seqs.setdefault(d.key.device_id, set()).add(d.seq)
+            self._resync_wake.set()
+
+    async def _resync_loop(self) -> None:
+        """Reconcile the keys of refused decisions once the writer has caught up: then the
+        table holds every decision made so far, and a decision for one of the keys made while
+        its open alarms are read sends it round again."""
+        backoff = db.Backoff(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        while True:
+            await self._resync_wake.wait()
+            writer, engine, pool = self.writer, self.engine, self._pool
+            assert writer is not None and engine is not None and pool is not None
+            while writer.done < writer.enqueued:
+                await asyncio.sleep(0.05)
+            self._resync_wake.clear()
+            keys, self._resync = list(self._resync), set()
+            self._watching, self._touched = set(keys), set()
+            try:
+                rows = await pool.fetch(_OPEN_OF_KEYS, [k.device_id for k in keys],
+                                        [k.point for k in keys], [k.type for k in keys])
+            except Exception as exc:
+                self._resync.update(keys)
+                self._resync_wake.set()
+                self._watching = set()
+                log.warning("reconciling %d refused alarm decision(s) failed (%s); retrying",
+                            len(keys), exc)
+                await backoff.sleep()
+                continue
+            backoff.reset()
+            open_now = {AlarmKey(r["device_id"], r["point"], r["type"]) for r in rows}
+            for key in keys:
+                if key in self._touched:
+                    self._resync.add(key)
+                    self._resync_wake.set()
+                else:
+                    self._reconcile(key, key in open_now)
+            self._watching, self._touched = set(), set()
+
+    def _reconcile(self, key: AlarmKey, is_open: bool) -> None:
+        """Make the engine's condition of `key` raised exactly when an alarm of it is open."""
+        engine = self.engine
+        assert engine is not None
+        st = engine.devices.get(key.device_id)
+        seqs = self._refused_seqs.pop(key.device_id, None)
+        if st is None:
+            return
+        if seqs and not is_open:
+            st.event_seqs = tuple(x for x in st.event_seqs if x not in seqs)
+        ck = cond_key(key.type, key.point)
+        c = st.conds.get(ck)
+        if (c is not None and c.active) == is_open:
+            return
+        if is_open:
+            c = st.cond(ck)
+            c.active, c.level, c.pending_since = True, Level.HOLD, None
+        else:
+            assert c is not None
+            c.force_clear()  # a later signal raises it again
+            zk = engine.zone_key(st, int(key.point.split("/")[0]) if "/" in key.point
+                                 else None)
+            if zk is not None:  # a fire that is not open confirms nothing in its zone
+                engine.zones.remove(zk, (key.device_id, key.point))
+            if st.hb_at is None and key.type == "offline":
+                engine.start_supervision()  # re-arm its heartbeat deadline
+        st.dirty = True
+        engine.mark_dirty(key.device_id)
+        log.warning("alarm %s/%s/%s: the engine had it %s, the table has it %s; the engine "
+                    "follows the table", key.device_id, key.point or "-", key.type,
+                    "closed" if is_open else "open", "open" if is_open else "not open")
 
     # -- metrics -------------------------------------------------------------------------------
     def publish_metrics(self) -> None:
@@ -189,8 +356,12 @@ class AlertingService:
         try:
             async with self._pool.acquire() as conn:
                 await loader.save_rule_states(conn, items)
-        except (asyncpg.PostgresError, OSError):
-            log.exception("rule state of %d devices not saved", len(items))
+        except Exception as exc:  # an outage (or a bug) must not end the save loop
+            if db.is_transient(exc):
+                log.warning("rule state of %d devices not saved: database unavailable (%s); "
+                            "kept for the next save", len(items), exc)
+            else:
+                log.exception("rule state of %d devices not saved", len(items))
             for device_id, _ in items:  # try again next time
                 st = self.engine.devices.get(device_id)
                 if st is not None:
@@ -237,25 +408,95 @@ class AlertingService:
             self._reload = asyncio.get_running_loop().create_task(self._apply_reload())
 
     async def _apply_reload(self) -> None:
+        """Apply pending reloads; retried with backoff while the database is unavailable (the
+        pending work is kept), so a device or configuration change is never forgotten."""
         assert self._pool is not None and self.engine is not None
-        try:
-            while self._pending_devices or self._pending_config:
-                ids, self._pending_devices = list(self._pending_devices), set()
-                config, self._pending_config = self._pending_config, False
+        backoff = db.Backoff(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        while self._pending_devices or self._pending_config or self._pending_all:
+            ids, self._pending_devices = list(self._pending_devices), set()
+            config, self._pending_config = self._pending_config, False
+            everything, self._pending_all = self._pending_all, False
+            try:
                 async with self._pool.acquire() as conn:
-                    if config:
+                    if config or everything:
                         self.engine.set_config(RuleConfig(await loader.overrides(conn)))
                         self.engine.modes = ModeTable(await loader.modes(conn))
-                    if ids:
+                    if everything:
+                        infos, life = await loader.devices(conn, None, self.owns)
+                        self.engine.set_devices(infos, life)
+                    elif ids:
                         infos, life = await loader.devices(conn, ids, self.owns)
                         self.engine.set_devices(infos, life)
-                early, self._early = self._early, []
-                for message in early:
-                    if message.device_id in self.engine.devices:
-                        self.evaluated[type(message)] += 1
-                        self.engine.on_message(message)
-        except (asyncpg.PostgresError, OSError):
-            log.exception("alerting configuration reload failed")
+            except Exception as exc:
+                self._pending_devices.update(ids)
+                self._pending_config |= config
+                self._pending_all |= everything
+                if db.is_transient(exc):
+                    log.warning("alerting reload failed: database unavailable (%s); retrying",
+                                exc)
+                else:
+                    log.exception("alerting reload failed; retrying")
+                await backoff.sleep()
+                continue
+            backoff.reset()
+            early, self._early = self._early, []
+            for message in early:
+                if message.device_id in self.engine.devices:
+                    self.evaluated[type(message)] += 1
+                    self.engine.on_message(message)
+            self._early_out += len(early)
+            if early:
+                assert self.writer is not None
+                self._replay_mark = self.writer.enqueued
+                self._progress()
+
+    # -- the LISTEN connection -------------------------------------------------------------------
+    async def _connect_listener(self) -> None:
+        conn = await db.connect(self.settings.database_url)
+        try:
+            await conn.add_listener(DEVICES_CHANNEL, self._device_changed)
+            await conn.add_listener(CONFIG_CHANNEL, self._config_changed)
+        except BaseException:
+            conn.terminate()
+            raise
+        self._listen_lost.clear()
+        conn.add_termination_listener(lambda _c: self._listen_lost.set())
+        self._listen = conn
+
+    async def _listen_loop(self) -> None:
+        """Re-open the LISTEN connection when it is lost (a database restart or crash), then
+        reload everything: the notifications sent meanwhile were lost with it."""
+        backoff = db.Backoff(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LISTEN_CHECK_S):
+                    await self._listen_lost.wait()
+            conn = self._listen
+            if conn is not None and not conn.is_closed() and not self._listen_lost.is_set():
+                try:
+                    async with asyncio.timeout(LISTEN_CHECK_S):
+                        await conn.fetchval("SELECT 1")
+                    continue
+                except Exception as exc:
+                    log.warning("alerting: LISTEN connection check failed (%s)", exc)
+            if conn is not None:
+                conn.terminate()
+            self._listen = None
+            log.warning("alerting: LISTEN connection lost; reconnecting")
+            while True:
+                try:
+                    await self._connect_listener()
+                    break
+                except Exception as exc:
+                    delay = backoff.next()
+                    if backoff.failures % 10 == 1:
+                        log.warning("alerting: LISTEN reconnect failed (%s: %s); retrying",
+                                    type(exc).__name__, exc)
+                    await asyncio.sleep(delay)
+            backoff.reset()
+            log.info("alerting: LISTEN connection back; reloading devices and configuration")
+            self._pending_all = True
+            self._schedule_reload()
 
 
 async def _no_state(items: list[tuple[str, bytes]]) -> None:

@@ -2,8 +2,20 @@
 persists rule state only when the queue is empty (so the stored state is never ahead of the
 stored alarms: on restart the open alarms are the truth, the state adds pending durations).
 
-A decision is retried until the database takes it (connection loss, restart): an alarm is
-never dropped. Latency from decision to commit is kept for the bench.
+A decision is never dropped because the database is unavailable: whatever
+`firetower.db.is_transient` calls transient (a lost or refused connection, a server shutting
+down, crashing or in recovery: 57P01, 57P02, 57P03; too many connections, 53300; a
+serialization failure or deadlock) is retried with backoff until the database takes it. Only a
+decision the database refuses for itself (an invalid transition, a constraint, a bug) is given
+up; `on_refused` then reports it, so the service can make the engine's view of which alarms
+are open follow the table again.
+
+Every decision gets a ticket (0, 1, 2, ... in the order `put` is called). `low` is the
+watermark: every ticket below it is written or refused. The ingester acknowledges a message
+to the broker only when `low` has passed the tickets of the decisions made up to that
+message's evaluation (alerting/service.py), so a decision still pending when the process dies
+is made again from the redelivered message. Latency from decision to commit is kept for the
+bench.
 """
 
 from __future__ import annotations
@@ -15,12 +27,11 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-import asyncpg
-
 from alerting import metrics
 from alerting.decision import Action, Decision
 from firetower.alarm_store import AlarmChange, AlarmStore, Occurrence
 from firetower.alarms import InvalidTransition
+from firetower.db import Backoff, is_transient
 
 log = logging.getLogger(__name__)
 RETRY_MIN_S, RETRY_MAX_S = 0.05, 2.0
@@ -28,9 +39,9 @@ RETRY_MIN_S, RETRY_MAX_S = 0.05, 2.0
 # many: a flood of offline devices costs a few commits, not one each. The queue is ordered by
 # priority, so a batch never holds a fire back.
 MAX_BATCH = 100
-_RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError,
-              asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
-
+# While the database is unavailable, one warning per this many retries of a write (and the
+# first): the retry metric counts them all.
+LOG_EVERY_RETRIES = 30
 
 def _dt(t: float | None) -> datetime | None:
     return None if t is None else datetime.fromtimestamp(t, UTC)
@@ -39,8 +50,12 @@ def _dt(t: float | None) -> datetime | None:
 class AlarmWriter:
     def __init__(self, store: AlarmStore, *, take_dirty: Callable[[], list[tuple[str, bytes]]],
                  save_states: Callable[[list[tuple[str, bytes]]], Awaitable[None]],
-                 state_flush_s: float = 0.5) -> None:
+                 state_flush_s: float = 0.5,
+                 on_refused: Callable[[Decision], None] | None = None,
+                 on_progress: Callable[[], None] | None = None) -> None:
         self.store = store
+        self.on_refused = on_refused  # a decision given up (not transient): reconcile
+        self.on_progress = on_progress  # `low` moved
         self.take_dirty = take_dirty
         self.save_states = save_states
         self.state_flush_s = state_flush_s
@@ -51,6 +66,8 @@ class AlarmWriter:
         self.written = 0
         self.failed = 0
         self.enqueued = 0
+        self.low = 0  # watermark: every ticket < low is written or refused
+        self._finished: set[int] = set()  # tickets >= low already written or refused
         self._task: asyncio.Task[None] | None = None
         self.idle = asyncio.Event()
         self.idle.set()
@@ -59,7 +76,7 @@ class AlarmWriter:
         """The engine's sink: synchronous, never blocks."""
         self.enqueued += 1
         self.idle.clear()
-        self.queue.put_nowait((d.priority, next(self._seq), d))
+        self.queue.put_nowait((d.priority, next(self._seq), d))  # the ticket: order of put
 
     @property
     def done(self) -> int:
@@ -82,14 +99,16 @@ class AlarmWriter:
         while True:
             try:
                 async with asyncio.timeout(self.state_flush_s):
-                    _, _, d = await self.queue.get()
+                    _, ticket, d = await self.queue.get()
             except TimeoutError:
                 d = None
             if d is not None:
-                batch = [d]
+                batch = [(ticket, d)]
                 while len(batch) < MAX_BATCH and not self.queue.empty():
-                    batch.append(self.queue.get_nowait()[2])
+                    _, ticket, d = self.queue.get_nowait()
+                    batch.append((ticket, d))
                 await self._write_batch(batch)
+                self._finish([t for t, _ in batch])
             if self.queue.empty():
                 if time.monotonic() - last_flush >= self.state_flush_s or d is None:
                     await self.flush_states()
@@ -99,8 +118,8 @@ class AlarmWriter:
     async def flush_states(self) -> None:
         items = self.take_dirty()  # taken while the queue is empty: all their alarms committed
         if items:
-            try:
-                await self._retry(lambda: self.save_states(items))
+            try:  # one attempt: retrying here would hold back the decisions behind it
+                await self.save_states(items)
             except Exception:  # losing a state save costs pending durations, not alarms
                 log.exception("rule state of %d devices not saved", len(items))
 
@@ -108,17 +127,29 @@ class AlarmWriter:
         while not self.queue.empty() or not self.idle.is_set():
             await asyncio.sleep(0.005)
 
-    async def _write_batch(self, batch: list[Decision]) -> None:
-        if len(batch) == 1:
-            await self._write(batch[0])
-            return
+    def _finish(self, tickets: list[int]) -> None:
+        """Move the watermark past tickets written or refused (in any order)."""
+        low = self.low
+        self._finished.update(tickets)
+        while low in self._finished:
+            self._finished.discard(low)
+            low += 1
+        if low != self.low:
+            self.low = low
+            if self.on_progress is not None:
+                self.on_progress()
 
+    async def _write_batch(self, batch: list[tuple[int, Decision]]) -> None:
+        if len(batch) == 1:
+            await self._write(batch[0][1])
+            return
+        decisions = [d for _, d in batch]
         changes: list[AlarmChange | None] = []
 
         async def together() -> None:
             changes.clear()  # a retried batch starts again
             async with self.store.transaction():
-                for d in batch:
+                for d in decisions:
                     changes.append(await self.apply(d))
 
         try:
@@ -126,29 +157,28 @@ class AlarmWriter:
         except Exception:  # one refused decision: write them one by one
             log.warning("a batch of %d alarm decisions failed; writing them one by one",
                         len(batch))
-            for d in batch:
+            for d in decisions:
                 await self._write(d)
             return
         self.written += len(batch)
         now = time.perf_counter()
         if self.keep_latencies:
-            self.latencies.extend(now - d.decided for d in batch)
-        metrics.written(batch, changes, now)
+            self.latencies.extend(now - d.decided for d in decisions)
+        metrics.written(decisions, changes, now)
 
     async def _write(self, d: Decision) -> AlarmChange | None:
         try:
             change = await self._retry(lambda: self.apply(d))
-        except InvalidTransition as exc:  # the engine and the table disagree: log, go on
+        except InvalidTransition as exc:  # the engine and the table disagree
             log.error("alarm decision %s %s refused: %s", d.action, d.key, exc)
-            self.failed += 1
-            metrics.WRITE_REFUSED.labels("invalid_transition").inc()
+            self._refused(d, "invalid_transition")
             return None
         except Exception:
-            # Not a connection problem: a bug or a constraint. Never let the writer die (every
-            # later alarm would be lost): log loudly, count, go on with the next decision.
+            # Not an outage (those are retried above): a bug or a constraint. Never let the
+            # writer die (every later alarm would be lost): log loudly, count, report it so the
+            # engine's view is reconciled with the table, go on with the next decision.
             log.exception("alarm decision %s %s could not be written", d.action, d.key)
-            self.failed += 1
-            metrics.WRITE_REFUSED.labels("error").inc()
+            self._refused(d, "error")
             return None
         self.written += 1
         now = time.perf_counter()
@@ -157,16 +187,31 @@ class AlarmWriter:
         metrics.written((d,), (change,), now)  # type: ignore[arg-type]
         return change
 
+    def _refused(self, d: Decision, reason: str) -> None:
+        self.failed += 1
+        metrics.WRITE_REFUSED.labels(reason).inc()
+        if self.on_refused is not None:
+            try:
+                self.on_refused(d)
+            except Exception:
+                log.exception("reporting a refused alarm decision failed")
+
     async def _retry(self, fn: Callable[[], Awaitable[object]]) -> object:
-        delay = RETRY_MIN_S
+        """Run `fn` until it succeeds or fails with an error that is not transient."""
+        backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
         while True:
             try:
                 return await fn()
-            except _RETRYABLE as exc:
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 metrics.WRITE_RETRIES.inc()
-                log.warning("alarm write failed (%s); retrying in %.2f s", exc, delay)
+                delay = backoff.next()
+                if backoff.failures % LOG_EVERY_RETRIES == 1:
+                    log.warning("alarm write failed: database unavailable (%s: %s); retry %d "
+                                "in %.2f s, the decision stays pending", type(exc).__name__,
+                                exc, backoff.failures, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
 
     async def apply(self, d: Decision) -> AlarmChange | None:
         s = self.store

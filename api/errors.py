@@ -7,7 +7,10 @@
     └─ Unauthorized        401
 
 Database errors are translated here too: unique/foreign-key violations -> 409, check
-violations and bad values -> 422, so a bad request is always a 4xx and never a 500.
+violations and bad values -> 422, so a bad request is always a 4xx and never a 500; the
+database being unavailable (`firetower.db.is_transient`: restarting, crashed, in recovery, too
+many connections, the connection lost or refused) -> 503 with `Retry-After`, logged as one
+warning line, not a traceback: the pool reconnects on the next request once it is back.
 Every body is `{"detail": "<message>"}`; validation errors add `"errors": [...]`.
 """
 
@@ -21,7 +24,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from firetower.db import is_transient
+
 log = logging.getLogger(__name__)
+RETRY_AFTER_S = 2  # what a client is told to wait while the database is unavailable
 
 
 class ApiError(Exception):
@@ -87,8 +93,18 @@ def _constraint(exc: asyncpg.PostgresError) -> str:
         f" [constraint {name}]" if name and not detail else "")
 
 
+def _unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    log.warning("database unavailable on %s %s: %s: %s", request.method, request.url.path,
+                type(exc).__name__, exc)
+    response = _json(503, "database unavailable; try again shortly")
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 async def _postgres(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, asyncpg.PostgresError)
+    if is_transient(exc):
+        return _unavailable(request, exc)
     if isinstance(exc, asyncpg.UniqueViolationError):
         return _json(409, f"already exists: {_constraint(exc)}")
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
@@ -107,6 +123,9 @@ async def _client_data(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # A connection refused or reset, a timeout, a closed connection: the database went away.
+    if is_transient(exc):
+        return _unavailable(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _json(500, "internal error")
 
@@ -117,4 +136,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(asyncpg.PostgresError, _postgres)
     app.add_exception_handler(asyncpg.InterfaceError, _client_data)
+    app.add_exception_handler(OSError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)

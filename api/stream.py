@@ -129,23 +129,33 @@ class Hub:
             self.subscribers.discard(ev)
 
     async def _run(self) -> None:
+        """Keep one LISTEN connection; re-open it with backoff whenever it is lost (a database
+        restart or crash). Subscribers are woken every IDLE_WAKE_S meanwhile, and read the log
+        table, so nothing committed while the listener was down is missed."""
+        backoff = db.Backoff(0.2, 5.0)
         while True:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await db.connect(self.url)
                 await conn.add_listener(CHANNEL, self.wake_all)
+                if backoff.failures:
+                    log.info("alarm stream listener back after %d attempt(s)", backoff.failures)
+                backoff.reset()
                 self.wake_all()  # anything committed while we were not listening
                 while not conn.is_closed():
                     await asyncio.sleep(IDLE_WAKE_S)
                     self.wake_all()
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("alarm stream listener lost: %s; reconnecting", exc)
-                await asyncio.sleep(1.0)
+            except Exception as exc:  # the hub must outlive any outage
+                delay = backoff.next()
+                if backoff.failures % 10 == 1:
+                    log.warning("alarm stream listener lost (%s: %s); reconnecting in %.1f s",
+                                type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
             finally:
-                if conn is not None and not conn.is_closed():
-                    await conn.close()
+                if conn is not None:
+                    conn.terminate()
 
 
 _LOG_SQL = """
@@ -183,15 +193,29 @@ async def snapshot(pool: asyncpg.Pool, sites: frozenset[str] | None) -> Message:
 async def deltas(pool: asyncpg.Pool, hub: Hub, cur: Cursor, sites: frozenset[str] | None,
                  wake: asyncio.Event) -> AsyncIterator[Message | None]:
     """Every event not yet delivered, as it commits; runs until the client goes away.
-    Yields None when idle, so the caller can send keep-alives."""
+    Yields None when idle, so the caller can send keep-alives. While the database is
+    unavailable it keeps the stream open (keep-alives) and reads again with backoff."""
+    backoff = db.Backoff(0.2, 5.0)
     while True:
         wake.clear()
-        rows = await pool.fetch(_LOG_SQL, cur.low, BATCH)
-        new_ids = set(cur.fresh([r["id"] for r in rows]))
-        fresh = [r for r in rows if r["id"] in new_ids]
-        shown = [r for r in fresh if _visible(r, sites)]
-        current = await alarms_by_id(pool, sorted({r["alarm_id"] for r in shown
-                                                   if r["alarm_id"] is not None}))
+        try:
+            rows = await pool.fetch(_LOG_SQL, cur.low, BATCH)
+            new_ids = set(cur.fresh([r["id"] for r in rows]))
+            fresh = [r for r in rows if r["id"] in new_ids]
+            shown = [r for r in fresh if _visible(r, sites)]
+            current = await alarms_by_id(pool, sorted({r["alarm_id"] for r in shown
+                                                       if r["alarm_id"] is not None}))
+        except Exception as exc:
+            if not db.is_transient(exc):
+                raise
+            delay = backoff.next()
+            if backoff.failures == 1:
+                log.warning("alarm stream: database unavailable (%s: %s); waiting",
+                            type(exc).__name__, exc)
+            yield None
+            await asyncio.sleep(delay)
+            continue
+        backoff.reset()
         for r in fresh:
             cur.mark(r["id"])
             if _visible(r, sites):

@@ -22,12 +22,15 @@ import httpx
 from dispatch import metrics
 from dispatch.health import Health
 from dispatch.retry import Outcome, Policy, decide
+from firetower.db import Backoff, is_transient
 from firetower.webhooks import payload
 from firetower.webhooks.signing import sign_headers
 from firetower.webhooks.subscriptions import ActiveKey
 
 log = logging.getLogger(__name__)
 USER_AGENT = "firetower-webhooks/1"
+# A database error (an outage) is retried after these delays, doubling.
+DB_RETRY_MIN_S, DB_RETRY_MAX_S = 0.2, 5.0
 
 _PENDING = """
 SELECT d.id, d.attempts, extract(epoch FROM clock_timestamp() - d.created_at) AS age_s,
@@ -93,18 +96,25 @@ class EndpointWorker:
             await asyncio.gather(self.task, return_exceptions=True)
 
     async def _run(self) -> None:
-        await self._health.load(self.endpoint.id)
+        backoff = Backoff(DB_RETRY_MIN_S, DB_RETRY_MAX_S)
+        loaded = False
         while True:
             try:
+                if not loaded:
+                    await self._health.load(self.endpoint.id)
+                    loaded = True
                 wait = await self._drain()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("webhook endpoint %s: database error %s; retrying",
-                            self.endpoint.id, exc)
-                wait = 1.0
-            except Exception:  # a worker must not die quietly: its queue would stall
-                log.exception("webhook endpoint %s: unexpected error; retrying",
-                              self.endpoint.id)
-                wait = 1.0
+                backoff.reset()
+            except Exception as exc:  # a worker must not die: its queue would stall
+                wait = backoff.next()
+                if is_transient(exc):
+                    if backoff.failures % 10 == 1:
+                        log.warning("webhook endpoint %s: database unavailable (%s: %s); "
+                                    "retrying in %.1f s", self.endpoint.id,
+                                    type(exc).__name__, exc, wait)
+                else:
+                    log.exception("webhook endpoint %s: unexpected error; retrying",
+                                  self.endpoint.id)
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=wait)
             except TimeoutError:

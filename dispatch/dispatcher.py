@@ -5,6 +5,14 @@ waits as a hot standby (per-endpoint order needs one sender); if the leader dies
 SIGKILL, PostgreSQL drops its connection and the lock, and the standby takes over. The
 listening connection receives `firetower_webhooks` (an endpoint id: new messages; `config`:
 endpoints or secrets changed) and `firetower_alarm_events` (wake the forwarder).
+
+A database restart or crash does not end the process (issue 11): when the listening connection
+is lost (noticed at once from the connection, or by a check every LISTEN_CHECK_S), the
+dispatcher steps down at once (its leadership went with the connection: a standby may take
+it), stops its endpoint workers and the forwarder, and reconnects with backoff; once it holds
+the lock again it reloads the endpoints and resumes. Deliveries and forwarding pick up where
+the outbox says: nothing is lost, a message in flight at the loss may be sent again with the
+same webhook-id. Database errors of the workers and the forwarder are retried with backoff.
 """
 
 from __future__ import annotations
@@ -33,6 +41,12 @@ from firetower.webhooks.subscriptions import active_keys
 
 log = logging.getLogger(__name__)
 LEADER_LOCK = 0x46545748  # "FTWH"
+# The listening connection (which holds leadership) is checked this often; a check may take as
+# long. The server drops a silent client (and its lock) after 10 + 3 x 5 s of TCP keepalive.
+LISTEN_CHECK_S = 3.0
+_KEEPALIVE = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5",
+              "tcp_keepalives_count": "3"}
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.2, 5.0
 _PENDING_BY_ENDPOINT = """
 SELECT e.id, count(d.id) AS pending FROM webhook_endpoints e
 LEFT JOIN webhook_deliveries d ON d.endpoint_id = e.id AND d.status = 'pending'
@@ -57,6 +71,9 @@ class Dispatcher:
         self.forwarder: Forwarder | None = None
         self.leader = asyncio.Event()
         self._next_prune = 0.0
+        self._lost = asyncio.Event()  # the listening connection (and leadership) went away
+        self._keeper: asyncio.Task[None] | None = None
+        self.leaderships = 0  # times leadership was taken (1 + recoveries)
 
     async def start(self) -> None:
         c = self.config
@@ -70,12 +87,6 @@ class Dispatcher:
         # rows themselves are written durably, by the alarm change's own transaction.
         self._log_pool = await self._pool(c.pool_size - c.pool_size // 2,
                                           synchronous_commit="off")
-        self._listen = await db.connect(self.settings.database_url)
-        log.info("dispatcher: waiting for leadership")
-        await self._listen.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK)
-        self.leader.set()
-        metrics.LEADER.set(1)
-        log.info("dispatcher: leader")
         self._client = httpx.AsyncClient(
             timeout=c.timeout_s, follow_redirects=False,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=100))
@@ -84,12 +95,90 @@ class Dispatcher:
         self.forwarder = Forwarder(self.pool, deadline_s=c.verification_deadline_s,
                                    on_coincidence=c.forward_on_coincidence,
                                    max_age_s=c.forward_max_age_s, rescan_s=c.rescan_s)
-        await self._listen.add_listener(CHANNEL, self._on_webhooks)
-        await self._listen.add_listener(ALARM_CHANNEL, self._on_alarm)
+        await self._lead()
+        self._keeper = asyncio.create_task(self._keep_leading(), name="dispatch-leadership")
+
+    async def _lead(self) -> None:
+        """Connect, wait for the leader lock, listen, load the endpoints, start the work."""
+        conn = await asyncpg.connect(self.settings.database_url, server_settings=_KEEPALIVE)
+        try:
+            log.info("dispatcher: waiting for leadership")
+            await conn.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK)
+            await conn.add_listener(CHANNEL, self._on_webhooks)
+            await conn.add_listener(ALARM_CHANNEL, self._on_alarm)
+        except BaseException:
+            conn.terminate()
+            raise
+        self._lost.clear()
+        conn.add_termination_listener(lambda _c: self._lost.set())
+        self._listen = conn
+        self.leader.set()
+        metrics.LEADER.set(1)
+        self.leaderships += 1
+        log.info("dispatcher: leader")
+        assert self.forwarder is not None
+        self.forwarder.wake.set()  # alarms changed while nobody listened
         await self._sync_endpoints()
         self._tasks = [asyncio.create_task(self.forwarder.run(), name="forwarder"),
                        asyncio.create_task(self._supervise(), name="dispatch-supervisor"),
                        asyncio.create_task(self._count_outbox(), name="dispatch-outbox-gauge")]
+
+    async def _step_down(self) -> None:
+        """Stop every sender at once and let go of the listening connection (and the lock)."""
+        was = self.leader.is_set()
+        self.leader.clear()
+        if was:
+            metrics.LEADER.set(0)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for w in self._workers.values():
+            await w.stop()
+        self._workers.clear()
+        if self._listen is not None:
+            self._listen.terminate()
+            self._listen = None
+
+    async def _listening(self) -> bool:
+        """Whether the listening connection is alive; waits up to LISTEN_CHECK_S for a loss."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LISTEN_CHECK_S):
+                await self._lost.wait()
+        conn = self._listen
+        if self._lost.is_set() or conn is None or conn.is_closed():
+            return False
+        try:
+            async with asyncio.timeout(LISTEN_CHECK_S):
+                await conn.fetchval("SELECT 1")
+        except Exception as exc:
+            log.warning("dispatcher: the listening connection does not answer (%s)", exc)
+            return False
+        return True
+
+    async def _keep_leading(self) -> None:
+        """Ride out a database restart or crash: step down when the listening connection is
+        lost, reconnect with backoff, lead again."""
+        backoff = db.Backoff(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        while True:
+            if await self._listening():
+                continue
+            log.warning("dispatcher: lost the database connection that holds leadership; "
+                        "deliveries stopped until it is back")
+            await self._step_down()
+            while True:
+                try:
+                    await self._lead()
+                    break
+                except Exception as exc:
+                    await self._step_down()
+                    delay = backoff.next()
+                    if backoff.failures % 10 == 1:
+                        log.warning("dispatcher: database unavailable (%s: %s); retrying in "
+                                    "%.1f s", type(exc).__name__, exc, delay)
+                    await asyncio.sleep(delay)
+            backoff.reset()
+            log.info("dispatcher: database back, leading again; deliveries resumed")
 
     async def _pool(self, size: int, **server_settings: str) -> asyncpg.Pool:
         pool = await asyncpg.create_pool(self.settings.database_url, min_size=1, max_size=size,
@@ -99,22 +188,17 @@ class Dispatcher:
         return pool
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for w in self._workers.values():
-            await w.stop()
-        self._workers.clear()
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+            self._keeper = None
+        await self._step_down()
         if self._client is not None:
             await self._client.aclose()
-        if self._listen is not None:
-            with contextlib.suppress(Exception):
-                await self._listen.close()
         for pool in (self._log_pool, self.pool):
             if pool is not None:
-                await pool.close()
-        if self.leader.is_set():
-            metrics.LEADER.set(0)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pool.close(), 10)
 
     def _on_webhooks(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         if payload == "config":
@@ -136,10 +220,9 @@ class Dispatcher:
             except TimeoutError:
                 pass
             self._reload.clear()
-            assert self._listen is not None
-            if self._listen.is_closed():
-                log.error("dispatcher: lost the listening connection (and leadership); exiting")
-                raise SystemExit(3)
+            if self._listen is None or self._listen.is_closed():
+                self._lost.set()  # _keep_leading steps down and reconnects
+                return
             try:
                 await self._sync_endpoints()
                 if time.monotonic() >= self._next_prune:
@@ -154,7 +237,7 @@ class Dispatcher:
         while True:
             try:
                 rows = await self.pool.fetch(_PENDING_BY_ENDPOINT)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:
                 log.warning("dispatcher: counting the outbox failed: %s", exc)
             else:
                 metrics.set_pending({r["id"]: r["pending"] for r in rows})

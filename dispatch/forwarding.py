@@ -27,9 +27,11 @@ import asyncpg
 
 from dispatch import metrics
 from firetower.alarm_store import CHANNEL
+from firetower.db import Backoff, is_transient
 
 log = logging.getLogger(__name__)
 ACTOR = "dispatch"
+RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0  # after a database error
 
 # Must match the partial index alarms_forward_pending_idx (migrations/0004).
 _PENDING_SQL = ("class = 'fire' AND forwarded_at IS NULL AND mode = 'normal'"
@@ -106,16 +108,20 @@ class Forwarder:
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
+        backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
         while True:
             self.wake.clear()
             try:
                 wait = await self.step()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("forwarder: database error %s; retrying", exc)
-                wait = 1.0
-            except Exception:  # the deadline must keep running whatever happens
-                log.exception("forwarder: unexpected error; retrying")
-                wait = 1.0
+                backoff.reset()
+            except Exception as exc:  # the deadline must keep running whatever happens
+                wait = backoff.next()
+                if is_transient(exc):
+                    if backoff.failures % 10 == 1:
+                        log.warning("forwarder: database unavailable (%s: %s); retrying",
+                                    type(exc).__name__, exc)
+                else:
+                    log.exception("forwarder: unexpected error; retrying")
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=wait)
             except TimeoutError:

@@ -4,7 +4,8 @@ Two paths, each with its own database connection, so a fire never waits behind t
 - the priority path (events and status) is written as soon as anything is in it;
 - the bulk path (telemetry) is written when `batch_size` messages are waiting or the oldest
   has waited `flush_ms`.
-A message is acknowledged to the broker only after the transaction holding it commits.
+A message is acknowledged to the broker only after the transaction holding it commits, and
+after the alarm decisions made up to its evaluation commit (listeners with `settled`).
 Accepted messages also go to the listeners (the rule engine) as soon as they are decoded.
 
 Fire first at the broker too: the broker keeps one FIFO queue per session, so a backlog of
@@ -97,6 +98,12 @@ class Ingester:
                  client_id: str | None = None) -> None:
         self.settings = settings
         self.listeners = list(listeners)
+        # Listeners whose work must be committed before a message is acknowledged (the rule
+        # engine: `mark()`, `settled_now(mark)`, `await settled(mark)`). A message is acked
+        # only after its own commit and the commit of every alarm decision made up to its
+        # evaluation, so an ingester that dies before an alarm commit gets the message again
+        # (issue 11). One wait per batch, on a watermark: never per message.
+        self._barriers = [x for x in self.listeners if hasattr(x, "settled")]
         self.client_id = client_id or settings.ingest_client_id
         self.partitioning = Partitioning.from_settings(settings)
         partitioned = self.partitioning.partitioned
@@ -298,16 +305,22 @@ class Ingester:
             batch = lane.batch
             lane.batch = Batch()
             lane.idle.clear()
+            # Every message of the batch is evaluated by now (listeners run on receipt): the
+            # marks cover the alarm decisions made up to it (see _barriers).
+            marks = [(b, b.mark()) for b in self._barriers]
             metrics.PENDING.labels(lane.name).set(len(batch))
             t0 = time.perf_counter()
             try:
                 result = await lane.writer.write(batch)
+                metrics.FLUSH_SECONDS.labels(lane.name).observe(time.perf_counter() - t0)
+                metrics.BATCH_SIZE.labels(lane.name).observe(len(batch))
+                self._count(result, batch)
+                for barrier, mark in marks:
+                    if not barrier.settled_now(mark):
+                        await barrier.settled(mark)
+                self._ack(batch.acks)
             finally:
                 lane.idle.set()
-            metrics.FLUSH_SECONDS.labels(lane.name).observe(time.perf_counter() - t0)
-            metrics.BATCH_SIZE.labels(lane.name).observe(len(batch))
-            self._count(result, batch)
-            self._ack(batch.acks)
 
     def _ack(self, acks: list[tuple[int, int]]) -> None:
         self._acked += len(acks)

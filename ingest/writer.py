@@ -1,6 +1,7 @@
 """Writes a batch in one transaction: COPY into session-local staging tables, then one
 INSERT ... ON CONFLICT DO NOTHING per table, so a (device, seq, ts) is stored once however often
-the broker delivers it. Retries the same batch until it commits, across database outages."""
+the broker delivers it. Retries the same batch until it commits, across database outages
+(`firetower.db.is_transient` says which errors are outages; the others are data errors)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import asyncpg
 import msgspec
 
 from firetower import db
+from firetower.db import is_transient
 from firetower.model import DeviceKind, Event, Lifecycle, Reject, RejectReason, Status, Telemetry
 from firetower.protocol import ProtocolError, decode, reject
 from ingest.batch import Batch, Unknown, WriteResult
@@ -43,22 +45,9 @@ ALTER TABLE events_in ALTER COLUMN extra TYPE text;
 CREATE TEMP TABLE IF NOT EXISTS device_status_in (LIKE device_status) ON COMMIT DELETE ROWS;
 ALTER TABLE device_status_in ALTER COLUMN extra TYPE text;
 """
-# SQLSTATE classes that say "the database is (temporarily) unavailable", not "this data is bad":
-# 08 connection, 40 transaction rollback (deadlock, serialization), 53 insufficient resources,
-# 55 object not in prerequisite state (database not accepting connections), 57 operator
-# intervention (shutdown, cannot connect now), 3D invalid catalog (database not there yet).
-_TRANSIENT_SQLSTATE = ("08", "40", "53", "55", "57", "3D")
 # After this many failures of the same batch with a data error, store it message by message
 # and reject only the ones the database refuses.
 _ISOLATE_AFTER = 3
-
-
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, (OSError, asyncpg.InterfaceError, asyncio.TimeoutError)):
-        return True
-    if isinstance(exc, asyncpg.PostgresError):
-        return (exc.sqlstate or "").startswith(_TRANSIENT_SQLSTATE)
-    return False
 
 
 def _extra(value: dict | None) -> str | None:
@@ -144,7 +133,7 @@ class BatchWriter:
                 for item in getattr(batch, attr):
                     try:
                         r = await self._write_once(conn, Batch(**{attr: [item]}))
-                    except asyncpg.PostgresError as exc:
+                    except (asyncpg.PostgresError, ValueError) as exc:
                         if is_transient(exc):
                             raise
                         refused.append(Reject(f"fire/v1/{item.device_id}", b"",

@@ -6,6 +6,14 @@ decoded twice and a fire never waits for a telemetry batch to be written.
 Scale-out (docs/scaling.md): `--partitions P --owns 0,2` runs the persistent MQTT sessions of
 partitions 0 and 2 of P, and a rule engine that holds only those partitions' devices. Run one
 such worker per partition set, each under a supervisor that restarts it (deploy/systemd/).
+
+Exit statuses (a supervisor restarts the process on any of them, deploy/systemd/):
+  70  the rule engine cannot load (not installed, or its start failed with an error that is
+      not an outage): nothing is stored, rather than data with no alarms (`--no-alerting`
+      stores only, on purpose)
+  71  the alarm writer stopped: no alarm could be written any more; the messages whose alarms
+      were not committed are not acknowledged, so the restarted process evaluates them again
+  75  the database is unavailable at start, or the partitions' lease was lost
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ from firetower.cli import run_async
 from firetower.settings import Settings
 
 log = logging.getLogger(__name__)
+EXIT_RULE_ENGINE = 70
+EXIT_ALARM_WRITER = 71
+EXIT_TEMPFAIL = 75
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,11 +74,26 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 
     serve_metrics(settings.metrics_port, "ingest")  # a port in use is logged, not fatal
 
-    async def serve() -> None:
-        import asyncio
+    def die(status: int, why: str) -> None:
+        """Stop as a crash would, at once: no more acks, no rule state saved."""
         import os
 
-        await db.migrate(settings.database_url)
+        log.critical("firetower ingest: %s; exiting with status %d", why, status)
+        logging.shutdown()
+        os._exit(status)
+
+    async def serve() -> int:
+        import asyncio
+
+        try:
+            await db.migrate(settings.database_url)
+        except Exception as exc:
+            if not db.is_transient(exc):
+                raise
+            log.critical("firetower ingest: database unavailable at start (%s: %s); exiting "
+                         "with status %d for the supervisor to restart", type(exc).__name__,
+                         exc, EXIT_TEMPFAIL)
+            return EXIT_TEMPFAIL
         lease = None
         if part.partitioned:  # one live worker per partition; a second one stands by
             lease = PartitionLease(settings.database_url, settings.ingest_client_id, part.owned)
@@ -75,23 +101,38 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         listeners = []
         alerting = None
         if not args.no_alerting:
+            # Never store data with no alarms: a rule engine that cannot load stops the
+            # ingester (the broker keeps the messages for its persistent sessions).
             try:
                 from alerting.service import AlertingService
-            except ImportError:
-                log.warning("rule engine not installed; storing only")
-            else:
+
                 alerting = AlertingService(settings, owns=None if part.serves_all else part.owns)
                 await alerting.start()  # loads active alarms and rule state before consuming
-                listeners.append(alerting)
+            except Exception as exc:
+                transient = db.is_transient(exc)
+                status = EXIT_TEMPFAIL if transient else EXIT_RULE_ENGINE
+                log.critical("firetower ingest: the rule engine cannot load (%s: %s); not "
+                             "ingesting without alarms, exiting with status %d",
+                             type(exc).__name__, exc, status, exc_info=not transient)
+                if lease is not None:
+                    await lease.release()
+                return status
+            listeners.append(alerting)
         ingester = Ingester(settings, listeners=listeners)
         await ingester.start()
         try:
-            await (lease.lost if lease is not None else asyncio.Event()).wait()
-            # Lost (not released): another worker may hold the partitions already. Stop as a
-            # crash would, at once: no more acks, no rule state saved over the new owner's.
-            logging.shutdown()
-            os._exit(75)
+            waits = [asyncio.ensure_future((lease.lost if lease is not None
+                                            else asyncio.Event()).wait())]
+            if alerting is not None and alerting.fatal is not None:
+                waits.append(alerting.fatal)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if alerting is not None and alerting.fatal is not None and alerting.fatal.done():
+                die(EXIT_ALARM_WRITER, f"the alarm writer stopped ({alerting.fatal.result()})")
+            # Lost (not released): another worker may hold the partitions already.
+            die(EXIT_TEMPFAIL, "the partitions' lease was lost")
+            return EXIT_TEMPFAIL
         finally:
+            waits[0].cancel()
             await ingester.stop()
             if alerting is not None:
                 await alerting.stop()

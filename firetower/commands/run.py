@@ -1,8 +1,12 @@
 """`firetower run`: the whole centre on one machine, with a simulated fleet.
 
-Migrates, then supervises one process per service (restarting any that dies): the broker (only
-if nothing listens on FIRETOWER_MQTT_URL yet), the ingester with the rule engine, the API with
-the operator console, and the simulator. Ctrl-C stops them all.
+Migrates, then supervises one process per service: the broker (only if nothing listens on
+FIRETOWER_MQTT_URL yet), the ingester with the rule engine, the API with the operator console,
+the webhook dispatcher, and the simulator. Any of them that exits, whatever its status, is
+restarted (logged with its status), after a delay that doubles while it keeps dying soon after
+its start (1 s, 2 s, ... 30 s) and goes back to 1 s once it has run for a minute, so a service
+that cannot start yet (the database in crash recovery) is retried without spinning. Ctrl-C
+stops them all. In production a service manager does this job (deploy/systemd/).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import time
 from firetower import db
 from firetower.settings import Settings
 
-_RESTART_DELAY_S = 2.0
+# Restart delays: first, doubling up to the cap while a service dies within HEALTHY_S.
+RESTART_MIN_S, RESTART_MAX_S = 1.0, 30.0
+HEALTHY_S = 60.0
 # What the demo fleet does besides reporting normally (each starts a few minutes in).
 DEMO_SCENARIOS = ("normal", "smouldering_fire", "cooking_steam", "sprinkler_head_open",
                   "slow_leak", "panel_fault", "detector_silent", "battery_depleting")
@@ -65,6 +71,23 @@ async def _demo_users(settings: Settings) -> list[tuple[str, str, str]]:
         await conn.close()
 
 
+class Restarts:
+    """When to start a service again: backoff while it keeps dying soon after its start."""
+
+    def __init__(self, min_s: float = RESTART_MIN_S, max_s: float = RESTART_MAX_S,
+                 healthy_s: float = HEALTHY_S) -> None:
+        self.min_s, self.max_s, self.healthy_s = min_s, max_s, healthy_s
+        self.delay: dict[str, float] = {}
+
+    def after_exit(self, name: str, ran_s: float) -> float:
+        """The delay before restarting `name`, which exited after running `ran_s` seconds."""
+        if ran_s >= self.healthy_s or name not in self.delay:
+            self.delay[name] = self.min_s
+        else:
+            self.delay[name] = min(self.delay[name] * 2, self.max_s)
+        return self.delay[name]
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(db.migrate(settings.database_url))
     for name, role, password in asyncio.run(_demo_users(settings)):
@@ -83,6 +106,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         for scenario in DEMO_SCENARIOS:
             services["simulate"] += ["--scenario", scenario]
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    started: dict[str, float] = {}
+    due: dict[str, float] = {}  # service -> monotonic time of its restart
+    restarts = Restarts()
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -91,6 +117,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     try:
         for name, cmd in services.items():
             procs[name] = subprocess.Popen(cmd)
+            started[name] = time.monotonic()
             if name == "broker":
                 for _ in range(50):
                     if _listening(settings.mqtt_host, settings.mqtt_port):
@@ -99,12 +126,20 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Firetower is running: console at http://{settings.api_host}:{settings.api_port}/console/ "
               "(Ctrl-C to stop)", flush=True)
         while True:
-            time.sleep(1)
+            time.sleep(0.2)
+            now = time.monotonic()
             for name, proc in procs.items():
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; restarting", file=sys.stderr)
-                    time.sleep(_RESTART_DELAY_S)
-                    procs[name] = subprocess.Popen(services[name])
+                if name in due:
+                    if now >= due[name]:
+                        del due[name]
+                        print(f"firetower run: restarting {name}", file=sys.stderr, flush=True)
+                        procs[name] = subprocess.Popen(services[name])
+                        started[name] = now
+                elif proc.poll() is not None:
+                    delay = restarts.after_exit(name, now - started[name])
+                    due[name] = now + delay
+                    print(f"firetower run: {name} exited with status {proc.returncode}; "
+                          f"restarting in {delay:.0f} s", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
     finally:
