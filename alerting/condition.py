@@ -24,7 +24,7 @@ class Edge(IntEnum):
 
 
 class Condition:
-    __slots__ = ("active", "clear_since", "level", "pending_since", "spec", "timer_at",
+    __slots__ = ("active", "clear_since", "level", "pending_since", "seen", "spec", "timer_at",
                  "went_false")
 
     def __init__(self) -> None:
@@ -35,6 +35,9 @@ class Condition:
         self.went_false = False
         self.timer_at: float | None = None  # centre time of the scheduled timer, if any
         self.spec: tuple[float, float, str] | None = None  # (for_s, clear_s, class) for timers
+        # (device time, received at) of the last reading at the raise level: the clocks of an
+        # alarm that a timer raises when the duration runs out with no further reading.
+        self.seen: tuple[float, float] | None = None
 
     def update(self, level: Level, t: float, for_s: float, clear_s: float) -> Edge | None:
         self.level = level
@@ -89,7 +92,8 @@ class Condition:
 
     def dump(self) -> list[object]:
         return [int(self.level), self.active, self.pending_since, self.clear_since,
-                self.went_false, list(self.spec) if self.spec else None]
+                self.went_false, list(self.spec) if self.spec else None,
+                list(self.seen) if self.seen else None]
 
     @classmethod
     def load(cls, data: list[object]) -> Condition:
@@ -101,4 +105,6 @@ class Condition:
         c.went_false = bool(data[4])
         spec = data[5] if len(data) > 5 else None
         c.spec = (spec[0], spec[1], spec[2]) if spec else None  # type: ignore[index]
+        seen = data[6] if len(data) > 6 else None
+        c.seen = (seen[0], seen[1]) if seen else None  # type: ignore[index]
         return c

@@ -25,9 +25,11 @@ class SmokeParams:
     # Pre-alarm at 60 % of the alarm level (50-70 % is common panel practice).
     prealarm_pct_per_m: float = 3.8
     for_s: float = 10.0  # a confirmed level must hold this long
-    # Unconfirmed (no heat, no CO, no second signal in the zone) it must hold this long: longer
-    # than a cooking or steam transient (a few minutes); until then it is a pre-alarm.
-    unconfirmed_for_s: float = 300.0
+    # Unconfirmed (no heat, no CO, no second signal in the zone) it must hold this long: the
+    # alarm verification of a lone detector. NFPA 72 lets verification delay an alarm by at
+    # most 60 s (refused above, see LIMITS); a puff of cooking steam shorter than that stays a
+    # pre-alarm (an early warning, after `prealarm_for_s`).
+    unconfirmed_for_s: float = 60.0
     prealarm_for_s: float = 10.0
     clear_ratio: float = 0.8  # clears below 80 % of the level (hysteresis) ...
     clear_s: float = 30.0  # ... held this long
@@ -131,6 +133,16 @@ class ConfigError(ValueError):
     pass
 
 
+# Upper limits of delays that hold back a fire alarm (an override past them is refused):
+# alarm verification and a confirmed smoke hold at most 60 s (NFPA 72 alarm verification),
+# the waterflow retard at most 90 s (NFPA 72 waterflow retard).
+LIMITS: dict[tuple[str, str], float] = {
+    ("smoke", "for_s"): 60.0,
+    ("smoke", "unconfirmed_for_s"): 60.0,
+    ("sprinkler", "retard_s"): 90.0,
+}
+
+
 def apply(params: DeviceParams, rule: str, values: dict[str, Any]) -> DeviceParams:
     """`params` with `values` overriding rule `rule`; raises ConfigError on a bad key or type."""
     if rule not in RULES:
@@ -148,6 +160,10 @@ def apply(params: DeviceParams, rule: str, values: dict[str, Any]) -> DevicePara
             clean[key] = value
         else:
             raise ConfigError(f"{rule}.{key} must be a {want}, got {value!r}")
+        limit = LIMITS.get((rule, key))
+        if limit is not None and not 0.0 <= clean[key] <= limit:
+            raise ConfigError(f"{rule}.{key} must be between 0 and at most {limit:g} s, "
+                              f"got {value!r}")
     return dataclasses.replace(params, **{rule: dataclasses.replace(current, **clean)})
 
 

@@ -23,10 +23,10 @@ from typing import Any
 from alerting.condition import Edge, Level
 from alerting.config import RuleConfig
 from alerting.decision import Action, Decision
-from alerting.device import DeviceInfo, DeviceState, last_of, split_key
+from alerting.device import DeviceInfo, DeviceState, cond_key, last_of, split_key
 from alerting.modes import ModeTable, ModeWindow
 from alerting.rules import coincidence, early_warning, heat, panel, smoke, sprinkler
-from alerting.rules.base import Context, Hit, Timer, step
+from alerting.rules.base import Context, Hit, Timer, durations, step
 from alerting.rules.coincidence import ZoneIndex, ZoneKey
 from alerting.rules.supervision import OFFLINE, inhibitor
 from firetower.alarm_store import AlarmKey
@@ -67,6 +67,9 @@ class Engine:
         self.unknown = 0
         self._seq = itertools.count()
         self._dirty: set[str] = set()
+        # Conditions whose deadline must be re-read now (a zone confirmed them, parameters
+        # changed): run by `_rearm_due()` once the current message or deadline is done.
+        self._rearm: list[tuple[str, str]] = []
 
     # -- registry, configuration, restore ----------------------------------------------------
     def set_devices(self, infos: Iterable[DeviceInfo], lifecycles: dict[str, Lifecycle]
@@ -80,16 +83,40 @@ class Engine:
                 if lifecycles and lifecycles.get(info.id) in _SUPERVISED:
                     st.last_seen = self.clock.now()  # supervise it from now on
             else:
+                moved = params is not st.params
                 st.info, st.params = info, params
+                if moved:
+                    self.rearm(st)
         self.children.clear()
         for st in self.devices.values():
             if st.info.parent_id:
                 self.children.setdefault(st.info.parent_id, set()).add(st.info.id)
+        if self._rearm:
+            self._rearm_due()
 
     def set_config(self, config: RuleConfig) -> None:
+        """New overrides take effect at once: deadlines are re-armed to the new durations."""
         self.config = config
         for st in self.devices.values():
-            st.params = config.resolve(st.info.id, st.info.kind, st.info.site_id)
+            params = config.resolve(st.info.id, st.info.kind, st.info.site_id)
+            if params is not st.params:
+                st.params = params
+                self.rearm(st)
+        self._rearm_due()
+
+    def rearm(self, st: DeviceState) -> None:
+        """The device's parameters changed: a shorter heartbeat is armed now (an earlier
+        deadline; a later one is found when the old one pops), and every running duration or
+        clear time is re-read (`_rearm_due()` runs the ones already due)."""
+        hb_at = st.hb_at
+        if hb_at is not None and st.last_seen is not None:
+            due = st.last_seen + st.params.supervision.heartbeat_s
+            if due < hb_at:
+                st.hb_at = due
+                self._push(due, _HEARTBEAT, st.info.id, "")
+        for key, c in st.conds.items():
+            if c.spec is not None and (c.pending_since is not None or c.clear_since is not None):
+                self._rearm.append((st.info.id, key))
 
     def restore(self, states: dict[str, bytes], open_keys: Iterable[tuple[str, str, str]],
                 open_fires: dict[tuple[str, str, str], tuple[float, str]] | None = None
@@ -120,6 +147,7 @@ class Engine:
         t = m.ts.timestamp()
         ctx = self.ctx
         ctx.t = t  # hits and timers are empty here: they are cleared after each use
+        ctx.rx = m.received_at
         tp = type(m)
         if tp is Status and not m.online:  # type: ignore[union-attr]
             self._offline(st, now, "last will: the device reported itself offline")
@@ -140,6 +168,12 @@ class Engine:
                 quiet = not conds or _quiet(conds.get(smoke.ALARM), conds.get(smoke.PREALARM))
                 coincidence.track(st, m, t, quiet)  # type: ignore[arg-type]
                 smoke.evaluate(ctx, st, m)  # type: ignore[arg-type]
+                if st.conds:  # in alarm: a signal of its zone while its verification runs
+                    zk = self.zone_key(st, None)
+                    if zk is not None:
+                        for dev, pt in coincidence.in_alarm(self.zones, zk, st, smoke.ALARM,
+                                                            st.conds.get(smoke.ALARM), now):
+                            self._rearm.append((dev, cond_key(smoke.ALARM, pt)))
             elif kind is DeviceKind.HEAT_DETECTOR:
                 heat.evaluate(ctx, st, m)  # type: ignore[arg-type]
             elif kind is DeviceKind.SPRINKLER_PRESSURE:
@@ -164,6 +198,8 @@ class Engine:
             ctx.timers.clear()
         if st.dirty:
             self._dirty.add(st.info.id)
+        if self._rearm:
+            self._rearm_due()
 
     # -- decisions ---------------------------------------------------------------------------
     def _emit(self, st: DeviceState, hits: list[Hit], m: Message | None, now: float) -> None:
@@ -186,6 +222,8 @@ class Engine:
                 continue
             mode, window = self.modes.mode_for(info.id, info.site_id, hit.point, now,
                                                info.parent_id, info.zone)
+            if m is None and hit.seen is not None:  # raised by a timer: its last reading's
+                device_ts, received = hit.seen
             d = Decision(Action.RAISE, PRIORITY[cls], key, cls, hit.at, info.site_id, zone,
                          hit.confidence, hit.evidence, mode, device_ts=device_ts,
                          received_at=received,
@@ -215,11 +253,18 @@ class Engine:
         zk = self.zone_key(st, hit.zone)
         if zk is not None:
             me = (st.info.id, hit.point)
-            others = self.zones.add(zk, me, hit.type, now, p.window_s, _source(st, hit))
-            if others:
+            source = _source(st, hit)
+            others = self.zones.add(zk, me, hit.type, now, p.window_s, source)
+            # detectors in alarm whose verification runs: confirmed now, re-read at once
+            verifying = self.zones.verifying(zk, me, source, now, p.window_s)
+            for (dev, pt), ty in verifying:
+                self._rearm.append((dev, cond_key(ty, pt)))
+            if others or verifying:
                 conf = max(conf, p.coincidence)
                 d.evidence["coincidence"] = [
-                    {"device_id": dev, "point": pt, "type": ty} for (dev, pt), ty in others]
+                    {"device_id": dev, "point": pt, "type": ty} for (dev, pt), ty in others] + [
+                    {"device_id": dev, "point": pt, "type": ty, "verifying": True}
+                    for (dev, pt), ty in verifying]
                 for (dev, pt), ty in others:
                     other = self.devices.get(dev)
                     self._put(Decision(
@@ -270,7 +315,8 @@ class Engine:
         self.sink(d)
 
     # -- supervision -------------------------------------------------------------------------
-    def _offline(self, st: DeviceState, at: float, why: str) -> None:
+    def _offline(self, st: DeviceState, at: float, why: str,
+                 deadline: float | None = None) -> None:
         c = st.cond(OFFLINE)
         if c.active:
             return
@@ -283,7 +329,8 @@ class Engine:
         self._put(Decision(
             Action.RAISE, PRIORITY[AlarmClass.OFFLINE], AlarmKey(info.id, "", OFFLINE),
             AlarmClass.OFFLINE, at, info.site_id, info.zone, 1.0,
-            {"rule": OFFLINE, "last_seen": st.last_seen, "heartbeat_s": hb, "why": why},
+            {"rule": OFFLINE, "last_seen": st.last_seen, "heartbeat_s": hb, "why": why}
+            | ({} if deadline is None else {"deadline": deadline}),
             self.modes.mode_for(info.id, info.site_id, "", at, info.parent_id, info.zone)[0],
             inhibited_by=inhibitor(parent), group_key=f"offline:{info.site_id or ''}",
             reason=why))
@@ -349,7 +396,34 @@ class Engine:
                 self._heartbeat_due(st, due, now)
             else:
                 self._cond_due(st, key, due, now)
+            if self._rearm:
+                self._rearm_due()
         return heap[0][0] if heap else None
+
+    def _rearm_due(self) -> None:
+        """Re-read the durations of the conditions queued in `_rearm`: run the ones now due
+        (a raise may confirm more, which join the queue), arm the ones that came closer."""
+        now = self.clock.now()
+        queue = self._rearm
+        while queue:
+            device_id, key = queue.pop()
+            st = self.devices.get(device_id)
+            c = st.conds.get(key) if st is not None else None
+            if st is None or c is None or c.spec is None:
+                continue
+            ctx = self.ctx
+            ctx.reset(now - st.skew)
+            for_s, clear_s = durations(ctx, st, split_key(key)[0], c.spec)
+            deadline = c.deadline(for_s, clear_s)
+            if deadline is None:
+                continue
+            due = deadline + st.skew
+            if due <= now:
+                c.timer_at = due
+                self._cond_due(st, key, due, now)
+            elif c.timer_at is None or due < c.timer_at:
+                c.timer_at = due
+                self._push(due, _COND, device_id, key)
 
     def _heartbeat_due(self, st: DeviceState, due: float, now: float) -> None:
         if st.hb_at != due:
@@ -361,7 +435,9 @@ class Engine:
             st.hb_at = deadline
             self._push(deadline, _HEARTBEAT, st.info.id, "")
             return
-        self._offline(st, deadline, f"no message for {hb:g} s (heartbeat deadline)")
+        # raised_at is when this is decided (a deadline found late, after a restart or a
+        # shortened heartbeat, is not back-dated); the missed deadline is in the evidence
+        self._offline(st, now, f"no message for {hb:g} s (heartbeat deadline)", deadline)
 
     def _cond_due(self, st: DeviceState, key: str, due: float, now: float) -> None:
         c = st.conds.get(key)
@@ -372,18 +448,21 @@ class Engine:
         if boss is not None and st.is_active(boss) and not c.active:
             c.force_clear()  # e.g. a pre-alarm never raises once the fire alarm is up
             return
-        for_s, clear_s, cls = c.spec
+        type_, point = split_key(key)
+        t_dev = now - st.skew
+        ctx = self.ctx
+        ctx.reset(t_dev)
+        cls = c.spec[2]
+        for_s, clear_s = durations(ctx, st, type_, c.spec)  # the parameters in force now
+        c.spec = (for_s, clear_s, cls)
         deadline = c.deadline(for_s, clear_s)
         if deadline is None:
             return
-        t_dev = now - st.skew
         if t_dev < deadline:
             c.timer_at = deadline + st.skew
             self._push(c.timer_at, _COND, st.info.id, key)
             return
-        ctx = self.ctx
         ctx.reset(max(t_dev, deadline))
-        type_, point = split_key(key)
         hit = step(ctx, st, type_, AlarmClass(cls), c.level, for_s, clear_s, point)
         if hit is not None:
             hit.evidence = self._timer_evidence(st, type_, for_s, clear_s)

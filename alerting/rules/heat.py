@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alerting.condition import Level
 from alerting.device import DeviceState
-from alerting.rules.base import Context, step
+from alerting.rules.base import DURATIONS, Context, step
 from alerting.window import Ring, slope
 from firetower.alarms import AlarmClass
 from firetower.model import Telemetry
@@ -58,3 +58,6 @@ def rate_c_per_min(ring: Ring, t: float, window_s: float, min_points: int) -> fl
         return None
     s = slope(ts, vs)
     return None if s is None else s * 60.0
+
+
+DURATIONS[FIXED] = DURATIONS[RATE] = lambda ctx, st: (0.0, st.params.heat.clear_s)

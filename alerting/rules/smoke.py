@@ -1,14 +1,15 @@
 """Smoke: obscuration above the alarm level is a fire alarm once it has held `for_s` if
-confirmed (heat or CO at the detector, or an independent fire signal in its zone), or
-`unconfirmed_for_s` if not (longer than a cooking or steam transient). Above the pre-alarm level
-(and not yet in alarm) is a pre-alarm (an early warning). The fire alarm supersedes the
+confirmed (heat or CO at the detector, or another fire signal in its zone: a raised fire alarm
+or a second detector in alarm), or `unconfirmed_for_s` if not: the alarm verification of a lone
+detector (at most 60 s, NFPA 72), long enough to let a cooking or steam puff pass. Until then it
+is a pre-alarm (an early warning, after `prealarm_for_s`). The fire alarm supersedes the
 pre-alarm, which clears at once."""
 
 from __future__ import annotations
 
 from alerting.condition import Level
 from alerting.device import DeviceState
-from alerting.rules.base import Context, step
+from alerting.rules.base import DURATIONS, Context, step
 from alerting.rules.coincidence import multi_evidence
 from firetower.alarms import AlarmClass
 from firetower.model import Telemetry
@@ -47,3 +48,20 @@ def evaluate(ctx: Context, st: DeviceState, m: Telemetry) -> None:
 
 def confirmed(ctx: Context, st: DeviceState, m: Telemetry) -> bool:
     return multi_evidence(st, m, ctx.t) is not None or ctx.zone_confirms(st)
+
+
+def durations(ctx: Context, st: DeviceState) -> tuple[float, float]:
+    """The fire condition's hold now: `for_s` once confirmed (by the last reading's heat or CO,
+    or by the zone), else the verification `unconfirmed_for_s`."""
+    p = st.params.smoke
+    c = st.conds.get(ALARM)
+    if c is not None and c.active:
+        return p.for_s, p.clear_s
+    last = st.last
+    ok = (last is not None and multi_evidence(st, last, ctx.t) is not None  # type: ignore[arg-type]
+          ) or ctx.zone_confirms(st)
+    return (p.for_s if ok else p.unconfirmed_for_s), p.clear_s
+
+
+DURATIONS[ALARM] = durations
+DURATIONS[PREALARM] = lambda ctx, st: (st.params.smoke.prealarm_for_s, st.params.smoke.clear_s)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from alerting.condition import Level
 from alerting.device import DeviceState
-from alerting.rules.base import Context, step
+from alerting.rules.base import DURATIONS, Context, step
 from alerting.window import Buckets, Ring, slope
 from firetower.alarms import AlarmClass
 from firetower.model import Telemetry
@@ -150,3 +150,11 @@ def _jockey(ctx: Context, st: DeviceState, pk: float, t: float) -> None:
     if hit is not None:
         hit.evidence = {"rule": JOCKEY, "starts": n, "window_s": p.jockey_window_s,
                         "max_starts": p.jockey_max_starts}
+
+
+# What a timer re-reads (an override takes effect on a running retard or clear time at once).
+DURATIONS[WATERFLOW] = lambda ctx, st: (st.params.sprinkler.retard_s, st.params.sprinkler.clear_s)
+DURATIONS[LOW] = lambda ctx, st: (st.params.sprinkler.low_for_s, st.params.sprinkler.clear_s)
+DURATIONS[LEAK] = lambda ctx, st: (0.0, st.params.sprinkler.clear_s)
+DURATIONS[JOCKEY] = lambda ctx, st: (0.0, 0.0)
+DURATIONS[PRESSURE_TREND] = lambda ctx, st: (0.0, st.params.early_warning.pressure_clear_s)
