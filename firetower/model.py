@@ -48,6 +48,17 @@ class MessageType(StrEnum):
     STATUS = "status"
 
 
+class ClockState(StrEnum):
+    """What the centre made of a message's own timestamp (firetower/device_clock.py). A message
+    whose stamp is not believed is stored with the receive time as `ts`, the device's stamp in
+    `device_ts` and this mark in `clock`; `None` on a message means the stamp was used."""
+
+    OK = "ok"
+    AHEAD = "ahead"  # later than the receive time by more than the tolerance
+    BEHIND = "behind"  # older than anything the broker or a gateway may still be holding
+    RESET = "reset"  # before 2000: a clock that restarted (1970 after a power loss)
+
+
 class RejectReason(StrEnum):
     """Why the ingester refused a message. Stored as text in `rejects.reason`."""
 
@@ -87,6 +98,9 @@ class Telemetry:
     mains_ok: bool | None = None
     battery_ok: bool | None = None
     extra: dict[str, Any] | None = None
+    # set only when the device's own stamp was not believed (then `ts` is `received_at`)
+    device_ts: datetime | None = None
+    clock: ClockState | None = None
 
 
 @dataclass(slots=True)
@@ -104,6 +118,8 @@ class Event:
     component: str | None = None
     location: str | None = None
     extra: dict[str, Any] | None = None
+    device_ts: datetime | None = None
+    clock: ClockState | None = None
 
 
 @dataclass(slots=True)
@@ -116,6 +132,8 @@ class Status:
     received_at: datetime
     online: bool
     extra: dict[str, Any] | None = None
+    device_ts: datetime | None = None
+    clock: ClockState | None = None
 
 
 Message = Telemetry | Event | Status

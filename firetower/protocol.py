@@ -12,11 +12,12 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 
+from firetower.device_clock import AHEAD_TOLERANCE, BEHIND_LIMIT, EPOCH_FLOOR, stamp
 from firetower.model import (
     DeviceKind,
     Event,
@@ -34,9 +35,9 @@ DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # Largest payload accepted. GB/T 26875.3 caps an application data unit at 1,024 bytes; JSON is
 # wordier, so allow four times that.
 MAX_PAYLOAD_BYTES = 4096
-# A device clock this far ahead of the centre is wrong, not early.
-MAX_CLOCK_AHEAD = timedelta(days=1)
-MIN_TS = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+# A stamp before 2000, too far ahead or too old is not refused: the message is accepted with
+# the receive time and the clock marked (firetower/device_clock.py).
+MIN_TS = EPOCH_FLOOR
 MAX_SEQ = 2**63 - 1
 MAX_TEXT = 200
 RFC3339_RE = re.compile(
@@ -213,6 +214,8 @@ def _fast_ts(value: str) -> datetime | None:
 
 
 def parse_ts(value: Any, received_at: datetime) -> datetime:
+    """The instant a well-formed RFC 3339 `ts` names, whatever it is (`device_clock.stamp`
+    decides whether it is believed); `received_at` is kept for the callers' symmetry."""
     if type(value) is not str:
         raise ProtocolError(RejectReason.WRONG_TYPE, f"ts must be an RFC 3339 string, got {type(value).__name__}")
     ts = _FAST_TS.get(len(value)) and _fast_ts(value)
@@ -231,8 +234,6 @@ def parse_ts(value: Any, received_at: datetime) -> datetime:
             ts = datetime.fromisoformat(text)
         except ValueError as exc:
             raise ProtocolError(RejectReason.BAD_TIMESTAMP, f"ts {value[:60]!r}: {exc}") from None
-    if ts < MIN_TS or ts > received_at + MAX_CLOCK_AHEAD:
-        raise ProtocolError(RejectReason.BAD_TIMESTAMP, f"ts {value[:60]!r} is before 2000 or more than a day ahead")
     return ts
 
 
@@ -340,22 +341,23 @@ def decode_telemetry_fast(device_id: str, kind: DeviceKind, payload: bytes,
         ts = datetime.fromisoformat(raw)
     except _TYPED_ERRORS:
         return None
-    if ts < MIN_TS or ts > received_at + MAX_CLOCK_AHEAD:
-        return None
+    if ts < MIN_TS or ts > received_at + AHEAD_TOLERANCE or ts < received_at - BEHIND_LIMIT:
+        return None  # a clock not believed: the full decoder stamps it
     return build(device_id, ts, received_at, s)
 
 
 def decode_telemetry(device_id: str, kind: DeviceKind, obj: dict[str, Any],
                      received_at: datetime) -> Telemetry:
     seq = _seq(obj)
-    ts = parse_ts(_require(obj, "ts"), received_at)
+    ts, device_ts, clock = stamp(parse_ts(_require(obj, "ts"), received_at), received_at)
     values = list(_NO_METRICS)
     for index, field in _TELEMETRY_PLAN[kind]:
         if type(field) is NumberField:
             values[index] = _number(obj, field)
         else:
             values[index] = _bool(obj, field.name, field.required)
-    return Telemetry(device_id, seq, ts, received_at, *values, _extra(obj, _KNOWN_TELEMETRY[kind]))
+    return Telemetry(device_id, seq, ts, received_at, *values, _extra(obj, _KNOWN_TELEMETRY[kind]),
+                     device_ts, clock)
 
 
 def _small_int(obj: dict[str, Any], key: str) -> int:
@@ -382,7 +384,7 @@ def _text(obj: dict[str, Any], key: str, pattern: re.Pattern[str] | None = None)
 
 def decode_event(device_id: str, obj: dict[str, Any], received_at: datetime) -> Event:
     seq = _seq(obj)
-    ts = parse_ts(_require(obj, "ts"), received_at)
+    ts, device_ts, clock = stamp(parse_ts(_require(obj, "ts"), received_at), received_at)
     raw = _require(obj, "category")
     if type(raw) is not str:
         raise ProtocolError(RejectReason.WRONG_TYPE, f"category must be a string, got {type(raw).__name__}")
@@ -398,15 +400,19 @@ def decode_event(device_id: str, obj: dict[str, Any], received_at: datetime) -> 
         component=_text(obj, "component", COMPONENT_RE),
         location=_text(obj, "location"),
         extra=_extra(obj, _EVENT_KEYS),
+        device_ts=device_ts,
+        clock=clock,
     )
 
 
 def decode_status(device_id: str, obj: dict[str, Any], received_at: datetime) -> Status:
     seq = _seq(obj)
-    ts = parse_ts(_require(obj, "ts"), received_at)
+    ts, device_ts, clock = stamp(parse_ts(_require(obj, "ts"), received_at), received_at,
+                                 status=True)
     online = _bool(obj, "online", True)
     assert online is not None
-    return Status(device_id, seq, ts, received_at, online, extra=_extra(obj, _STATUS_KEYS))
+    return Status(device_id, seq, ts, received_at, online, extra=_extra(obj, _STATUS_KEYS),
+                  device_ts=device_ts, clock=clock)
 
 
 def decode(device_id: str, message_type: MessageType, kind: DeviceKind, payload: bytes,

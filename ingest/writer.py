@@ -18,6 +18,7 @@ from firetower.db import is_transient
 from firetower.model import DeviceKind, Event, Lifecycle, Reject, RejectReason, Status, Telemetry
 from firetower.protocol import ProtocolError, decode, reject
 from ingest.batch import Batch, Unknown, WriteResult
+from ingest.clock import ClockOffsets, restamped, settle
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,14 @@ _encode = msgspec.json.Encoder().encode
 
 TELEMETRY_COLUMNS = (
     "ts", "received_at", "device_id", "seq", "obscuration_pct_per_m", "temperature_c", "co_ppm",
-    "battery_v", "pressure_kpa", "flow_lps", "mains_ok", "battery_ok", "extra",
+    "battery_v", "pressure_kpa", "flow_lps", "mains_ok", "battery_ok", "extra", "device_ts", "clock",
 )
 EVENT_COLUMNS = (
     "ts", "received_at", "device_id", "seq", "category", "active", "zone", "point", "component",
-    "location", "extra",
+    "location", "extra", "device_ts", "clock",
 )
-STATUS_COLUMNS = ("ts", "received_at", "device_id", "seq", "online", "extra")
+STATUS_COLUMNS = ("ts", "received_at", "device_id", "seq", "online", "extra", "device_ts",
+                  "clock")
 REJECT_COLUMNS = ("received_at", "topic", "payload", "payload_size", "reason", "detail")
 
 # Staging tables have the target's columns, except `extra` as text (cast on insert).
@@ -57,16 +59,17 @@ def _extra(value: dict | None) -> str | None:
 def telemetry_row(t: Telemetry) -> tuple:
     return (t.ts, t.received_at, t.device_id, t.seq, t.obscuration_pct_per_m, t.temperature_c,
             t.co_ppm, t.battery_v, t.pressure_kpa, t.flow_lps, t.mains_ok, t.battery_ok,
-            _extra(t.extra))
+            _extra(t.extra), t.device_ts, t.clock)
 
 
 def event_row(e: Event) -> tuple:
     return (e.ts, e.received_at, e.device_id, e.seq, e.category.value, e.active, e.zone, e.point,
-            e.component, e.location, _extra(e.extra))
+            e.component, e.location, _extra(e.extra), e.device_ts, e.clock)
 
 
 def status_row(s: Status) -> tuple:
-    return (s.ts, s.received_at, s.device_id, s.seq, s.online, _extra(s.extra))
+    return (s.ts, s.received_at, s.device_id, s.seq, s.online, _extra(s.extra), s.device_ts,
+            s.clock)
 
 
 def reject_row(r: Reject) -> tuple:
@@ -86,6 +89,7 @@ class BatchWriter:
         self.reject_cap = reject_cap
         self.on_retry = on_retry
         self._conn: asyncpg.Connection | None = None
+        self.clock_offsets = ClockOffsets()  # devices.clock_offset_s (ingest/clock.py)
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -174,6 +178,7 @@ class BatchWriter:
                                           [status_row(s) for s in statuses])
             if statuses:
                 await self._update_presence(conn, statuses)
+            await self.clock_offsets.record(conn, bool(telemetry), bool(events))
             if rejects:
                 await conn.copy_records_to_table("rejects", columns=REJECT_COLUMNS,
                                                  records=[reject_row(r) for r in rejects])
@@ -186,6 +191,8 @@ class BatchWriter:
         if not rows:
             return 0
         await conn.copy_records_to_table(f"{table}_in", columns=columns, records=rows)
+        if restamped(rows):  # a clock not believed: one stored copy however often it comes
+            await settle(conn, table, rows)
         cols = ", ".join(columns)
         select = cols.replace("extra", "extra::jsonb")
         status = await conn.execute(
