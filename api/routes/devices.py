@@ -16,6 +16,7 @@ from api.broker_sync import BrokerSync
 from api.deps import ApiSettingsDep, Needs, PoolDep, Principal, SettingsDep
 from api.errors import ApiError, Conflict, NotFound, Unprocessable
 from api.permissions import Permission
+from api.presence import ONLINE_SQL
 from api.schemas import (
     DeviceCreate,
     DeviceImport,
@@ -52,7 +53,8 @@ _STAMP = {Lifecycle.COMMISSIONED: "commissioned_at", Lifecycle.IN_SERVICE: "in_s
 CSV_COLUMNS = ("id", "kind", "site_id", "floor_id", "location", "x", "y", "zone", "parent_id")
 MAX_IMPORT_ROWS = 5000
 _COLS = ("id, kind, site_id, parent_id, floor_id, location, x, y, zone, lifecycle, "
-         "registered_at, commissioned_at, in_service_at, decommissioned_at, last_seen_at, online")
+         "registered_at, commissioned_at, in_service_at, decommissioned_at, last_seen_at, "
+         f"{ONLINE_SQL} AS online")  # supervision: an open offline alarm means not online
 
 
 def _sync(request: Request) -> BrokerSync:

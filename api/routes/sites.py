@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response, status
 from api.deps import ApiSettingsDep, Needs, PoolDep, Principal
 from api.errors import ApiError, NotFound, Unprocessable
 from api.permissions import Permission
+from api.presence import ONLINE_SQL
 from api.schemas import (
     FloorCreate,
     FloorPublic,
@@ -109,7 +110,8 @@ async def delete_site(site_id: str, user: Writer, pool: PoolDep) -> None:
 
 @router.get("/{site_id}/health", response_model=SiteHealth)
 async def site_health(site_id: str, user: Reader, pool: PoolDep) -> SiteHealth:
-    """Device health: how many in-service devices are online (the online rate)."""
+    """Device health: how many in-service devices are online (the online rate). A device with
+    an open offline alarm counts as offline, whatever its last status said (api/presence.py)."""
     await load_site(pool, user, site_id)
     r = await pool.fetchrow(
         "SELECT count(*) AS devices,"
@@ -118,7 +120,8 @@ async def site_health(site_id: str, user: Reader, pool: PoolDep) -> SiteHealth:
         " count(*) FILTER (WHERE lifecycle = 'in_service' AND online = false) AS offline,"
         " count(*) FILTER (WHERE lifecycle = 'in_service' AND last_seen_at IS NULL)"
         "   AS never_seen "
-        "FROM devices WHERE site_id = $1", site_id)
+        f"FROM (SELECT lifecycle, last_seen_at, {ONLINE_SQL} AS online FROM devices"
+        "      WHERE site_id = $1) d", site_id)
     rate = r["online"] / r["in_service"] if r["in_service"] else None
     return SiteHealth(site_id=site_id, online_rate=rate, **dict(r))
 

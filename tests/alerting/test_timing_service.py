@@ -1,0 +1,116 @@
+"""Through the real broker, ingester, alerting service, database and API: an override that
+shortens a device's heartbeat bites at once (not at the old deadline), the offline alarm is
+dated when it was decided, and device and site health follow supervision."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from alerting.service import AlertingService
+from firetower import db
+from firetower.mqtt import AsyncMqtt
+from firetower.protocol import encode, format_ts, topic_for
+from ingest.service import Ingester
+from tests.api.conftest import api, world  # noqa: F401  (fixtures: the API on this database)
+from tests.conftest import settings_for, wait_for
+
+from .common import register
+
+pytestmark = pytest.mark.integration
+DEVICES = [("pnl-1", "alarm_panel", None, None), ("smk-1", "smoke_detector", "pnl-1", 1),
+           ("smk-2", "smoke_detector", "pnl-1", 1)]
+
+
+def now_ts() -> str:
+    return format_ts(datetime.now(UTC))
+
+
+@pytest.fixture
+async def centre(world, registered, clean_db, broker):  # type: ignore[no-untyped-def]  # noqa: F811
+    """Ingester and alerting service on the API's database, with the devices registered;
+    smk-1 and smk-2 report once and say they are online."""
+    settings = settings_for(clean_db.url, broker)
+    svc = AlertingService(settings)
+    await svc.start()
+    ing = Ingester(settings, listeners=[svc])
+    await ing.start()
+    pub = AsyncMqtt("127.0.0.1", broker.port)
+    await pub.start()
+    conn = await db.connect(clean_db.url)
+    try:
+        for dev in ("smk-1", "smk-2"):
+            pub.publish(topic_for(dev, "status"), encode(
+                {"seq": 1, "ts": now_ts(), "online": True}))
+            pub.publish(topic_for(dev, "telemetry"), encode(
+                {"seq": 2, "ts": now_ts(), "obscuration_pct_per_m": 0.2, "temperature_c": 21.0}))
+        await wait_for(lambda: conn.fetchval(
+            "SELECT count(*) = 2 FROM devices WHERE online AND id LIKE 'smk-%'"), 10)
+        async with world.client("operator") as client:
+            yield pub, conn, client
+    finally:
+        await conn.close()
+        await pub.stop()
+        await ing.stop()
+        await svc.stop()
+
+
+async def offline(conn):  # type: ignore[no-untyped-def]
+    return await conn.fetchrow("SELECT * FROM alarms WHERE type = 'offline'")
+
+
+async def assert_health_follows_supervision(client) -> None:  # type: ignore[no-untyped-def]
+    device = (await client.get("/devices/smk-1")).json()
+    assert device["online"] is False  # its last status said online; supervision says no
+    assert (await client.get("/devices/smk-2")).json()["online"] is True
+    health = (await client.get("/sites/s1/health")).json()
+    assert (health["online"], health["offline"]) == (1, 1), health
+    listed = {d["id"]: d["online"] for d in
+              (await client.get("/devices", params={"site_id": "s1"})).json()["data"]}
+    assert listed["smk-1"] is False and listed["smk-2"] is True
+
+
+@pytest.fixture
+async def registered(world, clean_db, request):  # type: ignore[no-untyped-def]  # noqa: F811
+    """The devices (default heartbeat: 300 s) and the overrides the test names."""
+    await register(clean_db.url, DEVICES, getattr(request, "param", []))
+
+
+async def test_shortened_heartbeat_bites_at_once_and_health_follows_supervision(  # type: ignore[no-untyped-def]
+        centre) -> None:
+    pub, conn, client = centre
+    assert (await client.get("/devices/smk-1")).json()["online"] is True
+    health = (await client.get("/sites/s1/health")).json()
+    assert (health["online"], health["offline"]) == (2, 0), health
+
+    await asyncio.sleep(1.5)  # smk-1 has now been silent for 1.5 s
+    changed = datetime.now(UTC)
+    await conn.execute(
+        "INSERT INTO rule_overrides (scope, target, rule, params)"
+        " VALUES ('device', 'smk-1', 'supervision', '{\"heartbeat_s\": 1.0}')")
+    alarm = await wait_for(lambda: offline(conn), 10)  # the old deadline is 300 s away
+    assert alarm["device_id"] == "smk-1"
+    late = (alarm["raised_at"] - changed).total_seconds()
+    assert 0.0 <= late < 2.0, late  # at once, and dated when decided ...
+    assert alarm["evidence"]["deadline"] < changed.timestamp()  # ... not at the deadline
+    await assert_health_follows_supervision(client)
+
+    pub.publish(topic_for("smk-1", "telemetry"), encode(  # back: cleared, online again
+        {"seq": 3, "ts": now_ts(), "obscuration_pct_per_m": 0.2, "temperature_c": 21.0}))
+
+    async def back():  # type: ignore[no-untyped-def]
+        return (await client.get("/devices/smk-1")).json()["online"] is True
+
+    await wait_for(back, 10)
+
+
+@pytest.mark.parametrize("registered", [
+    [("device", "smk-1", "supervision", {"heartbeat_s": 1.0})]], indirect=True)
+async def test_a_silent_device_is_not_online_while_its_offline_alarm_is_open(  # type: ignore[no-untyped-def]
+        centre) -> None:
+    _pub, conn, client = centre
+    alarm = await wait_for(lambda: offline(conn), 10)
+    assert alarm["device_id"] == "smk-1"
+    await assert_health_follows_supervision(client)
