@@ -4,6 +4,11 @@ After any change to device credentials or lifecycle the API rewrites both files 
 database (the source of truth) and sends the broker SIGHUP. Without `mqtt_password_file`
 configured this does nothing: the broker then runs without per-device authentication
 (development only).
+
+The centre's service accounts are written with the devices: one per ingest session, named by
+its client id (the broker makes every client's id its username, so no device can open a
+service session), all with the service password. Outside development, managing the files
+without a service password is refused at start: the ingester could not log in.
 """
 
 from __future__ import annotations
@@ -27,10 +32,18 @@ class BrokerSync:
         self.acl_file = api_settings.mqtt_acl_file
         self.pid_file = api_settings.mqtt_broker_pid_file
         self.group = api_settings.mqtt_files_group
-        self.service_accounts: list[tuple[str, str]] = []
-        creds = settings.mqtt_credentials
-        if creds is not None and creds[1]:
-            self.service_accounts.append((creds[0], mqtt_auth.hash_password(creds[1])))
+        self.ingest_client_id = settings.ingest_client_id
+        self.service_names = mqtt_auth.service_account_names(
+            settings.mqtt_username, settings.ingest_client_id, settings.ingest_partitions)
+        password = settings.mqtt_service_password
+        if self.enabled and not password and settings.env != "development":
+            raise ValueError("broker credentials are managed (FIRETOWER_MQTT_PASSWORD_FILE) but "
+                             "no service password is set (FIRETOWER_MQTT_PASSWORD or "
+                             "FIRETOWER_MQTT_PASSWORD_SECRET_FILE): the ingester could not "
+                             "log in")
+        self.service_accounts: list[tuple[str, str]] = (
+            [(name, mqtt_auth.hash_password(password)) for name in self.service_names]
+            if password else [])
         self._lock = asyncio.Lock()
 
     @property
@@ -39,7 +52,7 @@ class BrokerSync:
 
     def reserved(self, name: str) -> bool:
         """Device ids that would collide with a service account's MQTT username."""
-        return any(name == s for s, _ in self.service_accounts)
+        return mqtt_auth.reserved_device_id(name, self.service_names, self.ingest_client_id)
 
     async def sync(self, pool: asyncpg.Pool) -> None:
         if self.password_file is None:
@@ -48,7 +61,8 @@ class BrokerSync:
             rows = await pool.fetch(
                 "SELECT id, mqtt_password_hash FROM devices "
                 "WHERE lifecycle <> 'decommissioned' AND mqtt_password_hash IS NOT NULL")
-            devices = [(r["id"], r["mqtt_password_hash"]) for r in rows]
+            devices = [(r["id"], r["mqtt_password_hash"]) for r in rows
+                       if not self.reserved(r["id"])]
             await run_in_threadpool(lambda: mqtt_auth.write_files(
                 self.password_file, self.acl_file, devices, self.service_accounts,
                 group=self.group))

@@ -1,23 +1,50 @@
 """Runs a Mosquitto with Firetower's configuration (deploy/mosquitto/firetower.conf).
 
 Used by `make demo`, the tests and the benchmarks, so all three get the same queue and
-in-flight sizing. Authentication: with a password file and an ACL file the broker accepts
-only listed accounts, each device publishing only on its own topics; without, anonymous
-clients are accepted on the loopback listener (development and tests only).
+in-flight sizing and the same persistence. Authentication: with a password file and an ACL
+file the broker accepts only listed accounts, each client's id is its username
+(`use_username_as_clientid`, so no account can take another's session), and each device
+publishes only on its own topics; without, anonymous clients are accepted on the loopback
+listener (development and tests only).
+
+Persistence and logging are checked, not assumed. Mosquitto 2.0 started as root drops to the
+user named by `user` (default `mosquitto`) right after reading its configuration, before it
+opens its log or writes its state; a state folder that user cannot write leaves a broker that
+runs with no log and no persistence and says so nowhere (its error goes to stderr, its save
+errors to a log it cannot open). So the launcher picks the account explicitly, hands it the
+state folder, and after start proves both: a connection must appear in the log, and a save
+forced with SIGUSR1 must land in `mosquitto.db`. A broker that fails either is stopped and
+`BrokerError` says why.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 CONFIG_TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "firetower.conf"
+DB_FILE = "mosquitto.db"
+LOG_FILE = "mosquitto.log"
+STDERR_FILE = "mosquitto.stderr"
+# The unprivileged account Mosquitto drops to when started as root (its own default).
+DEFAULT_DROP_USER = "mosquitto"
+# How long a forced save may take to land. A save writes every queued message, so a broker
+# restarted with a large backlog needs longer (about 1 s per million queued messages here).
+SAVE_CHECK_TIMEOUT_S = 60.0
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started with working persistence, logging and listener."""
 
 
 def free_port() -> int:
@@ -29,56 +56,231 @@ def free_port() -> int:
 def mosquitto_binary() -> str:
     path = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(path).exists():
-        raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
+        raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
     return path
 
 
+def _reachable_by(path: Path, account: pwd.struct_passwd) -> bool:
+    """Can `account` traverse every folder above `path` (read from the permission bits: the
+    caller is root, so os.access says nothing about another user)."""
+    groups = {account.pw_gid} | {g.gr_gid for g in _groups_of(account.pw_name)}
+    for folder in path.resolve().parents:
+        st = folder.stat()
+        if st.st_uid == account.pw_uid:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in groups:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            return False
+    return True
+
+
+def _groups_of(user: str) -> list:  # type: ignore[type-arg]
+    import grp
+    return [g for g in grp.getgrall() if user in g.gr_mem]
+
+
+def run_user(state_dir: Path, requested: str | None = None) -> str | None:
+    """The account Mosquitto will run as, written into its configuration as `user`.
+
+    Not root: None (Mosquitto changes user only when started as root). Root with `requested`:
+    that account, which must be able to reach the state folder. Root without: `mosquitto` when
+    that account exists and can reach the folder (the launcher gives it the folder), else root
+    itself (e.g. a folder under a private 0700 temporary directory), which Mosquitto allows
+    with a warning."""
+    if os.geteuid() != 0:
+        return None
+    name = requested or DEFAULT_DROP_USER
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        if requested:
+            raise BrokerError(f"broker user {requested!r} does not exist") from None
+        return "root"
+    if account.pw_uid == 0 or _reachable_by(state_dir, account):
+        return name
+    if requested:
+        raise BrokerError(f"broker user {name!r} cannot reach the state folder {state_dir}: "
+                          "a folder above it is not searchable by that user")
+    return "root"
+
+
+def _hand_over(state_dir: Path, user: str | None) -> None:
+    """Give the run account the state folder and the files Mosquitto rewrites in it."""
+    if user is None or user == "root":
+        return
+    account = pwd.getpwnam(user)
+    for p in [state_dir, *(state_dir / n for n in (DB_FILE, f"{DB_FILE}.new", LOG_FILE))]:
+        if p.exists():
+            os.chown(p, account.pw_uid, account.pw_gid)
+    state_dir.chmod(0o750)
+
+
+def _set_options(text: str, options: Mapping[str, str]) -> str:
+    """Replace `key value` lines of the configuration (or add them before the listener)."""
+    lines = text.splitlines()
+    for key, value in options.items():
+        line = f"{key} {value}"
+        for i, old in enumerate(lines):
+            if old.split(" ", 1)[0] == key:
+                lines[i] = line
+                break
+        else:
+            at = next(i for i, old in enumerate(lines) if old.startswith("listener "))
+            lines.insert(at, line)
+    return "\n".join(lines) + "\n"
+
+
 def render_config(state_dir: Path, port: int, *, bind: str = "127.0.0.1",
-                  password_file: Path | None = None, acl_file: Path | None = None) -> Path:
+                  password_file: Path | None = None, acl_file: Path | None = None,
+                  user: str | None = None, options: Mapping[str, str] | None = None) -> Path:
+    """Write `mosquitto.conf` into `state_dir`. `options` override lines of the template
+    (e.g. `{"autosave_interval": "1"}`: the benchmarks compare persistence settings)."""
     if password_file is not None:
-        auth = f"allow_anonymous false\npassword_file {password_file}"
+        auth = (f"allow_anonymous false\npassword_file {password_file}\n"
+                "use_username_as_clientid true")
         if acl_file is not None:
             auth += f"\nacl_file {acl_file}"
     else:
         auth = "allow_anonymous true"
     text = CONFIG_TEMPLATE.read_text().format(state_dir=state_dir, port=port, bind=bind,
                                               auth=auth)
+    if user is not None:
+        options = {**(options or {}), "user": user}
+    if options:
+        text = _set_options(text, options)
     state_dir.mkdir(parents=True, exist_ok=True)
     conf = state_dir / "mosquitto.conf"
     conf.write_text(text)
     return conf
 
 
+def _connack(port: int, timeout: float) -> bool:
+    """Send a bare MQTT 3.1.1 CONNECT and wait for any CONNACK: the broker's main loop (and
+    with it its signal handlers) is running. A refusal (anonymous not allowed) also counts."""
+    cid = f"firetower-launch-check-{os.getpid()}".encode()
+    body = b"\x00\x04MQTT\x04\x02\x00\x05" + len(cid).to_bytes(2, "big") + cid
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(bytes([0x10, len(body)]) + body)
+            return s.recv(4)[:1] == b"\x20"
+    except OSError:
+        return False
+
+
 @dataclass
 class Broker:
-    """A Mosquitto process we started; `restart` keeps its state directory."""
+    """A Mosquitto process we started; `restart` keeps its state directory.
+
+    `user`: the account to run as when started by root (see `run_user`). `options`: lines of
+    the configuration to override. `verify`: prove logging and persistence after start."""
 
     state_dir: Path
     port: int
     password_file: Path | None = None
     acl_file: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    user: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    verify: bool = True
+    run_as: str | None = None  # the account it runs as (None: the launcher's own)
+    _stderr: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    @property
+    def db_file(self) -> Path:
+        return self.state_dir / DB_FILE
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / LOG_FILE
+
     def start(self, timeout: float = 10.0) -> Broker:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.run_as = run_user(self.state_dir, self.user)
         conf = render_config(self.state_dir, self.port, password_file=self.password_file,
-                             acl_file=self.acl_file)
+                             acl_file=self.acl_file, user=self.run_as, options=self.options)
+        _hand_over(self.state_dir, self.run_as)
+        log_size = self.log_file.stat().st_size if self.log_file.exists() else 0
+        # Opened by the launcher, so whatever Mosquitto cannot log to its file is kept here.
+        self._stderr = open(self.state_dir / STDERR_FILE, "ab")
         self.process = subprocess.Popen([mosquitto_binary(), "-c", str(conf)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                        stdout=subprocess.DEVNULL, stderr=self._stderr)
+        try:
+            self._wait_running(timeout)
+            if self.verify:
+                self._check_log(log_size, timeout)
+                self.save(SAVE_CHECK_TIMEOUT_S)
+        except BrokerError:
+            self.stop(signal.SIGKILL)
+            raise
+        return self
+
+    def _wait_running(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise BrokerError(f"mosquitto exited: {self.stderr_tail() or self.log_tail()}")
+            if _connack(self.port, 0.5):
+                return
+            time.sleep(0.05)
+        raise BrokerError(f"mosquitto did not answer on port {self.port} within {timeout} s")
+
+    def _check_log(self, since: int, timeout: float) -> None:
+        """The check connection must show in the log file (connection_messages true)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if b"New connection from" in self._log_since(since):
+                return
+            if self.process is not None and self.process.poll() is not None:
+                raise BrokerError(f"mosquitto exited: {self.stderr_tail()}")
+            if "Unable to open log file" in self.stderr_tail():  # it fell back to stderr
+                break
+            time.sleep(0.05)
+        raise BrokerError(f"mosquitto is not writing its log {self.log_file} (running as "
+                          f"{self.run_as or 'the launching user'}): "
+                          f"{self.stderr_tail() or 'no error reported'}")
+
+    def save(self, timeout: float = SAVE_CHECK_TIMEOUT_S) -> None:
+        """Force a save (SIGUSR1) and wait until a new `mosquitto.db` is in place (Mosquitto
+        writes `mosquitto.db.new`, fsyncs it and renames it over the old file)."""
+        assert self.process is not None
+        before = self._db_identity()
+        log_at = self.log_file.stat().st_size if self.log_file.exists() else 0
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = self._db_identity()
+            if now is not None and now != before:
+                return
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode() if self.process.stderr else ""
-                raise RuntimeError(f"mosquitto exited: {err or self.log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on {self.port}")
+                raise BrokerError(f"mosquitto exited: {self.stderr_tail() or self.log_tail()}")
+            if b"Error" in self._log_since(log_at):  # a failed save logs "Error: <errno text>."
+                break
+            time.sleep(0.02)
+        raise BrokerError(f"mosquitto could not save its state to {self.db_file} (running as "
+                          f"{self.run_as or 'the launching user'}): "
+                          f"{self.log_tail(5) or self.stderr_tail() or 'no error reported'}")
+
+    def _log_since(self, offset: int) -> bytes:
+        try:
+            with self.log_file.open("rb") as f:
+                f.seek(offset)
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+    def _db_identity(self) -> tuple[int, int] | None:
+        try:
+            st = self.db_file.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
 
     def reload(self) -> None:
         """SIGHUP: re-read password and ACL files."""
@@ -89,21 +291,37 @@ class Broker:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)
             try:
-                self.process.wait(10)
+                self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash, an OOM kill or a power cut does to the broker."""
+        self.stop(signal.SIGKILL)
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
     def log_tail(self, lines: int = 20) -> str:
-        log = self.state_dir / "mosquitto.log"
-        return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
+        return _tail(self.log_file, lines)
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        return _tail(self.state_dir / STDERR_FILE, lines)
 
 
-def start_broker(state_dir: Path, port: int | None = None, **kwargs: Path | None) -> Broker:
+def _tail(path: Path, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+def start_broker(state_dir: Path, port: int | None = None, **kwargs: object) -> Broker:
     os.makedirs(state_dir, exist_ok=True)
     return Broker(state_dir, port or free_port(), **kwargs).start()  # type: ignore[arg-type]

@@ -3,8 +3,17 @@
 Each device connects with username = its device id and a random password issued once at
 registration; only the Mosquitto hash is stored (`devices.mqtt_password_hash`). The ACL lets a
 device publish only under `fire/v1/<its id>/`, through the `%u` pattern, and lets the
-centre's service account read everything under `fire/v1/`. Decommissioned devices are left out
+centre's service accounts read everything under `fire/v1/`. Decommissioned devices are left out
 of the password file, so the broker refuses them after the next reload.
+
+Client ids belong to accounts: the authenticated broker replaces every client's id with its
+username (`use_username_as_clientid`, firetower/broker.py), so a device's credentials can
+only ever open that device's own session. The centre's persistent sessions
+(`firetower-ingest`, `firetower-ingest-priority`, and per partition `...-p{p}` and
+`...-p{p}-priority`) are therefore service accounts of their own, named by their client ids,
+all with the service password (`Settings.mqtt_service_password`). No device may be registered
+with an id that starts with `firetower` or with the ingester's client id, so none can hold a
+service account's name, whatever the partition count later becomes.
 
 Hash format (Mosquitto 2.0 `mosquitto_passwd`):
     `$7$<iterations>$<base64 salt (12 bytes)>$<base64 PBKDF2-HMAC-SHA512 (64 bytes)>`
@@ -28,6 +37,40 @@ from firetower.protocol import DEVICE_ID_RE, TOPIC_ROOT
 PBKDF2_ITERATIONS = 101
 SALT_BYTES = 12
 PASSWORD_BYTES = 24  # 192 bits, URL-safe text of 32 characters
+
+
+# Device ids that start with these (case-insensitively) are refused at registration and left
+# out of the password file: the centre's own accounts live there.
+RESERVED_PREFIX = "firetower"
+
+
+def service_session_ids(base: str, partitions: int) -> list[str]:
+    """Client ids of the ingester's persistent sessions: `base` and `base-priority`, and with
+    more than one partition `base-p{p}` and `base-p{p}-priority` for every p (the names
+    `ingest.partition.session_client_id` and `priority_client_id` build)."""
+    ids = [base, f"{base}-priority"]
+    if partitions > 1:
+        for p in range(partitions):
+            ids += [f"{base}-p{p}", f"{base}-p{p}-priority"]
+    return ids
+
+
+def service_account_names(username: str | None, ingest_client_id: str,
+                          partitions: int) -> list[str]:
+    """Every MQTT account of the centre: the shared service username (if any) and one account
+    per ingest session."""
+    names = service_session_ids(ingest_client_id, partitions)
+    if username and username not in names:
+        names.insert(0, username)
+    return names
+
+
+def reserved_device_id(name: str, service_names: Iterable[str], ingest_client_id: str) -> bool:
+    """True for ids no device may hold: a service account's name, or an id starting with the
+    reserved prefix or with the ingester's client id (which every session id starts with)."""
+    low = name.lower()
+    return (name in set(service_names) or low.startswith(RESERVED_PREFIX)
+            or low.startswith(ingest_client_id.lower()))
 
 
 def new_password() -> str:
@@ -114,7 +157,9 @@ def write_files(password_file: Path, acl_file: Path | None,
     """Write both files from device and service-account `(username, hash)` pairs."""
     services = list(service_accounts)
     service_names = {name for name, _ in services}
-    entries = [(d, h) for d, h in devices if d not in service_names] + services
+    entries = [(d, h) for d, h in devices
+               if d not in service_names and not d.lower().startswith(RESERVED_PREFIX)]
+    entries += services
     write_atomic(password_file, password_file_text(entries), group=group)
     if acl_file is not None:
         write_atomic(acl_file, acl_file_text(service_names), group=group)

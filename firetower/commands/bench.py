@@ -16,6 +16,8 @@ BENCHMARKS = {
     "webhooks": ("firetower.commands.bench_webhooks", "operator verdict -> webhook receiver"),
     "e2e": ("firetower.commands.bench_e2e", "the whole pipeline: simulator -> ... -> operator "
             "-> webhook receiver, each component its own process"),
+    "broker-kill": ("firetower.commands.bench_broker", "acknowledged messages a broker SIGKILL "
+                    "loses, and the throughput cost, per persistence setting"),
 }
 
 

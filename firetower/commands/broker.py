@@ -1,26 +1,62 @@
-"""`firetower broker`: run Mosquitto with the project's configuration in the foreground."""
+"""`firetower broker`: run Mosquitto with the project's configuration in the foreground.
+
+It refuses to start (exit status 1, the reason on stderr) when the broker would not log or
+persist its state (see firetower/broker.py), and, outside `FIRETOWER_ENV=development`, when
+it would accept anonymous clients: a production broker needs the password and ACL files.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import sys
 import time
 from pathlib import Path
 
-from firetower.broker import Broker
+from firetower.broker import Broker, BrokerError
 from firetower.settings import Settings
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", default="var/mosquitto", help="persistence and log folder")
-    parser.add_argument("--password-file", type=Path, help="Mosquitto password file (per device)")
-    parser.add_argument("--acl-file", type=Path, help="Mosquitto ACL file")
+    parser.add_argument("--password-file", type=Path,
+                        default=_env_path("FIRETOWER_MQTT_PASSWORD_FILE"),
+                        help="Mosquitto password file (devices and service accounts; default "
+                             "$FIRETOWER_MQTT_PASSWORD_FILE)")
+    parser.add_argument("--acl-file", type=Path, default=_env_path("FIRETOWER_MQTT_ACL_FILE"),
+                        help="Mosquitto ACL file (default $FIRETOWER_MQTT_ACL_FILE)")
+    parser.add_argument("--pid-file", type=Path,
+                        default=_env_path("FIRETOWER_MQTT_BROKER_PID_FILE"),
+                        help="write the broker's pid here, for the API's reload signal "
+                             "(default $FIRETOWER_MQTT_BROKER_PID_FILE)")
+    parser.add_argument("--user", help="account the broker runs as when started by root "
+                        "(default: mosquitto if it can reach the state folder, else root)")
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    broker = Broker(Path(args.state_dir).resolve(), settings.mqtt_port,
-                    password_file=args.password_file, acl_file=args.acl_file).start()
-    print(f"mosquitto listening on {broker.url} (state in {broker.state_dir})", flush=True)
+    if settings.env != "development" and (args.password_file is None or args.acl_file is None):
+        print("firetower broker: outside development the broker needs --password-file and "
+              "--acl-file (FIRETOWER_MQTT_PASSWORD_FILE, FIRETOWER_MQTT_ACL_FILE); refusing to "
+              "accept anonymous clients", file=sys.stderr)
+        return 1
+    try:
+        broker = Broker(Path(args.state_dir).resolve(), settings.mqtt_port,
+                        password_file=args.password_file, acl_file=args.acl_file,
+                        user=args.user).start()
+    except BrokerError as exc:
+        print(f"firetower broker: refusing to run: {exc}", file=sys.stderr)
+        return 1
+    assert broker.process is not None
+    if args.pid_file is not None:
+        args.pid_file.write_text(f"{broker.process.pid}\n")
+    print(f"mosquitto listening on {broker.url} (state and log in {broker.state_dir}, running "
+          f"as {broker.run_as or 'this user'})", flush=True)
     stop = False
 
     def on_signal(signum: int, frame: object) -> None:

@@ -1,0 +1,135 @@
+"""The broker launcher against a real Mosquitto started as root (as `firetower run`, the tests
+and CI start it): persistence and logging work whatever account Mosquitto drops to, a broker
+that could not log or save refuses to start, and queued QoS 1 messages of a persistent session
+survive a SIGKILL and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from firetower.broker import Broker, BrokerError, free_port, run_user
+from firetower.mqtt import AsyncMqtt
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+ROOT = os.geteuid() == 0
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A fresh folder every account can traverse (pytest's own tmp_path is private to root)."""
+    d = Path(tempfile.mkdtemp(prefix="firetower-broker-test-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+async def _queue_for_offline_session(port: int, client_id: str, n: int) -> None:
+    """Create a persistent QoS 1 session, leave, and publish `n` messages into its queue."""
+    sub = AsyncMqtt("127.0.0.1", port, client_id=client_id, clean_session=False,
+                    manual_ack=True)
+    sub.subscribe("fire/#", 1)
+    await sub.start()
+    await asyncio.sleep(0.2)  # SUBACK
+    await sub.stop()
+    pub = AsyncMqtt("127.0.0.1", port)
+    acked: set[int] = set()
+    pub.client.on_publish = lambda c, u, mid, rc, p: acked.add(mid)
+    await pub.start()
+    mids = {pub.publish(f"fire/v1/dev-{i % 7}/telemetry", f"{i}".encode()).mid
+            for i in range(n)}
+
+    async def all_acked() -> bool:
+        return mids <= acked
+
+    await wait_for(all_acked, 10)
+    await pub.stop()
+
+
+async def _drain(port: int, client_id: str, expect: int) -> list[bytes]:
+    got: list[bytes] = []
+    sub = AsyncMqtt("127.0.0.1", port, client_id=client_id, clean_session=False)
+    sub.set_on_message(lambda c, u, m: got.append(m.payload))
+    sub.subscribe("fire/#", 1)
+    await sub.start()
+
+    async def enough() -> bool:
+        return len(got) >= expect
+
+    try:
+        await wait_for(enough, 10)
+        await asyncio.sleep(0.2)  # nothing more than expected arrives
+    finally:
+        await sub.stop()
+    return got
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o700], ids=["drops-to-mosquitto", "private-dir"])
+async def test_queued_messages_survive_sigkill_in_a_fresh_dir(mode: int) -> None:
+    parent = Path(tempfile.mkdtemp(prefix="firetower-broker-test-"))
+    parent.chmod(mode)
+    broker = Broker(parent / "state", free_port())
+    try:
+        broker.start()
+        if ROOT:  # a folder the `mosquitto` account can reach is handed to it, else root runs it
+            assert broker.run_as == ("mosquitto" if mode == 0o755 else "root")
+        assert broker.db_file.exists() and "New connection from" in broker.log_tail()
+        await _queue_for_offline_session(broker.port, "kill-test", 500)
+        broker.save()  # what the configured autosave does; SIGUSR1 forces it
+        broker.kill()
+        broker.start()
+        got = await _drain(broker.port, "kill-test", 500)
+        assert sorted(int(p) for p in got) == list(range(500))
+    finally:
+        broker.stop()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.mark.skipif(not ROOT, reason="privilege drop happens only when started as root")
+def test_unreachable_state_dir_for_the_drop_account_is_refused() -> None:
+    parent = Path(tempfile.mkdtemp(prefix="firetower-broker-test-"))
+    parent.chmod(0o700)  # what /tmp/pytest-of-root is: the mosquitto account cannot enter
+    try:
+        with pytest.raises(BrokerError, match="cannot reach the state folder"):
+            Broker(parent / "state", free_port(), user="mosquitto").start()
+        assert run_user(parent / "state") == "root"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_broker_that_cannot_save_refuses_to_start(open_dir: Path) -> None:
+    broker = Broker(open_dir / "state", free_port(),
+                    options={"persistence_location": "/proc/firetower-no-such-dir/"})
+    with pytest.raises(BrokerError, match="could not save"):
+        broker.start()
+    assert broker.process is None  # stopped, not left running without persistence
+
+
+def test_broker_that_cannot_log_refuses_to_start(open_dir: Path) -> None:
+    broker = Broker(open_dir / "state", free_port(),
+                    options={"log_dest": "file /proc/firetower-no-such-dir/mosquitto.log"})
+    with pytest.raises(BrokerError, match="not writing its log"):
+        broker.start()
+    assert broker.process is None
+    assert "Unable to open log file" in broker.stderr_tail()
+
+
+def test_production_broker_without_credentials_refuses_anonymous(open_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIRETOWER_MQTT")}
+    env.update(FIRETOWER_ENV="production", FIRETOWER_SECRET_KEY="x" * 32,
+               FIRETOWER_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}")
+    r = subprocess.run([sys.executable, "-m", "firetower", "broker", "--state-dir",
+                        str(open_dir / "state")], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1
+    assert "anonymous" in r.stderr
+    assert not (open_dir / "state" / "mosquitto.db").exists()  # never started
