@@ -99,10 +99,13 @@ async def test_device_publishes_only_on_its_own_topics(clean_db: Database,
                                                        "site_id": "s1"})
                     assert r.status_code == 201, r.text
                     creds[dev] = r.json()["mqtt"]["password"]
-                # A device may not take the service account's name.
-                r = await c.post("/devices", json={"id": "firetower", "kind": "smoke_detector",
-                                                   "site_id": "s1"})
-                assert r.status_code == 409
+                # A device may not take a service account's name, nor any id under the
+                # reserved prefix (every ingest session, whatever the partition count).
+                for reserved in ("firetower", "firetower-ingest", "firetower-ingest-p7",
+                                 "Firetower-ingest-priority"):
+                    r = await c.post("/devices", json={"id": reserved, "kind": "smoke_detector",
+                                                       "site_id": "s1"})
+                    assert r.status_code == 409, reserved
             received: list[str] = []
             service = await _client(broker.port, *SERVICE)
             clients.append(service)
@@ -125,6 +128,10 @@ async def test_device_publishes_only_on_its_own_topics(clean_db: Database,
                 r = await c.post("/devices/smk-b/lifecycle", json={"to": "decommissioned"})
                 assert r.status_code == 200
             assert "smk-b:" not in pw_file.read_text()
+            # Every ingest session is a service account of its own (client id = username).
+            text = pw_file.read_text()
+            assert "\nfiretower-ingest:" in text and "\nfiretower-ingest-priority:" in text
+            assert "user firetower-ingest-priority\ntopic read fire/v1/#" in acl_file.read_text()
             await asyncio.sleep(0.3)
             with pytest.raises(MqttError):
                 await _client(broker.port, "smk-b", creds["smk-b"])
