@@ -40,7 +40,7 @@ RETRY_MIN_S, RETRY_MAX_S = 0.05, 2.0
 # priority, so a batch never holds a fire back.
 MAX_BATCH = 100
 # While the database is unavailable, one warning per this many retries of a write (and the
-# first): the retry metric counts them all.
+# first, and whenever the error changes): the retry metric counts them all.
 LOG_EVERY_RETRIES = 30
 
 def _dt(t: float | None) -> datetime | None:
@@ -199,6 +199,7 @@ class AlarmWriter:
     async def _retry(self, fn: Callable[[], Awaitable[object]]) -> object:
         """Run `fn` until it succeeds or fails with an error that is not transient."""
         backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
+        last: type[BaseException] | None = None
         while True:
             try:
                 return await fn()
@@ -207,7 +208,8 @@ class AlarmWriter:
                     raise
                 metrics.WRITE_RETRIES.inc()
                 delay = backoff.next()
-                if backoff.failures % LOG_EVERY_RETRIES == 1:
+                if backoff.failures % LOG_EVERY_RETRIES == 1 or type(exc) is not last:
+                    last = type(exc)
                     log.warning("alarm write failed: database unavailable (%s: %s); retry %d "
                                 "in %.2f s, the decision stays pending", type(exc).__name__,
                                 exc, backoff.failures, delay)

@@ -1,5 +1,7 @@
-"""The writer drains fire first, retries a lost connection, and saves rule state only when its
-queue is empty (so the stored state is never ahead of the stored alarms)."""
+"""The writer drains fire first, retries a lost connection and a database in recovery (never
+drops a decision on an outage), reports a decision the database refuses, keeps a watermark of
+the decisions written, and saves rule state only when its queue is empty (so the stored state
+is never ahead of the stored alarms)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,9 @@ import asyncio
 import contextlib
 
 import asyncpg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alerting.decision import Action, Decision
 from alerting.writer import AlarmWriter
@@ -15,10 +20,16 @@ from firetower.alarms import PRIORITY, AlarmClass
 
 
 class RecordingStore:
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0,
+                 error: type[Exception] = asyncpg.PostgresConnectionError,
+                 refuse: set[str] | None = None) -> None:
         self.calls: list[str] = []
         self.fail = fail_first
+        self.error = error
+        self.refuse = refuse or set()
         self.transactions = 0
+        self.writer: AlarmWriter | None = None
+        self.low_at_call: list[int] = []
 
     @contextlib.asynccontextmanager
     async def transaction(self):  # type: ignore[no-untyped-def]
@@ -28,8 +39,12 @@ class RecordingStore:
     async def raise_or_recur(self, occ, **kw):  # type: ignore[no-untyped-def]
         if self.fail:
             self.fail -= 1
-            raise asyncpg.PostgresConnectionError("connection lost")
+            raise self.error("the database is unavailable")
+        if occ.key.device_id in self.refuse:
+            raise asyncpg.CheckViolationError("refused by the database")
         self.calls.append(occ.key.device_id)
+        if self.writer is not None:
+            self.low_at_call.append(self.writer.low)
         await asyncio.sleep(0)
 
 
@@ -77,3 +92,90 @@ async def test_a_lost_connection_is_retried_not_dropped() -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+# What the database answers while it restarts, crashes or is in crash recovery, and when it
+# has no connection slot left: the writer used to drop the decision on each of these (issue 11).
+OUTAGE_ERRORS = [asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
+                 asyncpg.CrashShutdownError, asyncpg.TooManyConnectionsError,
+                 asyncpg.ConnectionDoesNotExistError, ConnectionRefusedError]
+
+
+@pytest.mark.parametrize("error", OUTAGE_ERRORS, ids=lambda e: e.__name__)
+async def test_a_database_outage_is_retried_not_dropped(error: type[Exception]) -> None:
+    store = RecordingStore(fail_first=4, error=error)
+
+    async def save(items: list[tuple[str, bytes]]) -> None:
+        return None
+
+    w = AlarmWriter(store, take_dirty=list, save_states=save)  # type: ignore[arg-type]
+    task = asyncio.create_task(w.run())
+    try:
+        w.put(decision("fire-1", AlarmClass.FIRE))
+        for i in range(3):  # a batch, retried together
+            w.put(decision(f"off-{i}", AlarmClass.OFFLINE))
+        await asyncio.wait_for(w.drain(), 10)
+        assert (w.written, w.failed) == (4, 0)
+        assert store.calls[0] == "fire-1" and len(store.calls) == 4
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_refused_decision_is_reported_and_the_others_written() -> None:
+    store = RecordingStore(refuse={"bad"})
+    refused: list[Decision] = []
+
+    async def save(items: list[tuple[str, bytes]]) -> None:
+        return None
+
+    w = AlarmWriter(store, take_dirty=list, save_states=save,  # type: ignore[arg-type]
+                    on_refused=refused.append)
+    for name in ("a", "bad", "b"):  # one batch: it fails, then one by one
+        w.put(decision(name, AlarmClass.FIRE))
+    task = asyncio.create_task(w.run())
+    try:
+        await asyncio.wait_for(w.drain(), 10)
+        assert store.calls[-2:] == ["a", "b"]
+        assert [d.key.device_id for d in refused] == ["bad"]
+        assert (w.written, w.failed, w.low) == (2, 1, 3)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_watermark_passes_a_ticket_only_when_every_earlier_one_is_done() -> None:
+    """Fire first reorders the queue; `low` still says "every decision before it is done"."""
+    store = RecordingStore()
+    moves: list[int] = []
+
+    async def save(items: list[tuple[str, bytes]]) -> None:
+        return None
+
+    w = AlarmWriter(store, take_dirty=list, save_states=save,  # type: ignore[arg-type]
+                    on_progress=lambda: moves.append(w.low))
+    store.writer = w
+    w.put(decision("off-0", AlarmClass.OFFLINE))  # ticket 0
+    w.put(decision("fire-1", AlarmClass.FIRE))  # ticket 1, written first
+    task = asyncio.create_task(w.run())
+    try:
+        await asyncio.wait_for(w.drain(), 10)
+        assert store.calls == ["fire-1", "off-0"]
+        assert store.low_at_call == [0, 0]  # the fire written, ticket 0 not yet: low stays 0
+        assert w.low == 2 and moves and moves[-1] == 2
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@given(st.permutations(range(30)))
+def test_the_watermark_is_the_first_ticket_not_done_in_any_completion_order(
+        order: list[int]) -> None:
+    w = AlarmWriter(RecordingStore(), take_dirty=list,  # type: ignore[arg-type]
+                    save_states=None)  # type: ignore[arg-type]
+    done: set[int] = set()
+    for t in order:
+        w._finish([t])
+        done.add(t)
+        first_missing = next(i for i in range(31) if i not in done)
+        assert w.low == first_missing
