@@ -87,6 +87,20 @@ class SupervisionParams:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockParams:
+    """Device clock supervision (alerting/rules/clock.py, docs/alarms.md "Device clock")."""
+
+    # A quartz clock drifts <= 2 s a day (20 ppm): checked daily (GB 50440) it never gets near
+    # a minute, while a clock set by hand, never synchronised or reset is minutes to years out.
+    # 60 s is 12 times the centre's own allowed error (5 s), far above transit, and below the
+    # panel heartbeat (90 s), so records and supervision stay in the right minute.
+    limit_s: float = 60.0
+    # The smallest offset over this window is the clock's (a backlog only delays); the fault
+    # clears after one whole window within the limit.
+    window_s: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class EarlyWarningParams:
     bucket_s: float = 3600.0  # battery trend: one mean per hour (averages the daily cycle) ...
     buckets: int = 24  # ... over the last day
@@ -113,6 +127,7 @@ class DeviceParams:
     sprinkler: SprinklerParams = field(default_factory=SprinklerParams)
     supervision: SupervisionParams = field(default_factory=SupervisionParams)
     early_warning: EarlyWarningParams = field(default_factory=EarlyWarningParams)
+    clock: ClockParams = field(default_factory=ClockParams)
 
 
 RULES = tuple(f.name for f in dataclasses.fields(DeviceParams))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
@@ -22,6 +22,9 @@ from alerting.condition import Condition
 from alerting.config import DeviceParams
 from alerting.window import Buckets, Ring
 from firetower.model import DeviceKind, Telemetry
+
+if TYPE_CHECKING:
+    from alerting.rules.clock import ClockWindow
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
@@ -72,7 +75,7 @@ def split_key(key: str) -> tuple[str, str]:
 
 
 class DeviceState:
-    __slots__ = ("battery", "chamber", "co_base", "conds", "dirty", "event_seqs", "hb_at",
+    __slots__ = ("battery", "chamber", "clock", "co_base", "conds", "dirty", "event_seqs", "hb_at",
                  "info", "last", "last_seen", "leak", "params", "pressure", "recent", "skew",
                  "starts", "static_kpa", "temp_base", "trough")
 
@@ -82,6 +85,7 @@ class DeviceState:
         self.conds: dict[str, Condition] = NO_CONDS  # type: ignore[assignment]
         self.last_seen: float | None = None  # centre time of the last message
         self.skew = 0.0  # centre time minus device time, at the last message
+        self.clock: ClockWindow | None = None  # clock supervision (alerting/rules/clock.py)
         self.dirty = False
         self.hb_at: float | None = None  # centre time of the scheduled heartbeat check
         self.last: Last | None = None  # the last reading's values (evidence for timer raises)

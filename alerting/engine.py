@@ -27,6 +27,7 @@ from alerting.device import DeviceInfo, DeviceState, cond_key, last_of, split_ke
 from alerting.modes import ModeTable, ModeWindow
 from alerting.rules import coincidence, early_warning, heat, panel, smoke, sprinkler
 from alerting.rules.base import Context, Hit, Timer, durations, step
+from alerting.rules.clock import observe as observe_clock
 from alerting.rules.coincidence import ZoneIndex, ZoneKey
 from alerting.rules.supervision import OFFLINE, inhibitor
 from firetower.alarm_store import AlarmKey
@@ -154,6 +155,9 @@ class Engine:
             return
         st.last_seen = now
         st.skew = now - t
+        w = st.clock  # the device's clock (alerting/rules/clock.py)
+        if w is None or m.device_ts is not None or st.skew < w.low or now >= w.until:
+            observe_clock(self, st, m, now)
         if st.hb_at is None:
             self._schedule_heartbeat(st, now)
         conds = st.conds

@@ -1,0 +1,131 @@
+"""Device clock supervision: a `clock` fault per device whose clock is wrong (GB 50440 asks the
+centre to check device clocks daily; here every message is a check).
+
+The offset of a message is the centre's time when the engine takes it minus the device's own
+stamp (for a re-stamped message, the stamp it carried: `device_ts`). Delivery only adds to an
+offset (transit, a broker backlog, a redelivery), so:
+
+- an offset below `-limit_s` (the device is ahead) is wrong at once, and so is a stamp the
+  decoder did not believe because it is before 2000 or older than 30 days: the fault is raised
+  on that message;
+- a device behind is told from a late delivery by the smallest offset over a window of
+  `window_s`: above `limit_s` at the end of a window, the fault is raised;
+- the fault clears at the end of a window with no wrong stamp and its smallest offset within
+  the limit: the clock has been right for a whole window.
+
+Status messages count only for the first point: a retained birth message carries the time its
+connection was made, however long ago.
+
+The fault is its own alarm (`fault`, type `clock`, point ""), raised and cleared with the
+centre's time; it never changes what the other rules do with the message (a fire stamped a
+year ahead is still a fire, evaluated at its receive time). The window is kept in memory
+only: after a restart the first window starts with the first message (an open fault stays
+open until a clean window ends).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from alerting.condition import Level
+from alerting.decision import Action, Decision
+from alerting.device import DeviceState
+from firetower.alarm_store import AlarmKey
+from firetower.alarms import PRIORITY, AlarmClass
+from firetower.device_clock import describe_offset
+from firetower.model import ClockState, Message, Status
+
+if TYPE_CHECKING:
+    from alerting.engine import Engine
+
+CLOCK = "clock"
+
+
+class ClockWindow:
+    """One device's current window: when it started and ends (centre time), the smallest
+    offset in it (centre minus device, s; inf until a reading or event), the last wrong stamp
+    seen in it. The engine calls `observe` only when a message may change something: a stamp
+    not believed, a new smallest offset, the end of the window (a few times a window)."""
+
+    __slots__ = ("low", "since", "until", "wrong")
+
+    def __init__(self, since: float, window_s: float) -> None:
+        self.since = since
+        self.until = since + window_s
+        self.low = math.inf
+        self.wrong: ClockState | None = None
+
+
+def observe(engine: Engine, st: DeviceState, m: Message, now: float) -> None:
+    """Called by the engine for a message it evaluates (not a last will), after
+    `st.skew = now - m.ts`, unless the device's window says nothing can change: the stamp was
+    believed, the offset is no new smallest, the window is not over."""
+    p = st.params.clock
+    w = st.clock
+    if w is None:
+        w = st.clock = ClockWindow(now, p.window_s)
+    dev = m.device_ts
+    offset = st.skew if dev is None else now - dev.timestamp()
+    state = m.clock
+    if state is None or state is ClockState.AHEAD:  # ahead: judged against this device's limit
+        state = ClockState.AHEAD if offset < -p.limit_s else None
+    if offset < w.low and type(m) is not Status:
+        w.low = offset
+    if state is not None:
+        w.wrong = state
+        if not st.is_active(CLOCK):
+            _raise(engine, st, m, state, offset, now, "this message")
+    if now >= w.until:
+        _close(engine, st, w, m, now)
+
+
+def _close(engine: Engine, st: DeviceState, w: ClockWindow, m: Message, now: float) -> None:
+    p = st.params.clock
+    if w.wrong is None and w.low != math.inf:
+        if w.low > p.limit_s:
+            if not st.is_active(CLOCK):
+                _raise(engine, st, m, ClockState.BEHIND, w.low, now,
+                       f"the smallest offset over {p.window_s:g} s")
+        elif st.is_active(CLOCK):
+            _clear(engine, st, w.low, now)
+    st.clock = ClockWindow(now, p.window_s)
+
+
+def _raise(engine: Engine, st: DeviceState, m: Message, state: ClockState, offset: float,
+           now: float, basis: str) -> None:
+    info = st.info
+    c = st.cond(CLOCK)
+    c.active, c.level = True, Level.TRUE
+    st.dirty = True
+    engine.mark_dirty(info.id)
+    p = st.params.clock
+    stamp = m.device_ts or m.ts
+    if state is ClockState.RESET:
+        reason = f"device clock reset: it stamps {stamp.isoformat()} ({describe_offset(offset)})"
+    else:
+        reason = f"device clock {describe_offset(offset)} (limit {p.limit_s:g} s)"
+    evidence = {"rule": CLOCK, "state": state.value, "offset_s": round(offset, 3),
+                "limit_s": p.limit_s, "window_s": p.window_s, "device_stamp": stamp.isoformat(),
+                "seq": m.seq, "basis": basis}
+    mode = engine.modes.mode_for(info.id, info.site_id, "", now, info.parent_id, info.zone)[0]
+    engine._put(Decision(  # the engine's sink, as its own supervision uses
+        Action.RAISE, PRIORITY[AlarmClass.FAULT], AlarmKey(info.id, "", CLOCK), AlarmClass.FAULT,
+        now, info.site_id, info.zone, 1.0, evidence, mode,
+        group_key=f"{AlarmClass.FAULT.value}:{info.site_id or ''}",
+        device_ts=m.ts.timestamp(), received_at=m.received_at.timestamp(), reason=reason,
+        seq=m.seq))
+
+
+def _clear(engine: Engine, st: DeviceState, offset: float, now: float) -> None:
+    info = st.info
+    c = st.conds[CLOCK]
+    c.active, c.level = False, Level.FALSE
+    st.dirty = True
+    engine.mark_dirty(info.id)
+    p = st.params.clock
+    engine._put(Decision(  # the engine's sink, as its own supervision uses
+        Action.CLEAR, PRIORITY[AlarmClass.FAULT], AlarmKey(info.id, "", CLOCK), AlarmClass.FAULT,
+        now, info.site_id, evidence={"offset_s": round(offset, 3), "limit_s": p.limit_s},
+        reason=f"device clock right for {p.window_s:g} s (smallest offset "
+               f"{describe_offset(offset)})"))
