@@ -1,0 +1,100 @@
+"""A panel and a detector with wrong clocks, through the real broker, ingester, rule engine and
+database (issue 11): fire events stamped a year ahead and at 1970 are stored, marked and each
+an open fire alarm, the panel has a clock fault; a reading stamped a year behind is stored and
+marked, and its detector has a clock fault; a message sent again is stored once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alerting.service import AlertingService
+from firetower import db
+from firetower.mqtt import AsyncMqtt
+from firetower.protocol import encode, format_ts, topic_for
+from ingest.service import Ingester
+from tests.conftest import settings_for, wait_for
+
+from .common import alarms, register
+
+pytestmark = pytest.mark.integration
+DEVICES = [("pnl-1", "alarm_panel", None, None), ("smk-1", "smoke_detector", "pnl-1", 1)]
+NOW = datetime.now(UTC)
+AHEAD = format_ts(NOW + timedelta(days=365))
+RESET = "1970-01-01T00:02:11.500Z"
+BEHIND = format_ts(NOW - timedelta(days=365))
+OPEN = ("active", "acknowledged", "verified")
+
+
+async def test_wrong_clocks_lose_nothing_and_raise_clock_faults(clean_db, broker) -> None:
+    await register(clean_db.url, DEVICES)
+    settings = settings_for(clean_db.url, broker)
+    svc = AlertingService(settings)
+    await svc.start()
+    ing = Ingester(settings, listeners=[svc])
+    await ing.start()
+    pub = AsyncMqtt("127.0.0.1", broker.port)
+    await pub.start()
+    conn = await db.connect(clean_db.url)
+    messages = [
+        (topic_for("pnl-1", "event"), {"seq": 1, "ts": AHEAD, "category": "fire",
+                                       "active": True, "zone": 3, "point": 1,
+                                       "component": "manual_call_point"}),
+        (topic_for("pnl-1", "event"), {"seq": 2, "ts": RESET, "category": "fire",
+                                       "active": True, "zone": 1, "point": 7}),
+        (topic_for("smk-1", "telemetry"), {"seq": 1, "ts": BEHIND,
+                                           "obscuration_pct_per_m": 0.3, "temperature_c": 21.0}),
+    ]
+    try:
+        for topic, body in messages:
+            pub.publish(topic, encode(body), 1)
+
+        async def both_fires():  # type: ignore[no-untyped-def]
+            rows = [a for a in await alarms(conn) if a["class"] == "fire"]
+            return rows if len(rows) == 2 else None
+
+        fires = await wait_for(both_fires, 10)
+        # sent again (a device resending after a reconnect): received later, stored once
+        for topic, body in messages:
+            pub.publish(topic, encode(body), 1)
+        await wait_for(lambda: _received(ing, 6), 10)
+        await svc.writer.drain()  # type: ignore[union-attr]
+        events = await conn.fetch("SELECT * FROM events ORDER BY seq")
+        telemetry = await conn.fetch("SELECT * FROM telemetry")
+        everything = await alarms(conn)
+        rejects = await conn.fetchval("SELECT count(*) FROM rejects")
+        panel = await conn.fetchrow("SELECT clock_offset_s FROM devices WHERE id = 'pnl-1'")
+    finally:
+        await conn.close()
+        await pub.stop()
+        await ing.stop()
+        await svc.stop()
+
+    assert rejects == 0
+    assert [(e["seq"], e["clock"], e["device_ts"]) for e in events] == [
+        (1, "ahead", datetime.fromisoformat(AHEAD)), (2, "reset", datetime.fromisoformat(RESET))]
+    for e in events:  # stored and evaluated with the receive time of the first copy
+        assert e["ts"] == e["received_at"] and abs(e["ts"] - NOW) < timedelta(minutes=1)
+    (reading,) = telemetry
+    assert (reading["clock"], reading["device_ts"]) == ("behind", datetime.fromisoformat(BEHIND))
+    assert reading["ts"] == reading["received_at"]
+
+    assert sorted((a["point"], a["state"], a["type"]) for a in fires) == [
+        ("1/7", "active", "panel.fire"), ("3/1", "active", "panel.fire")]
+    for a in fires:
+        assert abs(a["raised_at"] - a["received_at"]) < timedelta(seconds=1)
+        assert a["count"] == 1  # the copy sent again is no new occurrence
+    faults = {a["device_id"]: a for a in everything if a["type"] == "clock"}
+    assert faults.keys() == {"pnl-1", "smk-1"}
+    assert {a["class"] for a in faults.values()} == {"fault"}
+    assert all(a["state"] in OPEN for a in faults.values())
+    assert faults["pnl-1"]["evidence"]["state"] == "ahead"  # the first wrong stamp raised it
+    assert faults["smk-1"]["evidence"]["state"] == "behind"
+    assert panel["clock_offset_s"] is not None and panel["clock_offset_s"] < -300 * 86_400
+    assert len(everything) == 4, [(a["device_id"], a["type"]) for a in everything]
+
+
+async def _received(ing: Ingester, n: int) -> bool:
+    t = ing.totals
+    return t["stored"] + t["duplicates"] >= n
