@@ -45,7 +45,8 @@ async def centre(world, registered, clean_db, broker):  # type: ignore[no-untype
             pub.publish(topic_for(dev, "status"), encode(
                 {"seq": 1, "ts": now_ts(), "online": True}))
             pub.publish(topic_for(dev, "telemetry"), encode(
-                {"seq": 2, "ts": now_ts(), "obscuration_pct_per_m": 0.2, "temperature_c": 21.0}))
+                {"seq": 2, "ts": now_ts(), "obscuration_pct_per_m": 0.2, "temperature_c": 21.0,
+                 "co_ppm": 0.0}))
         await wait_for(lambda: conn.fetchval(
             "SELECT count(*) = 2 FROM devices WHERE online AND id LIKE 'smk-%'"), 10)
         async with world.client("operator") as client:
@@ -114,3 +115,32 @@ async def test_a_silent_device_is_not_online_while_its_offline_alarm_is_open(  #
     alarm = await wait_for(lambda: offline(conn), 10)
     assert alarm["device_id"] == "smk-1"
     await assert_health_follows_supervision(client)
+
+
+@pytest.mark.parametrize("registered", [
+    [("device", "smk-1", "smoke", {"for_s": 1.0})]], indirect=True)
+async def test_a_timer_raised_fire_carries_its_clocks_into_the_compliance_limits(  # type: ignore[no-untyped-def]
+        centre) -> None:
+    pub, conn, client = centre
+    sent = datetime.now(UTC)  # smoke with CO (confirmed), once; the 1 s hold ends by timer
+    pub.publish(topic_for("smk-1", "telemetry"), encode(
+        {"seq": 3, "ts": format_ts(sent), "obscuration_pct_per_m": 9.0, "temperature_c": 21.0,
+         "co_ppm": 40.0}))
+
+    async def fire():  # type: ignore[no-untyped-def]
+        return await conn.fetchrow("SELECT * FROM alarms WHERE class = 'fire'")
+
+    alarm = await wait_for(fire, 10)
+    assert alarm["evidence"]["by"] == "timer"
+    assert abs((alarm["device_ts"] - sent).total_seconds()) < 0.001
+    rx = await conn.fetchval("SELECT received_at FROM telemetry WHERE device_id = 'smk-1'"
+                             " AND seq = 3")
+    assert alarm["received_at"] == rx
+
+    async def judged():  # type: ignore[no-untyped-def]  # shown to an operator (recorded after)
+        detail = (await client.get(f"/alarms/{alarm['id']}")).json()
+        limits = {c["limit"]: c["status"] for c in detail["limits"]}
+        return limits if "pending" not in limits.values() else None
+
+    assert await wait_for(judged, 10) == {"gb50440_display_20s": "met",
+                                          "nfpa72_display_90s": "met"}
