@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.permissions import Role
-from firetower.model import DeviceKind, Lifecycle
+from firetower.model import ClockState, DeviceKind, Lifecycle
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 FloorId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
@@ -202,6 +202,11 @@ class DevicePublic(BaseModel):
     decommissioned_at: datetime | None
     last_seen_at: datetime | None
     online: bool | None
+    # the device clock (docs/alarms.md): smallest receive time - device time of the current
+    # window (s, positive = behind), when it was measured, and ok / ahead / behind / reset
+    clock_offset_s: float | None = None
+    clock_checked_at: datetime | None = None
+    clock: ClockState | None = None
 
 
 class DevicesPublic(BaseModel):

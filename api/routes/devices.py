@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from api.broker_sync import BrokerSync
 from api.deps import ApiSettingsDep, Needs, PoolDep, Principal, SettingsDep
+from api.device_clock import CLOCK_COLUMNS
 from api.errors import ApiError, Conflict, NotFound, Unprocessable
 from api.permissions import Permission
 from api.presence import ONLINE_SQL
@@ -55,6 +56,8 @@ MAX_IMPORT_ROWS = 5000
 _COLS = ("id, kind, site_id, parent_id, floor_id, location, x, y, zone, lifecycle, "
          "registered_at, commissioned_at, in_service_at, decommissioned_at, last_seen_at, "
          f"{ONLINE_SQL} AS online")  # supervision: an open offline alarm means not online
+
+_COLS += f", {CLOCK_COLUMNS}"  # the device's clock: offset and state (api/device_clock.py)
 
 
 def _sync(request: Request) -> BrokerSync:
