@@ -58,7 +58,7 @@ def run(a: Detector, b: Detector, rnd: random.Random
         m, arrived, seq = h.now + det.phase, h.now, 0
         while m < end:
             seq += 1
-            arrived = max(arrived, m + rnd.uniform(0.0, MAX_DELAY))
+            arrived = max(arrived + 1e-3, m + rnd.uniform(0.0, MAX_DELAY))  # in order
             level = 8.0 if m >= start + det.onset else 0.2
             msgs.append((arrived, rnd.random(), seq, dev, m - det.offset, level))
             m += det.every
