@@ -2,5 +2,6 @@
 
 Rule ids (the alarm `type`): smoke.threshold, smoke.prealarm, heat.fixed, heat.rate_of_rise,
 sprinkler.waterflow, sprinkler.low_pressure, sprinkler.leak, sprinkler.jockey_cycling,
-panel.<category>, offline, battery.depleting, sprinkler.pressure_trend, smoke.chamber_drift.
+panel.<category>, offline, clock, battery.depleting, sprinkler.pressure_trend,
+smoke.chamber_drift.
 """
