@@ -71,6 +71,7 @@ class Engine:
         # Conditions whose deadline must be re-read now (a zone confirmed them, parameters
         # changed): run by `_rearm_due()` once the current message or deadline is done.
         self._rearm: list[tuple[str, str]] = []
+        self._supervising = False  # start_supervision() ran: new devices get a deadline
 
     # -- registry, configuration, restore ----------------------------------------------------
     def set_devices(self, infos: Iterable[DeviceInfo], lifecycles: dict[str, Lifecycle]
@@ -81,13 +82,16 @@ class Engine:
             st = self.devices.get(info.id)
             if st is None:
                 st = self.devices[info.id] = DeviceState(info, params)
-                if lifecycles and lifecycles.get(info.id) in _SUPERVISED:
-                    st.last_seen = self.clock.now()  # supervise it from now on
             else:
                 moved = params is not st.params
                 st.info, st.params = info, params
                 if moved:
                     self.rearm(st)
+            if (lifecycles and st.last_seen is None
+                    and lifecycles.get(info.id) in _SUPERVISED):
+                st.last_seen = self.clock.now()  # supervise it from now on (registered or
+                if self._supervising:  # put in service after the start: its deadline now)
+                    self._schedule_heartbeat(st, st.last_seen)
         self.children.clear()
         for st in self.devices.values():
             if st.info.parent_id:
@@ -130,6 +134,7 @@ class Engine:
 
     def start_supervision(self) -> None:
         """Schedule a heartbeat deadline for every device that is supervised."""
+        self._supervising = True
         now = self.clock.now()
         for st in self.devices.values():
             if st.last_seen is not None and st.hb_at is None:

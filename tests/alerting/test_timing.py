@@ -217,3 +217,18 @@ def test_a_waterflow_fire_after_the_retard_carries_its_last_readings_clocks() ->
     assert fire.evidence["by"] == "timer"
     assert fire.device_ts == pytest.approx(last_ts) and fire.received_at == pytest.approx(last_rx)
     assert dt(fire.device_ts) > dt(fire.received_at)  # stored as sent: the clocks tell
+
+
+def test_devices_put_in_service_after_the_start_are_supervised_from_then() -> None:
+    from firetower.model import Lifecycle
+
+    h = Harness([DeviceInfo("s1", SMOKE, "site")])  # registered: not supervised yet
+    t0 = h.now
+    h.advance(100)
+    h.engine.set_devices([DeviceInfo("s1", SMOKE, "site"), DeviceInfo("s2", SMOKE, "site")],
+                         {"s1": Lifecycle.IN_SERVICE, "s2": Lifecycle.IN_SERVICE})
+    h.advance(299)
+    assert offline(h) == []  # neither has said a word: 300 s from being put in service
+    h.advance(2)
+    assert sorted((d.key.device_id, d.at - t0) for d in offline(h)) == [
+        ("s1", pytest.approx(400)), ("s2", pytest.approx(400))]
