@@ -177,12 +177,12 @@ class Engine:
                 quiet = not conds or _quiet(conds.get(smoke.ALARM), conds.get(smoke.PREALARM))
                 coincidence.track(st, m, t, quiet)  # type: ignore[arg-type]
                 smoke.evaluate(ctx, st, m)  # type: ignore[arg-type]
-                if st.conds:  # in alarm: a signal of its zone while its verification runs
-                    zk = self.zone_key(st, None)
-                    if zk is not None:
-                        for dev, pt in coincidence.in_alarm(self.zones, zk, st, smoke.ALARM,
-                                                            st.conds.get(smoke.ALARM), now):
-                            self._rearm.append((dev, cond_key(smoke.ALARM, pt)))
+                alarm = st.conds.get(smoke.ALARM)
+                if alarm is not None and not alarm.active and st.info.zone is not None:
+                    # in alarm: a signal of its zone while its verification runs
+                    for dev, pt in coincidence.in_alarm(self.zones, self.zone_key(st, None),  # type: ignore[arg-type]
+                                                        st, smoke.ALARM, alarm, now):
+                        self._rearm.append((dev, cond_key(smoke.ALARM, pt)))
             elif kind is DeviceKind.HEAT_DETECTOR:
                 heat.evaluate(ctx, st, m)  # type: ignore[arg-type]
             elif kind is DeviceKind.SPRINKLER_PRESSURE:
