@@ -1,0 +1,178 @@
+"""A steady device stream: each device on its own MQTT connection, authenticated as itself
+(username = client id = device id), publishing QoS 1 readings at a fixed rate, with panels
+reporting fire events throughout. Every message is recorded with paho's delivery info, so the
+checks know exactly which messages the broker acknowledged (PUBACK).
+
+A device whose connection drops reconnects and sends again what was not acknowledged (paho
+keeps unacknowledged QoS 1 messages and resends them on the next connection), as a real
+device does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as paho
+
+from firetower.mqtt import AsyncMqtt
+from firetower.protocol import encode, format_ts, topic_for
+from tests.faults.centre import Device
+
+# A panel's clock: device time for a message sent now.
+Clock = Callable[[datetime], datetime]
+
+
+def true_clock(now: datetime) -> datetime:
+    return now
+
+
+def year_ahead(now: datetime) -> datetime:
+    return now + timedelta(days=365)
+
+
+def epoch_1970(now: datetime) -> datetime:
+    # a panel whose clock reset to the Unix epoch at power-up and has run since
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=time.monotonic() % 86_400)
+
+
+@dataclass
+class Sent:
+    device: str
+    mtype: str  # telemetry | event | status
+    seq: int
+    info: paho.MQTTMessageInfo
+    zone: int = 0  # fire events: the zone/point they report
+    point: int = 0
+
+    @property
+    def acked(self) -> bool:
+        # set by paho when the PUBACK arrives, also for a message first queued while the
+        # connection was down (`is_published()` raises for those, whatever happens later)
+        return self.info._published
+
+
+def reading(kind: str, seq: int, ts: datetime, rng: random.Random) -> dict[str, object]:
+    """A quiet reading (nothing near an alarm level)."""
+    b: dict[str, object] = {"seq": seq, "ts": format_ts(ts)}
+    if kind == "smoke_detector":
+        b.update(obscuration_pct_per_m=round(0.05 + rng.uniform(0, 0.02), 3),
+                 temperature_c=round(21 + rng.uniform(-0.2, 0.2), 2), battery_v=3.0)
+    elif kind == "heat_detector":
+        b.update(temperature_c=round(21 + rng.uniform(-0.2, 0.2), 2), battery_v=3.0)
+    elif kind == "sprinkler_pressure":
+        b.update(pressure_kpa=round(600 + rng.uniform(-0.5, 0.5), 1), flow_lps=0.0)
+    else:
+        b.update(mains_ok=True, battery_ok=True, battery_v=27.1)
+    return b
+
+
+async def probe_once(port: int, device: Device, seq: int) -> None:
+    """One reading and one status from the probe device, each acknowledged by the broker."""
+    c = AsyncMqtt("127.0.0.1", port, client_id=device.id, credentials=(device.id, device.password))
+    await c.start(timeout=10)
+    try:
+        now = datetime.now(UTC)
+        infos = [c.publish(topic_for(device.id, "telemetry"),
+                           encode(reading(device.kind, seq, now, random.Random(seq))), 1),
+                 c.publish(topic_for(device.id, "status"),
+                           encode({"seq": seq, "ts": format_ts(now), "online": True}), 1)]
+        deadline = time.monotonic() + 5
+        while not all(i._published for i in infos) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    finally:
+        await c.stop()
+
+
+@dataclass
+class Stream:
+    """`start()`, then `stop()`; `sent` holds every message, `acked()` those with a PUBACK."""
+
+    port: int
+    devices: list[Device]  # sensors and panels (the probe is not streamed)
+    rate_hz: float = 10.0  # readings per device per second
+    fire_every_s: float = 1.5  # per panel
+    clocks: dict[str, Clock] = field(default_factory=dict)  # panel -> clock (default: true)
+    fires_only: set[str] = field(default_factory=set)  # panels that send only fire events
+    sent: list[Sent] = field(default_factory=list)
+    clients: dict[str, AsyncMqtt] = field(default_factory=dict)
+    _task: asyncio.Task[None] | None = None
+    _seq: dict[str, int] = field(default_factory=dict)
+    _zone: dict[str, int] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        for d in self.devices:
+            c = AsyncMqtt("127.0.0.1", self.port, client_id=d.id, credentials=(d.id, d.password))
+            self.clients[d.id] = c
+        await asyncio.gather(*(c.start(timeout=15) for c in self.clients.values()))
+        self._task = asyncio.create_task(self._run(), name="faults-stream")
+
+    async def stop(self, settle_s: float = 15.0) -> None:
+        """Stop publishing; give unacknowledged messages up to `settle_s` to be acknowledged
+        (a device keeps resending), then disconnect."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        deadline = time.monotonic() + settle_s
+        while any(not s.acked for s in self.sent) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*(c.stop() for c in self.clients.values()))
+
+    def publish(self, device: Device, mtype: str, body: dict[str, object], **extra: int) -> None:
+        client = self.clients[device.id]
+        info = client.publish(topic_for(device.id, mtype), encode(body), 1)
+        self.sent.append(Sent(device.id, mtype, int(body["seq"]), info, **extra))  # type: ignore[call-overload]
+
+    def next_seq(self, device: str) -> int:
+        self._seq[device] = self._seq.get(device, 0) + 1
+        return self._seq[device]
+
+    def fire(self, panel: Device) -> None:
+        zone = self._zone[panel.id] = self._zone.get(panel.id, 0) + 1
+        now = datetime.now(UTC)
+        ts = self.clocks.get(panel.id, true_clock)(now)
+        self.publish(panel, "event", {
+            "seq": self.next_seq(panel.id), "ts": format_ts(ts), "category": "fire",
+            "active": True, "zone": zone, "point": 1, "component": "smoke_detector",
+            "location": f"zone {zone}"}, zone=zone, point=1)
+
+    async def _run(self) -> None:
+        rng = random.Random(11)
+        period = 1.0 / self.rate_hz
+        panels = [d for d in self.devices if d.kind == "alarm_panel"]
+        next_fire = {p.id: time.monotonic() + period * (i + 1) for i, p in enumerate(panels)}
+        tick = time.monotonic()
+        while True:
+            now = datetime.now(UTC)
+            for d in self.devices:
+                if d.id in self.fires_only:
+                    continue
+                clock = self.clocks.get(d.id, true_clock)
+                self.publish(d, "telemetry", reading(d.kind, self.next_seq(d.id), clock(now), rng))
+            mono = time.monotonic()
+            for p in panels:
+                if mono >= next_fire[p.id]:
+                    next_fire[p.id] += self.fire_every_s
+                    self.fire(p)
+            tick += period
+            await asyncio.sleep(max(0.0, tick - time.monotonic()))
+
+    # -- what happened ------------------------------------------------------------------
+    def acked(self) -> list[Sent]:
+        return [s for s in self.sent if s.acked]
+
+    def fires(self) -> list[Sent]:
+        return [s for s in self.sent if s.mtype == "event"]
+
+    def summary(self) -> str:
+        acked = self.acked()
+        return (f"{len(self.sent)} published, {len(acked)} acknowledged, "
+                f"{sum(1 for s in acked if s.mtype == 'event')} of {len(self.fires())} fire "
+                "events acknowledged")

@@ -1,0 +1,211 @@
+"""The fault suite (issue 11): the centre's real processes under a steady device stream with
+fire events throughout, one fault per case, and the promise checked after each:
+
+- every message the broker acknowledged to a device is stored exactly once (device, seq);
+- every fire event becomes an alarm;
+- every fire alarm reaches the fire brigade's receiver (signed `alarm.forwarded`, through the
+  verification-deadline forwarding, shortened to 1 s here).
+
+docs/faults.md describes each fault, what the centre does and why nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from firetower.mqtt import AsyncMqtt, MqttError
+from tests.conftest import wait_for
+from tests.faults.centre import Centre, Device
+from tests.faults.invariants import assert_nothing_lost
+from tests.faults.pgcluster import PgCluster
+from tests.faults.stream import Stream, epoch_1970, year_ahead
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(240)]
+
+SENSORS, PANELS = 24, 6  # 30 devices x 10 readings/s = 300 msg/s, a fire every 0.25 s
+BEFORE_S = 4.0  # stream before the fault
+AFTER_S = 6.0  # stream after the fault (or after recovery from it)
+
+Fault = Callable[[Centre, Stream], Awaitable[None]]
+
+
+async def run_case(make_centre: Callable[..., Awaitable[Centre]], fault: Fault, *,
+                   centre_kw: dict[str, Any] | None = None,
+                   stream_kw: dict[str, Any] | None = None,
+                   configure: Callable[[Centre, list[Device]], dict[str, Any]] | None = None,
+                   ) -> tuple[Centre, Stream]:
+    centre = await make_centre(sensors=SENSORS, panels=PANELS, **(centre_kw or {}))
+    await centre.start_centre()
+    devices = centre.devices[:-1]  # not the probe
+    kw = dict(stream_kw or {})
+    if configure is not None:
+        kw.update(configure(centre, devices))
+    stream = Stream(centre.broker.port, devices, **kw)
+    await stream.start()
+    try:
+        await asyncio.sleep(BEFORE_S)
+        await fault(centre, stream)
+        await asyncio.sleep(AFTER_S)
+    finally:
+        await stream.stop()
+    print(f"{stream.summary()}; received {len(centre.receiver.unique)} webhooks")
+    await assert_nothing_lost(centre, stream)
+    return centre, stream
+
+
+async def test_database_crash_and_fast_restart(make_centre, pg_cluster: PgCluster) -> None:
+    """PostgreSQL killed (immediate shutdown, no checkpoint) while fires are being decided;
+    started again at once: crash recovery, during which connections get 57P03."""
+
+    async def crash(centre: Centre, stream: Stream) -> None:
+        await asyncio.to_thread(pg_cluster.crash)
+        await asyncio.sleep(2.0)  # down: the stream goes on, the broker queues
+        await asyncio.to_thread(pg_cluster.start, wait=False)
+        await asyncio.to_thread(pg_cluster.wait_ready)
+
+    await run_case(make_centre, crash)
+
+
+async def test_broker_sigkill_and_restart(make_centre) -> None:
+    """Mosquitto SIGKILLed mid-stream, with a backlog queued for the ingester (it stopped
+    reading for 3 s, as under a burst or a slow database), and started again on the same state
+    folder by the product's launcher (firetower.broker)."""
+
+    async def kill_broker(centre: Centre, stream: Stream) -> None:
+        ingest = centre.procs["ingest"]
+        ingest.signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(3.0)  # ~900 acknowledged messages queued at the broker
+            centre.broker.stop(signal.SIGKILL)
+        finally:
+            ingest.signal(signal.SIGCONT)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(centre.broker.start)
+
+    await run_case(make_centre, kill_broker)
+
+
+async def test_ingester_sigkill_and_restart(make_centre) -> None:
+    """The ingester (with the rule engine in its process) SIGKILLed mid-stream, restarted."""
+
+    async def kill_ingester(centre: Centre, stream: Stream) -> None:
+        # A burst of fires (10 per panel), and the kill as soon as the burst's events are
+        # stored: their messages are then acknowledged or about to be, while alarm decisions
+        # of the burst may still wait to be written.
+        panels = [d for d in stream.devices if d.kind == "alarm_panel"]
+        before = len(stream.fires())
+        for _ in range(10):
+            for p in panels:
+                stream.fire(p)
+        burst = [(s.device, s.seq) for s in stream.fires()[before:]]
+        await wait_stored(centre.db_url, burst)
+        proc = centre.procs["ingest"]
+        proc.kill()
+        await asyncio.sleep(2.0)
+        proc.start()
+
+    await run_case(make_centre, kill_ingester)
+
+
+async def wait_stored(db_url: str, events: list[tuple[str, int]], timeout: float = 20) -> None:
+    devices, seqs = [d for d, _ in events], [q for _, q in events]
+    conn = await asyncpg.connect(db_url)
+    try:
+        async def stored() -> bool:
+            n = await conn.fetchval(
+                "SELECT count(*) FROM events e JOIN unnest($1::text[], $2::bigint[]) AS b(d, q)"
+                " ON e.device_id = b.d AND e.seq = b.q", devices, seqs)
+            return n >= len(events)
+
+        await wait_for(stored, timeout, 0.005)
+    finally:
+        await conn.close()
+
+
+async def test_dispatcher_sigkill_and_restart(make_centre) -> None:
+    """The webhook dispatcher (delivery and deadline forwarding) SIGKILLed, restarted."""
+
+    async def kill_dispatcher(centre: Centre, stream: Stream) -> None:
+        proc = centre.procs["dispatch"]
+        proc.kill()
+        await asyncio.sleep(2.0)
+        proc.start()
+
+    await run_case(make_centre, kill_dispatcher)
+
+
+async def test_receiver_outage(make_centre) -> None:
+    """The fire brigade's receiver is down for 8 s (connections refused), then back."""
+
+    async def outage(centre: Centre, stream: Stream) -> None:
+        await centre.receiver.stop()
+        await asyncio.sleep(8.0)
+        await centre.receiver.start()
+
+    await run_case(make_centre, outage)
+
+
+async def test_client_id_takeover_attempts(make_centre) -> None:
+    """One device's own credentials connect, again and again while the stream runs, with the
+    client ids of the ingester's two sessions and of another device."""
+    attempts: dict[str, list[str]] = {}
+
+    async def takeover(centre: Centre, stream: Stream) -> None:
+        attacker, victim = centre.devices[0], centre.devices[1]
+        ids = ["firetower-ingest", "firetower-ingest-priority", victim.id]
+        for i in range(16):
+            cid = ids[i % len(ids)]
+            c = AsyncMqtt("127.0.0.1", centre.broker.port, client_id=cid,
+                          credentials=(attacker.id, attacker.password))
+            try:
+                await c.start(timeout=2)
+                attempts.setdefault(cid, []).append("connected")
+                await asyncio.sleep(0.4)
+            except MqttError as exc:
+                attempts.setdefault(cid, []).append(f"refused: {exc}")
+            finally:
+                with contextlib.suppress(Exception):
+                    await c.stop()
+            await asyncio.sleep(0.2)
+
+    await run_case(make_centre, takeover)
+    assert sum(len(v) for v in attempts.values()) == 16, attempts
+
+
+async def test_wrong_clock_panel(make_centre) -> None:
+    """Two panels with wrong clocks report fires: one a year ahead, one reset to 1970."""
+
+    def clocks(centre: Centre, devices: list[Device]) -> dict[str, Any]:
+        ahead, behind = devices[-2], devices[-1]
+        return {"clocks": {ahead.id: year_ahead, behind.id: epoch_1970},
+                "fires_only": {ahead.id, behind.id}}
+
+    async def nothing(centre: Centre, stream: Stream) -> None:
+        pass
+
+    _, stream = await run_case(make_centre, nothing, centre_kw={"extra_panels": 2},
+                               configure=clocks)
+    wrong = {d for d in stream.fires_only}
+    assert sum(1 for s in stream.acked() if s.device in wrong) >= 8
+
+
+async def test_backlog_while_ingester_paused(make_centre) -> None:
+    """The ingester stops reading (SIGSTOP) for 10 s while the stream goes on, so the broker
+    queues a backlog for its sessions; then it resumes (SIGCONT) and works it off."""
+
+    async def pause(centre: Centre, stream: Stream) -> None:
+        proc = centre.procs["ingest"]
+        proc.signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(10.0)
+        finally:
+            proc.signal(signal.SIGCONT)
+
+    await run_case(make_centre, pause)
