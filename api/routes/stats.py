@@ -16,6 +16,7 @@ from api.deps import Needs, PoolDep
 from api.errors import Unprocessable
 from api.latency import limits
 from api.permissions import Permission
+from api.presence import ONLINE_SQL
 
 router = APIRouter(tags=["stats"])
 Reader = Needs(Permission.STATS_READ)
@@ -57,7 +58,8 @@ async def stats(user: Reader, pool: PoolDep, start: datetime | None = None,
     dev = await pool.fetchrow(
         "SELECT count(*) FILTER (WHERE lifecycle = 'in_service') n,"
         " count(*) FILTER (WHERE lifecycle = 'in_service' AND online) online"
-        f" FROM devices WHERE {scope}", sites)
+        f" FROM (SELECT lifecycle, site_id, {ONLINE_SQL} AS online FROM devices) d"
+        f" WHERE {scope}", sites)  # online as supervision sees it (api/presence.py)
     v = {r["verdict"]: r["n"] for r in verdicts}
     judged = sum(v.values())
     return Stats(start=start, end=end, alarms_by_class={r["class"]: r["n"] for r in rows},

@@ -71,6 +71,8 @@ async def assert_health_follows_supervision(client) -> None:  # type: ignore[no-
     listed = {d["id"]: d["online"] for d in
               (await client.get("/devices", params={"site_id": "s1"})).json()["data"]}
     assert listed["smk-1"] is False and listed["smk-2"] is True
+    stats = (await client.get("/stats")).json()  # the panel has never said a word
+    assert (stats["devices_in_service"], stats["devices_online"]) == (3, 1), stats
 
 
 @pytest.fixture
