@@ -232,3 +232,22 @@ def test_devices_put_in_service_after_the_start_are_supervised_from_then() -> No
     h.advance(2)
     assert sorted((d.key.device_id, d.at - t0) for d in offline(h)) == [
         ("s1", pytest.approx(400)), ("s2", pytest.approx(400))]
+
+
+def test_a_mode_window_opened_or_ended_applies_to_the_next_decision_even_a_timers() -> None:
+    from alerting.modes import ModeWindow
+    from firetower.alarms import Mode
+
+    h = zone_harness()
+    h.reading("s1", obscuration_pct_per_m=9.0, temperature_c=21.0, co_ppm=40.0)  # then silence
+    h.advance(5)
+    h.engine.modes.add(ModeWindow("site", "site", None, Mode.TEST, "op:li", "aerosol test",
+                                  h.now, h.now + 3600))
+    h.advance(6)  # the 10 s hold runs out by timer, inside the window
+    assert [d.mode for d in fires(h)] == [Mode.TEST]
+    h.reading("s3", obscuration_pct_per_m=9.0, temperature_c=21.0, co_ppm=40.0)
+    h.advance(5)
+    h.engine.modes.end("site", "site", None, Mode.TEST)  # ended before s3's hold runs out
+    h.advance(6)
+    assert [(d.key.device_id, d.mode) for d in fires(h)] == [("s1", Mode.TEST),
+                                                             ("s3", Mode.NORMAL)]
