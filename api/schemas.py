@@ -397,7 +397,8 @@ class AssignCreate(Strict):  # assign to a user by name, or null to unassign
 
 
 # -- rules and modes ----------------------------------------------------------------------
-RuleName = Literal["smoke", "heat", "multi", "sprinkler", "supervision", "early_warning"]
+RuleName = Literal["smoke", "heat", "multi", "sprinkler", "supervision", "early_warning",
+                   "clock"]
 ParamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 ParamValue = Annotated[float, Field(allow_inf_nan=False, ge=-1e9, le=1e9)] | Annotated[
     int, Field(ge=-(10**9), le=10**9)]
