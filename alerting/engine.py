@@ -28,6 +28,7 @@ from alerting.modes import ModeTable, ModeWindow
 from alerting.rules import coincidence, early_warning, heat, panel, smoke, sprinkler
 from alerting.rules.base import Context, Hit, Timer, durations, step
 from alerting.rules.clock import observe as observe_clock
+from alerting.rules.clock import observe as observe_clock
 from alerting.rules.coincidence import ZoneIndex, ZoneKey
 from alerting.rules.supervision import OFFLINE, inhibitor
 from firetower.alarm_store import AlarmKey
@@ -163,6 +164,9 @@ class Engine:
         w = st.clock  # the device's clock (alerting/rules/clock.py)
         if w is None or m.device_ts is not None or st.skew < w.low or now >= w.until:
             observe_clock(self, st, m, now)
+        w = st.clock  # the device's clock (alerting/rules/clock.py)
+        if w is None or m.device_ts is not None or st.skew < w.low or now >= w.until:
+            observe_clock(self, st, m, now)
         if st.hb_at is None:
             self._schedule_heartbeat(st, now)
         conds = st.conds
@@ -192,8 +196,11 @@ class Engine:
             early_warning.evaluate(ctx, st, m)  # type: ignore[arg-type]
         elif tp is Event:
             e: Event = m  # type: ignore[assignment]
-            if e.seq in st.event_seqs:
-                return  # a redelivery of an event already evaluated
+            # a redelivery of an event already evaluated; not told by seq alone when the clock
+            # is wrong (a panel reset to 1970 often restarts its counter too): the store
+            # knows the redelivery by its seq (alarms.last_seq), never a new fire as one
+            if e.seq in st.event_seqs and e.clock is None:
+                return
             st.event_seqs = (*st.event_seqs[-7:], e.seq)
             st.dirty = True
             change = panel.evaluate(ctx, st, e)

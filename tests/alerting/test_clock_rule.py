@@ -169,3 +169,16 @@ def test_no_fault_for_a_right_clock_and_only_the_clock_rule_sees_the_stamp() -> 
     h.feed("smk-1", 2 * WINDOW, 30, obscuration_pct_per_m=0.3, temperature_c=21.0)
     assert clock_decisions(h) == []
     assert timedelta(seconds=h.engine.devices["smk-1"].skew) < timedelta(seconds=1)
+
+
+def test_a_panel_reset_to_1970_with_its_counter_restarted_still_raises_its_fires() -> None:
+    """A power cycle resets the clock and the counter: the next fire has a seq the engine has
+    seen before. With a wrong clock a seq alone does not mark a redelivery."""
+    h = Harness(devices())
+    for zone in (1, 2):  # before and after the power cycle: the same seq
+        h.engine.on_message(decode("pnl-1", MessageType.EVENT, PANEL, json.dumps(
+            {"seq": 4, "ts": "1970-01-01T00:00:09Z", "category": "fire", "active": True,
+             "zone": zone, "point": 1}).encode(), dt(h.now)))
+        h.advance(120)
+    fires = [d.key.point for d in h.raised() if d.alarm_class is AlarmClass.FIRE]
+    assert fires == ["1/1", "2/1"]
