@@ -35,3 +35,47 @@ def serve_in_flight(read: Callable[[], float]) -> None:
     IN_FLIGHT.set_function(read)
     with contextlib.suppress(ValueError):  # already registered (a second ingester, tests)
         REGISTRY.register(IN_FLIGHT)
+
+# The broker's backlog as `ingest/backlog.py` follows it from `$SYS` (docs/overload.md). Not
+# exported until a watch starts (`serve_broker_gauges`); NaN until the broker sent the figure.
+_BROKER_GAUGES = {
+    "heap": ("firetower_broker_heap_bytes",
+             "Broker heap in use (Mosquitto $SYS/broker/heap/current), backlog included"),
+    "stored_messages": ("firetower_broker_stored_messages",
+                        "Messages the broker holds ($SYS/broker/store/messages/count)"),
+    "stored_bytes": ("firetower_broker_stored_bytes",
+                     "Payload bytes the broker holds ($SYS/broker/store/messages/bytes)"),
+    "dropped": ("firetower_broker_dropped_messages",
+                "The broker's count of messages it dropped since it started "
+                "($SYS/broker/publish/messages/dropped)"),
+    "budget": ("firetower_broker_memory_budget_bytes",
+               "Heap the broker's backlog may use (FIRETOWER_BROKER_MEMORY_BUDGET)"),
+    "ratio": ("firetower_broker_backlog_ratio", "Broker heap / memory budget"),
+    "age": ("firetower_broker_sys_age_seconds", "Seconds since the last $SYS figure arrived"),
+}
+BROKER_ALARM = Gauge("firetower_broker_backlog_alarm",
+                     "1 while this watch wants the backlog alarm of this type open, else 0",
+                     ["type"], registry=None)
+
+
+def serve_broker_gauges(read: Callable[[], dict[str, float]]) -> None:
+    """Export the broker gauges from `read()` (called once per gauge at scrape time)."""
+    for key, (name, doc) in _BROKER_GAUGES.items():
+        gauge = Gauge(name, doc, registry=None)
+        gauge.set_function(lambda k=key: read()[k])
+        _register(name, gauge)
+    for key in read():
+        if key.startswith("alarm:"):
+            BROKER_ALARM.labels(key[6:]).set_function(lambda k=key: read()[k])
+    _register("firetower_broker_backlog_alarm", BROKER_ALARM)
+
+
+_REGISTERED: dict[str, Gauge] = {}
+
+
+def _register(name: str, collector: Gauge) -> None:
+    old = _REGISTERED.pop(name, None)  # a second watch in one process (tests): the latest wins
+    if old is not None:
+        REGISTRY.unregister(old)
+    REGISTRY.register(collector)
+    _REGISTERED[name] = collector

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import paho.mqtt.client as paho
@@ -47,6 +47,7 @@ from firetower.mqtt import AsyncMqtt
 from firetower.protocol import ProtocolError, decode, parse_topic, reject, subscription
 from firetower.settings import Settings
 from ingest import metrics
+from ingest.backlog import SYS_TOPICS
 from ingest.batch import Batch, Unknown, WriteResult
 from ingest.partition import (
     Partitioning,
@@ -95,9 +96,12 @@ class Lane:
 
 class Ingester:
     def __init__(self, settings: Settings, *, listeners: Sequence[MessageListener] = (),
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None,
+                 sys_listener: Callable[[str, bytes], None] | None = None) -> None:
         self.settings = settings
         self.listeners = list(listeners)
+        # the broker's $SYS figures (ingest/backlog.py), read on the first session at QoS 0
+        self.sys_listener = sys_listener
         # Listeners whose work must be committed before a message is acknowledged (the rule
         # engine: `mark()`, `settled_now(mark)`, `await settled(mark)`). A message is acked
         # only after its own commit and the commit of every alarm decision made up to its
@@ -158,6 +162,8 @@ class Ingester:
             self._tasks.append(asyncio.create_task(self._flush_loop(lane), name=f"flush-{lane.name}"))
         metrics.serve_in_flight(lambda: self.totals["received"] - self._acked)
         sessions = self._by_index
+        if self.sys_listener is not None:
+            sessions[0].subscribe_many(SYS_TOPICS, 0)
         await asyncio.gather(*(m.start(timeout=None) for m in sessions))
         await asyncio.wait_for(asyncio.gather(*(m.connected.wait() for m in sessions)), 30)
         log.info("ingesting %s from mqtt://%s:%s", what, s.mqtt_host, s.mqtt_port)
@@ -223,6 +229,9 @@ class Ingester:
         try:
             device_id, mtype = parse_topic(topic)
         except ProtocolError as exc:
+            if self.sys_listener is not None and topic.startswith("$SYS/"):
+                self.sys_listener(topic, payload)  # QoS 0: nothing to acknowledge
+                return
             self.totals["received"] += 1
             self._reject(reject(topic, payload, received_at, exc, self.settings.reject_payload_cap),
                          msg.mid, generation)

@@ -48,6 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     from firetower import db
+    from ingest.backlog import BacklogWatch
     from ingest.lease import PartitionLease
     from ingest.partition import Partitioning
     from ingest.service import Ingester
@@ -118,8 +119,11 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
                     await lease.release()
                 return status
             listeners.append(alerting)
-        ingester = Ingester(settings, listeners=listeners)
+        # the broker's backlog against its memory budget: gauges and alarms (docs/overload.md)
+        watch = BacklogWatch(settings.database_url, f"{settings.mqtt_host}:{settings.mqtt_port}")
+        ingester = Ingester(settings, listeners=listeners, sys_listener=watch.on_sys)
         await ingester.start()
+        await watch.start()
         try:
             waits = [asyncio.ensure_future((lease.lost if lease is not None
                                             else asyncio.Event()).wait())]
@@ -133,6 +137,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_TEMPFAIL
         finally:
             waits[0].cancel()
+            await watch.stop()
             await ingester.stop()
             if alerting is not None:
                 await alerting.stop()

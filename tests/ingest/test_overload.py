@@ -1,0 +1,238 @@
+"""Overload against a real Mosquitto with the project's configuration and small limits
+(docs/overload.md): the backlog alarms are raised before the budget is reached, nothing a
+device has a PUBACK for is lost past it, and the alarms clear once the backlog drains. And why
+the broker has no queue cap: with one, Mosquitto acknowledges and then drops, which the watch
+reports as an alarm."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import prometheus_client
+import pytest
+
+from firetower.broker import Broker, free_port, mosquitto_binary, render_config
+from firetower.commands.bench_support import create_session
+from ingest.backlog import BacklogAlarm, BacklogSettings, BacklogWatch
+from ingest.service import Ingester
+from tests.conftest import settings_for, wait_for
+from tests.helpers import fleet, register, telemetry_stream
+from tests.ingest.retrying_device import RetryingDevice
+
+pytestmark = pytest.mark.integration
+
+
+def start_limited_broker(state_dir: Path, **lines: object) -> Broker:
+    """`firetower broker`'s rendered configuration with some lines replaced (or added)."""
+    port = free_port()
+    conf = render_config(state_dir, port)
+    text = conf.read_text()
+    for key, value in lines.items():
+        line = f"{key} {value}"
+        text, n = re.subn(rf"^{key} .*$", line, text, flags=re.M)
+        if not n:
+            text = text.replace("\nlistener ", f"\n{line}\nlistener ", 1)
+    conf.write_text(text)
+    broker = Broker(state_dir, port)
+    broker.process = subprocess.Popen([mosquitto_binary(), "-c", str(conf)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return broker
+        time.sleep(0.05)
+    broker.stop()
+    raise RuntimeError("mosquitto did not listen")
+
+
+@pytest.fixture
+def sys_broker(tmp_path: Path) -> Iterator[Broker]:
+    """The shipped configuration (no queue cap, no memory limit), $SYS every second."""
+    b = start_limited_broker(tmp_path / "broker", sys_interval=1)
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def capped_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A per-client queue cap of 100 messages: what the shipped configuration avoids."""
+    b = start_limited_broker(tmp_path / "broker", sys_interval=1, max_queued_messages=100)
+    yield b
+    b.stop()
+
+
+def per_device(stream: list[tuple[str, bytes]]) -> dict[str, list[tuple[str, bytes]]]:
+    out: dict[str, list[tuple[str, bytes]]] = {}
+    for topic, payload in stream:
+        out.setdefault(topic.split("/")[2], []).append((topic, payload))
+    return out
+
+
+async def open_alarms(url: str, device_id: str) -> dict[str, dict]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT type, evidence FROM alarms WHERE device_id = $1"
+            " AND state IN ('active', 'acknowledged', 'verified')", device_id)
+    finally:
+        await conn.close()
+    return {r["type"]: json.loads(r["evidence"]) for r in rows}
+
+
+async def stored_keys(url: str) -> set[tuple[str, int]]:
+    conn = await asyncpg.connect(url)
+    try:
+        return {(r["device_id"], r["seq"])
+                for r in await conn.fetch("SELECT device_id, seq FROM telemetry")}
+    finally:
+        await conn.close()
+
+
+async def test_backlog_alarms_before_the_budget_and_nothing_acknowledged_lost(
+        clean_db, sys_broker: Broker) -> None:
+    budget = 4_000_000  # bytes of broker heap; a queued reading takes about 450
+    devices = fleet(20)
+    await register(clean_db.url, devices)
+    stream = per_device(telemetry_stream(devices, per_device=700, seed=11))  # 14,000 readings
+    watch = BacklogWatch(clean_db.url, f"127.0.0.1:{sys_broker.port}",
+                         BacklogSettings(memory_budget=budget, sys_stale_s=30), tick_s=0.2)
+    ingester = Ingester(settings_for(clean_db.url, sys_broker), sys_listener=watch.on_sys)
+    await ingester.start()
+    await watch.start()
+    lock = await asyncpg.connect(clean_db.url)
+    tx = lock.transaction()
+    locked = False
+    try:
+        await wait_for(lambda: _ready(watch), 10)
+        # the consumer stalls: its database holds telemetry locked, so nothing is acknowledged
+        # and the broker keeps every reading
+        await tx.start()
+        locked = True
+        await lock.execute("LOCK TABLE telemetry IN ACCESS EXCLUSIVE MODE")
+        devs = [RetryingDevice(sys_broker.port, dev, msgs, window=10)
+                for dev, msgs in stream.items()]
+        # publish in steps, reading the broker's figure after each, until past the budget
+        ratios: list[float] = []
+        seen: dict[str, float] = {}
+        offset = 0
+        while (watch.ratio or 0) < 1.2 and offset < 700:
+            step = [RetryingDevice(d.port, d.client_id, d.messages[offset:offset + 25], window=10)
+                    for d in devs]
+            records = await asyncio.gather(*(d.run(60) for d in step))
+            for d, r in zip(devs, records, strict=True):
+                d.record.acked |= {offset + i for i in r.acked}
+                d.record.closed_by_broker += r.closed_by_broker
+                d.record.connect_failures += r.connect_failures
+            offset += 25
+            await _next_figure(watch)
+            ratios.append(watch.ratio or 0)
+            for alarm in await open_alarms(clean_db.url, watch.device_id):
+                seen.setdefault(alarm, ratios[-1])
+        acked = {(d.client_id, i) for d in devs for i in d.record.acked}
+        assert ratios[-1] >= 1.2, ratios  # the backlog went past the budget
+        # the broker refused nothing and acknowledged every message
+        assert len(acked) == 20 * offset
+        assert sum(d.record.closed_by_broker + d.record.connect_failures for d in devs) == 0
+        # raised at their watermarks, before the budget was reached
+        found = await open_alarms(clean_db.url, watch.device_id)
+        assert set(found) == {BacklogAlarm.HIGH, BacklogAlarm.CRITICAL}, found
+        assert 0.5 <= found[BacklogAlarm.HIGH]["ratio"] < 0.8
+        assert 0.8 <= found[BacklogAlarm.CRITICAL]["ratio"] < 1.0
+        assert seen[BacklogAlarm.HIGH] < 1.0 and seen[BacklogAlarm.CRITICAL] < 1.0
+        text = prometheus_client.generate_latest().decode()
+        assert 'firetower_broker_backlog_alarm{type="broker.backlog_critical"} 1.0' in text
+        assert re.search(r"^firetower_broker_backlog_ratio 1\.[2-9]", text, re.M), text[-2000:]
+        # the consumer resumes: every acknowledged message is stored, then the alarms clear
+        await tx.rollback()
+        locked = False
+
+        async def all_stored() -> bool:
+            keys = await stored_keys(clean_db.url)
+            return all((dev, i) in keys for dev, i in acked)
+
+        await wait_for(all_stored, 120, 0.5)
+        await wait_for(lambda: _cleared(clean_db.url, watch.device_id), 30, 0.2)
+        assert watch.figures.dropped == 0
+        assert ingester.totals["stored"] == len(acked)
+    finally:
+        if locked:
+            await tx.rollback()
+        await lock.close()
+        await watch.stop()
+        await ingester.stop()
+
+
+async def _ready(watch: BacklogWatch) -> bool:
+    return watch.figures.heap is not None and watch.stored is not None
+
+
+async def _next_figure(watch: BacklogWatch) -> None:
+    before = watch.figures.updated
+
+    async def newer() -> bool:
+        return watch.figures.updated != before
+
+    await wait_for(newer, 5, 0.02)
+    await asyncio.sleep(0.5)  # a tick writes the alarms the new figure asks for
+
+
+async def _cleared(url: str, device_id: str) -> bool:
+    return not await open_alarms(url, device_id)
+
+
+async def test_a_queue_cap_acknowledges_then_drops_and_the_watch_raises_an_alarm(
+        clean_db, capped_broker: Broker) -> None:
+    devices = fleet(4)
+    await register(clean_db.url, devices)
+    create_session(capped_broker.port, "offline-consumer")  # a session that is not reading
+    watch = BacklogWatch(clean_db.url, f"127.0.0.1:{capped_broker.port}",
+                         BacklogSettings(memory_budget=10**9), tick_s=0.2)
+    ingester = Ingester(settings_for(clean_db.url, capped_broker), sys_listener=watch.on_sys)
+    await ingester.start()
+    await watch.start()
+    try:
+        await wait_for(lambda: _ready(watch), 10)
+        stream = per_device(telemetry_stream(devices, per_device=100, seed=5))  # 400
+        records = await asyncio.gather(*(RetryingDevice(capped_broker.port, dev, msgs).run(60)
+                                         for dev, msgs in stream.items()))
+        assert sum(len(r.acked) for r in records) == 400  # every one acknowledged...
+
+        async def dropped() -> dict | None:
+            found = await open_alarms(clean_db.url, watch.device_id)
+            return found.get(BacklogAlarm.DROPPED)
+
+        evidence = await wait_for(dropped, 15, 0.2)
+        # ... and about 300 of them will never reach the offline session
+        assert 250 <= evidence["dropped_since_start"] <= 300, evidence
+        assert BacklogAlarm.HIGH not in await open_alarms(clean_db.url, watch.device_id)
+        received = await _drain_session(capped_broker.port, "offline-consumer")
+        assert received <= 100 + 20, received  # the cap (plus Mosquitto's in-flight slack)
+    finally:
+        await watch.stop()
+        await ingester.stop()
+
+
+async def _drain_session(port: int, client_id: str) -> int:
+    from firetower.mqtt import AsyncMqtt
+
+    got: list[int] = []
+    mqtt = AsyncMqtt("127.0.0.1", port, client_id=client_id, clean_session=False)
+    mqtt.set_on_message(lambda c, u, m: got.append(m.mid))
+    mqtt.subscribe("fire/#", 1)
+    await mqtt.start()
+    last, quiet_since = -1, time.monotonic()
+    while time.monotonic() - quiet_since < 1.5:
+        await asyncio.sleep(0.1)
+        if len(got) != last:
+            last, quiet_since = len(got), time.monotonic()
+    await mqtt.stop()
+    return len(got)
