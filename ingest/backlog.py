@@ -57,6 +57,7 @@ SYS_TOPICS = (HEAP, STORED_MESSAGES, STORED_BYTES, DROPPED)
 # used to estimate the heap of a broker built without memory tracking (no heap/current).
 OVERHEAD_PER_MESSAGE = 280
 ACTOR = "ingest"
+STORED_REFRESH_S = 60.0
 
 
 class BacklogAlarm(StrEnum):
@@ -188,6 +189,7 @@ class BacklogWatch:
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = time.monotonic()
+        self._read_at = 0.0  # monotonic time `stored` was last read from the database
 
     def key(self, alarm: BacklogAlarm) -> AlarmKey:
         return AlarmKey(self.device_id, "", alarm.value)
@@ -268,6 +270,8 @@ class BacklogWatch:
         for alarm in self.open - wanted:
             log.info("%s cleared: %s", alarm.value, self._describe(alarm))
         self.open = wanted
+        if now - self._read_at > STORED_REFRESH_S:
+            self.stored = None  # follow what is stored (an operator, another worker)
         await self._sync()
 
     def _describe(self, alarm: BacklogAlarm) -> str:
@@ -293,6 +297,7 @@ class BacklogWatch:
                     self.device_id)
                 self.stored = {BacklogAlarm(r["type"]) for r in rows
                                if r["type"] in BacklogAlarm._value2member_map_}
+                self._read_at = time.monotonic()
                 if not self.open and self.figures.updated is None:
                     # started with no figure yet: what is stored stays until figures say else
                     self.open = frozenset(self.stored - {BacklogAlarm.UNWATCHED})
