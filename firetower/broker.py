@@ -7,6 +7,9 @@ file the broker accepts only listed accounts, each client's id is its username
 publishes only on its own topics; without, anonymous clients are accepted on the loopback
 listener (development and tests only).
 
+Persistence is bounded in time as well: Mosquitto writes its state only when it saves, so the
+launcher forces a save every max(0.25 s, 4 x the last save's duration) (docs/broker.md).
+
 Persistence and logging are checked, not assumed. Mosquitto 2.0 started as root drops to the
 user named by `user` (default `mosquitto`) right after reading its configuration, before it
 opens its log or writes its state; a state folder that user cannot write leaves a broker that
@@ -26,6 +29,7 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +42,9 @@ LOG_FILE = "mosquitto.log"
 STDERR_FILE = "mosquitto.stderr"
 # The unprivileged account Mosquitto drops to when started as root (its own default).
 DEFAULT_DROP_USER = "mosquitto"
+# The launcher's forced save (see Broker.save_every and deploy/mosquitto/firetower.conf): every
+# max(0.25 s, 4 x the last save's duration). Measured in bench/records/broker-kill-*.json.
+DEFAULT_SAVE_EVERY = (0.25, 4.0)
 # How long a forced save may take to land. A save writes every queued message, so a broker
 # restarted with a large backlog needs longer (about 1 s per million queued messages here).
 SAVE_CHECK_TIMEOUT_S = 60.0
@@ -157,7 +164,7 @@ def render_config(state_dir: Path, port: int, *, bind: str = "127.0.0.1",
     return conf
 
 
-def _connack(port: int, timeout: float) -> bool:
+def mqtt_answers(port: int, timeout: float) -> bool:
     """Send a bare MQTT 3.1.1 CONNECT and wait for any CONNACK: the broker's main loop (and
     with it its signal handlers) is running. A refusal (anonymous not allowed) also counts."""
     cid = f"firetower-launch-check-{os.getpid()}".encode()
@@ -185,8 +192,16 @@ class Broker:
     user: str | None = None
     options: dict[str, str] = field(default_factory=dict)
     verify: bool = True
+    # (min_s, factor): the launcher forces a save every max(min_s, factor x the last save's
+    # duration) seconds, on top of Mosquitto's own autosave (see deploy/mosquitto/
+    # firetower.conf and docs/broker.md). None: Mosquitto's autosave only.
+    save_every: tuple[float, float] | None = DEFAULT_SAVE_EVERY
     run_as: str | None = None  # the account it runs as (None: the launcher's own)
+    save_error: str | None = None  # why the periodic save stopped, if it failed
+    saves: int = 0
     _stderr: IO[bytes] | None = None
+    _saver: threading.Thread | None = None
+    _saver_stop: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -219,14 +234,39 @@ class Broker:
         except BrokerError:
             self.stop(signal.SIGKILL)
             raise
+        if self.save_every is not None:
+            self._saver_stop = threading.Event()
+            self._saver = threading.Thread(target=self._save_loop, args=(self.process,),
+                                           name="broker-saver", daemon=True)
+            self._saver.start()
         return self
+
+    def _save_loop(self, process: subprocess.Popen[bytes]) -> None:
+        """Force a save every max(min_s, factor x the last one's duration): a bounded loss
+        window in time while the queue is small, and at most 1/(1+factor) of the broker's
+        time spent saving when a large backlog makes every save long."""
+        assert self.save_every is not None
+        min_s, factor = self.save_every
+        pause = min_s
+        while not self._saver_stop.wait(pause):
+            if self.process is not process or process.poll() is not None:
+                return
+            started = time.monotonic()
+            try:
+                self.save(SAVE_CHECK_TIMEOUT_S)
+            except BrokerError as exc:
+                if self.process is process and process.poll() is None:
+                    self.save_error = str(exc)
+                return
+            self.saves += 1
+            pause = max(min_s, factor * (time.monotonic() - started))
 
     def _wait_running(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 raise BrokerError(f"mosquitto exited: {self.stderr_tail() or self.log_tail()}")
-            if _connack(self.port, 0.5):
+            if mqtt_answers(self.port, 0.5):
                 return
             time.sleep(0.05)
         raise BrokerError(f"mosquitto did not answer on port {self.port} within {timeout} s")
@@ -249,16 +289,18 @@ class Broker:
     def save(self, timeout: float = SAVE_CHECK_TIMEOUT_S) -> None:
         """Force a save (SIGUSR1) and wait until a new `mosquitto.db` is in place (Mosquitto
         writes `mosquitto.db.new`, fsyncs it and renames it over the old file)."""
-        assert self.process is not None
+        process = self.process
+        if process is None:
+            raise BrokerError("mosquitto is not running")
         before = self._db_identity()
         log_at = self.log_file.stat().st_size if self.log_file.exists() else 0
-        self.process.send_signal(signal.SIGUSR1)
+        process.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             now = self._db_identity()
             if now is not None and now != before:
                 return
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 raise BrokerError(f"mosquitto exited: {self.stderr_tail() or self.log_tail()}")
             if b"Error" in self._log_since(log_at):  # a failed save logs "Error: <errno text>."
                 break
@@ -288,6 +330,7 @@ class Broker:
             self.process.send_signal(signal.SIGHUP)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        self._saver_stop.set()
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)
             try:
@@ -296,6 +339,9 @@ class Broker:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        if self._saver is not None and self._saver is not threading.current_thread():
+            self._saver.join(SAVE_CHECK_TIMEOUT_S)
+            self._saver = None
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None

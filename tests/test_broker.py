@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from firetower.broker import Broker, BrokerError, free_port, run_user
+from firetower.broker import DEFAULT_SAVE_EVERY, Broker, BrokerError, free_port, run_user
 from firetower.mqtt import AsyncMqtt
 from tests.conftest import wait_for
 
@@ -133,3 +133,42 @@ def test_production_broker_without_credentials_refuses_anonymous(open_dir: Path)
     assert r.returncode == 1
     assert "anonymous" in r.stderr
     assert not (open_dir / "state" / "mosquitto.db").exists()  # never started
+
+
+
+@pytest.mark.parametrize("shipped", [True, False], ids=["launcher-save", "control-30s-only"])
+async def test_shipped_launcher_save_bounds_the_window(open_dir: Path, shipped: bool) -> None:
+    """No explicit save: the launcher's own forced save (every max(0.25 s, 4 x the last one))
+    puts queued messages on disk within about a quarter second, so a SIGKILL after that loses
+    none of them. With Mosquitto's 30 s autosave alone (the control) all of them are lost."""
+    broker = Broker(open_dir / "state", free_port(),
+                    save_every=DEFAULT_SAVE_EVERY if shipped else None)
+    got: list[bytes] = []
+    try:
+        broker.start()
+        await _queue_for_offline_session(broker.port, "window-test", 300)
+        saves = broker.saves
+
+        async def saved_twice() -> bool:  # the second save began after the last PUBACK
+            return broker.saves >= saves + 2
+
+        if shipped:
+            await wait_for(saved_twice, 5)
+        else:
+            await asyncio.sleep(1.0)
+        broker.kill()
+        broker.start()
+        sub = AsyncMqtt("127.0.0.1", broker.port, client_id="window-test", clean_session=False)
+        sub.set_on_message(lambda c, u, m: got.append(m.payload))
+        await sub.start()
+
+        async def drained() -> bool:
+            return len(got) >= 300
+
+        if shipped:
+            await wait_for(drained, 10)
+        await asyncio.sleep(0.5)
+        await sub.stop()
+    finally:
+        broker.stop()
+    assert len(got) == (300 if shipped else 0)

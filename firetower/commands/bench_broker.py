@@ -1,7 +1,9 @@
 """`firetower bench broker-kill`: what a broker SIGKILL loses, per persistence setting.
 
-For each broker configuration (Mosquitto's timed autosave as shipped before, and
-`autosave_on_changes` with a few change counts) on a private broker:
+For each broker configuration on a private broker: Mosquitto's timed autosave as shipped
+before (30 s); the launcher's forced save on top of it (`timer-*`: every max(min, 4 x the last
+save's duration) seconds); `autosave_on_changes` with a few change counts; and a private
+RabbitMQ node whose MQTT sessions are quorum queues (`rabbitmq-quorum`):
 
 1. **Kill cycles.** A steady QoS 1 device stream (telemetry, and every `--fire-every`-th
    message a fire event) goes to the broker; a subscriber with a persistent session takes every
@@ -16,7 +18,10 @@ For each broker configuration (Mosquitto's timed autosave as shipped before, and
    subscriber online: messages/s end to end, and its ratio to the first configuration.
 3. **Backlog.** The subscriber goes away (its session stays) and `--backlog` messages are
    published into its queue: publish rate (each queued message is a persistence "change"),
-   then the time of one forced save of that queue (what every save costs with that backlog).
+   the time of one forced save of that queue (what every save costs with that backlog), then
+   the rate at which the returning subscriber drains it (each acknowledgement is a change).
+
+Ratios (`*_ratio_to_first`) compare each configuration with the first one of the same run.
 
 Writes `bench/records/broker-kill-<UTC timestamp>.json`.
 """
@@ -25,34 +30,42 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from firetower.broker import Broker, free_port
+from firetower.broker import Broker, free_port, mqtt_answers
 from firetower.mqtt import AsyncMqtt
 from firetower.settings import Settings
 
 RECORDS = Path(__file__).resolve().parent.parent.parent / "bench" / "records"
-# name -> Mosquitto options that differ from deploy/mosquitto/firetower.conf
-CONFIGS: dict[str, dict[str, str]] = {
-    "autosave-30s": {"autosave_on_changes": "false", "autosave_interval": "30"},
-    "changes-1000": {"autosave_on_changes": "true", "autosave_interval": "1000"},
-    "changes-100": {"autosave_on_changes": "true", "autosave_interval": "100"},
-    "changes-1": {"autosave_on_changes": "true", "autosave_interval": "1"},
+RABBIT = "rabbitmq-quorum"  # a private RabbitMQ node, MQTT plugin, quorum subscription queues
+# name -> Mosquitto options that differ from deploy/mosquitto/firetower.conf, and the
+# launcher's forced save (min_s, factor) if any (firetower.broker.Broker.save_every)
+CONFIGS: dict[str, tuple[dict[str, str], tuple[float, float] | None]] = {
+    "autosave-30s": ({"autosave_on_changes": "false", "autosave_interval": "30"}, None),
+    "timer-1s": ({"autosave_on_changes": "false", "autosave_interval": "30"}, (1.0, 4.0)),
+    "timer-0.25s": ({"autosave_on_changes": "false", "autosave_interval": "30"}, (0.25, 4.0)),
+    "changes-10000": ({"autosave_on_changes": "true", "autosave_interval": "10000"}, None),
+    "changes-1000": ({"autosave_on_changes": "true", "autosave_interval": "1000"}, None),
+    "changes-100": ({"autosave_on_changes": "true", "autosave_interval": "100"}, None),
+    "changes-1": ({"autosave_on_changes": "true", "autosave_interval": "1"}, None),
 }
 WINDOW = 1000  # outstanding publishes in the throughput burst
 SUB_ID = "bench-kill-sub"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", action="append", choices=sorted(CONFIGS),
+    parser.add_argument("--config", action="append", choices=sorted([*CONFIGS, RABBIT]),
                         help="configurations to measure (default: all)")
     parser.add_argument("--cycles", type=int, default=4, help="SIGKILL + restart cycles")
     parser.add_argument("--cycle-s", type=float, default=3.0, help="stream seconds per cycle")
@@ -65,6 +78,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backlog", type=int, default=50_000, help="queued backlog size")
     parser.add_argument("--phase-timeout-s", type=float, default=20.0,
                         help="give up a burst or backlog phase after this long")
+    parser.add_argument("--phase", action="append", choices=["kill", "throughput", "backlog"],
+                        help="phases to run (default: all)")
     parser.add_argument("--no-record", action="store_true", help="do not write the JSON record")
 
 
@@ -157,7 +172,7 @@ async def _stream(pub: Publisher, rate: float, seconds: float) -> None:
         await asyncio.sleep(0.005)
 
 
-async def _kill_cycles(broker: Broker, args: argparse.Namespace) -> dict[str, Any]:
+async def _kill_cycles(broker: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Odd cycles kill the broker while the subscriber is online; even cycles while it has
     been away for `--away-s` (an ingester restarting, or stalled by a database outage): its
     messages then wait in the broker's queue, which only the persistence file holds."""
@@ -178,7 +193,7 @@ async def _kill_cycles(broker: Broker, args: argparse.Namespace) -> dict[str, An
             last = pub.seq
             broker.kill()
             t = time.monotonic()
-            await asyncio.to_thread(broker.start, 30.0)
+            await asyncio.to_thread(broker.start, 60.0)
             cycles.append({"subscriber": "away" if away else "online", "seqs": (first, last),
                            "restart_s": round(time.monotonic() - t, 3)})
             if away:
@@ -207,13 +222,13 @@ async def _kill_cycles(broker: Broker, args: argparse.Namespace) -> dict[str, An
     }
 
 
-async def _throughput(broker: Broker, args: argparse.Namespace) -> dict[str, Any]:
+async def _throughput(broker: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Best of two bursts (the machine is shared: the better run is the less disturbed)."""
     runs = [await _burst(broker, args) for _ in range(2)]
     return max(runs, key=lambda r: r["msgs_per_s"])
 
 
-async def _burst(broker: Broker, args: argparse.Namespace) -> dict[str, Any]:
+async def _burst(broker: Any, args: argparse.Namespace) -> dict[str, Any]:
     sub = Subscriber(broker.port)
     await sub.start()
     pub = Publisher(broker.port, args.fire_every)
@@ -238,7 +253,7 @@ async def _burst(broker: Broker, args: argparse.Namespace) -> dict[str, Any]:
             "complete": len(sub.received) >= args.burst}
 
 
-async def _backlog(broker: Broker, args: argparse.Namespace) -> dict[str, Any]:
+async def _backlog(broker: Any, args: argparse.Namespace) -> dict[str, Any]:
     sub = Subscriber(broker.port)
     await sub.start()  # make the persistent session, then leave it queued
     await sub.stop()
@@ -258,22 +273,133 @@ async def _backlog(broker: Broker, args: argparse.Namespace) -> dict[str, Any]:
     t = time.monotonic()
     await asyncio.to_thread(broker.save, 120.0)
     save_s = time.monotonic() - t
+    state_bytes = _state_bytes(broker)
+    # The subscriber comes back and drains its queue: every acknowledgement is a "change" too.
+    t = time.monotonic()
+    await sub.start()
+    try:
+        deadline = t + args.phase_timeout_s
+        while len(sub.received) < len(pub.acked) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        drain_s = time.monotonic() - t
+    finally:
+        await sub.stop()
     return {"queued": len(pub.acked), "seconds": round(elapsed, 3),
             "publish_msgs_per_s": round(len(pub.acked) / elapsed, 1),
             "complete": len(pub.acked) >= args.backlog,
-            "save_s": round(save_s, 3), "db_bytes": broker.db_file.stat().st_size}
+            "save_s": round(save_s, 3), "state_bytes": state_bytes,
+            "drained": len(sub.received), "drain_msgs_per_s": round(len(sub.received) / drain_s, 1)}
 
 
-async def _measure(name: str, options: dict[str, str], args: argparse.Namespace,
-                   root: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {"options": options}
-    for phase, fn in (("kill", _kill_cycles), ("throughput", _throughput),
-                      ("backlog", _backlog)):
-        broker = Broker(root / f"{name}-{phase}", free_port(), options=dict(options))
-        await asyncio.to_thread(broker.start, 30.0)
+class RabbitNode:
+    """A private RabbitMQ node (its own name, ports, data folder, plugins file and cookie; the
+    machine's own node is never touched) with the MQTT plugin, whose persistent sessions are
+    quorum queues: a QoS 1 PUBACK is sent once the queue confirmed the message, i.e. after it
+    is in the queue's fsynced log. The same interface as `firetower.broker.Broker` here."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root, self.port = root, port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.node = f"ftbench{os.getpid()}{port}@localhost"
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{free_port()}\n"
+            f"mqtt.listeners.tcp.default = 127.0.0.1:{port}\n"
+            "mqtt.allow_anonymous = true\n"
+            "mqtt.durable_queue_type = quorum\n"
+            # unacknowledged messages sent to one subscriber: Mosquitto's max_inflight_messages
+            "mqtt.prefetch = 20000\n")
+        (root / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
+        cookie = root / ".erlang.cookie"
+        cookie.write_text(uuid.uuid4().hex)
+        cookie.chmod(0o600)
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root),
+            "RABBITMQ_NODENAME": self.node, "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_MNESIA_BASE": str(root / "mnesia"), "RABBITMQ_LOG_BASE": str(root / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(root / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(root / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(root / "advanced.config"),
+            "RABBITMQ_CONF_ENV_FILE": str(root / "rabbitmq-env.conf"),
+            "RABBITMQ_PID_FILE": str(root / "pid"),
+        }
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(root)], check=True)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> RabbitNode:
+        cmd = ["/usr/lib/rabbitmq/bin/rabbitmq-server"]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "rabbitmq", "--", "env", *(f"{k}={v}" for k, v in
+                                                          self.env.items()), *cmd]
+        self.process = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if mqtt_answers(self.port, 0.5):
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"rabbitmq exited ({self.root / 'log'})")
+            time.sleep(0.2)
+        raise RuntimeError(f"rabbitmq did not answer MQTT on {self.port}")
+
+    def _beam_pid(self) -> int | None:
+        try:
+            return int((self.root / "pid").read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        pid = self._beam_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            for _ in range(300):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.1)
+            (self.root / "pid").unlink(missing_ok=True)
+        if self.process is not None:
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            self.process = None
+
+    def save(self, timeout: float = 0.0) -> None:
+        """Nothing to force: a message is in the queue's log before it is acknowledged."""
+
+    def state_bytes(self) -> int:
+        return sum(f.stat().st_size for f in (self.root / "mnesia").rglob("*") if f.is_file())
+
+
+def _state_bytes(broker: Any) -> int:
+    return broker.state_bytes() if isinstance(broker, RabbitNode) else broker.db_file.stat().st_size
+
+
+async def _measure(name: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    options, save_every = CONFIGS.get(name, ({}, None))
+    out: dict[str, Any] = {"options": options, "launcher_save_every": save_every}
+    phases = {"kill": _kill_cycles, "throughput": _throughput, "backlog": _backlog}
+    for phase, fn in phases.items():
+        if args.phase and phase not in args.phase:
+            continue
+        broker: Any = (RabbitNode(root / f"{name}-{phase}", free_port()) if name == RABBIT
+                       else Broker(root / f"{name}-{phase}", free_port(), options=dict(options),
+                                   save_every=save_every))
+        await asyncio.to_thread(broker.start, 60.0)
         try:
             out[phase] = await fn(broker, args)
         finally:
+            out[phase]["launcher_saves"] = getattr(broker, "saves", 0)
             broker.stop(signal.SIGKILL)
         print(f"{name} {phase}: {out[phase]}", flush=True)
     return out
@@ -285,18 +411,21 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     root.chmod(0o755)  # reachable by the broker's own account when started as root
     started = datetime.now(UTC)
     try:
-        results = {n: asyncio.run(_measure(n, CONFIGS[n], args, root)) for n in names}
+        results = {n: asyncio.run(_measure(n, args, root)) for n in names}
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    base = results[names[0]]["throughput"]["msgs_per_s"]
-    for r in results.values():
-        r["throughput"]["ratio_to_first"] = round(r["throughput"]["msgs_per_s"] / base, 3)
+    for phase, key in (("throughput", "msgs_per_s"), ("backlog", "publish_msgs_per_s"),
+                       ("backlog", "drain_msgs_per_s")):
+        if phase in results[names[0]]:
+            base = results[names[0]][phase][key]
+            for r in results.values():
+                r[phase][f"{key}_ratio_to_first"] = round(r[phase][key] / base, 3)
     record = {
         "benchmark": "broker-kill", "started": started.isoformat(timespec="seconds"),
         "broker": "mosquitto 2.0.11", "cpus": os.cpu_count(),
         "params": {k: v for k, v in vars(args).items()
                    if k in ("cycles", "cycle_s", "away_s", "rate", "fire_every", "burst",
-                            "backlog")},
+                            "backlog", "phase")},
         "results": results,
     }
     print(json.dumps(record, indent=2))

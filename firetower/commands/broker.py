@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from firetower.broker import Broker, BrokerError
+from firetower.broker import DEFAULT_SAVE_EVERY, Broker, BrokerError
 from firetower.settings import Settings
 
 
@@ -37,6 +37,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(default $FIRETOWER_MQTT_BROKER_PID_FILE)")
     parser.add_argument("--user", help="account the broker runs as when started by root "
                         "(default: mosquitto if it can reach the state folder, else root)")
+    parser.add_argument("--save-every", type=float, default=DEFAULT_SAVE_EVERY[0],
+                        metavar="SECONDS",
+                        help="force a save at most this often (and at most a fifth of the time "
+                             "under a backlog); 0: Mosquitto's 30 s autosave only "
+                             f"(default {DEFAULT_SAVE_EVERY[0]})")
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
@@ -46,9 +51,10 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
               "accept anonymous clients", file=sys.stderr)
         return 1
     try:
+        save_every = (args.save_every, DEFAULT_SAVE_EVERY[1]) if args.save_every > 0 else None
         broker = Broker(Path(args.state_dir).resolve(), settings.mqtt_port,
                         password_file=args.password_file, acl_file=args.acl_file,
-                        user=args.user).start()
+                        user=args.user, save_every=save_every).start()
     except BrokerError as exc:
         print(f"firetower broker: refusing to run: {exc}", file=sys.stderr)
         return 1
@@ -67,6 +73,10 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, lambda *_: broker.reload())
     while not stop and broker.process is not None and broker.process.poll() is None:
+        if broker.save_error is not None:  # persistence broke at run time: do not run without
+            print(f"firetower broker: stopping: {broker.save_error}", file=sys.stderr)
+            broker.stop()
+            return 1
         time.sleep(0.5)
     code = broker.process.returncode if broker.process is not None else 0
     broker.stop()
