@@ -171,7 +171,7 @@ class Centre:
     # -- construction ------------------------------------------------------------------
     @classmethod
     async def create(cls, db_url: str, *, sensors: int, panels: int, extra_panels: int = 0,
-                     prefix: str = "") -> Centre:
+                     prefix: str = "", broker_options: dict[str, str] | None = None) -> Centre:
         root = Path(tempfile.mkdtemp(prefix="firetower-faults-"))
         root.chmod(0o755)  # the broker drops to the `mosquitto` user and reads files here
         service_password = secrets.token_urlsafe(18)
@@ -194,6 +194,8 @@ class Centre:
         finally:
             await pool.close()
         broker = Broker(root / "broker", free_port(), password_file=pw_file, acl_file=acl_file)
+        if broker_options:
+            _set_options(broker, root, broker_options)
         os.makedirs(broker.state_dir, exist_ok=True)
         broker.start()
         receiver = Receiver(secrets=[])
@@ -305,6 +307,22 @@ class Centre:
                  for name, p in self.procs.items()]
         parts.append(f"--- broker:\n{self.broker.log_tail()}")
         return "\n".join(parts)
+
+
+def _set_options(broker: Broker, root: Path, options: dict[str, str]) -> None:
+    """Override lines of the broker's configuration: through the launcher's `options` where it
+    has them, else (the launcher before issue 11) through a copy of the template."""
+    if "options" in getattr(Broker, "__dataclass_fields__", {}):
+        broker.options.update(options)
+        return
+    import firetower.broker as launcher
+
+    text = launcher.CONFIG_TEMPLATE.read_text()
+    for key, value in options.items():
+        text = re.sub(rf"^{key} .*$", f"{key} {value}", text, flags=re.M)
+    template = root / "firetower.conf"
+    template.write_text(text)
+    launcher.CONFIG_TEMPLATE = template  # this process only: the suite's brokers
 
 
 def _mosquitto_group() -> str | None:

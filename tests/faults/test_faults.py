@@ -208,9 +208,17 @@ async def test_wrong_clock_panel(make_centre) -> None:
     assert sorted(r["device_id"] for r in faults) == wrong, "no device clock fault raised"
 
 
-async def test_backlog_while_ingester_paused(make_centre) -> None:
+# The broker's limits scaled down so that a backlog of seconds comes near them (the shipped
+# 20,000 in flight and 5,000,000 queued per session would take hours at this stream's rate):
+# 10 s of stream with the ingester paused is ~3,000 messages, 1,000 of them in flight and
+# ~2,000 queued, two thirds of the queue limit.
+BACKLOG_LIMITS = {"max_inflight_messages": "1000", "max_queued_messages": "3000"}
+
+
+async def test_backlog_near_the_broker_limit(make_centre) -> None:
     """The ingester stops reading (SIGSTOP) for 10 s while the stream goes on, so the broker
-    queues a backlog for its sessions; then it resumes (SIGCONT) and works it off."""
+    queues a backlog for its sessions up to two thirds of its queue limit; then it resumes
+    (SIGCONT) and works it off."""
 
     async def pause(centre: Centre, stream: Stream) -> None:
         proc = centre.procs["ingest"]
@@ -220,4 +228,4 @@ async def test_backlog_while_ingester_paused(make_centre) -> None:
         finally:
             proc.signal(signal.SIGCONT)
 
-    await run_case(make_centre, pause)
+    await run_case(make_centre, pause, centre_kw={"broker_options": BACKLOG_LIMITS})
