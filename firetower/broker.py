@@ -199,6 +199,9 @@ class Broker:
     run_as: str | None = None  # the account it runs as (None: the launcher's own)
     save_error: str | None = None  # why the periodic save stopped, if it failed
     saves: int = 0
+    # time.monotonic() when the last save that landed was requested: every message the broker
+    # acknowledged before then is on disk (what a SIGKILL can lose is what came after)
+    saved_through: float | None = None
     _stderr: IO[bytes] | None = None
     _saver: threading.Thread | None = None
     _saver_stop: threading.Event = field(default_factory=threading.Event)
@@ -294,11 +297,13 @@ class Broker:
             raise BrokerError("mosquitto is not running")
         before = self._db_identity()
         log_at = self.log_file.stat().st_size if self.log_file.exists() else 0
+        requested = time.monotonic()
         process.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + timeout
+        deadline = requested + timeout
         while time.monotonic() < deadline:
             now = self._db_identity()
             if now is not None and now != before:
+                self.saved_through = max(self.saved_through or requested, requested)
                 return
             if process.poll() is not None:
                 raise BrokerError(f"mosquitto exited: {self.stderr_tail() or self.log_tail()}")
