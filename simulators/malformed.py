@@ -89,7 +89,12 @@ CATALOGUE: tuple[Broken, ...] = (
     Broken("ts_epoch_number", R.WRONG_TYPE, None,
            lambda d, s, ts: _tel(d, s, ts, ts=int(ts.timestamp()))),
     # A stamp far ahead, before 2000 or far behind is not malformed: the message is accepted
-    # with the receive time and its clock marked (firetower/device_clock.py).
+    # with the receive time and its clock marked (firetower/device_clock.py). These are not
+    # times at all:
+    Broken("ts_year_zero", R.BAD_TIMESTAMP, None,
+           lambda d, s, ts: _tel(d, s, ts, ts="0000-01-01T00:00:00Z")),
+    Broken("ts_offset_out_of_range", R.BAD_TIMESTAMP, None,
+           lambda d, s, ts: _tel(d, s, ts, ts=format_ts(ts)[:-6] + "+25:00")),
     Broken("ts_impossible_date", R.BAD_TIMESTAMP, None,
            lambda d, s, ts: _tel(d, s, ts, ts="2026-02-30T10:00:00+08:00")),
     Broken("number_overflow", R.NOT_FINITE, SMOKE,
