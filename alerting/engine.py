@@ -28,7 +28,6 @@ from alerting.modes import ModeTable, ModeWindow
 from alerting.rules import coincidence, early_warning, heat, panel, smoke, sprinkler
 from alerting.rules.base import Context, Hit, Timer, durations, step
 from alerting.rules.clock import observe as observe_clock
-from alerting.rules.clock import observe as observe_clock
 from alerting.rules.coincidence import ZoneIndex, ZoneKey
 from alerting.rules.supervision import OFFLINE, inhibitor
 from firetower.alarm_store import AlarmKey
@@ -161,9 +160,6 @@ class Engine:
             return
         st.last_seen = now
         st.skew = now - t
-        w = st.clock  # the device's clock (alerting/rules/clock.py)
-        if w is None or m.device_ts is not None or st.skew < w.low or now >= w.until:
-            observe_clock(self, st, m, now)
         w = st.clock  # the device's clock (alerting/rules/clock.py)
         if w is None or m.device_ts is not None or st.skew < w.low or now >= w.until:
             observe_clock(self, st, m, now)
