@@ -9,7 +9,7 @@
    Concurrent writers (a shared subscription may hand two copies to two ingesters) take a
    transaction-scoped advisory lock per (table, device) in one global order first, so the
    second looks only once the first has committed.
-2. Measure each device's clock offset for the device API (`ClockOffsets`).
+2. Measure each device's clock offset for the device API (`ClockOffsets`), from telemetry.
 
 Both run only when needed: `settle()` for batches holding a re-stamped row, `ClockOffsets`
 at most once a second per writer, so neither costs the usual batch anything.
@@ -101,38 +101,43 @@ WITH m AS (
     SELECT device_id,
            min(extract(epoch FROM received_at - coalesce(device_ts, ts)))::float8 AS o,
            max(received_at) AS at
-      FROM ({rows}) x
-     GROUP BY device_id)
+      FROM telemetry_in
+     GROUP BY device_id),
+mine AS (  -- rows another transaction holds (presence, the API) are skipped, never waited on
+    SELECT d.id FROM devices d JOIN m ON m.device_id = d.id
+     WHERE {fresh} OR m.o < d.clock_offset_s - $2
+     ORDER BY d.id
+       FOR UPDATE OF d SKIP LOCKED)
 UPDATE devices d SET
     clock_offset_s = CASE WHEN {fresh} THEN m.o ELSE least(d.clock_offset_s, m.o) END,
     clock_window_at = CASE WHEN {fresh} THEN m.at ELSE d.clock_window_at END,
     clock_checked_at = m.at
-  FROM m
- WHERE d.id = m.device_id AND ({fresh} OR m.o < d.clock_offset_s - $2)
+  FROM m, mine
+ WHERE d.id = mine.id AND m.device_id = mine.id
 """
 # a new window: none yet, or the current one is over
 _FRESH = ("(d.clock_window_at IS NULL OR d.clock_offset_s IS NULL"
           " OR m.at >= d.clock_window_at + $1::interval)")
-_SOURCE = "SELECT device_id, received_at, device_ts, ts FROM {}_in"
 
 
 class ClockOffsets:
-    """Keeps `devices.clock_offset_s` (see migrations/0007): one UPDATE from the staging
-    tables of a batch, at most every `SAMPLE_EVERY_S`. Status messages are not used: a retained
-    birth message carries the time its connection was made, however long ago."""
+    """Keeps `devices.clock_offset_s` (see migrations/0007) from telemetry: one UPDATE from the
+    staging table of a batch, at most every `SAMPLE_EVERY_S`. Every kind sends telemetry (a
+    panel its supervision readings), so the fire path (events and status, the priority lane)
+    is spared the statement; status messages would not do anyway (a retained birth message
+    carries the time its connection was made). The rows are locked in id order and rows held
+    by another transaction are skipped (measured again later), so the statement never waits
+    and never deadlocks with presence updates or the API."""
 
     def __init__(self, every_s: float = SAMPLE_EVERY_S) -> None:
         self.every_s = every_s
         self._next = 0.0
 
-    async def record(self, conn: asyncpg.Connection, telemetry: bool, events: bool) -> None:
-        if not (telemetry or events):
+    async def record(self, conn: asyncpg.Connection, telemetry: bool) -> None:
+        if not telemetry:
             return
         now = time.monotonic()
         if now < self._next:
             return
         self._next = now + self.every_s
-        tables = [t for t, has in (("telemetry", telemetry), ("events", events)) if has]
-        rows = " UNION ALL ".join(_SOURCE.format(t) for t in tables)
-        await conn.execute(_OFFSETS_SQL.format(rows=rows, fresh=_FRESH), OFFSET_WINDOW,
-                           OFFSET_STEP_S)
+        await conn.execute(_OFFSETS_SQL.format(fresh=_FRESH), OFFSET_WINDOW, OFFSET_STEP_S)

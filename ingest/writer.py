@@ -178,7 +178,7 @@ class BatchWriter:
                                           [status_row(s) for s in statuses])
             if statuses:
                 await self._update_presence(conn, statuses)
-            await self.clock_offsets.record(conn, bool(telemetry), bool(events))
+            await self.clock_offsets.record(conn, bool(telemetry))
             if rejects:
                 await conn.copy_records_to_table("rejects", columns=REJECT_COLUMNS,
                                                  records=[reject_row(r) for r in rejects])

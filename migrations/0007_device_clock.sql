@@ -24,7 +24,7 @@ CREATE INDEX device_status_restamped_idx ON device_status (device_id, seq, devic
 -- The device's clock offset (centre receive time minus device time, seconds; positive = the
 -- device is behind): the smallest seen in the current window, which started at
 -- clock_window_at, so a late delivery (a broker backlog) does not pass for a wrong clock.
--- Written by the ingester (ingest/clock.py), shown by GET /devices.
+-- Written by the ingester from telemetry (ingest/clock.py), shown by GET /devices.
 ALTER TABLE devices ADD COLUMN clock_offset_s double precision;
 ALTER TABLE devices ADD COLUMN clock_window_at timestamptz;
 ALTER TABLE devices ADD COLUMN clock_checked_at timestamptz;

@@ -166,7 +166,30 @@ async def test_the_offset_is_the_smallest_of_the_window(clean_db, writer) -> Non
     new_window = RX + OFFSET_WINDOW + timedelta(seconds=1)
     await deliver(new_window, 30.0)  # the clock went wrong: a new window starts
     assert await offset(clean_db.url, "smk-1") == (pytest.approx(30.0), new_window)
-    # a re-stamped fire measures the device's own stamp: a year ahead is a negative offset
-    await writer.write(Batch(events=[fire(AHEAD, 50, RX + OFFSET_WINDOW * 3)]))
-    o, _ = await offset(clean_db.url, "pnl-1")
+    # a re-stamped reading measures the device's own stamp: a year ahead is a negative offset
+    await writer.write(Batch(telemetry=[reading(AHEAD, 50, RX + OFFSET_WINDOW * 3)]))
+    o, _ = await offset(clean_db.url, "smk-1")
     assert o is not None and o < -300 * 86_400
+    # events are not measured (the fire path is spared the statement)
+    await writer.write(Batch(events=[fire(AHEAD, 51, RX + OFFSET_WINDOW * 3)]))
+    assert await offset(clean_db.url, "pnl-1") == (None, None)
+
+
+async def test_the_offset_never_waits_for_a_device_row_held_elsewhere(clean_db, writer) -> None:
+    """Presence updates and the API lock device rows: the measurement skips them."""
+    await _register(clean_db.url, "smk-1", "smk-2")
+    writer.clock_offsets = ClockOffsets(every_s=0.0)
+    other = await db.connect(clean_db.url)
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("SELECT 1 FROM devices WHERE id = 'smk-1' FOR UPDATE")
+        batch = Batch(telemetry=[reading(_iso(RX - timedelta(seconds=3)), 1, RX),
+                                 reading(_iso(RX - timedelta(seconds=4)), 1, RX, "smk-2")])
+        result = await asyncio.wait_for(writer.write(batch), 5)
+        await tx.rollback()
+    finally:
+        await other.close()
+    assert result.telemetry == 2
+    assert await offset(clean_db.url, "smk-1") == (None, None)
+    assert await offset(clean_db.url, "smk-2") == (pytest.approx(4.0), RX)
