@@ -165,13 +165,15 @@ class Centre:
     receiver: Receiver
     service_password: str
     devices: list[Device]
+    extra_env: dict[str, str] = field(default_factory=dict)  # FIRETOWER_* of this case
     procs: dict[str, Proc] = field(default_factory=dict)
     _supervisor: asyncio.Task[None] | None = None
 
     # -- construction ------------------------------------------------------------------
     @classmethod
     async def create(cls, db_url: str, *, sensors: int, panels: int, extra_panels: int = 0,
-                     prefix: str = "", broker_options: dict[str, str] | None = None) -> Centre:
+                     prefix: str = "", broker_options: dict[str, str] | None = None,
+                     env: dict[str, str] | None = None) -> Centre:
         root = Path(tempfile.mkdtemp(prefix="firetower-faults-"))
         root.chmod(0o755)  # the broker drops to the `mosquitto` user and reads files here
         service_password = secrets.token_urlsafe(18)
@@ -202,7 +204,8 @@ class Centre:
         await receiver.start()
         secret = await _endpoint(db_url, receiver.url)
         receiver.secrets.append(secret)
-        centre = cls(db_url, root, broker, receiver, service_password, devices)
+        centre = cls(db_url, root, broker, receiver, service_password, devices,
+                     extra_env=dict(env or {}))
         centre._supervisor = asyncio.create_task(centre._supervise(), name="faults-supervisor")
         return centre
 
@@ -220,6 +223,7 @@ class Centre:
             "FIRETOWER_DISPATCH_METRICS_PORT": str(free_port()),
             "FIRETOWER_PUBLIC_URL": "http://127.0.0.1:1",
             **DISPATCH_ENV,
+            **self.extra_env,
         })
         return env
 
@@ -319,7 +323,9 @@ def _set_options(broker: Broker, root: Path, options: dict[str, str]) -> None:
 
     text = launcher.CONFIG_TEMPLATE.read_text()
     for key, value in options.items():
-        text = re.sub(rf"^{key} .*$", f"{key} {value}", text, flags=re.M)
+        text, n = re.subn(rf"^{key} .*$", f"{key} {value}", text, flags=re.M)
+        if not n:
+            text = text.replace("\nlistener ", f"\n{key} {value}\nlistener ", 1)
     template = root / "firetower.conf"
     template.write_text(text)
     launcher.CONFIG_TEMPLATE = template  # this process only: the suite's brokers
