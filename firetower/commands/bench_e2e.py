@@ -13,8 +13,9 @@ One run, on its own Mosquitto (deploy/mosquitto/firetower.conf) and a throwaway 
 3. the run: every device reports every `--interval` seconds (`--burst` times as often for
    `--burst-duration` seconds mid-run), `--fires` panel fire events (a smoke detector's fire
    signalled by its panel, as the simulator's fire scenarios end) at known instants;
-4. afterwards: loss and duplicates in the database, and per fire the latency of every stage,
-   from the client-side observations (publish, SSE arrival, verdict answer, receiver arrival)
+4. afterwards: loss in the database, redeliveries as the ingester counted them (rows its
+   INSERT skipped as already stored), and per fire the latency of every stage, from the
+   client-side observations (publish, SSE arrival, verdict answer, receiver arrival)
    and from the alarm row's latency clocks; CPU seconds and peak RSS of every process.
 """
 
@@ -45,6 +46,7 @@ import msgspec
 
 from firetower.cli import run_async
 from firetower.commands.bench_support import (
+    REDELIVERED_METRIC,
     CountingSubscriber,
     cpu_seconds,
     create_session,
@@ -351,6 +353,7 @@ class Sampler:
 # commits; `pending` is the batch being written, and a batch write slower than 1 s is a stall
 # on the database side (the ingester waits for the write to commit).
 INGEST_METRICS = {"firetower_ingest_stored_total": "stored",
+                  REDELIVERED_METRIC: "redelivered",
                   "firetower_ingest_pending_messages": "pending",
                   "firetower_ingest_flush_seconds_count": "flushes",
                   'firetower_ingest_flush_seconds_bucket{le="1.0"}': "flushes_within_1s"}

@@ -3,8 +3,10 @@
 Same run, same messages, two measurements:
 1. ceiling: the broker alone, delivering to a plain paho subscriber that only counts;
 2. ingest: the broker delivering to `firetower ingest` (QoS 1, ack after commit), timed from
-   the first publish until the last row is committed; then loss and duplicates are counted
-   in the database (distinct (device, seq, ts) against what was sent).
+   the first publish until the last row is committed; then loss is counted in the database
+   (stored (device, seq, ts) against what was sent) and redeliveries by the ingester (rows
+   its INSERT skipped as already stored: the tables are unique on that key, so counting rows
+   against distinct keys could only give 0).
 Everything (publishers, broker, ingester, PostgreSQL) shares this machine's cores.
 """
 
@@ -24,13 +26,16 @@ from typing import Any
 
 import asyncpg
 
+from firetower.broker import free_port
 from firetower.cli import run_async
 from firetower.commands.bench_support import (
+    REDELIVERED_METRIC,
     CountingSubscriber,
     cpu_seconds,
     create_session,
     fresh_broker,
     fresh_database,
+    scrape_metrics,
 )
 from firetower.settings import Settings
 
@@ -91,9 +96,9 @@ async def _wait_subscribed(conn: asyncpg.Connection, port: int) -> None:
 
 
 def _spawn_ingester(args: argparse.Namespace, url: str, broker_url: str,
-                    client_id: str) -> subprocess.Popen[bytes]:
+                    client_id: str, metrics_port: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, FIRETOWER_DATABASE_URL=url, FIRETOWER_MQTT_URL=broker_url,
-               FIRETOWER_METRICS_PORT="0", FIRETOWER_INGEST_CLIENT_ID=client_id)
+               FIRETOWER_METRICS_PORT=str(metrics_port), FIRETOWER_INGEST_CLIENT_ID=client_id)
     if args.batch_size:
         env["FIRETOWER_INGEST_BATCH_SIZE"] = str(args.batch_size)
     cmd = [sys.executable]
@@ -143,7 +148,8 @@ async def _ingest(args: argparse.Namespace, url: str, broker: Any,
 
     n = len(messages)
     client_id = f"bench-ingest-{os.getpid()}"
-    proc = _spawn_ingester(args, url, broker.url, client_id)
+    metrics_port = free_port()
+    proc = _spawn_ingester(args, url, broker.url, client_id, metrics_port)
     conn = await asyncpg.connect(url)
     try:
         await _wait_subscribed(conn, broker.port)  # also creates the persistent session
@@ -155,7 +161,7 @@ async def _ingest(args: argparse.Namespace, url: str, broker: Any,
                       quiet=True)
         pub_s = time.perf_counter() - t0
         if args.mode == "backlog":
-            proc = _spawn_ingester(args, url, broker.url, client_id)
+            proc = _spawn_ingester(args, url, broker.url, client_id, metrics_port)
         cpu0 = cpu_seconds(proc.pid)
         last, last_change = base, time.perf_counter()
         while last - base < n and time.perf_counter() - last_change < 30:
@@ -172,9 +178,8 @@ async def _ingest(args: argparse.Namespace, url: str, broker: Any,
             elapsed = done_wall - first.timestamp()
         else:
             elapsed = last_change - t0
-        distinct = await conn.fetchval(
-            "SELECT count(*) FROM (SELECT DISTINCT device_id, seq, ts FROM telemetry) d")
-        rows = await conn.fetchval("SELECT count(*) FROM telemetry")
+        # the ingester that drained the run (in backlog mode the first one only subscribed)
+        redelivered = (await scrape_metrics(metrics_port, {REDELIVERED_METRIC: "n"}))["n"]
         rejects = await conn.fetchval("SELECT count(*) FROM rejects")
         flavour = await conn.fetchval("SELECT flavour FROM schema_migrations LIMIT 1")
     finally:
@@ -182,7 +187,7 @@ async def _ingest(args: argparse.Namespace, url: str, broker: Any,
         _stop(proc)
     stored = last - base
     return {"storage": flavour, "stored": stored, "lost": n - stored,
-            "duplicates": rows - distinct, "rejected": rejects,
+            "redelivered": int(redelivered), "rejected": rejects,
             "msgs_per_s": round(stored / max(elapsed, 1e-9)),
             "publish_msgs_per_s": round(n / pub_s),
             "ingester_cpu_us_per_msg": round(cpu / max(stored, 1) * 1e6, 1),
@@ -225,7 +230,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps(result, indent=2))
         else:
             print(format_report(result))
-        return 0 if result["ingest"]["lost"] == 0 and result["ingest"]["duplicates"] == 0 else 1
+        return 0 if result["ingest"]["lost"] == 0 else 1
 
     return run_async(go)
 
@@ -240,7 +245,8 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(f"  broker only (counting subscriber): {c['msgs_per_s']:>8,} msg/s  "
                      f"lost {c['lost']}  (subscriber CPU {c['subscriber_cpu_us_per_msg']} µs/msg)")
     lines.append(f"  ingest -> {i['storage']:<9} (QoS 1, ack after commit): {i['msgs_per_s']:>8,} "
-                 f"msg/s  stored {i['stored']:,}  lost {i['lost']}  duplicates {i['duplicates']}")
+                 f"msg/s  stored {i['stored']:,}  lost {i['lost']}  redelivered "
+                 f"{i['redelivered']} (stored once)")
     lines.append(f"  ingester CPU {i['ingester_cpu_us_per_msg']} µs/msg; "
                  f"publishers {i['publish_msgs_per_s']:,} msg/s")
     if "ingest_vs_ceiling" in r:

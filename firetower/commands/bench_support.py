@@ -163,3 +163,38 @@ def percentile(values: list[float], p: float) -> float:
     s = sorted(values)
     k = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
     return s[k]
+
+
+# Rows the ingester's INSERT skipped because the (device, seq, ts) was already stored: what the
+# broker delivered more than once (or a device sent again). The tables are unique on that key,
+# so counting rows against distinct keys afterwards can only give 0; this is the real figure.
+REDELIVERED_METRIC = "firetower_ingest_duplicates_total"
+
+
+async def scrape_metrics(port: int, names: dict[str, str], *, attempts: int = 10
+                         ) -> dict[str, float]:
+    """Sum the samples of the metrics `names` (Prometheus name, or name plus a label selector
+    such as `x_bucket{le="1.0"}`, -> key) from http://127.0.0.1:port/metrics. A saturated
+    process answers late (its metrics thread waits for the GIL): wait and retry, then raise."""
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        for attempt in range(attempts):
+            try:
+                text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=30)).text
+                break
+            except httpx.HTTPError:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(1.0)
+    out = dict.fromkeys(names.values(), 0.0)
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        name, _, labels = line.partition("{")
+        name = name.partition(" ")[0]
+        if 'le="1.0"' in labels:
+            name += '{le="1.0"}'
+        if name in names:
+            out[names[name]] += float(line.rsplit(" ", 1)[1])
+    return out
