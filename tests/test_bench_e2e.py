@@ -33,6 +33,9 @@ def test_bench_e2e_tiny(tmp_path: Path) -> None:
     # broker deliver twice: no restart, no reconnect)
     assert th["lost"] == 0 and th["redelivered"] == 0 and th["rejected"] == 0
     assert th["stored"] == th["published"]
+    # the broker's backlog as the ingester's watch saw it: measured, far below its budget
+    assert 10_000 < th["broker_heap_max_bytes"] < th["broker_budget_bytes"] / 2
+    assert th["broker_alarms"] == []
     assert r["ceiling"]["lost"] == 0 and r["ceiling"]["msgs_per_s"] > 0
 
     f = r["fires"]
@@ -92,3 +95,4 @@ def test_bench_e2e_tiny(tmp_path: Path) -> None:
     assert len(s["t"]) >= 4 and max(s["published_per_s"]) > 100
     assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 20_000
     assert "END TO END" in proc.stdout and "broker only" in proc.stdout
+    assert "broker heap max" in proc.stdout and "backlog alarms: none" in proc.stdout

@@ -99,6 +99,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="rate, latency and CPU over time (PNG)")
     parser.add_argument("--profile-ingest", type=Path, metavar="PATH",
                         help="write a cProfile of the ingester process here")
+    parser.add_argument("--broker-budget", type=int, metavar="BYTES",
+                        help="the ingester's broker memory budget (FIRETOWER_BROKER_MEMORY_BUDGET;"
+                             " default: half this machine's memory): backlog alarms at 50 and "
+                             "80 %% of it")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--settle-timeout", type=float, default=120.0,
                         help="seconds to wait, after publishing, for the store and the fires")
@@ -354,12 +358,15 @@ class Sampler:
 # on the database side (the ingester waits for the write to commit).
 INGEST_METRICS = {"firetower_ingest_stored_total": "stored",
                   REDELIVERED_METRIC: "redelivered",
+                  # the broker's backlog as the ingester's watch reads it (docs/overload.md)
+                  "firetower_broker_heap_bytes": "broker_heap",
+                  "firetower_broker_memory_budget_bytes": "broker_budget",
                   "firetower_ingest_pending_messages": "pending",
                   "firetower_ingest_flush_seconds_count": "flushes",
                   'firetower_ingest_flush_seconds_bucket{le="1.0"}': "flushes_within_1s"}
 
 
-async def _ingest_metrics(client: httpx.AsyncClient, port: int) -> dict[str, int]:
+async def _ingest_metrics(client: httpx.AsyncClient, port: int) -> dict[str, int | None]:
     # A saturated ingester answers its metrics thread late (the GIL): wait, retry, never die.
     for attempt in range(10):
         try:
@@ -369,19 +376,21 @@ async def _ingest_metrics(client: httpx.AsyncClient, port: int) -> dict[str, int
             if attempt == 9:
                 raise
             await asyncio.sleep(1.0)
-    out = dict.fromkeys(INGEST_METRICS.values(), 0.0)
+    # the broker gauges are unknown (None) until exported and reported, never 0
+    out = {k: math.nan if k.startswith("broker_") else 0.0 for k in INGEST_METRICS.values()}
     for line in text.splitlines():
         name, _, labels = line.partition("{")
         name = name.partition(" ")[0]
         if 'le="1.0"' in labels:
             name += '{le="1.0"}'
         if name in INGEST_METRICS:
-            out[INGEST_METRICS[name]] += float(line.rsplit(" ", 1)[1])
-    return {k: int(v) for k, v in out.items()}
+            key, value = INGEST_METRICS[name], float(line.rsplit(" ", 1)[1])
+            out[key] = value if math.isnan(out[key]) else out[key] + value
+    return {k: None if math.isnan(v) else int(v) for k, v in out.items()}
 
 
 async def _ingest_stored(client: httpx.AsyncClient, port: int) -> int:
-    return (await _ingest_metrics(client, port))["stored"]
+    return (await _ingest_metrics(client, port))["stored"] or 0
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -473,6 +482,8 @@ async def _run(args: argparse.Namespace, settings: Settings, url: str, broker: A
                FIRETOWER_PUBLIC_URL=f"http://127.0.0.1:{api_port}",
                FIRETOWER_API_TOKEN_MINUTES="1440",
                FIRETOWER_INGEST_CLIENT_ID=f"bench-e2e-ingest-{os.getpid()}")
+    if args.broker_budget:
+        env["FIRETOWER_BROKER_MEMORY_BUDGET"] = str(args.broker_budget)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     operator: Any = None
     stop_op = ctx.Event()
@@ -595,6 +606,13 @@ async def _run(args: argparse.Namespace, settings: Settings, url: str, broker: A
                            "bad_signatures": rx_bad}
         out["db"] = await _database_figures(conn)
         out["fire_rows"] = await _alarm_rows(conn)
+        out["broker_alarms"] = [
+            {"type": r["type"], "state": r["state"], "raised_at": r["raised_at"].timestamp(),
+             "cleared_at": r["cleared_at"] and r["cleared_at"].timestamp(),
+             "evidence": json.loads(r["evidence"])}
+            for r in await conn.fetch(
+                "SELECT type, state, raised_at, cleared_at, evidence FROM alarms"
+                " WHERE device_id LIKE 'broker:%' ORDER BY id")]
         out["fired"] = fired
         out["fires_plan"] = fires
         out["operator_fires"] = op["fires"]

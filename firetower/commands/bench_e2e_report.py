@@ -223,6 +223,14 @@ def analyse(r: dict[str, Any]) -> dict[str, Any]:
         "ingest_batch_writes": last.get("flushes"),
         "ingest_batch_writes_over_1s": (None if last.get("flushes") is None else
                                         last["flushes"] - last["flushes_within_1s"]),
+        # the broker's heap as the ingester's backlog watch read it, against its budget, and
+        # the backlog alarms it raised (docs/overload.md)
+        "broker_heap_max_bytes": max((s["broker_heap"] for s in r["samples"]
+                                      if s.get("broker_heap") is not None), default=None),
+        "broker_budget_bytes": last.get("broker_budget"),
+        "broker_alarms": [{"type": a["type"], "at_s": round(a["raised_at"] - r["t0"], 1),
+                           "ratio": a["evidence"].get("ratio"), "state": a["state"]}
+                          for a in r.get("broker_alarms", [])],
         "caught_up_after_publishing_s": (round(max(0.0, settle["t"] - pub["publishing_ended"]), 2)
                                          if settle["stored"] >= published else None),
     }
@@ -276,6 +284,16 @@ def _fmt(p: dict[str, Any] | None) -> str:
             f"  n={p['n']:<4}")
 
 
+def _broker_line(th: dict[str, Any]) -> str:
+    heap, budget = th.get("broker_heap_max_bytes"), th.get("broker_budget_bytes")
+    if heap is None or not budget:
+        return "  broker heap: not reported (the ingester's backlog watch had no $SYS figure)"
+    alarms = ", ".join(f"{a['type']} at {a['at_s']} s ({100 * (a['ratio'] or 0):.0f} %)"
+                       for a in th.get("broker_alarms", [])) or "none"
+    return (f"  broker heap max {heap / 1e6:,.1f} MB = {100 * heap / budget:.0f} % of the "
+            f"{budget / 1e6:,.0f} MB budget; backlog alarms: {alarms}")
+
+
 def format_report(r: dict[str, Any]) -> str:
     c, th, f = r["config"], r["throughput"], r["fires"]
     burst = (f", burst x{c['burst']} for {c['burst_s']} s at {c['burst_at_s']:.0f} s"
@@ -304,6 +322,7 @@ def format_report(r: dict[str, Any]) -> str:
         + (f"all stored {th['caught_up_after_publishing_s']} s after publishing ended"
            if th["caught_up_after_publishing_s"] is not None
            else "NOT all stored within the settle timeout (--settle-timeout)"),
+        _broker_line(th),
         f"  fires: {f['injected']} injected, {f['alarms_stored']} alarms, {f['seen_by_operator']} "
         f"seen by the operator, {f['verdicts_ok']} verdicts, {f['forwarded']} forwarded "
         f"({f['forwarded_by_operator']} on the verdict), {f['delivered_to_receiver']} delivered; "
