@@ -55,7 +55,9 @@ async def run_case(make_centre: Callable[..., Awaitable[Centre]], fault: Fault, 
         await asyncio.sleep(AFTER_S)
     finally:
         await stream.stop()
-    print(f"{stream.summary()}; received {len(centre.receiver.unique)} webhooks")
+    exits = {name: p.exits for name, p in centre.procs.items() if p.exits}
+    print(f"{stream.summary()}; received {len(centre.receiver.unique)} webhooks"
+          f"{f'; unplanned exits {exits}' if exits else ''}")
     await assert_nothing_lost(centre, stream)
     return centre, stream
 
