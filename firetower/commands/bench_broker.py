@@ -101,8 +101,13 @@ class Subscriber:
         mqtt.client.user_data_set(mqtt)
         mqtt.set_on_message(self._on_message)
         mqtt.subscribe("fire/#", 1)
+        subacked = asyncio.Event()
+        mqtt.client.on_subscribe = lambda *_: subacked.set()
         self.mqtt = mqtt
         await mqtt.start(timeout=30)
+        # RabbitMQ declares the session's queue on SUBSCRIBE; a message published before it
+        # exists is routed nowhere, yet acknowledged. Start the stream after the SUBACK.
+        await asyncio.wait_for(subacked.wait(), 30)
 
     def _on_message(self, client: Any, mqtt: AsyncMqtt, msg: Any) -> None:
         seq = int(msg.payload.split(b",", 1)[0])
@@ -131,6 +136,7 @@ class Publisher:
         self.seq = 0
         self.by_mid: dict[int, int] = {}
         self.acked: set[int] = set()
+        self.acked_at: dict[int, float] = {}
         self.fires: set[int] = set()
         self.mqtt: AsyncMqtt | None = None
 
@@ -145,6 +151,7 @@ class Publisher:
         seq = self.by_mid.pop(mid, None)
         if seq is not None:
             self.acked.add(seq)
+            self.acked_at[seq] = time.monotonic()
 
     def publish(self, *, fire: bool | None = None) -> None:
         assert self.mqtt is not None
@@ -194,10 +201,14 @@ async def _kill_cycles(broker: Any, args: argparse.Namespace) -> dict[str, Any]:
                 await sub.stop()
                 await _stream(pub, args.rate, args.away_s)
             last = pub.seq
+            saved_through = getattr(broker, "saved_through", None)
             broker.kill()
             t = time.monotonic()
             await asyncio.to_thread(broker.start, 60.0)
             cycles.append({"subscriber": "away" if away else "online", "seqs": (first, last),
+                           "saved_through": saved_through,
+                           "since_save_s": None if saved_through is None
+                           else round(t - saved_through, 3),
                            "restart_s": round(time.monotonic() - t, 3)})
             if away:
                 await sub.start()
@@ -215,6 +226,10 @@ async def _kill_cycles(broker: Any, args: argparse.Namespace) -> dict[str, Any]:
         c["acked"] = sum(1 for s in range(first, last) if s in pub.acked)
         c["lost"] = sum(1 for s in lost if first <= s < last)
         c["fire_events_lost"] = sum(1 for s in lost & pub.fires if first <= s < last)
+        # Acknowledged before the last landed save was requested, yet lost: must be 0.
+        through = c.pop("saved_through")
+        c["lost_acked_before_save"] = None if through is None else sum(
+            1 for s in lost if first <= s < last and pub.acked_at[s] < through)
     return {
         "published": pub.seq, "acked": len(pub.acked), "received": len(sub.received),
         "lost": len(lost), "lost_pct": round(100 * len(lost) / max(len(pub.acked), 1), 4),
