@@ -185,7 +185,6 @@ class BacklogWatch:
         self.tick_s = tick_s
         self.open: frozenset[BacklogAlarm] = frozenset()  # as wanted by the last tick
         self.stored: set[BacklogAlarm] | None = None  # as stored (None: not read yet)
-        self._evidence: dict[str, object] = {}
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = time.monotonic()
