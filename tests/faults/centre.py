@@ -199,11 +199,16 @@ class Centre:
         if broker_options:
             _set_options(broker, root, broker_options)
         os.makedirs(broker.state_dir, exist_ok=True)
-        broker.start()
         receiver = Receiver(secrets=[])
-        await receiver.start()
-        secret = await _endpoint(db_url, receiver.url)
-        receiver.secrets.append(secret)
+        try:
+            broker.start()
+            await receiver.start()
+            receiver.secrets.append(await _endpoint(db_url, receiver.url))
+        except BaseException:
+            await receiver.stop()
+            broker.stop(signal.SIGKILL)
+            shutil.rmtree(root, ignore_errors=True)
+            raise
         centre = cls(db_url, root, broker, receiver, service_password, devices,
                      extra_env=dict(env or {}))
         centre._supervisor = asyncio.create_task(centre._supervise(), name="faults-supervisor")

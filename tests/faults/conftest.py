@@ -13,14 +13,14 @@ import pytest
 
 from firetower import db
 from tests.faults.centre import Centre
-from tests.faults.pgcluster import PgCluster
+from tests.pgcluster import PgCluster
 
 TEMPLATE = "firetower_faults_template"
 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
-    cluster = PgCluster().init()
+    cluster = PgCluster(max_connections=200).init()
     try:
         cluster.start()
         yield cluster

@@ -24,8 +24,8 @@ from firetower.mqtt import AsyncMqtt, MqttError
 from tests.conftest import wait_for
 from tests.faults.centre import Centre, Device
 from tests.faults.invariants import assert_nothing_lost
-from tests.faults.pgcluster import PgCluster
 from tests.faults.stream import Stream, epoch_1970, year_ahead
+from tests.pgcluster import PgCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(240)]
 
@@ -63,14 +63,16 @@ async def run_case(make_centre: Callable[..., Awaitable[Centre]], fault: Fault, 
 
 
 async def test_database_crash_and_fast_restart(make_centre, pg_cluster: PgCluster) -> None:
-    """PostgreSQL killed (immediate shutdown, no checkpoint) while fires are being decided;
-    started again at once: crash recovery, during which connections get 57P03."""
+    """PostgreSQL killed (immediate shutdown, no checkpoint) while fires are being decided,
+    down 1 s, started again at once and held 3 s in crash recovery, refusing every connection
+    with 57P03 ("not accepting connections"), then open again."""
 
     async def crash(centre: Centre, stream: Stream) -> None:
         await asyncio.to_thread(pg_cluster.crash)
-        await asyncio.sleep(2.0)  # down: the stream goes on, the broker queues
-        await asyncio.to_thread(pg_cluster.start, wait=False)
-        await asyncio.to_thread(pg_cluster.wait_ready)
+        await asyncio.sleep(1.0)  # down: the stream goes on, the broker queues
+        await asyncio.to_thread(pg_cluster.start_in_recovery)
+        await asyncio.sleep(3.0)
+        await asyncio.to_thread(pg_cluster.end_recovery)
 
     await run_case(make_centre, crash)
 
