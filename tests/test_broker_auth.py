@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from api.broker_sync import BrokerSync
 from api.config import ApiSettings
@@ -64,6 +66,34 @@ def test_service_accounts_are_the_ingest_session_ids(partitions: int) -> None:
 def test_reserved_device_ids(name: str, reserved: bool) -> None:
     names = mqtt_auth.service_account_names("firetower", "centre-ingest", 4)
     assert mqtt_auth.reserved_device_id(name, names, "centre-ingest") is reserved
+
+
+@given(base=st.sampled_from(["firetower-ingest", "centre-ingest", "FireTower-x"]),
+       partitions=st.integers(1, 1024), device=st.from_regex(r"[A-Za-z0-9_.-]{1,64}",
+                                                             fullmatch=True))
+def test_no_device_id_is_a_service_account(base: str, partitions: int, device: str) -> None:
+    """Every session id of any partition count is reserved, so a device registered today can
+    never hold the name of a session that a later partition count creates."""
+    names = mqtt_auth.service_account_names("firetower", base, partitions)
+    for name in names:
+        assert mqtt_auth.reserved_device_id(name, [], base)
+    if not mqtt_auth.reserved_device_id(device, names, base):
+        assert device not in names
+
+
+def test_rendered_config_binds_client_ids_only_with_authentication(tmp_path: Path) -> None:
+    from firetower.broker import render_config
+    anon = render_config(tmp_path / "a", 1883).read_text()
+    anon_lines = anon.splitlines()
+    assert "allow_anonymous true" in anon_lines
+    assert "use_username_as_clientid true" not in anon_lines
+    auth = render_config(tmp_path / "b", 1883, password_file=tmp_path / "pw",
+                         acl_file=tmp_path / "acl", user="mosquitto",
+                         options={"autosave_interval": "5"}).read_text()
+    lines = auth.splitlines()
+    assert "use_username_as_clientid true" in lines and "allow_anonymous false" in lines
+    assert "user mosquitto" in lines
+    assert "autosave_interval 5" in lines and "autosave_interval 30" not in lines
 
 
 def test_service_password_from_a_secret_file(tmp_path: Path) -> None:
