@@ -161,7 +161,7 @@ class Engine:
         st.last_seen = now
         st.skew = now - t
         w = st.clock  # the device's clock (alerting/rules/clock.py)
-        if w is None or m.device_ts is not None or st.skew < w.low or now >= w.until:
+        if w is None or m.clock is not None or st.skew < w.low or now >= w.until:
             observe_clock(self, st, m, now)
         if st.hb_at is None:
             self._schedule_heartbeat(st, now)

@@ -9,6 +9,11 @@ message: a fire is a fire whatever its panel's clock says. The message is accept
 receive time as its `ts` (for storage and the rules), the device's stamp is kept in `device_ts`
 and the row is marked with the `ClockState`.
 
+A stamp that is missing or names no time at all (no UTC offset, 2026-02-30, year 0, offset
++25:00, a number) is no reason either: the message is accepted with the receive time, no
+`device_ts`, and the clock `invalid` (`unreadable()`); the decoder keeps what was sent in
+`extra["ts"]`.
+
 Pure functions: the decoder calls `stamp()` for every message whose stamp is unusual (the
 common case never gets here), the rule engine's clock supervision (alerting/rules/clock.py)
 and the tests use `classify()` and `describe_offset()`.
@@ -56,6 +61,12 @@ def stamp(ts: datetime, received_at: datetime, *, status: bool = False
     except OverflowError:  # year 1 or 9999 with an offset: the nearest representable instant
         device_ts = _FIRST if ts.year == 1 else _LAST
     return received_at, device_ts, state
+
+
+def unreadable(received_at: datetime) -> tuple[datetime, None, ClockState]:
+    """`stamp()` for a message with no stamp, or one that names no time: the receive time,
+    no device time, `invalid`."""
+    return received_at, None, ClockState.INVALID
 
 
 _FIRST = datetime.min.replace(tzinfo=UTC)

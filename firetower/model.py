@@ -51,12 +51,14 @@ class MessageType(StrEnum):
 class ClockState(StrEnum):
     """What the centre made of a message's own timestamp (firetower/device_clock.py). A message
     whose stamp is not believed is stored with the receive time as `ts`, the device's stamp in
-    `device_ts` and this mark in `clock`; `None` on a message means the stamp was used."""
+    `device_ts` (NULL when it is `invalid`) and this mark in `clock`; `None` on a message means
+    the stamp was used."""
 
     OK = "ok"
     AHEAD = "ahead"  # later than the receive time by more than the tolerance
     BEHIND = "behind"  # older than anything the broker or a gateway may still be holding
     RESET = "reset"  # before 2000: a clock that restarted (1970 after a power loss)
+    INVALID = "invalid"  # no stamp, or not a time (no offset, 2026-02-30, not a string)
 
 
 class RejectReason(StrEnum):

@@ -17,8 +17,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-from firetower.device_clock import AHEAD_TOLERANCE, BEHIND_LIMIT, EPOCH_FLOOR, stamp
+from firetower.device_clock import AHEAD_TOLERANCE, BEHIND_LIMIT, EPOCH_FLOOR, stamp, unreadable
 from firetower.model import (
+    ClockState,
     DeviceKind,
     Event,
     EventCategory,
@@ -36,7 +37,8 @@ DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # wordier, so allow four times that.
 MAX_PAYLOAD_BYTES = 4096
 # A stamp before 2000, too far ahead or too old is not refused: the message is accepted with
-# the receive time and the clock marked (firetower/device_clock.py).
+# the receive time and the clock marked (firetower/device_clock.py); so is a message with no
+# stamp or one that is not a time (`_stamp`).
 MIN_TS = EPOCH_FLOOR
 MAX_SEQ = 2**63 - 1
 MAX_TEXT = 200
@@ -237,6 +239,31 @@ def parse_ts(value: Any, received_at: datetime) -> datetime:
     return ts
 
 
+_NO_TS: Any = object()  # `ts` absent from the message
+# Whatever reading a stamp may raise: each means the stamp names no time.
+_UNREADABLE = (ProtocolError, ValueError, OverflowError, TypeError)
+
+
+def _stamp(obj: dict[str, Any], received_at: datetime, *, status: bool = False
+           ) -> tuple[datetime, datetime | None, ClockState | None, Any]:
+    """`device_clock.stamp()` of the message's `ts`, and what to keep of it in `extra["ts"]`
+    (`_NO_TS`: nothing). A missing `ts`, or one that is not an RFC 3339 time with an offset,
+    is no reason to refuse a message (a fire is a fire): the receive time, no device time,
+    clock `invalid`, and the value sent is kept."""
+    value = obj.get("ts", _NO_TS)
+    try:
+        return (*stamp(parse_ts(value, received_at), received_at, status=status), _NO_TS)
+    except _UNREADABLE:
+        return (*unreadable(received_at), value)
+
+
+def _with_ts(extra: dict[str, Any] | None, raw: Any) -> dict[str, Any] | None:
+    """`extra` with an unreadable stamp kept as sent (an absent one leaves nothing)."""
+    if raw is _NO_TS:
+        return extra
+    return {**(extra or {}), "ts": raw}
+
+
 def _number(obj: dict[str, Any], field: NumberField) -> float | None:
     value = obj.get(field.name)
     if value is None:
@@ -349,15 +376,15 @@ def decode_telemetry_fast(device_id: str, kind: DeviceKind, payload: bytes,
 def decode_telemetry(device_id: str, kind: DeviceKind, obj: dict[str, Any],
                      received_at: datetime) -> Telemetry:
     seq = _seq(obj)
-    ts, device_ts, clock = stamp(parse_ts(_require(obj, "ts"), received_at), received_at)
+    ts, device_ts, clock, raw = _stamp(obj, received_at)
     values = list(_NO_METRICS)
     for index, field in _TELEMETRY_PLAN[kind]:
         if type(field) is NumberField:
             values[index] = _number(obj, field)
         else:
             values[index] = _bool(obj, field.name, field.required)
-    return Telemetry(device_id, seq, ts, received_at, *values, _extra(obj, _KNOWN_TELEMETRY[kind]),
-                     device_ts, clock)
+    return Telemetry(device_id, seq, ts, received_at, *values,
+                     _with_ts(_extra(obj, _KNOWN_TELEMETRY[kind]), raw), device_ts, clock)
 
 
 def _small_int(obj: dict[str, Any], key: str) -> int:
@@ -384,7 +411,7 @@ def _text(obj: dict[str, Any], key: str, pattern: re.Pattern[str] | None = None)
 
 def decode_event(device_id: str, obj: dict[str, Any], received_at: datetime) -> Event:
     seq = _seq(obj)
-    ts, device_ts, clock = stamp(parse_ts(_require(obj, "ts"), received_at), received_at)
+    ts, device_ts, clock, sent_ts = _stamp(obj, received_at)
     raw = _require(obj, "category")
     if type(raw) is not str:
         raise ProtocolError(RejectReason.WRONG_TYPE, f"category must be a string, got {type(raw).__name__}")
@@ -399,7 +426,7 @@ def decode_event(device_id: str, obj: dict[str, Any], received_at: datetime) -> 
         point=_small_int(obj, "point"),
         component=_text(obj, "component", COMPONENT_RE),
         location=_text(obj, "location"),
-        extra=_extra(obj, _EVENT_KEYS),
+        extra=_with_ts(_extra(obj, _EVENT_KEYS), sent_ts),
         device_ts=device_ts,
         clock=clock,
     )
@@ -407,12 +434,11 @@ def decode_event(device_id: str, obj: dict[str, Any], received_at: datetime) -> 
 
 def decode_status(device_id: str, obj: dict[str, Any], received_at: datetime) -> Status:
     seq = _seq(obj)
-    ts, device_ts, clock = stamp(parse_ts(_require(obj, "ts"), received_at), received_at,
-                                 status=True)
+    ts, device_ts, clock, raw = _stamp(obj, received_at, status=True)
     online = _bool(obj, "online", True)
     assert online is not None
-    return Status(device_id, seq, ts, received_at, online, extra=_extra(obj, _STATUS_KEYS),
-                  device_ts=device_ts, clock=clock)
+    return Status(device_id, seq, ts, received_at, online,
+                  extra=_with_ts(_extra(obj, _STATUS_KEYS), raw), device_ts=device_ts, clock=clock)
 
 
 def decode(device_id: str, message_type: MessageType, kind: DeviceKind, payload: bytes,

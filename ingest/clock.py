@@ -9,6 +9,16 @@
    Concurrent writers (a shared subscription may hand two copies to two ingesters) take a
    transaction-scoped advisory lock per (table, device) in one global order first, so the
    second looks only once the first has committed.
+   A message whose stamp is unreadable (clock `invalid`) has no `device_ts` to match on: its
+   first copy is the one with the same (device_id, seq) and the same content (every stored
+   column but the two times, the unreadable stamp as sent in `extra` included), in the same
+   window. A device that restarts its seq counter and sends garbled stamps may send a new
+   message that looks like an old one: with any difference in content (another category,
+   `active`, point, reading, garbled stamp) it is stored; only an identical one within the
+   window is taken for a copy. It errs towards storing twice, never towards dropping a
+   different message, and an identical one loses nothing an operator needs: its first copy
+   says the same, and the rule engine evaluates every delivery of a message with a wrong
+   clock (it does not skip them by seq), so a new fire still raises its alarm.
 2. Measure each device's clock offset for the device API (`ClockOffsets`), from telemetry.
 
 Both run only when needed: `settle()` for batches holding a re-stamped row, `ClockOffsets`
@@ -31,6 +41,9 @@ REDELIVERY_WINDOW = timedelta(days=7)
 # Position of the columns in the writer's rows (ingest/writer.py *_COLUMNS): ts first,
 # device_id third, device_ts and clock last.
 _TS, _DEVICE, _CLOCK = 0, 2, -1
+_INVALID = "invalid"  # firetower.model.ClockState.INVALID
+# Not part of a message's content: its two times (the receive time differs per copy).
+_NOT_CONTENT = frozenset({"ts", "received_at"})
 # Advisory lock namespace per table (the first key of pg_advisory_xact_lock(int, int)).
 _LOCK_SPACE = {"telemetry": 0x46540001, "events": 0x46540002, "device_status": 0x46540003}
 
@@ -48,9 +61,23 @@ def _lock_key(device_id: str) -> int:
     return zlib.crc32(device_id.encode()) - 2**31
 
 
-async def settle(conn: asyncpg.Connection, table: str, rows: Sequence[tuple]) -> None:
+def _content(alias: str, columns: Sequence[str], staging: bool) -> str:
+    """A row's content as one comparable value (jsonb): every column but its two times; the
+    staging table keeps `extra` as text, so it is cast as the INSERT casts it."""
+    parts = []
+    for c in columns:
+        if c in _NOT_CONTENT:
+            continue
+        value = f"{alias}.{c}::jsonb" if staging and c == "extra" else f"{alias}.{c}"
+        parts.append(f"'{c}', {value}")
+    return f"jsonb_build_object({', '.join(parts)})"
+
+
+async def settle(conn: asyncpg.Connection, table: str, rows: Sequence[tuple],
+                 columns: Sequence[str]) -> None:
     """Give every re-stamped row in `{table}_in` the `ts` of its first copy (see above). Runs
-    inside the writer's transaction, after the COPY into the staging table."""
+    inside the writer's transaction, after the COPY into the staging table; `columns` are
+    the rows' columns."""
     mine = [r for r in rows if r[_CLOCK] is not None]
     keys = sorted({_lock_key(r[_DEVICE]) for r in mine})
     await conn.execute("SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k",
@@ -63,13 +90,23 @@ async def settle(conn: asyncpg.Connection, table: str, rows: Sequence[tuple]) ->
         f"  WHERE clock IS NOT NULL GROUP BY 1, 2, 3) f"
         f" WHERE s.clock IS NOT NULL AND s.device_id = f.device_id AND s.seq = f.seq"
         f"   AND s.device_ts = f.device_ts AND s.ts <> f.ts")
+    unread = any(r[_CLOCK] == _INVALID for r in mine)
+    content = _content("s", columns, staging=True)
+    if unread:  # the same for unreadable stamps: the same content is the same message
+        await conn.execute(
+            f"UPDATE {staging} s SET ts = f.ts FROM ("
+            f"  SELECT device_id, seq, {content} AS c, min(ts) AS ts FROM {staging} s"
+            f"  WHERE clock = '{_INVALID}' GROUP BY 1, 2, 3) f"
+            f" WHERE s.clock = '{_INVALID}' AND s.device_id = f.device_id AND s.seq = f.seq"
+            f"   AND {content} = f.c AND s.ts <> f.ts")
     # two different messages with one seq received in the same microsecond would share the
-    # key: each further one is a microsecond later (a redelivery finds it by its stamp below)
+    # key: each further one is a microsecond later (a redelivery finds it by its stamp, or
+    # for an unreadable stamp by its content, below)
     await conn.execute(
         f"UPDATE {staging} s SET ts = s.ts + r.n * interval '1 microsecond' FROM ("
-        f"  SELECT ctid, dense_rank() OVER (PARTITION BY device_id, ts, seq"
-        f"                                  ORDER BY device_ts) - 1 AS n"
-        f"  FROM {staging} WHERE clock IS NOT NULL) r"
+        f"  SELECT ctid, dense_rank() OVER (PARTITION BY device_id, ts, seq ORDER BY device_ts,"
+        f"      CASE WHEN clock = '{_INVALID}' THEN {content} END) - 1 AS n"
+        f"  FROM {staging} s WHERE clock IS NOT NULL) r"
         f" WHERE s.ctid = r.ctid AND r.n > 0")
     # stored before (a redelivery): its stored time, so the insert finds the conflict. The
     # first copy stored may have been received a little later than this one (another
@@ -81,6 +118,14 @@ async def settle(conn: asyncpg.Connection, table: str, rows: Sequence[tuple]) ->
         f" WHERE s.clock IS NOT NULL AND o.clock IS NOT NULL AND o.device_id = s.device_id"
         f"   AND o.seq = s.seq AND o.device_ts = s.device_ts AND o.ts BETWEEN $1 AND $2",
         lo, hi)
+    if unread:  # no device_ts: found by (device, seq, invalid) and the same content
+        await conn.execute(
+            f"UPDATE {staging} s SET ts = o.ts FROM {table} o"
+            f" WHERE s.clock = '{_INVALID}' AND o.clock = '{_INVALID}'"
+            f"   AND o.device_id = s.device_id AND o.seq = s.seq AND o.device_ts IS NULL"
+            f"   AND o.ts BETWEEN $1 AND $2"
+            f"   AND {_content('o', columns, staging=False)} = {content}",
+            lo, hi)
 
 
 # -- clock offsets for the device API -----------------------------------------------------------
@@ -102,6 +147,7 @@ WITH m AS (
            min(extract(epoch FROM received_at - coalesce(device_ts, ts)))::float8 AS o,
            max(received_at) AS at
       FROM telemetry_in
+     WHERE clock IS DISTINCT FROM 'invalid'  -- no device time: nothing to measure
      GROUP BY device_id),
 mine AS (  -- rows another transaction holds (presence, the API) are skipped, never waited on
     SELECT d.id FROM devices d JOIN m ON m.device_id = d.id

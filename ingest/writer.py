@@ -192,7 +192,7 @@ class BatchWriter:
             return 0
         await conn.copy_records_to_table(f"{table}_in", columns=columns, records=rows)
         if restamped(rows):  # a clock not believed: one stored copy however often it comes
-            await settle(conn, table, rows)
+            await settle(conn, table, rows, columns)
         cols = ", ".join(columns)
         select = cols.replace("extra", "extra::jsonb")
         status = await conn.execute(

@@ -83,20 +83,19 @@ CATALOGUE: tuple[Broken, ...] = (
     Broken("string_seq", R.WRONG_TYPE, None, lambda d, s, ts: _tel(d, s, ts, seq=str(s))),
     Broken("float_seq", R.WRONG_TYPE, None, lambda d, s, ts: _tel(d, s, ts, seq=s + 0.5)),
     Broken("negative_seq", R.OUT_OF_RANGE, None, lambda d, s, ts: _tel(d, s, ts, seq=-s)),
-    Broken("missing_ts", R.MISSING_FIELD, None, lambda d, s, ts: _tel(d, s, ts, ts=_DROP)),
-    Broken("ts_without_offset", R.BAD_TIMESTAMP, None,
-           lambda d, s, ts: _tel(d, s, ts, ts=format_ts(ts)[:-6])),
-    Broken("ts_epoch_number", R.WRONG_TYPE, None,
-           lambda d, s, ts: _tel(d, s, ts, ts=int(ts.timestamp()))),
-    # A stamp far ahead, before 2000 or far behind is not malformed: the message is accepted
-    # with the receive time and its clock marked (firetower/device_clock.py). These are not
-    # times at all:
-    Broken("ts_year_zero", R.BAD_TIMESTAMP, None,
-           lambda d, s, ts: _tel(d, s, ts, ts="0000-01-01T00:00:00Z")),
-    Broken("ts_offset_out_of_range", R.BAD_TIMESTAMP, None,
-           lambda d, s, ts: _tel(d, s, ts, ts=format_ts(ts)[:-6] + "+25:00")),
-    Broken("ts_impossible_date", R.BAD_TIMESTAMP, None,
-           lambda d, s, ts: _tel(d, s, ts, ts="2026-02-30T10:00:00+08:00")),
+    # No timestamp is here: a fire is a fire whatever its stamp. A stamp far ahead, before
+    # 2000 or far behind, a missing one and one that names no time are all accepted with the
+    # receive time and the clock marked (firetower/device_clock.py; UNREADABLE_STAMPS below).
+    # Six other breaks take the places of the six stamps this catalogue had, in the same
+    # order and with the same device kinds, so a planned run draws the same random numbers:
+    Broken("seq_too_large", R.OUT_OF_RANGE, None, lambda d, s, ts: _tel(d, s, ts, seq=2**63)),
+    Broken("null_seq", R.WRONG_TYPE, None, lambda d, s, ts: _tel(d, s, ts, seq=None)),
+    Broken("boolean_seq", R.WRONG_TYPE, None, lambda d, s, ts: _tel(d, s, ts, seq=True)),
+    Broken("json_null", R.NOT_OBJECT, None, lambda d, s, ts: _raw(d, b"null")),
+    Broken("trailing_garbage", R.BAD_JSON, None,
+           lambda d, s, ts: _raw(d, _good(d, s, ts) + b" 42")),
+    Broken("status_missing_online", R.MISSING_FIELD, None,
+           lambda d, s, ts: (topic_for(d.id, "status"), encode({"seq": s, "ts": format_ts(ts)}))),
     Broken("number_overflow", R.NOT_FINITE, SMOKE,
            lambda d, s, ts: _raw(d, _good(d, s, ts).replace(b'"temperature_c":21.4',
                                                             b'"temperature_c":1e999'))),
@@ -146,4 +145,21 @@ CATALOGUE: tuple[Broken, ...] = (
            lambda d, s, ts: (f"fire/v1/{d.id}/telemetry/raw", _good(d, s, ts))),
     Broken("invalid_utf8_in_string", R.BAD_JSON, None,
            lambda d, s, ts: _raw(d, b'{"seq": 1, "ts": "\xff\xfe"}')),
+)
+
+
+# Stamps that are no time at all, each with a message that is otherwise well formed: accepted,
+# never refused, with `ts` = the receive time, no `device_ts`, clock `invalid` and the value
+# sent kept in `extra["ts"]` (`tests/simulators/test_malformed.py` proves it on the decoder).
+UNREADABLE_STAMPS: tuple[tuple[str, Callable[[SimDevice, int, datetime], tuple[str, bytes]]],
+                         ...] = (
+    ("missing_ts", lambda d, s, ts: _tel(d, s, ts, ts=_DROP)),
+    ("ts_without_offset", lambda d, s, ts: _tel(d, s, ts, ts=format_ts(ts)[:-6])),
+    ("ts_epoch_number", lambda d, s, ts: _tel(d, s, ts, ts=int(ts.timestamp()))),
+    ("ts_year_zero", lambda d, s, ts: _tel(d, s, ts, ts="0000-01-01T00:00:00Z")),
+    ("ts_offset_out_of_range", lambda d, s, ts: _tel(d, s, ts, ts=format_ts(ts)[:-6] + "+25:00")),
+    ("ts_impossible_date", lambda d, s, ts: _tel(d, s, ts, ts="2026-02-30T10:00:00+08:00")),
+    ("ts_garbage_fire", lambda d, s, ts: _event(d, s, ts, ts="garbage", category="fire")),
+    ("ts_null_fire", lambda d, s, ts: _event(d, s, ts, ts=None, category="fire")),
+    ("missing_ts_fire", lambda d, s, ts: _event(d, s, ts, ts=_DROP, category="fire")),
 )

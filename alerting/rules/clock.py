@@ -6,8 +6,9 @@ stamp (for a re-stamped message, the stamp it carried: `device_ts`). Delivery on
 offset (transit, a broker backlog, a redelivery), so:
 
 - an offset below `-limit_s` (the device is ahead) is wrong at once, and so is a stamp the
-  decoder did not believe because it is before 2000 or older than 30 days: the fault is raised
-  on that message;
+  decoder did not believe because it is before 2000 or older than 30 days, or could not read
+  at all (missing, not a time: `invalid`, which measures no offset): the fault is raised on
+  that message;
 - a device behind is told from a late delivery by the smallest offset over a window of
   `window_s`: above `limit_s` at the end of a window, the fault is raised;
 - the fault clears at the end of a window with no wrong stamp and its smallest offset within
@@ -25,6 +26,7 @@ open until a clean window ends).
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING
 
@@ -70,8 +72,8 @@ def observe(engine: Engine, st: DeviceState, m: Message, now: float) -> None:
     state = m.clock
     if state is None or state is ClockState.AHEAD:  # ahead: judged against this device's limit
         state = ClockState.AHEAD if offset < -p.limit_s else None
-    if offset < w.low and type(m) is not Status:
-        w.low = offset
+    if offset < w.low and type(m) is not Status and state is not ClockState.INVALID:
+        w.low = offset  # an unreadable stamp has no device time: its "offset" is the transit
     if state is not None:
         w.wrong = state
         if not st.is_active(CLOCK):
@@ -100,13 +102,20 @@ def _raise(engine: Engine, st: DeviceState, m: Message, state: ClockState, offse
     st.dirty = True
     engine.mark_dirty(info.id)
     p = st.params.clock
-    stamp = m.device_ts or m.ts
-    if state is ClockState.RESET:
-        reason = f"device clock reset: it stamps {stamp.isoformat()} ({describe_offset(offset)})"
+    stamp: object = (m.device_ts or m.ts).isoformat()
+    offset_s: float | None = round(offset, 3)
+    if state is ClockState.INVALID:  # no device time: what was sent, as the decoder kept it
+        sent = (m.extra or {}).get("ts", _NOTHING)
+        stamp = None if sent is _NOTHING else _shown(sent)
+        offset_s = None
+        reason = ("device clock unreadable: " + ("no ts" if sent is _NOTHING
+                                                  else f"ts {stamp} is not a time"))
+    elif state is ClockState.RESET:
+        reason = f"device clock reset: it stamps {stamp} ({describe_offset(offset)})"
     else:
         reason = f"device clock {describe_offset(offset)} (limit {p.limit_s:g} s)"
-    evidence = {"rule": CLOCK, "state": state.value, "offset_s": round(offset, 3),
-                "limit_s": p.limit_s, "window_s": p.window_s, "device_stamp": stamp.isoformat(),
+    evidence = {"rule": CLOCK, "state": state.value, "offset_s": offset_s,
+                "limit_s": p.limit_s, "window_s": p.window_s, "device_stamp": stamp,
                 "seq": m.seq, "basis": basis}
     mode = engine.modes.mode_for(info.id, info.site_id, "", now, info.parent_id, info.zone)[0]
     engine._put(Decision(  # the engine's sink, as its own supervision uses
@@ -115,6 +124,16 @@ def _raise(engine: Engine, st: DeviceState, m: Message, state: ClockState, offse
         group_key=f"{AlarmClass.FAULT.value}:{info.site_id or ''}",
         device_ts=m.ts.timestamp(), received_at=m.received_at.timestamp(), reason=reason,
         seq=m.seq))
+
+
+_NOTHING = object()
+_SHOWN_MAX = 64  # characters of an unreadable stamp shown in the fault
+
+
+def _shown(sent: object) -> str:
+    """An unreadable stamp as the fault shows it: JSON text, cut to `_SHOWN_MAX`."""
+    text = json.dumps(sent, ensure_ascii=False)
+    return text if len(text) <= _SHOWN_MAX else text[: _SHOWN_MAX - 1] + "…"
 
 
 def _clear(engine: Engine, st: DeviceState, offset: float, now: float) -> None:

@@ -193,3 +193,108 @@ async def test_the_offset_never_waits_for_a_device_row_held_elsewhere(clean_db, 
     assert result.telemetry == 2
     assert await offset(clean_db.url, "smk-1") == (None, None)
     assert await offset(clean_db.url, "smk-2") == (pytest.approx(4.0), RX)
+
+
+# -- unreadable stamps (clock `invalid`): no device time to match a copy on -------------------
+
+def garbled(seq: int, rx: datetime, ts: object = "garbage", device: str = "pnl-1",
+            **change: object) -> Event:
+    body = {"seq": seq, "category": "fire", "active": True, "zone": 2, "point": 4, **change}
+    if ts is not None:
+        body["ts"] = ts
+    m = decode(device, MessageType.EVENT, DeviceKind.ALARM_PANEL, json.dumps(body).encode(), rx)
+    assert type(m) is Event and m.clock == "invalid" and m.ts == rx
+    return m
+
+
+def garbled_reading(seq: int, rx: datetime, **change: object) -> Telemetry:
+    body = {"seq": seq, "ts": "2026-02-30T10:00:00+08:00", "obscuration_pct_per_m": 0.4,
+            "temperature_c": 21.0, **change}
+    m = decode("smk-1", MessageType.TELEMETRY, DeviceKind.SMOKE_DETECTOR,
+               json.dumps(body).encode(), rx)
+    assert type(m) is Telemetry and m.clock == "invalid"
+    return m
+
+
+async def test_an_unreadable_stamp_is_stored_with_its_receive_time_and_what_was_sent(
+        clean_db, writer) -> None:
+    r = await writer.write(Batch(events=[garbled(1, RX), garbled(2, RX, ts=None)]))
+    assert r.events == 2
+    conn = await db.connect(clean_db.url)
+    try:
+        got = [dict(g) for g in await conn.fetch(
+            "SELECT seq, ts, device_ts, clock, extra FROM events ORDER BY seq")]
+    finally:
+        await conn.close()
+    assert got == [
+        {"seq": 1, "ts": RX, "device_ts": None, "clock": "invalid", "extra": {"ts": "garbage"}},
+        {"seq": 2, "ts": RX, "device_ts": None, "clock": "invalid", "extra": None}]
+
+
+async def test_a_redelivered_unreadable_stamp_is_stored_once(clean_db, writer) -> None:
+    """Redelivered in the same batch and in later batches received later (up to the window),
+    missing and garbled stamps alike: one row each, at the first receipt."""
+    later = RX + timedelta(seconds=3)
+    first = await writer.write(Batch(
+        events=[garbled(1, later), garbled(1, RX), garbled(2, RX, ts=None),
+                garbled(2, later, ts=None)],
+        telemetry=[garbled_reading(1, RX), garbled_reading(1, later)]))
+    assert (first.events, first.telemetry, first.duplicates) == (2, 1, 3)
+    for delay in (timedelta(seconds=40), timedelta(hours=5), REDELIVERY_WINDOW):
+        again = await writer.write(Batch(
+            events=[garbled(1, RX + delay), garbled(2, RX + delay, ts=None)],
+            telemetry=[garbled_reading(1, RX + delay)]))
+        assert (again.events, again.telemetry, again.duplicates) == (0, 0, 3), delay
+    assert [(g["seq"], g["ts"]) for g in await rows(clean_db.url, "events")] == [(1, RX), (2, RX)]
+    assert [g["ts"] for g in await rows(clean_db.url, "telemetry")] == [RX]
+
+
+async def test_different_messages_with_unreadable_stamps_are_all_stored(clean_db,
+                                                                         writer) -> None:
+    """The documented limit errs towards storing twice: a seq used again (a counter that
+    restarted) with any other content is another message, even received in the same
+    microsecond; so is another garbled stamp, and a copy after the window."""
+    same_rx = [garbled(1, RX), garbled(1, RX, active=False), garbled(1, RX, point=5),
+               garbled(1, RX, ts="rubbish"), garbled(1, RX, ts=None), garbled(1, RX, ts=17),
+               garbled(1, RX, device="pnl-2"), garbled(2, RX)]
+    assert (await writer.write(Batch(events=same_rx))).events == 8
+    later = [garbled(1, RX + timedelta(minutes=1), category="fault"),
+             garbled(1, RX + timedelta(minutes=1), location="B1")]
+    assert (await writer.write(Batch(events=later))).events == 2
+    # the same content as a stored row of another clock mark is not its copy either
+    assert (await writer.write(Batch(events=[fire(RESET, 1, RX + timedelta(minutes=2))]))
+            ).events == 1
+    await writer.write(Batch(events=[garbled(3, RX - REDELIVERY_WINDOW - timedelta(1))]))
+    assert (await writer.write(Batch(events=[garbled(3, RX)]))).events == 1
+    got = await rows(clean_db.url, "events")
+    assert len(got) == 8 + 2 + 1 + 2
+    assert len({(g["device_id"], g["ts"], g["seq"]) for g in got}) == len(got)
+
+
+async def test_two_writers_storing_the_same_unreadable_stamps_at_once_store_each_once(
+        clean_db) -> None:
+    writers = [BatchWriter(clean_db.url) for _ in range(2)]
+    try:
+        for w in writers:
+            await w.write(Batch())
+        for seq in range(1, 21):
+            copies = [Batch(events=[garbled(seq, RX + timedelta(milliseconds=i))],
+                            telemetry=[garbled_reading(seq, RX + timedelta(milliseconds=i))])
+                      for i in range(2)]
+            results = await asyncio.gather(*(w.write(b) for w, b in zip(writers, copies,
+                                                                         strict=True)))
+            assert sum(r.events for r in results) == 1, seq
+            assert sum(r.telemetry for r in results) == 1, seq
+    finally:
+        for w in writers:
+            await w.close()
+    assert len(await rows(clean_db.url, "events")) == 20
+
+
+async def test_an_unreadable_stamp_measures_no_clock_offset(clean_db, writer) -> None:
+    """The receive time is no device time: the offset keeps what real stamps measured."""
+    await _register(clean_db.url, "smk-1")
+    writer.clock_offsets = ClockOffsets(every_s=0.0)
+    await writer.write(Batch(telemetry=[reading(_iso(RX - timedelta(seconds=7)), 1, RX)]))
+    await writer.write(Batch(telemetry=[garbled_reading(2, RX + timedelta(seconds=1))]))
+    assert await offset(clean_db.url, "smk-1") == (pytest.approx(7.0), RX)

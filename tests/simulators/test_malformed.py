@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from firetower.model import DeviceKind
+from firetower.model import ClockState, DeviceKind, RejectReason
 from firetower.protocol import ProtocolError, decode, parse_topic
 from simulators.fleet import SimDevice
-from simulators.malformed import CATALOGUE, Broken
+from simulators.malformed import CATALOGUE, UNREADABLE_STAMPS, Broken
 from simulators.scenarios import generate
 from tests.simulators.helpers import START, small_fleet
 
@@ -52,3 +52,20 @@ def test_scenario_messages_carry_their_reason() -> None:
         assert inj.details["reason"] == m.reject.value and inj.details["topic"] == m.topic
         kind = fleet.get(m.device_id).kind
         assert reason_of(m.topic, m.payload, kind) == m.reject
+
+
+def test_no_stamp_is_refused() -> None:
+    """A fire is never refused for its timestamp: nothing in the catalogue is a stamp."""
+    assert RejectReason.BAD_TIMESTAMP not in {b.reason for b in CATALOGUE}
+    assert not any(b.name.startswith(("ts_", "missing_ts")) for b in CATALOGUE)
+
+
+@pytest.mark.parametrize(("name", "build"), UNREADABLE_STAMPS, ids=[n for n, _ in UNREADABLE_STAMPS])
+def test_unreadable_stamps_are_accepted_at_the_receive_time(name, build) -> None:  # type: ignore[no-untyped-def]
+    kind = DeviceKind.ALARM_PANEL
+    topic, payload = build(DEVICES[kind], 42, START)
+    device_id, mtype = parse_topic(topic)
+    m = decode(device_id, mtype, kind, payload, START)
+    assert (m.seq, m.ts, m.device_ts, m.clock) == (42, START, None, ClockState.INVALID), name
+    sent = m.extra or {}
+    assert ("ts" in sent) is (not name.startswith("missing_ts")), sent

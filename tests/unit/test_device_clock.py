@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -19,7 +20,7 @@ from firetower.device_clock import (
     stamp,
 )
 from firetower.model import ClockState, DeviceKind, Event, MessageType, Status, Telemetry
-from firetower.protocol import decode, decode_telemetry_fast
+from firetower.protocol import ProtocolError, decode, decode_telemetry_fast
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 YEAR = timedelta(days=365)
@@ -172,3 +173,93 @@ def test_the_fast_path_hands_over_every_stamp_it_does_not_believe(ts: datetime) 
         assert full.clock is None and (fast is None or fast == full)
     else:
         assert fast is None and full.ts == NOW and full.clock is not None
+
+
+# -- a stamp that is no time: accepted at the receive time, clock `invalid` -------------------
+
+FIRE = {"category": "fire", "active": True, "zone": 3, "point": 1}
+_NO = object()  # no ts at all
+UNREADABLE = [_NO, None, "garbage", "", "2026-11-28T12:00:00", "2026-02-30T10:00:00+08:00",
+              "0000-01-01T00:00:00Z", "2026-11-28T10:00:00.000+25:00", "2026-13-28T12:00:00Z",
+              "2026-11-28", 1764331200, 1764331200.5, True, [2026, 11, 28], {"t": 1}]
+
+
+def _body(ts: object, **body: object) -> bytes:
+    return json.dumps({"seq": 9, **({} if ts is _NO else {"ts": ts}), **body}).encode()
+
+
+@pytest.mark.parametrize("ts", UNREADABLE, ids=[repr(t)[:24] for t in UNREADABLE])
+def test_every_message_type_with_an_unreadable_stamp_is_accepted(ts: object) -> None:
+    tel = decode("d", MessageType.TELEMETRY, DeviceKind.SMOKE_DETECTOR, _body(ts, **SMOKE), NOW)
+    fire = decode("p", MessageType.EVENT, DeviceKind.ALARM_PANEL, _body(ts, **FIRE), NOW)
+    status = decode("p", MessageType.STATUS, DeviceKind.ALARM_PANEL, _body(ts, online=True), NOW)
+    assert type(tel) is Telemetry and type(fire) is Event and type(status) is Status
+    assert fire.category == "fire" and fire.active and (fire.zone, fire.point) == (3, 1)
+    for m in (tel, fire, status):
+        assert (m.ts, m.received_at, m.device_ts, m.clock) == (NOW, NOW, None,
+                                                               ClockState.INVALID)
+        assert m.extra == (None if ts is _NO else {"ts": ts})  # what was sent, kept
+
+
+def test_an_unreadable_stamp_keeps_the_other_unknown_fields() -> None:
+    m = decode("p", MessageType.EVENT, DeviceKind.ALARM_PANEL,
+               _body("soon", fw="1.2", **FIRE), NOW)
+    assert m.extra == {"fw": "1.2", "ts": "soon"} and m.clock is ClockState.INVALID
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ({"seq": "9", "ts": "garbage", **FIRE}, "wrong_type"),
+    ({"seq": 9, "ts": "garbage", **FIRE, "active": "yes"}, "wrong_type"),
+    ({"seq": 9, "ts": "garbage", **FIRE, "zone": 70_000}, "out_of_range"),
+    ({"seq": 9, "ts": "garbage", **FIRE, "category": "smoke"}, "bad_value"),
+    ({"seq": 9, "ts": "garbage", "active": True}, "missing_field"),
+], ids=["seq", "active", "zone", "category", "no-category"])
+def test_an_unreadable_stamp_does_not_excuse_anything_else(body: dict, reason: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode("p", MessageType.EVENT, DeviceKind.ALARM_PANEL, json.dumps(body).encode(), NOW)
+    assert info.value.reason == reason
+
+
+_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1),
+              st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=6)
+# near-misses of RFC 3339 as well as arbitrary JSON: every field of a real stamp perturbed
+_near = st.builds(
+    "{:04d}-{:02d}-{:02d}{}{:02d}:{:02d}:{:02d}{}{}".format,
+    st.integers(0, 9999), st.integers(0, 13), st.integers(0, 32), st.sampled_from("Tt x"),
+    st.integers(0, 25), st.integers(0, 61), st.integers(0, 61),
+    st.sampled_from(["", ".5", ".123", ".1234567891"]),
+    st.sampled_from(["", "Z", "z", "+00:00", "+08:00", "-23:59", "+24:00", "+25:00", "+0800",
+                     "-00:60"]))
+
+
+@given(st.one_of(_json, _near, st.just(_NO)), _received)
+def test_a_fire_event_is_never_refused_for_its_stamp(ts: object, rx: datetime) -> None:
+    """Whatever `ts` holds (or if it is missing), a well-formed fire event is accepted; its
+    `ts` is the stamp only when the stamp is a believed time, and the receive time otherwise;
+    `invalid` exactly when the stamp is not a time at all."""
+    m = decode("p", MessageType.EVENT, DeviceKind.ALARM_PANEL, _body(ts, **FIRE), rx)
+    assert type(m) is Event and m.category == "fire" and m.active
+    named = _reading(ts) if isinstance(ts, str) else None
+    if named is None:
+        assert (m.ts, m.device_ts, m.clock) == (rx, None, ClockState.INVALID)
+        assert m.extra == (None if ts is _NO else {"ts": ts})
+    elif m.clock is None:
+        assert (m.ts, m.device_ts, m.extra) == (named, None, None)
+    else:
+        assert m.clock is not ClockState.INVALID and m.ts == rx and m.device_ts is not None
+
+
+def _reading(text: str) -> datetime | None:
+    """An independent reading of RFC 3339 with an offset (the decoder's is hand-optimised):
+    the instant, or None when the text names none."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})",
+                        text):
+        return None
+    try:  # datetime keeps microseconds: longer fractions are cut, as the protocol says
+        return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text.upper().replace(" ", "T")))
+    except ValueError:
+        return None
