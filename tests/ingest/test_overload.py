@@ -7,11 +7,8 @@ reports as an alarm."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +17,7 @@ import asyncpg
 import prometheus_client
 import pytest
 
-from firetower.broker import Broker, free_port, mosquitto_binary, render_config
+from firetower.broker import Broker, free_port
 from firetower.commands.bench_support import create_session
 from ingest.backlog import BacklogAlarm, BacklogSettings, BacklogWatch
 from ingest.service import Ingester
@@ -32,26 +29,8 @@ pytestmark = pytest.mark.integration
 
 
 def start_limited_broker(state_dir: Path, **lines: object) -> Broker:
-    """`firetower broker`'s rendered configuration with some lines replaced (or added)."""
-    port = free_port()
-    conf = render_config(state_dir, port)
-    text = conf.read_text()
-    for key, value in lines.items():
-        line = f"{key} {value}"
-        text, n = re.subn(rf"^{key} .*$", line, text, flags=re.M)
-        if not n:
-            text = text.replace("\nlistener ", f"\n{line}\nlistener ", 1)
-    conf.write_text(text)
-    broker = Broker(state_dir, port)
-    broker.process = subprocess.Popen([mosquitto_binary(), "-c", str(conf)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return broker
-        time.sleep(0.05)
-    broker.stop()
-    raise RuntimeError("mosquitto did not listen")
+    """`firetower broker`'s launcher and configuration with some lines replaced (or added)."""
+    return Broker(state_dir, free_port(), options={k: str(v) for k, v in lines.items()}).start()
 
 
 @pytest.fixture
