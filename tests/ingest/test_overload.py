@@ -314,3 +314,52 @@ async def _sys_value(port: int, topic: str) -> int:
     finally:
         await mqtt.stop()
     return value[0]
+
+
+async def test_an_account_that_cannot_read_sys_leaves_the_backlog_unwatched_and_says_so(
+        clean_db, tmp_path: Path) -> None:
+    """With authentication the broker delivers `$SYS` only to accounts its ACL lets read
+    `$SYS/broker/#`. Without that line the watch gets no figure and raises
+    `broker.backlog_unwatched`; with it (after the broker reloads its ACL) the figures arrive
+    and the alarm clears."""
+    from firetower import mqtt_auth
+
+    state = tmp_path / "broker"
+    state.mkdir()
+    cid, password = "ingest-unwatched", "service-password-123"
+    accounts = [cid, f"{cid}-priority"]
+    pw_file, acl_file = state / "passwd", state / "acl"
+    pw_file.write_text(mqtt_auth.password_file_text(
+        [(a, mqtt_auth.hash_password(password)) for a in accounts]))
+    reads = ["topic read fire/v1/#"]
+    acl_file.write_text("".join(f"user {a}\n" + "\n".join(reads) + "\n\n" for a in accounts))
+    for f in (pw_file, acl_file):
+        f.chmod(0o644)
+    broker = Broker(state, free_port(), password_file=pw_file, acl_file=acl_file,
+                    options={"sys_interval": "1"}).start()
+    watch = BacklogWatch(clean_db.url, f"127.0.0.1:{broker.port}",
+                         BacklogSettings(memory_budget=10**9, sys_stale_s=2), tick_s=0.2)
+    ingester = Ingester(settings_for(clean_db.url, broker, ingest_client_id=cid,
+                                     mqtt_password=password), sys_listener=watch.on_sys)
+    await ingester.start()
+    await watch.start()
+    try:
+        async def unwatched() -> dict | None:
+            return (await open_alarms(clean_db.url, watch.device_id)).get(
+                BacklogAlarm.UNWATCHED)
+
+        evidence = await wait_for(unwatched, 15, 0.2)
+        assert evidence["heap_bytes"] is None and watch.figures.updated is None
+        reads.append("topic read $SYS/broker/#")  # the line the centre's accounts need
+        acl_file.write_text("".join(f"user {a}\n" + "\n".join(reads) + "\n\n"
+                                    for a in accounts))
+        broker.reload()
+
+        async def watched_again() -> bool:
+            return await unwatched() is None and (watch.figures.heap or 0) > 0
+
+        await wait_for(watched_again, 15, 0.2)
+    finally:
+        await watch.stop()
+        await ingester.stop()
+        broker.stop()
