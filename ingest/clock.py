@@ -110,22 +110,35 @@ async def settle(conn: asyncpg.Connection, table: str, rows: Sequence[tuple],
         f" WHERE s.ctid = r.ctid AND r.n > 0")
     # stored before (a redelivery): its stored time, so the insert finds the conflict. The
     # first copy stored may have been received a little later than this one (another
-    # writer), hence the window on both sides.
+    # writer), hence the window on both sides. One index probe per re-stamped row (LATERAL
+    # ... LIMIT 1): the staging table has no statistics, and a plain join let the planner
+    # sort every re-stamped row of the window instead (measured: 20,000 stored re-stamped
+    # rows, 10 in the batch: 102 ms as a merge join, under 1 ms probed).
     lo = min(r[_TS] for r in mine) - REDELIVERY_WINDOW
     hi = max(r[_TS] for r in mine) + REDELIVERY_WINDOW
-    await conn.execute(
-        f"UPDATE {staging} s SET ts = o.ts FROM {table} o"
-        f" WHERE s.clock IS NOT NULL AND o.clock IS NOT NULL AND o.device_id = s.device_id"
-        f"   AND o.seq = s.seq AND o.device_ts = s.device_ts AND o.ts BETWEEN $1 AND $2",
-        lo, hi)
+    await conn.execute(_FIRST_COPY.format(
+        staging=staging, table=table, which="n.device_ts IS NOT NULL",
+        same="o.device_ts = n.device_ts"), lo, hi)
     if unread:  # no device_ts: found by (device, seq, invalid) and the same content
-        await conn.execute(
-            f"UPDATE {staging} s SET ts = o.ts FROM {table} o"
-            f" WHERE s.clock = '{_INVALID}' AND o.clock = '{_INVALID}'"
-            f"   AND o.device_id = s.device_id AND o.seq = s.seq AND o.device_ts IS NULL"
-            f"   AND o.ts BETWEEN $1 AND $2"
-            f"   AND {_content('o', columns, staging=False)} = {content}",
-            lo, hi)
+        await conn.execute(_FIRST_COPY.format(
+            staging=staging, table=table, which=f"n.clock = '{_INVALID}'",
+            same=(f"o.clock = '{_INVALID}' AND o.device_ts IS NULL"
+                  f" AND {_content('o', columns, staging=False)}"
+                  f" = {_content('n', columns, staging=True)}")), lo, hi)
+
+
+# The stored first copy of each re-stamped staging row `n` ({which}) that is {same}.
+_FIRST_COPY = """
+UPDATE {staging} s SET ts = c.ts FROM (
+    SELECT n.ctid AS id, o.ts FROM {staging} n
+     CROSS JOIN LATERAL (
+        SELECT o.ts FROM {table} o
+         WHERE o.clock IS NOT NULL AND o.device_id = n.device_id AND o.seq = n.seq
+           AND o.ts BETWEEN $1 AND $2 AND {same}
+         LIMIT 1) o
+     WHERE n.clock IS NOT NULL AND {which}) c
+ WHERE s.ctid = c.id
+"""
 
 
 # -- clock offsets for the device API -----------------------------------------------------------
