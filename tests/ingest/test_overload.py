@@ -363,3 +363,34 @@ async def test_an_account_that_cannot_read_sys_leaves_the_backlog_unwatched_and_
         await watch.stop()
         await ingester.stop()
         broker.stop()
+
+
+async def test_a_denied_publish_does_not_cost_the_device_its_connection(tmp_path: Path) -> None:
+    """With the shipped queue setting a device that publishes on a topic its ACL denies gets
+    the PUBACK Mosquitto sends for a denied message, and its next, allowed message goes through
+    on the same connection. (With `max_queued_messages 0` Mosquitto 2.0.11 closes the
+    connection after the denied PUBACK instead: a device resending the denied message on every
+    reconnect would hold its later messages, a fire among them, behind it.)"""
+    from firetower import mqtt_auth
+    from simulators.wire_lane import connect_packet, publish_packet
+
+    state = tmp_path / "broker"
+    state.mkdir()
+    pw_file, acl_file = state / "passwd", state / "acl"
+    pw_file.write_text(mqtt_auth.password_file_text([("dev-1", mqtt_auth.hash_password("pw"))]))
+    acl_file.write_text(mqtt_auth.acl_file_text([]))
+    for f in (pw_file, acl_file):
+        f.chmod(0o644)
+    broker = Broker(state, free_port(), password_file=pw_file, acl_file=acl_file).start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", broker.port)
+        writer.write(connect_packet("dev-1", credentials=("dev-1", "pw")))
+        assert (await asyncio.wait_for(reader.readexactly(4), 5))[3] == 0
+        writer.write(publish_packet(b"fire/v1/dev-2/event", b"{}", 1, 1, False))  # denied
+        writer.write(publish_packet(b"fire/v1/dev-2/event", b"{}", 1, 2, False))  # denied
+        writer.write(publish_packet(b"fire/v1/dev-1/event", b"{}", 1, 3, False))  # its own
+        acks = await asyncio.wait_for(reader.readexactly(12), 5)
+        assert acks == bytes.fromhex("400200014002000240020003")
+        writer.close()
+    finally:
+        broker.stop()
