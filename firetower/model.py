@@ -72,7 +72,7 @@ class RejectReason(StrEnum):
     WRONG_TYPE = "wrong_type"
     NOT_FINITE = "not_finite"
     OUT_OF_RANGE = "out_of_range"
-    BAD_TIMESTAMP = "bad_timestamp"
+    BAD_TIMESTAMP = "bad_timestamp"  # no longer given (a ts is never refused); kept for old rows
     BAD_VALUE = "bad_value"
     DECOMMISSIONED = "decommissioned"
     STORAGE_ERROR = "storage_error"  # the database refused the row itself (never seen in tests)
