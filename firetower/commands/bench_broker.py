@@ -21,6 +21,10 @@ RabbitMQ node whose MQTT sessions are quorum queues (`rabbitmq-quorum`):
    published into its queue: publish rate (each queued message is a persistence "change"),
    the time of one forced save of that queue (what every save costs with that backlog), then
    the rate at which the returning subscriber drains it (each acknowledgement is a change).
+4. **Real ingester.** `firetower ingest --no-alerting` on a throwaway database: half of a
+   200-device stream (with fire events) while it runs, then it stops and the other half is
+   acknowledged into the broker's queue, SIGKILL right after the last PUBACK, restart, the
+   ingester returns: acknowledged vs stored.
 
 Ratios (`*_ratio_to_first`) compare each configuration with the first one of the same run.
 
@@ -37,15 +41,20 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from firetower.broker import Broker, free_port, mqtt_answers
+from firetower.commands.bench_support import fresh_database
 from firetower.mqtt import AsyncMqtt
+from firetower.protocol import encode, format_ts, topic_for
 from firetower.settings import Settings
 
 RECORDS = Path(__file__).resolve().parent.parent.parent / "bench" / "records"
@@ -81,7 +90,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backlog", type=int, default=50_000, help="queued backlog size")
     parser.add_argument("--phase-timeout-s", type=float, default=20.0,
                         help="give up a burst or backlog phase after this long")
-    parser.add_argument("--phase", action="append", choices=["kill", "throughput", "backlog"],
+    parser.add_argument("--ingest-per-device", type=int, default=15,
+                        help="readings per device in the real-ingester phase (200 devices)")
+    parser.add_argument("--phase", action="append",
+                        choices=["kill", "throughput", "backlog", "ingest"],
                         help="phases to run (default: all)")
     parser.add_argument("--no-record", action="store_true", help="do not write the JSON record")
 
@@ -397,6 +409,158 @@ def _state_bytes(broker: Any) -> int:
     return broker.state_bytes() if isinstance(broker, RabbitNode) else broker.db_file.stat().st_size
 
 
+async def _ingest(broker: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The real ingester (`firetower ingest --no-alerting`, its own process) on a throwaway
+    database: half the stream with it running; then it stops (its sessions stay at the
+    broker) and the other half is published and acknowledged into the broker's queue; SIGKILL
+    right after the last PUBACK, restart, the ingester comes back. Stored vs acknowledged."""
+    name = f"bench_broker_kill_{os.getpid()}"
+    async with fresh_database(args.settings.database_url, name, plain=True) as url:
+        devices = [(f"bk-{i:04d}", "smoke_detector" if i % 10 else "alarm_panel")
+                   for i in range(200)]
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("INSERT INTO sites (id, name) VALUES ('bk', 'bk')")
+            await conn.executemany(
+                "INSERT INTO devices (id, kind, site_id, lifecycle) "
+                "VALUES ($1, $2, 'bk', 'in_service')", devices)
+        finally:
+            await conn.close()
+        messages = _device_messages(devices, per_device=args.ingest_per_device)
+        env = dict(os.environ, FIRETOWER_DATABASE_URL=url, FIRETOWER_MQTT_URL=broker.url,
+                   FIRETOWER_METRICS_PORT="0", FIRETOWER_ENV="development",
+                   FIRETOWER_INGEST_CLIENT_ID=f"bench-kill-ingest-{os.getpid()}")
+        for k in ("FIRETOWER_MQTT_USERNAME", "FIRETOWER_MQTT_PASSWORD"):
+            env.pop(k, None)
+        log = Path(tempfile.mkstemp(prefix="bench-kill-ingest-", suffix=".log")[1])
+
+        def spawn() -> subprocess.Popen[bytes]:
+            with log.open("ab") as out:
+                return subprocess.Popen([sys.executable, "-m", "firetower", "ingest",
+                                         "--no-alerting"], env=env, stdout=out,
+                                        stderr=subprocess.STDOUT)
+
+        ingester = spawn()
+        try:
+            await _wait_subscribed(broker.port, url)
+            half = len(messages) // 2
+            acked = await _publish_all(broker.port, messages[:half], args.rate)
+            await _wait_rows(url, len(acked), 30)
+            ingester.send_signal(signal.SIGTERM)
+            ingester.wait(30)
+            acked += await _publish_all(broker.port, messages[half:], args.rate)
+            broker.kill()  # right after the last PUBACK
+            await asyncio.to_thread(broker.start, 60.0)
+            ingester = spawn()
+            stored = await _wait_rows(url, len(acked), 60)
+        finally:
+            if ingester.poll() is None:
+                ingester.send_signal(signal.SIGTERM)
+                ingester.wait(30)
+            log.unlink(missing_ok=True)
+        rows = await _stored_keys(url)
+    lost = set(acked) - rows
+    fires = {k for k in acked if k[1] == "event"}
+    return {"acked": len(acked), "stored": stored, "lost": len(lost),
+            "fire_events_acked": len(fires), "fire_events_lost": len(lost & fires)}
+
+
+def _device_messages(devices: list[tuple[str, str]], per_device: int,
+                     ) -> list[tuple[tuple[str, str, int], str, bytes]]:
+    """Readings of every device, and a fire event from every panel each tenth round:
+    ((device, type, seq), topic, payload)."""
+    t0 = datetime.now(UTC) - timedelta(minutes=30)
+    out = []
+    for k in range(per_device):
+        ts = format_ts(t0 + timedelta(seconds=k))
+        for d, kind in devices:
+            if kind == "alarm_panel":
+                body = {"seq": k, "ts": ts, "mains_ok": True, "battery_ok": True,
+                        "battery_v": 27.0}
+                out.append(((d, "telemetry", k), topic_for(d, "telemetry"), encode(body)))
+                if k % 10 == 0:
+                    ev = {"seq": 100_000 + k, "ts": ts, "category": "fire", "active": True,
+                          "zone": k + 1}
+                    out.append(((d, "event", 100_000 + k), topic_for(d, "event"), encode(ev)))
+            else:
+                body = {"seq": k, "ts": ts, "obscuration_pct_per_m": 0.1,
+                        "temperature_c": 21.0, "battery_v": 3.0}
+                out.append(((d, "telemetry", k), topic_for(d, "telemetry"), encode(body)))
+    return out
+
+
+async def _publish_all(port: int, messages: list[tuple[tuple[str, str, int], str, bytes]],
+                       rate: float) -> list[tuple[str, str, int]]:
+    """Publish at `rate` msg/s; return the keys of the messages the broker acknowledged."""
+    mqtt = AsyncMqtt("127.0.0.1", port)
+    by_mid: dict[int, tuple[str, str, int]] = {}
+    acked: list[tuple[str, str, int]] = []
+
+    def on_publish(client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        key = by_mid.pop(mid, None)
+        if key is not None:
+            acked.append(key)
+
+    mqtt.client.on_publish = on_publish
+    await mqtt.start(timeout=30)
+    start = time.monotonic()
+    try:
+        for i, (key, topic, payload) in enumerate(messages):
+            by_mid[mqtt.publish(topic, payload).mid] = key
+            if i % 50 == 49:
+                await asyncio.sleep(max(0.0, (i + 1) / rate - (time.monotonic() - start)))
+        deadline = time.monotonic() + 30
+        while by_mid and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    finally:
+        await mqtt.stop()
+    return acked
+
+
+async def _wait_subscribed(port: int, url: str) -> None:
+    """Until the ingester's session stands: a probe from an unknown device is recorded."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        await _publish_all(port, [(("probe", "status", 0), "fire/v1/bk-probe/status", b"{}")],
+                           1000)
+        conn = await asyncpg.connect(url)
+        try:
+            if await conn.fetchval("SELECT 1 FROM unregistered_devices "
+                                   "WHERE device_id = 'bk-probe'"):
+                return
+        finally:
+            await conn.close()
+        await asyncio.sleep(0.3)
+    raise RuntimeError("the ingester did not subscribe")
+
+
+async def _stored_keys(url: str) -> set[tuple[str, str, int]]:
+    conn = await asyncpg.connect(url)
+    try:
+        t = await conn.fetch("SELECT device_id, seq FROM telemetry")
+        e = await conn.fetch("SELECT device_id, seq FROM events")
+    finally:
+        await conn.close()
+    return ({(r["device_id"], "telemetry", r["seq"]) for r in t}
+            | {(r["device_id"], "event", r["seq"]) for r in e})
+
+
+async def _wait_rows(url: str, n: int, timeout: float) -> int:
+    """Rows stored once `n` are there, or when the count has not moved for 5 s."""
+    deadline = time.monotonic() + timeout
+    last, still = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        got = len(await _stored_keys(url))
+        if got >= n:
+            return got
+        if got != last:
+            last, still = got, time.monotonic()
+        elif time.monotonic() - still > 5:
+            return got
+        await asyncio.sleep(0.3)
+    return last
+
+
 def _make(name: str, state: Path) -> Any:
     if name == RABBIT:
         return RabbitNode(state, free_port())
@@ -429,7 +593,7 @@ async def _throughput_rounds(names: list[str], args: argparse.Namespace,
 async def _measure(name: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     options, save_every = CONFIGS.get(name, ({}, None))
     out: dict[str, Any] = {"options": options, "launcher_save_every": save_every}
-    phases = {"kill": _kill_cycles, "backlog": _backlog}
+    phases = {"kill": _kill_cycles, "backlog": _backlog, "ingest": _ingest}
     for phase, fn in phases.items():
         if args.phase and phase not in args.phase:
             continue
@@ -445,6 +609,7 @@ async def _measure(name: str, args: argparse.Namespace, root: Path) -> dict[str,
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
+    args.settings = settings
     names = args.config or list(CONFIGS)
     root = Path(tempfile.mkdtemp(prefix="firetower-bench-kill-"))
     root.chmod(0o755)  # reachable by the broker's own account when started as root
@@ -467,7 +632,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         "broker": "mosquitto 2.0.11", "cpus": os.cpu_count(),
         "params": {k: v for k, v in vars(args).items()
                    if k in ("cycles", "cycle_s", "away_s", "rate", "fire_every", "burst",
-                            "rounds", "backlog", "phase")},
+                            "rounds", "backlog", "ingest_per_device", "phase")},
         "results": results,
     }
     print(json.dumps(record, indent=2))
