@@ -22,6 +22,7 @@ forced with SIGUSR1 must land in `mosquitto.db`. A broker that fails either is s
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
@@ -84,8 +85,7 @@ def _reachable_by(path: Path, account: pwd.struct_passwd) -> bool:
     return True
 
 
-def _groups_of(user: str) -> list:  # type: ignore[type-arg]
-    import grp
+def _groups_of(user: str) -> list[grp.struct_group]:
     return [g for g in grp.getgrall() if user in g.gr_mem]
 
 
