@@ -124,16 +124,31 @@ def test_broker_that_cannot_log_refuses_to_start(open_dir: Path) -> None:
     assert "Unable to open log file" in broker.stderr_tail()
 
 
-def test_production_broker_without_credentials_refuses_anonymous(open_dir: Path) -> None:
+def _broker_command(open_dir: Path, *extra: str, **env_extra: str,
+                    ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIRETOWER_MQTT")}
     env.update(FIRETOWER_ENV="production", FIRETOWER_SECRET_KEY="x" * 32,
-               FIRETOWER_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}")
-    r = subprocess.run([sys.executable, "-m", "firetower", "broker", "--state-dir",
-                        str(open_dir / "state")], env=env, capture_output=True, text=True,
-                       timeout=30)
+               FIRETOWER_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}", **env_extra)
+    return subprocess.run([sys.executable, "-m", "firetower", "broker", "--state-dir",
+                           str(open_dir / "state"), *extra], env=env, capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_production_broker_without_credentials_refuses_anonymous(open_dir: Path) -> None:
+    r = _broker_command(open_dir)
     assert r.returncode == 1
     assert "anonymous" in r.stderr
     assert not (open_dir / "state" / "mosquitto.db").exists()  # never started
+
+
+def test_production_broker_without_service_password_refuses(open_dir: Path) -> None:
+    (open_dir / "pw").write_text("")
+    (open_dir / "acl").write_text("")
+    r = _broker_command(open_dir, "--password-file", str(open_dir / "pw"),
+                        "--acl-file", str(open_dir / "acl"))
+    assert r.returncode == 1
+    assert "no service password" in r.stderr
+    assert not (open_dir / "state" / "mosquitto.db").exists()
 
 
 

@@ -2,7 +2,8 @@
 
 It refuses to start (exit status 1, the reason on stderr) when the broker would not log or
 persist its state (see firetower/broker.py), and, outside `FIRETOWER_ENV=development`, when
-it would accept anonymous clients: a production broker needs the password and ACL files.
+it would accept anonymous clients or the centre could not log in: a production broker needs
+the password and ACL files and a service password (docs/broker.md).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from firetower import mqtt_auth
 from firetower.broker import DEFAULT_SAVE_EVERY, Broker, BrokerError
 from firetower.settings import Settings
 
@@ -44,11 +46,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              f"(default {DEFAULT_SAVE_EVERY[0]})")
 
 
+def _production_refusal(args: argparse.Namespace, settings: Settings) -> str | None:
+    """Outside development: why this broker must not start (fail closed), or None."""
+    if settings.env == "development":
+        return None
+    if args.password_file is None or args.acl_file is None:
+        return ("outside development the broker needs --password-file and --acl-file "
+                "(FIRETOWER_MQTT_PASSWORD_FILE, FIRETOWER_MQTT_ACL_FILE); it would accept "
+                "anonymous clients")
+    if not settings.mqtt_service_password:
+        return ("no service password (FIRETOWER_MQTT_PASSWORD or "
+                "FIRETOWER_MQTT_PASSWORD_SECRET_FILE): the centre's sessions could not log in")
+    if not args.password_file.exists():
+        return (f"{args.password_file} does not exist (the API writes it at start from the "
+                "device registry and the service accounts)")
+    listed = {line.split(":", 1)[0] for line in args.password_file.read_text().splitlines()}
+    missing = set(mqtt_auth.service_account_names(
+        settings.mqtt_username, settings.ingest_client_id, settings.ingest_partitions)) - listed
+    if missing:
+        print(f"firetower broker: warning: service accounts not in {args.password_file} yet: "
+              f"{', '.join(sorted(missing))} (the API adds them when it syncs)", file=sys.stderr)
+    return None
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.env != "development" and (args.password_file is None or args.acl_file is None):
-        print("firetower broker: outside development the broker needs --password-file and "
-              "--acl-file (FIRETOWER_MQTT_PASSWORD_FILE, FIRETOWER_MQTT_ACL_FILE); refusing to "
-              "accept anonymous clients", file=sys.stderr)
+    refusal = _production_refusal(args, settings)
+    if refusal is not None:
+        print(f"firetower broker: refusing to start: {refusal}", file=sys.stderr)
         return 1
     try:
         save_every = (args.save_every, DEFAULT_SAVE_EVERY[1]) if args.save_every > 0 else None
