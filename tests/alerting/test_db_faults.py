@@ -45,6 +45,10 @@ from .common import register
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
+# How long the crashed cluster stays in recovery (the fault run of issue 11: 35 s). Kept short
+# in the suite; FIRETOWER_CRASH_RECOVERY_S=35 runs the long version.
+RECOVERY_S = float(os.environ.get("FIRETOWER_CRASH_RECOVERY_S", "3"))
+EVERY_S = 0.04  # one fire event every 40 ms
 
 
 # -- the private cluster -----------------------------------------------------------------------
@@ -66,9 +70,11 @@ async def cluster_db(cluster: PgCluster) -> str:
     return url
 
 
-def fire_event(seq: int, point: int) -> bytes:
+def fire_event(seq: int, zone: int) -> bytes:
+    """A fire in its own zone of the panel (fires of one zone would also confirm each other:
+    coincidence annotations, which are not what this tests)."""
     return encode({"seq": seq, "ts": format_ts(datetime.now(UTC)), "category": "fire",
-                   "active": True, "zone": 1, "point": point, "location": f"point {point}"})
+                   "active": True, "zone": zone, "point": 1, "location": f"zone {zone}"})
 
 
 async def fires_stored(conn: asyncpg.Connection) -> list[str]:
@@ -89,7 +95,7 @@ async def test_database_crash_and_recovery_every_stored_fire_event_is_one_alarm(
     await pub.start()
     sent = 0
 
-    async def publish(n: int, every_s: float = 0.04) -> None:
+    async def publish(n: int, every_s: float = EVERY_S) -> None:
         nonlocal sent
         for _ in range(n):
             sent += 1
@@ -101,7 +107,7 @@ async def test_database_crash_and_recovery_every_stored_fire_event_is_one_alarm(
         cluster.crash()  # every connection broken, no checkpoint
         await publish(25)  # while it is down: connections refused
         await asyncio.to_thread(cluster.start_in_recovery)  # up, refusing with 57P03
-        await publish(75)  # 3 s in crash recovery
+        await publish(round(RECOVERY_S / EVERY_S))  # in crash recovery
         await asyncio.to_thread(cluster.end_recovery)
         await publish(25)  # and after
         while pub.outstanding:
@@ -110,26 +116,28 @@ async def test_database_crash_and_recovery_every_stored_fire_event_is_one_alarm(
         try:
             await wait_for(lambda: _count(conn, "SELECT count(*) FROM events", sent), 60)
             stored = await fires_stored(conn)
-            assert len(stored) == sent == 150
+            assert len(stored) == sent == 75 + round(RECOVERY_S / EVERY_S)
 
             async def alarms_of_every_event() -> bool:
                 got = await conn.fetch("SELECT point, count FROM alarms WHERE class = 'fire'")
                 return len(got) >= len(stored)
 
             try:
-                await wait_for(alarms_of_every_event, 30)
+                await wait_for(alarms_of_every_event, 30 + RECOVERY_S)
             except AssertionError:
                 pass  # the assertions below say what is missing
             rows = await conn.fetch("SELECT point, count FROM alarms WHERE class = 'fire'"
                                     " AND type = 'panel.fire' ORDER BY point")
             alarmed = sorted(r["point"] for r in rows)
-            missing = sorted(set(stored) - set(alarmed), key=lambda p: int(p.split("/")[1]))
+            missing = sorted(set(stored) - set(alarmed), key=lambda p: int(p.split("/")[0]))
             assert not missing, (f"{len(missing)} of {len(stored)} stored fire events have no "
                                  f"alarm: {missing[:20]}")
             assert alarmed == stored  # exactly one alarm per fire event ...
             assert all(r["count"] == 1 for r in rows)  # ... each raised once
             raises = await conn.fetchval("SELECT count(*) FROM alarm_events WHERE kind = 'raise'")
             assert raises == len(stored)
+            print(f"{len(stored)} fire events stored, {len(alarmed)} alarms, {RECOVERY_S:g} s "
+                  f"in crash recovery")
             assert svc.writer is not None and svc.writer.done == svc.writer.enqueued
 
             # the rule engine's LISTEN connection came back: a device registered now reaches
@@ -300,8 +308,8 @@ async def test_killed_before_the_alarm_commit_the_fire_event_comes_back(
         except AssertionError:
             raise AssertionError("the fire event's alarm was lost with the killed ingester; "
                                  f"log:\n{log.read_text()[-3000:]}") from None
-        assert [(r["point"], r["count"]) for r in rows] == [("1/7", 1)]
-        assert await fires_stored(conn) == ["1/7"]  # stored once (redelivered, de-duplicated)
+        assert [(r["point"], r["count"]) for r in rows] == [("7/1", 1)]
+        assert await fires_stored(conn) == ["7/1"]  # stored once (redelivered, de-duplicated)
     finally:
         if not blocker.is_closed():
             await blocker.close()
