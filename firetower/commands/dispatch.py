@@ -1,13 +1,21 @@
 """`firetower dispatch`: deliver alarm webhooks from the outbox and forward fires whose
 verification deadline passed (see docs/webhooks.md). Run one or more: one leads, the others
-wait as hot standbys."""
+wait as hot standbys.
+
+Once started it rides out a database restart or crash (dispatch/dispatcher.py). If the
+database is unavailable when it starts, it exits with status 75 and one log line, for its
+supervisor (deploy/systemd/firetower-dispatch.service) to start it again."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 
 from firetower.cli import run_async
 from firetower.settings import Settings
+
+log = logging.getLogger(__name__)
+EXIT_TEMPFAIL = 75
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -34,9 +42,18 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     config = DispatchSettings(**updates)  # type: ignore[arg-type]
     serve_metrics(settings.dispatch_metrics_port, "dispatch")
 
-    async def run() -> None:
-        if not args.no_migrate:
-            await db.migrate(settings.database_url)
-        await serve(settings, config, ready=lambda: print("dispatch ready", flush=True))
+    async def run() -> int:
+        try:
+            if not args.no_migrate:
+                await db.migrate(settings.database_url)
+            await serve(settings, config, ready=lambda: print("dispatch ready", flush=True))
+        except Exception as exc:
+            if not db.is_transient(exc):
+                raise
+            log.critical("firetower dispatch: database unavailable at start (%s: %s); exiting "
+                         "with status %d for the supervisor to restart", type(exc).__name__,
+                         exc, EXIT_TEMPFAIL)
+            return EXIT_TEMPFAIL
+        return 0
 
     return run_async(run)
