@@ -65,6 +65,7 @@ CONFIGS: dict[str, tuple[dict[str, str], tuple[float, float] | None]] = {
     "autosave-30s": ({"autosave_on_changes": "false", "autosave_interval": "30"}, None),
     "timer-1s": ({"autosave_on_changes": "false", "autosave_interval": "30"}, (1.0, 4.0)),
     "timer-0.25s": ({"autosave_on_changes": "false", "autosave_interval": "30"}, (0.25, 4.0)),
+    "timer-0.1s": ({"autosave_on_changes": "false", "autosave_interval": "30"}, (0.1, 4.0)),
     "changes-10000": ({"autosave_on_changes": "true", "autosave_interval": "10000"}, None),
     "changes-1000": ({"autosave_on_changes": "true", "autosave_interval": "1000"}, None),
     "changes-100": ({"autosave_on_changes": "true", "autosave_interval": "100"}, None),
