@@ -43,6 +43,7 @@ MAX_BATCH = 100
 # first, and whenever the error changes): the retry metric counts them all.
 LOG_EVERY_RETRIES = 30
 
+
 def _dt(t: float | None) -> datetime | None:
     return None if t is None else datetime.fromtimestamp(t, UTC)
 
