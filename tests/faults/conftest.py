@@ -48,5 +48,11 @@ async def make_centre(pg_cluster: PgCluster, faults_template: str,
         return centre
 
     yield make
+    errors = []
     for centre in centres:
-        await centre.close()
+        try:
+            await centre.close()
+        except Exception as exc:  # close the others whatever happens to one
+            errors.append(exc)
+    if errors:
+        raise errors[0]

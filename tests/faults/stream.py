@@ -109,7 +109,12 @@ class Stream:
         for d in self.devices:
             c = AsyncMqtt("127.0.0.1", self.port, client_id=d.id, credentials=(d.id, d.password))
             self.clients[d.id] = c
-        await asyncio.gather(*(c.start(timeout=15) for c in self.clients.values()))
+        try:
+            await asyncio.gather(*(c.start(timeout=15) for c in self.clients.values()))
+        except BaseException:
+            await asyncio.gather(*(c.stop() for c in self.clients.values()),
+                                 return_exceptions=True)
+            raise
         self._task = asyncio.create_task(self._run(), name="faults-stream")
 
     async def stop(self, settle_s: float = 15.0) -> None:
