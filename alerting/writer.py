@@ -44,6 +44,16 @@ MAX_BATCH = 100
 LOG_EVERY_RETRIES = 30
 
 
+def _must_wait(exc: BaseException) -> bool:
+    """Retry: the database is unavailable (`is_transient`), or it refuses this process rather
+    than this decision (28: authentication failed when the pool reconnected, e.g. a password
+    rotated under a running process), which an operator fixes, not the decision."""
+    if is_transient(exc):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("28")
+
+
 def _dt(t: float | None) -> datetime | None:
     return None if t is None else datetime.fromtimestamp(t, UTC)
 
@@ -205,7 +215,7 @@ class AlarmWriter:
             try:
                 return await fn()
             except Exception as exc:
-                if not is_transient(exc):
+                if not _must_wait(exc):
                     raise
                 metrics.WRITE_RETRIES.inc()
                 delay = backoff.next()

@@ -94,11 +94,13 @@ async def test_a_lost_connection_is_retried_not_dropped() -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
-# What the database answers while it restarts, crashes or is in crash recovery, and when it
-# has no connection slot left: the writer used to drop the decision on each of these (issue 11).
+# What the database answers while it restarts, crashes or is in crash recovery, when it has
+# no connection slot left, and when it refuses this process's login (a password rotated under
+# it): the writer used to drop the decision on each of these (issue 11).
 OUTAGE_ERRORS = [asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
                  asyncpg.CrashShutdownError, asyncpg.TooManyConnectionsError,
-                 asyncpg.ConnectionDoesNotExistError, ConnectionRefusedError]
+                 asyncpg.InvalidPasswordError, asyncpg.ConnectionDoesNotExistError,
+                 ConnectionRefusedError]
 
 
 @pytest.mark.parametrize("error", OUTAGE_ERRORS, ids=lambda e: e.__name__)
