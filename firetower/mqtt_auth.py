@@ -116,7 +116,9 @@ def password_file_text(entries: Iterable[tuple[str, str]]) -> str:
 
 
 def acl_file_text(service_accounts: Iterable[str]) -> str:
-    """Devices publish only on their own topics; service accounts read every device topic.
+    """Devices publish only on their own topics; service accounts read every device topic and
+    the broker's own figures (`$SYS/broker/#`: heap, stored messages, drops), which the ingester's
+    backlog watch (ingest/backlog.py) compares with the broker's memory budget.
 
     A `pattern` line applies to every authenticated user, so service accounts too may only
     publish under their own name, which no device can hold: the registry refuses device ids
@@ -127,7 +129,7 @@ def acl_file_text(service_accounts: Iterable[str]) -> str:
            f"pattern write {TOPIC_ROOT}/%u/#", ""]
     for name in sorted(set(service_accounts)):
         out += [f"user {_check_username(name)}", f"topic read {TOPIC_ROOT}/#",
-                f"topic write {TOPIC_ROOT}/{name}/#", ""]
+                "topic read $SYS/broker/#", f"topic write {TOPIC_ROOT}/{name}/#", ""]
     return "\n".join(out)
 
 

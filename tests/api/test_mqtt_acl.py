@@ -55,6 +55,8 @@ def test_acl_text_refuses_topic_injection() -> None:
     acl = mqtt_auth.acl_file_text(["firetower"])
     assert "pattern write fire/v1/%u/#" in acl
     assert "user firetower\ntopic read fire/v1/#" in acl
+    assert "topic read $SYS/broker/#" in acl.split("user firetower", 1)[1]  # the backlog watch
+    assert "$SYS" not in acl.split("user firetower", 1)[0]  # devices read no broker figures
 
 
 async def _client(port: int, user: str, password: str) -> AsyncMqtt:

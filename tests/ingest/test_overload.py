@@ -350,9 +350,9 @@ async def test_an_account_that_cannot_read_sys_leaves_the_backlog_unwatched_and_
 
         evidence = await wait_for(unwatched, 15, 0.2)
         assert evidence["heap_bytes"] is None and watch.figures.updated is None
-        reads.append("topic read $SYS/broker/#")  # the line the centre's accounts need
-        acl_file.write_text("".join(f"user {a}\n" + "\n".join(reads) + "\n\n"
-                                    for a in accounts))
+        # the ACL the centre writes for its service accounts (firetower/mqtt_auth.py) has the
+        # `topic read $SYS/broker/#` line this account lacked
+        acl_file.write_text(mqtt_auth.acl_file_text(accounts))
         broker.reload()
 
         async def watched_again() -> bool:
