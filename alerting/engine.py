@@ -277,7 +277,12 @@ class Engine:
                     {"device_id": dev, "point": pt, "type": ty} for (dev, pt), ty in others] + [
                     {"device_id": dev, "point": pt, "type": ty, "verifying": True}
                     for (dev, pt), ty in verifying]
+                # each raised alarm of the zone is annotated once, when first confirmed
+                fresh = set(self.zones.confirm(zk, [m for m, _ in others]))
+                self.zones.confirm(zk, [me])
                 for (dev, pt), ty in others:
+                    if (dev, pt) not in fresh:
+                        continue
                     other = self.devices.get(dev)
                     self._put(Decision(
                         Action.ANNOTATE, d.priority, AlarmKey(dev, pt, ty), AlarmClass.FIRE,

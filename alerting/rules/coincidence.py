@@ -79,11 +79,23 @@ class ZoneIndex:
     (GB 50116 §4.1.6 two-signal AND logic; NFPA 72 alarm verification: another detector in
     alarm during the verification confirms at once), so two detectors in alarm confirm each
     other however their readings interleave.
+
+    `confirmed` holds the raised members already known confirmed by coincidence: each is
+    annotated once, when the zone's second independent signal arrives, not again by every
+    later one (N fires in one zone would otherwise cost N^2 / 2 alarm writes).
     """
 
     def __init__(self) -> None:
         self.zones: dict[ZoneKey, dict[Member, tuple[str, float, str]]] = {}  # raised
         self.pending: dict[ZoneKey, dict[Member, tuple[str, float, str]]] = {}  # verifying
+        self.confirmed: dict[ZoneKey, set[Member]] = {}
+
+    def confirm(self, zone: ZoneKey, members: list[Member]) -> list[Member]:
+        """Mark raised members confirmed; return those that were not yet (to annotate)."""
+        known = self.confirmed.setdefault(zone, set())
+        new = [m for m in members if m not in known]
+        known.update(new)
+        return new
 
     @staticmethod
     def _find(members: dict[Member, tuple[str, float, str]] | None, member: Member,
@@ -137,6 +149,11 @@ class ZoneIndex:
             members.pop(member, None)
             if not members:
                 del self.zones[zone]
+        known = self.confirmed.get(zone)
+        if known is not None:
+            known.discard(member)
+            if not known:
+                del self.confirmed[zone]
         self.unpend(zone, member)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alerting.config import Override
+from alerting.decision import Action
 from alerting.device import DeviceInfo
 from alerting.modes import ModeWindow
 from firetower.alarms import Mode
@@ -219,3 +220,17 @@ def test_dirty_chamber_baseline_drift() -> None:
     d = next(d for d in h.raised() if d.key.type == "smoke.chamber_drift")
     assert d.alarm_class.value == "early_warning" and d.evidence["predicted_s"] <= 3 * 86400
     assert not [x for x in h.raised() if x.alarm_class.value == "fire"]
+
+
+def test_a_zone_with_many_fires_annotates_each_alarm_once() -> None:
+    """Each raised fire of a zone is annotated once, when the zone's second signal confirms it:
+    N fires in one zone cost N raises and one annotation, not N^2 / 2 alarm writes (a panel
+    reporting a whole floor in alarm would otherwise hold the writer, and with it the acks)."""
+    h = Harness([DeviceInfo("p1", PANEL, "site")])
+    for point in range(1, 201):
+        h.event("p1", "fire", True, zone=1, point=point)
+    raises = [d for d in h.decisions if d.action is Action.RAISE]
+    notes = [d for d in h.decisions if d.action is Action.ANNOTATE]
+    assert len(raises) == 200
+    assert all(d.evidence.get("confirmed") for d in raises[1:])  # each confirmed when raised
+    assert [(d.key.device_id, d.key.point) for d in notes] == [("p1", "1/1")]  # the first one
