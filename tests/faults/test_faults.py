@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -24,7 +26,7 @@ from firetower.mqtt import AsyncMqtt, MqttError
 from tests.conftest import wait_for
 from tests.faults.centre import Centre, Device
 from tests.faults.invariants import assert_nothing_lost
-from tests.faults.stream import Stream, epoch_1970, year_ahead
+from tests.faults.stream import Sent, Stream, epoch_1970, year_ahead
 from tests.pgcluster import PgCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(240)]
@@ -78,21 +80,132 @@ async def test_database_crash_and_fast_restart(make_centre, pg_cluster: PgCluste
 
 
 async def test_broker_sigkill_and_restart(make_centre) -> None:
-    """Mosquitto SIGKILLed mid-stream while it holds a queue for the ingester (stopped for 3 s,
-    as for an upgrade: its persistent sessions stay at the broker and collect its messages),
-    and started again on the same state folder by the product's launcher (firetower.broker);
-    then the ingester comes back."""
+    """Mosquitto SIGKILLed mid-stream while the ingester is connected and keeping up, and
+    started again on the same state folder by the product's launcher (firetower.broker): the
+    ingester's persistent sessions, their subscriptions and whatever was in flight to it come
+    back from the broker's last save, the devices resend what had no PUBACK."""
 
     async def kill_broker(centre: Centre, stream: Stream) -> None:
-        ingest = centre.procs["ingest"]
-        ingest.stop()
-        await asyncio.sleep(3.0)  # ~900 acknowledged messages queued at the broker
         centre.broker.stop(signal.SIGKILL)
         await asyncio.sleep(0.5)
         await asyncio.to_thread(centre.broker.start)
-        ingest.start()
 
     await run_case(make_centre, kill_broker)
+
+
+class AckClock:
+    """When each message got its PUBACK, seen from the device (polled every 20 ms, so a
+    stamp is at or after the real PUBACK: a check that trusts only stamps before a time
+    demands no more than the broker promised)."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+        self.at: dict[int, float] = {}  # id(Sent) -> time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    def poll(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        for s in self.stream.sent:
+            if s.acked and id(s) not in self.at:
+                self.at[id(s)] = now
+
+    async def _run(self) -> None:
+        while True:
+            self.poll()
+            await asyncio.sleep(0.02)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ack-clock")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+@dataclass
+class Required:
+    """The stream as the invariants see it, with `acked()` narrowed to what must be stored."""
+
+    stream: Stream
+    must: list[Sent]
+
+    @property
+    def sent(self) -> list[Sent]:
+        return self.stream.sent
+
+    def acked(self) -> list[Sent]:
+        return self.must
+
+    def fires(self) -> list[Sent]:
+        return self.stream.fires()
+
+    def summary(self) -> str:
+        return self.stream.summary()
+
+
+async def test_broker_sigkill_with_a_queue_for_an_absent_ingester(make_centre) -> None:
+    """Two faults at once: the ingester away for 3 s (its persistent sessions stay at the
+    broker and collect its messages), and the broker SIGKILLed while it holds that queue.
+    Mosquitto 2.0 sends a PUBACK before anything reaches its disk, so the broker's promise is
+    its last landed save (docs/broker.md): every message acknowledged before the launcher's
+    last save (`Broker.saved_through`, at most about 0.25 s before the kill with a queue this
+    size) is stored once, every such fire event is an alarm and delivered, and so is every
+    message acknowledged after the restart. What was acknowledged between the last save and the
+    kill may be lost: the residual window, counted here and in docs/faults.md; a deployment
+    that cannot accept it runs a broker whose PUBACK follows a durable write (docs/broker.md)."""
+    centre = await make_centre(sensors=SENSORS, panels=PANELS)
+    await centre.start_centre()
+    stream = Stream(centre.broker.port, centre.devices[:-1])
+    clock = AckClock(stream)
+    await stream.start()
+    clock.start()
+    try:
+        await asyncio.sleep(BEFORE_S)
+        ingest = centre.procs["ingest"]
+        ingest.stop()
+        await asyncio.sleep(3.0)  # ~900 acknowledged messages queued at the broker
+        # the launcher's last landed save (None: a launcher that cannot tell, which is
+        # then allowed the same window counted back from the kill)
+        saved = getattr(centre.broker, "saved_through", None)
+        centre.broker.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        await asyncio.sleep(0.1)  # PUBACKs the broker sent before it died reach the devices
+        await clock.stop()
+        clock.poll(killed)  # acknowledged by the killed broker: stamped with the kill
+        await asyncio.to_thread(centre.broker.start)
+        ingest.start()
+        await asyncio.sleep(AFTER_S)
+    finally:
+        await clock.stop()
+        await stream.stop()
+    horizon = saved if saved is not None else killed - 0.3
+    window = [s for s in stream.acked() if horizon <= clock.at.get(id(s), killed + 1) <= killed]
+    in_window = {id(s) for s in window}
+    must = [s for s in stream.acked() if id(s) not in in_window]
+    print(f"{stream.summary()}; {len(window)} acknowledged in the {killed - horizon:.3f} s "
+          f"between the broker's last save and the kill (may be lost)")
+    await assert_nothing_lost(centre, Required(stream, must))  # type: ignore[arg-type]
+    stored = await _stored_keys(centre.db_url)
+    lost = [s for s in stream.acked() if (s.mtype, s.device, s.seq) not in stored]
+    assert all(id(s) in in_window for s in lost)
+    print(f"lost {len(lost)} of {len(stream.acked())} acknowledged "
+          f"({sum(1 for s in lost if s.mtype == 'event')} fire events), all in the window")
+    assert saved is not None and killed - saved < 1.0, (saved, killed)  # the window is short
+
+
+async def _stored_keys(db_url: str) -> set[tuple[str, str, int]]:
+    conn = await asyncpg.connect(db_url)
+    try:
+        out: set[tuple[str, str, int]] = set()
+        for mtype, table in (("telemetry", "telemetry"), ("event", "events"),
+                             ("status", "device_status")):
+            rows = await conn.fetch(f"SELECT device_id, seq FROM {table}")
+            out |= {(mtype, r["device_id"], r["seq"]) for r in rows}
+        return out
+    finally:
+        await conn.close()
 
 
 async def test_ingester_sigkill_and_restart(make_centre) -> None:
