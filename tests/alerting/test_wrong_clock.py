@@ -20,15 +20,14 @@ from .common import alarms, register
 
 pytestmark = pytest.mark.integration
 DEVICES = [("pnl-1", "alarm_panel", None, None), ("smk-1", "smoke_detector", "pnl-1", 1)]
-NOW = datetime.now(UTC)
-AHEAD = format_ts(NOW + timedelta(days=365))
 RESET = "1970-01-01T00:02:11.500Z"
-BEHIND = format_ts(NOW - timedelta(days=365))
 OPEN = ("active", "acknowledged", "verified")
 
 
 async def test_wrong_clocks_lose_nothing_and_raise_clock_faults(clean_db, broker) -> None:
-    started = datetime.now(UTC)
+    started = datetime.now(UTC)  # the stamps are a year off the time the test runs
+    ahead_ts = format_ts(started + timedelta(days=365))
+    behind_ts = format_ts(started - timedelta(days=365))
     await register(clean_db.url, DEVICES)
     settings = settings_for(clean_db.url, broker)
     svc = AlertingService(settings)
@@ -39,12 +38,12 @@ async def test_wrong_clocks_lose_nothing_and_raise_clock_faults(clean_db, broker
     await pub.start()
     conn = await db.connect(clean_db.url)
     messages = [
-        (topic_for("pnl-1", "event"), {"seq": 1, "ts": AHEAD, "category": "fire",
+        (topic_for("pnl-1", "event"), {"seq": 1, "ts": ahead_ts, "category": "fire",
                                        "active": True, "zone": 3, "point": 1,
                                        "component": "manual_call_point"}),
         (topic_for("pnl-1", "event"), {"seq": 2, "ts": RESET, "category": "fire",
                                        "active": True, "zone": 1, "point": 7}),
-        (topic_for("smk-1", "telemetry"), {"seq": 1, "ts": BEHIND,
+        (topic_for("smk-1", "telemetry"), {"seq": 1, "ts": behind_ts,
                                            "obscuration_pct_per_m": 0.3, "temperature_c": 21.0}),
     ]
     try:
@@ -74,11 +73,11 @@ async def test_wrong_clocks_lose_nothing_and_raise_clock_faults(clean_db, broker
 
     assert rejects == 0
     assert [(e["seq"], e["clock"], e["device_ts"]) for e in events] == [
-        (1, "ahead", datetime.fromisoformat(AHEAD)), (2, "reset", datetime.fromisoformat(RESET))]
+        (1, "ahead", datetime.fromisoformat(ahead_ts)), (2, "reset", datetime.fromisoformat(RESET))]
     for e in events:  # stored and evaluated with the receive time of the first copy
         assert e["ts"] == e["received_at"] and started <= e["ts"] <= datetime.now(UTC)
     (reading,) = telemetry
-    assert (reading["clock"], reading["device_ts"]) == ("behind", datetime.fromisoformat(BEHIND))
+    assert (reading["clock"], reading["device_ts"]) == ("behind", datetime.fromisoformat(behind_ts))
     assert reading["ts"] == reading["received_at"]
 
     assert sorted((a["point"], a["state"], a["type"]) for a in fires) == [
