@@ -9,12 +9,10 @@ import pytest
 
 from alerting.service import AlertingService
 from firetower import db
-from firetower.mqtt import AsyncMqtt
 from firetower.protocol import encode, format_ts, topic_for
-from ingest.service import Ingester
 from tests.conftest import settings_for, wait_for
 
-from .common import alarms, register
+from .common import alarms, register, running_centre
 
 pytestmark = pytest.mark.integration
 DEVICES = [("pnl-1", "alarm_panel", None, None), ("smk-1", "smoke_detector", "pnl-1", 1),
@@ -27,21 +25,8 @@ async def running(clean_db, broker):  # type: ignore[no-untyped-def]
         ("kind", "smoke_detector", "supervision", {"heartbeat_s": 2.0}),
         ("kind", "alarm_panel", "supervision", {"heartbeat_s": 60.0}),
         ("kind", "smoke_detector", "smoke", {"for_s": 1.0, "unconfirmed_for_s": 1.0})])
-    settings = settings_for(clean_db.url, broker)
-    svc = AlertingService(settings)
-    await svc.start()
-    ing = Ingester(settings, listeners=[svc])
-    await ing.start()
-    pub = AsyncMqtt("127.0.0.1", broker.port)
-    await pub.start()
-    conn = await db.connect(clean_db.url)
-    try:
-        yield svc, pub, conn
-    finally:
-        await conn.close()
-        await pub.stop()
-        await ing.stop()
-        await svc.stop()
+    async with running_centre(clean_db.url, broker) as run:
+        yield run.svc, run.pub, run.conn
 
 
 def now_ts() -> str:

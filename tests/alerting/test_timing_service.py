@@ -9,15 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alerting.service import AlertingService
-from firetower import db
-from firetower.mqtt import AsyncMqtt
 from firetower.protocol import encode, format_ts, topic_for
-from ingest.service import Ingester
 from tests.api.conftest import api, world  # noqa: F401  (fixtures: the API on this database)
-from tests.conftest import settings_for, wait_for
+from tests.conftest import wait_for
 
-from .common import register
+from .common import register, running_centre
 
 pytestmark = pytest.mark.integration
 DEVICES = [("pnl-1", "alarm_panel", None, None), ("smk-1", "smoke_detector", "pnl-1", 1),
@@ -32,15 +28,8 @@ def now_ts() -> str:
 async def centre(world, registered, clean_db, broker):  # type: ignore[no-untyped-def]  # noqa: F811
     """Ingester and alerting service on the API's database, with the devices registered;
     smk-1 and smk-2 report once and say they are online."""
-    settings = settings_for(clean_db.url, broker)
-    svc = AlertingService(settings)
-    await svc.start()
-    ing = Ingester(settings, listeners=[svc])
-    await ing.start()
-    pub = AsyncMqtt("127.0.0.1", broker.port)
-    await pub.start()
-    conn = await db.connect(clean_db.url)
-    try:
+    async with running_centre(clean_db.url, broker) as run:
+        pub, conn = run.pub, run.conn
         for dev in ("smk-1", "smk-2"):
             pub.publish(topic_for(dev, "status"), encode(
                 {"seq": 1, "ts": now_ts(), "online": True}))
@@ -51,11 +40,6 @@ async def centre(world, registered, clean_db, broker):  # type: ignore[no-untype
             "SELECT count(*) = 2 FROM devices WHERE online AND id LIKE 'smk-%'"), 10)
         async with world.client("operator") as client:
             yield pub, conn, client
-    finally:
-        await conn.close()
-        await pub.stop()
-        await ing.stop()
-        await svc.stop()
 
 
 async def offline(conn):  # type: ignore[no-untyped-def]

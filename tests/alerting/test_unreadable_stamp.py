@@ -11,15 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerting.service import AlertingService
 from api.device_clock import CLOCK_SQL
-from firetower import db
-from firetower.mqtt import AsyncMqtt
 from firetower.protocol import encode, topic_for
 from ingest.service import Ingester
-from tests.conftest import settings_for, wait_for
+from tests.conftest import wait_for
 
-from .common import alarms, register
+from .common import alarms, register, running_centre
 
 pytestmark = pytest.mark.integration
 DEVICES = [("pnl-1", "alarm_panel", None, None), ("smk-1", "smoke_detector", "pnl-1", 1)]
@@ -29,14 +26,6 @@ OPEN = ("active", "acknowledged", "verified")
 async def test_fires_with_unreadable_stamps_are_alarms_and_raise_clock_faults(clean_db,
                                                                               broker) -> None:
     await register(clean_db.url, DEVICES)
-    settings = settings_for(clean_db.url, broker)
-    svc = AlertingService(settings)
-    await svc.start()
-    ing = Ingester(settings, listeners=[svc])
-    await ing.start()
-    pub = AsyncMqtt("127.0.0.1", broker.port)
-    await pub.start()
-    conn = await db.connect(clean_db.url)
     messages = [
         (topic_for("pnl-1", "event"), {"seq": 1, "ts": "garbage", "category": "fire",
                                        "active": True, "zone": 3, "point": 1,
@@ -48,7 +37,8 @@ async def test_fires_with_unreadable_stamps_are_alarms_and_raise_clock_faults(cl
                                            "temperature_c": 21.0}),
     ]
     sent_at = datetime.now(UTC)
-    try:
+    async with running_centre(clean_db.url, broker) as run:
+        svc, ing, pub, conn = run.svc, run.ing, run.pub, run.conn
         for topic, body in messages:
             pub.publish(topic, encode(body), 1)
 
@@ -71,11 +61,6 @@ async def test_fires_with_unreadable_stamps_are_alarms_and_raise_clock_faults(cl
             " WHERE a.device_id = 'pnl-1' AND a.type = 'clock' ORDER BY e.id LIMIT 1")
         shown = {r["id"]: r["clock"] for r in await conn.fetch(
             f"SELECT id, {CLOCK_SQL} AS clock FROM devices")}
-    finally:
-        await conn.close()
-        await pub.stop()
-        await ing.stop()
-        await svc.stop()
 
     assert [tuple(r) for r in rejects] == []
     assert [(e["seq"], e["clock"], e["device_ts"], e["extra"]) for e in events] == [

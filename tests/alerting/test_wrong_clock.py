@@ -9,14 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerting.service import AlertingService
-from firetower import db
-from firetower.mqtt import AsyncMqtt
 from firetower.protocol import encode, format_ts, topic_for
 from ingest.service import Ingester
-from tests.conftest import settings_for, wait_for
+from tests.conftest import wait_for
 
-from .common import alarms, register
+from .common import alarms, register, running_centre
 
 pytestmark = pytest.mark.integration
 DEVICES = [("pnl-1", "alarm_panel", None, None), ("smk-1", "smoke_detector", "pnl-1", 1)]
@@ -29,14 +26,6 @@ async def test_wrong_clocks_lose_nothing_and_raise_clock_faults(clean_db, broker
     ahead_ts = format_ts(started + timedelta(days=365))
     behind_ts = format_ts(started - timedelta(days=365))
     await register(clean_db.url, DEVICES)
-    settings = settings_for(clean_db.url, broker)
-    svc = AlertingService(settings)
-    await svc.start()
-    ing = Ingester(settings, listeners=[svc])
-    await ing.start()
-    pub = AsyncMqtt("127.0.0.1", broker.port)
-    await pub.start()
-    conn = await db.connect(clean_db.url)
     messages = [
         (topic_for("pnl-1", "event"), {"seq": 1, "ts": ahead_ts, "category": "fire",
                                        "active": True, "zone": 3, "point": 1,
@@ -46,7 +35,8 @@ async def test_wrong_clocks_lose_nothing_and_raise_clock_faults(clean_db, broker
         (topic_for("smk-1", "telemetry"), {"seq": 1, "ts": behind_ts,
                                            "obscuration_pct_per_m": 0.3, "temperature_c": 21.0}),
     ]
-    try:
+    async with running_centre(clean_db.url, broker) as run:
+        svc, ing, pub, conn = run.svc, run.ing, run.pub, run.conn
         for topic, body in messages:
             pub.publish(topic, encode(body), 1)
 
@@ -65,11 +55,6 @@ async def test_wrong_clocks_lose_nothing_and_raise_clock_faults(clean_db, broker
         everything = await alarms(conn)
         rejects = await conn.fetchval("SELECT count(*) FROM rejects")
         detector = await conn.fetchrow("SELECT clock_offset_s FROM devices WHERE id = 'smk-1'")
-    finally:
-        await conn.close()
-        await pub.stop()
-        await ing.stop()
-        await svc.stop()
 
     assert rejects == 0
     assert [(e["seq"], e["clock"], e["device_ts"]) for e in events] == [
