@@ -37,6 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-kind", type=int, default=10,
                         help="simulated devices of each kind (see firetower simulate --help)")
     parser.add_argument("--no-simulator", action="store_true", help="run without the fleet")
+    parser.add_argument("--speed", type=float, default=None,
+                        help="the fleet's virtual seconds per wall second (default 1: real time; "
+                             "higher plays the demo's scenarios faster)")
 
 
 def _listening(host: str, port: int) -> bool:
@@ -105,6 +108,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
                                 str(args.sites), "--per-kind", str(args.per_kind)]
         for scenario in DEMO_SCENARIOS:
             services["simulate"] += ["--scenario", scenario]
+        if args.speed is not None:
+            services["simulate"] += ["--speed", str(args.speed)]
     procs: dict[str, subprocess.Popen[bytes]] = {}
     started: dict[str, float] = {}
     due: dict[str, float] = {}  # service -> monotonic time of its restart
