@@ -13,6 +13,11 @@ shared connections a device's birth is an ordinary retained publish, and its wil
 device offline. A device in `dedicated` gets its own connection, opened at its birth with its
 real last will registered; at its will that connection is dropped without DISCONNECT
 (`AsyncMqtt.kill`) and the broker itself publishes the will.
+
+Liveness. The loop beats `firetower.heartbeat` (the file in FIRETOWER_HEARTBEAT_FILE) as it
+hands out each message and while it waits for the next one due, and gives the event loop a
+turn at least every 50 ms, so SIGTERM is served within that and a supervisor sees a stuck
+generator by its stale heartbeat.
 """
 
 from __future__ import annotations
@@ -26,11 +31,17 @@ import time
 import zlib
 from collections.abc import Callable, Collection, Iterable
 
+from firetower import heartbeat
 from simulators.lanes import DEFAULT_WINDOW, Credentials, Lane, Pool, PublishStats
 from simulators.stream import Outgoing
 
 __all__ = ["PublishError", "PublishStats", "publish", "publish_blocking"]
 _connections = itertools.count(1)   # unique client ids for dedicated connections
+# The loop hands the event loop a turn at least this often (SIGTERM, PUBACKs) while it
+# publishes without waiting, and a paced wait is cut into slices this long so the heartbeat
+# goes on while a quiet fleet has nothing due.
+YIELD_EVERY_S = 0.05
+WAIT_SLICE_S = 0.5
 
 
 class PublishError(RuntimeError):
@@ -95,6 +106,7 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
             await shared.start()
         wall0: float | None = None
         virt0 = None
+        yielded = time.monotonic()
         for out in messages:
             # -- pacing ------------------------------------------------------------------
             now = time.monotonic()
@@ -111,7 +123,12 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
                 if pool is not None:
                     await pool.flush()
                 progress.maybe(*_counts(pool, shared, own_stats, dispatched))
-                await asyncio.sleep(due - now)
+                await _wait_until(due, now)
+                now = yielded = time.monotonic()
+            elif now - yielded >= YIELD_EVERY_S:   # catching up: let signals and acks in
+                await asyncio.sleep(0)
+                now = yielded = time.monotonic()
+            heartbeat.beat(now)
             # -- routing -----------------------------------------------------------------
             did = out.device_id
             if did in dedicated:
@@ -127,7 +144,6 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
                 await shared.put(out.topic, out.payload, out.qos, out.retain)
             dispatched += 1
             if dispatched % 2000 == 0:
-                await asyncio.sleep(0)
                 progress.maybe(*_counts(pool, shared, own_stats, dispatched))
         # -- drain ------------------------------------------------------------------------
         total = PublishStats(processes=processes)
@@ -162,6 +178,14 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
         if shared is not None:
             with contextlib.suppress(Exception):
                 await shared.stop()
+
+
+async def _wait_until(due: float, now: float) -> None:
+    """Sleep until monotonic `due`, beating the heartbeat (the publish loop is the work)."""
+    while now < due:
+        await asyncio.sleep(min(due - now, WAIT_SLICE_S))
+        now = time.monotonic()
+        heartbeat.beat(now)
 
 
 def publish_blocking(messages: Iterable[Outgoing], **kwargs: object) -> PublishStats:

@@ -63,6 +63,22 @@ class DevicePlan:
     def quiet(self, t: float) -> bool:
         return any(a <= t < b for a, b in self.silent) or any(a <= t < b for a, b in self.offline)
 
+    def quiet_until(self, t: float) -> float | None:
+        """The end of the quiet stretch (silent or offline windows, overlapping or touching
+        ones joined) that `t` falls in; None if the device reports at `t`; math.inf if it
+        never reports again."""
+        end: float | None = None
+        moved = True
+        while moved:
+            moved = False
+            probe = t if end is None else end
+            for a, b in (*self.silent, *self.offline):
+                if a <= probe < b and (end is None or b > end):
+                    end, moved = b, True
+            if end is not None and math.isinf(end):
+                return end
+        return end
+
 
 class Simulation:
     """A fleet in virtual time. Scenarios add to `plans`; `stream()` yields the messages."""
@@ -106,17 +122,37 @@ class Simulation:
 
     # -- one device -----------------------------------------------------------------------
     def _ticks(self, device: SimDevice, plan: DevicePlan, end: float) -> Iterator[float]:
+        """The device's report instants below `end`, none inside its quiet windows.
+
+        A quiet window is passed in one jump back onto the device's report grid (stepped
+        through only where a fast effect quickens the reports inside it, a bounded number of
+        steps since such a window is finite), and a device silent for good ends its ticks:
+        skipping them one by one never returned in an endless run, and the generator, called
+        from the publisher's event loop, held it so that SIGTERM and SIGINT went unserved."""
         t = self.phase(device)
         fast = sorted((e.t0, e.t1) for e in plan.effects if e.fast)
+        quiet = bool(plan.silent or plan.offline)
         while t < end:
-            yield t
-            nxt = t + self.interval
-            for a, b in fast:
-                if a <= t < b:
-                    nxt = min(nxt, t + self.fast_interval)
-                elif t < a < nxt:
-                    nxt = a
-            t = nxt
+            until = plan.quiet_until(t) if quiet else None
+            if until is None:
+                yield t
+            elif math.isinf(until):
+                return
+            else:   # back on the regular grid at the first report at or after the window,
+                back = t + math.ceil((until - t) / self.interval) * self.interval
+                if not any(a < back and t < b for a, b in fast):   # unless reports quicken
+                    t = back
+                    continue
+            t = self._next_tick(t, fast)
+
+    def _next_tick(self, t: float, fast: list[tuple[float, float]]) -> float:
+        nxt = t + self.interval
+        for a, b in fast:
+            if a <= t < b:
+                nxt = min(nxt, t + self.fast_interval)
+            elif t < a < nxt:
+                nxt = a
+        return nxt
 
     def _timeline(self, device: SimDevice, plan: DevicePlan,
                   end: float) -> Iterator[tuple[float, str, Any]]:
