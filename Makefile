@@ -1,17 +1,20 @@
 # Firetower: the two commands that matter are `make demo` and `make test`.
+# Neither touches a service of the machine (its PostgreSQL, Mosquitto, ...): both use a
+# private PostgreSQL cluster in var/postgresql (`firetower localdb`) and brokers of their own
+# on free ports, unless FIRETOWER_DATABASE_URL / FIRETOWER_MQTT_URL (demo) or
+# FIRETOWER_TEST_ADMIN_URL (tests) point at the user's own servers.
 SHELL := /bin/bash
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-PG_VERSION := $(shell ls /etc/postgresql 2>/dev/null | sort -n | tail -1)
 
-.PHONY: setup services demo test test-fast bench lint clean
+.PHONY: setup localdb demo test test-fast chromium bench lint clean
 
 ## Install system packages (Debian) and the Python environment; safe to re-run.
+## Installs programs only: no service is started, stopped or configured.
 setup: $(BIN)/firetower
-	@command -v mosquitto >/dev/null || (apt-get update -q && apt-get install -y -q mosquitto mosquitto-clients)
-	@command -v psql >/dev/null || (apt-get update -q && apt-get install -y -q postgresql)
-	@test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium) || echo "chromium not installed: browser tests will skip"
+	@command -v mosquitto >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends mosquitto mosquitto-clients)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q postgresql)
 
 $(BIN)/firetower: pyproject.toml
 	@command -v $(PY) >/dev/null || (echo "need $(PY)"; exit 1)
@@ -20,39 +23,38 @@ $(BIN)/firetower: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-PG_CONF := /etc/postgresql/$(PG_VERSION)/main/conf.d/80-firetower.conf
+## The private PostgreSQL cluster (initdb in var/postgresql the first time, a free port on
+## 127.0.0.1, deploy/postgresql/firetower.conf applied); idempotent. Skipped when the user
+## points the demo or the tests at their own server.
+localdb: setup
+	@if [ -z "$$FIRETOWER_DATABASE_URL$$FIRETOWER_TEST_ADMIN_URL" ]; then $(BIN)/firetower localdb start; \
+	  else echo "PostgreSQL: the user's own ($${FIRETOWER_DATABASE_URL:-$$FIRETOWER_TEST_ADMIN_URL})"; fi
 
-## (Re)start the local PostgreSQL if it is not running, with deploy/postgresql/firetower.conf
-## (idempotent: restarts only when that file changed).
-services:
-	@if [ -n "$(PG_VERSION)" ] && ! cmp -s deploy/postgresql/firetower.conf $(PG_CONF); then \
-	  install -m 644 deploy/postgresql/firetower.conf $(PG_CONF) && \
-	  echo "installed $(PG_CONF); restarting PostgreSQL" && \
-	  pg_ctlcluster --skip-systemctl-redirect $(PG_VERSION) main restart; fi
-	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $(PG_VERSION) main start
-	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+## Headless Chromium for the browser tests only (Debian's package, no recommends).
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
 
-## Install, migrate and run the whole centre with a simulated fleet on this machine.
-## Replaces a Mosquitto started with Debian's stock configuration on :1883 by one with the
-## project's configuration (queue sizing, per-device credentials).
-demo: setup services
-	@if pgrep -f 'mosquitto -d -c /etc/mosquitto/mosquitto.conf' >/dev/null; then \
-	  echo "stopping the stock Mosquitto on :1883 (the centre runs its own with deploy/mosquitto/firetower.conf)"; \
-	  pkill -f 'mosquitto -d -c /etc/mosquitto/mosquitto.conf'; sleep 1; fi
+## Install, migrate and run the whole centre with a simulated fleet on this machine:
+## its own broker on a free port, the private PostgreSQL, the API on :8000 (or a free port).
+demo: setup localdb
 	$(BIN)/firetower run
 
-## Run the whole test suite against real Mosquitto brokers (started by the tests) and PostgreSQL.
-test: setup services
+## Run the whole test suite: the tests start their own Mosquitto brokers on free ports and use
+## throwaway databases on the private PostgreSQL (or on FIRETOWER_TEST_ADMIN_URL's server).
+test: setup localdb chromium
+	@echo "tests: Mosquitto brokers of their own on free ports of 127.0.0.1"
 	$(BIN)/pytest
 
 test-fast: setup
 	$(BIN)/pytest -m "not integration and not browser"
 
-bench: setup services
-	$(BIN)/firetower bench ingest
+bench: setup localdb
+	FIRETOWER_DATABASE_URL=$${FIRETOWER_DATABASE_URL:-$$($(BIN)/firetower localdb url)} $(BIN)/firetower bench ingest
 
 lint:
 	$(BIN)/ruff check .
 
+## Stops the private PostgreSQL before removing var/ (nothing else of the machine).
 clean:
+	-@test -x $(BIN)/firetower && $(BIN)/firetower localdb stop
 	rm -rf $(VENV) var .pytest_cache .hypothesis

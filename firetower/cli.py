@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "user": ("firetower.commands.user", "manage API users"),
     "broker": ("firetower.commands.broker", "run Mosquitto with the project's configuration"),
     "dispatch": ("firetower.commands.dispatch", "deliver alarm webhooks to dispatch systems"),
+    "localdb": ("firetower.commands.localdb",
+                "the private PostgreSQL of the demo and the tests (start|stop|status|url)"),
 }
 
 

@@ -1,8 +1,10 @@
 """Shared fixtures: a real Mosquitto (started here with the project's configuration) and a
 fresh PostgreSQL database per test session, migrated by the project's own migration runner.
 
-FIRETOWER_TEST_ADMIN_URL points at a PostgreSQL superuser connection (default: the local
-server, trust auth). Databases are named firetower_test_<random> and dropped afterwards.
+FIRETOWER_TEST_ADMIN_URL points at a PostgreSQL superuser connection. Unset, the tests use the
+project's private cluster (firetower/localpg.py: var/postgresql, started here if it is not
+running, `firetower localdb`), never the machine's own server. Databases are named
+firetower_test_<random> and dropped afterwards.
 """
 
 from __future__ import annotations
@@ -16,12 +18,22 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from firetower import db
+from firetower import db, localpg
 from firetower.broker import Broker, start_broker
 from firetower.settings import Settings
 
-ADMIN_URL = os.environ.get("FIRETOWER_TEST_ADMIN_URL",
-                           "postgresql://postgres@127.0.0.1:5432/postgres")
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _admin_url() -> str:
+    url = os.environ.get("FIRETOWER_TEST_ADMIN_URL")
+    if url:
+        return url
+    cluster, _ = localpg.ensure(localpg.default_root(PROJECT_DIR))
+    return cluster.url("postgres")
+
+
+ADMIN_URL = _admin_url()
 
 
 def _db_url(name: str) -> str:

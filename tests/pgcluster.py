@@ -1,4 +1,5 @@
-"""A private PostgreSQL cluster that a test may crash (never the machine's own on 5432).
+"""A private PostgreSQL cluster that a test may crash (never the machine's own, nor the
+shared private cluster of firetower/localpg.py, whose mechanism it uses).
 
     cluster = PgCluster().init()      # initdb in a temporary folder, as the postgres user
     cluster.start()                   # its own free port on 127.0.0.1, socket in the folder
@@ -24,53 +25,27 @@ commit handed to the kernel survives it either way; fsync would only slow the te
 
 from __future__ import annotations
 
-import os
-import pwd
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
 
-from firetower.broker import free_port
+from firetower.localpg import Cluster
 
 
-def _bin_dir() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parent.parent.name))
-    if not found:
-        raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql")
-    return found[-1].parent
-
-
-class PgCluster:
-    def __init__(self, user: str = "postgres", *, max_connections: int = 100) -> None:
-        self.user = user
-        self.bin = _bin_dir()
-        self.root = Path(tempfile.mkdtemp(prefix="firetower-pg-"))
-        pw = pwd.getpwnam(user)
-        os.chown(self.root, pw.pw_uid, pw.pw_gid)
-        self.root.chmod(0o700)
-        self.data = self.root / "data"
-        self.log = self.root / "postgres.log"
-        self.port = free_port()
-        self.max_connections = max_connections
+class PgCluster(Cluster):
+    def __init__(self, *, max_connections: int = 100) -> None:
+        root = Path(tempfile.mkdtemp(prefix="firetower-pg-"))
+        super().__init__(root, max_connections=max_connections, socket_dir=root,
+                         options="-c fsync=off -c shared_buffers=32MB -c log_min_messages=warning")
         self.crashes = 0
 
     # -- lifecycle -------------------------------------------------------------------------
     def init(self) -> PgCluster:
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U",
-                  self.user, "--no-sync", "-E", "UTF8", "--locale", "C")
+        super().init()
         return self
-
-    def start(self, *, wait: bool = True) -> None:
-        """Start the server; with wait=False return at once (it may still be recovering)."""
-        self._pg_ctl("-l", str(self.log), "-o", self._options(), "start",
-                     "-w" if wait else "-W")
-        if wait:
-            self.wait_ready()
 
     def crash(self) -> None:
         """Kill the server with no shutdown checkpoint: every client connection breaks, the
@@ -81,10 +56,8 @@ class PgCluster:
     def start_in_recovery(self) -> None:
         """Start, but stay in recovery, refusing clients with 57P03, until end_recovery()."""
         (self.data / "standby.signal").write_text("")
-        pw = pwd.getpwnam(self.user)
-        os.chown(self.data / "standby.signal", pw.pw_uid, pw.pw_gid)
-        self._pg_ctl("-l", str(self.log), "-o", self._options("-c hot_standby=off"), "start",
-                     "-W")
+        self._give(self.data / "standby.signal")
+        self.start(wait=False, extra="-c hot_standby=off")
         deadline = time.monotonic() + 30
         while not self.in_recovery():
             if time.monotonic() > deadline:
@@ -93,7 +66,7 @@ class PgCluster:
 
     def in_recovery(self) -> bool:
         """Up and refusing connections because it is not ready (pg_isready status 1)."""
-        return self._isready() == 1
+        return self.isready() == 1
 
     def end_recovery(self) -> None:
         """Promote: recovery ends and the server accepts connections (restarted without the
@@ -101,29 +74,14 @@ class PgCluster:
         self._pg_ctl("promote", "-w")
         self.wait_ready()
 
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self._isready() != 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"private PostgreSQL not ready in {timeout}s:\n"
-                                   f"{self.log_tail()}")
-            time.sleep(0.05)
-
-    def running(self) -> bool:
-        return self._pg_ctl("status", check=False).returncode == 0
-
-    def stop(self) -> None:
-        if self.data.exists() and self.running():
-            self._pg_ctl("stop", "-m", "immediate", "-w", check=False)
+    def stop(self, mode: str = "immediate") -> None:
+        super().stop(mode)
 
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- databases -------------------------------------------------------------------------
-    def url(self, database: str = "postgres", user: str | None = None) -> str:
-        return f"postgresql://{user or self.user}@127.0.0.1:{self.port}/{database}"
-
     async def create_database(self, name: str, template: str | None = None) -> str:
         conn = await asyncpg.connect(self.url())
         try:
@@ -132,27 +90,3 @@ class PgCluster:
         finally:
             await conn.close()
         return self.url(name)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _options(self, extra: str = "") -> str:
-        return (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                f"-c max_connections={self.max_connections} -c shared_buffers=32MB "
-                f"-c log_min_messages=warning {extra}")
-
-    def _isready(self) -> int:
-        return self._run(str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p",
-                         str(self.port), check=False).returncode
-
-    def _run(self, *args: str, check: bool = True,
-             timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["runuser", "-u", self.user, "--", *args], check=check,
-                              capture_output=True, text=True, timeout=timeout)
-
-    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), *args, check=check)

@@ -1,0 +1,95 @@
+"""The private PostgreSQL cluster (firetower/localpg.py): created, started on a free port with
+the project's settings, started again idempotently, on a new port when its old one is taken,
+TimescaleDB detected as on the machine's binaries, stopped. A real cluster in a folder of its
+own (not the shared one in var/, which other test runs use)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from firetower import db, localpg
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="firetower-localpg-"))
+    base.chmod(0o755)  # reachable by `postgres`, as the project's folder is
+    try:
+        yield base / "postgresql"
+    finally:
+        localpg.stop(base / "postgresql")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def _show(url: str, *names: str) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        return [await conn.fetchval(f"SHOW {n}") for n in names]
+    finally:
+        await conn.close()
+
+
+def test_ensure_creates_starts_and_is_idempotent(root: Path) -> None:
+    cluster, started = localpg.ensure(root)
+    assert started and cluster.running() and cluster.port != 5432
+    assert (root / "port").read_text().strip() == str(cluster.port)
+    # deploy/postgresql/firetower.conf is in force, and only 127.0.0.1 listens
+    assert asyncio.run(_show(cluster.url(), "wal_compression", "checkpoint_timeout",
+                             "listen_addresses")) == ["lz4", "15min", "127.0.0.1"]
+    again, started_again = localpg.ensure(root)
+    assert not started_again and again.port == cluster.port
+
+
+def test_a_taken_port_gives_a_new_one_and_stop_stops(root: Path) -> None:
+    first, _ = localpg.ensure(root)
+    assert localpg.stop(root) and not first.running()
+    with socket.socket() as squatter:  # someone else listens on the remembered port now
+        squatter.bind(("127.0.0.1", first.port))
+        squatter.listen()
+        second, started = localpg.ensure(root)
+        assert started and second.port != first.port and second.ready()
+    assert localpg.stop(root) and not localpg.stop(root)
+
+
+def test_timescale_detection_matches_the_machine_binaries(root: Path) -> None:
+    """Where the binaries have TimescaleDB the private cluster preloads it and migrations take
+    the hypertable path; where they do not (this machine), the plain path."""
+    cluster, _ = localpg.ensure(root)
+    installed = localpg.timescale_installed(cluster.bin)
+
+    async def detect_and_migrate() -> tuple[bool, str]:
+        url = cluster.url("ts_probe")
+        await db.migrate(url)
+        conn = await asyncpg.connect(url)
+        try:
+            kind = await conn.fetchval(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_views WHERE viewname = 'telemetry_1m')"
+                " THEN 'view' ELSE 'aggregate' END")
+            return await db.timescale_available(conn), kind
+        finally:
+            await conn.close()
+
+    available, kind = asyncio.run(detect_and_migrate())
+    assert available is installed
+    assert kind == ("aggregate" if installed else "view")
+
+
+def test_a_folder_postgres_cannot_reach_is_refused_with_the_reason() -> None:
+    base = Path(tempfile.mkdtemp(prefix="firetower-localpg-"))  # 0700, owned by this user
+    try:
+        if localpg.Cluster(base / "pg").run_as is None:
+            return  # not root: the server programs run as this user, who reaches it
+        with pytest.raises(localpg.LocalPgError, match="cannot reach"):
+            localpg.ensure(base / "pg")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
