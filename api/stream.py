@@ -225,6 +225,10 @@ async def deltas(pool: asyncpg.Pool, hub: Hub, cur: Cursor, sites: frozenset[str
                     "alarm": alarm.model_dump(mode="json", by_alias=True) if alarm else None})
         if cur.skip_gaps(rows, datetime.now(UTC)) or len(rows) == BATCH:
             continue
+        if not fresh:
+            # Idle (the hub also wakes every IDLE_WAKE_S, so the wait below seldom times
+            # out): let the caller send its keep-alive when one is due.
+            yield None
         try:
             await asyncio.wait_for(wake.wait(), IDLE_WAKE_S)
         except TimeoutError:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Security, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import ApiSettingsDep, CurrentUser, Needs, PoolDep, SettingsDep
+from api.deps import (
+    ApiSettingsDep,
+    CurrentUser,
+    Needs,
+    PoolDep,
+    SettingsDep,
+    api_key_header,
+    oauth2,
+)
 from api.errors import NotFound, Unauthorized, Unprocessable
 from api.permissions import ROLE_PERMISSIONS, Permission, Role
 from api.schemas import (
@@ -46,6 +54,21 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], pool: Poo
     token, expires = create_token(row["id"], row["role"], settings.secret_key.get_secret_value(),
                                   api_settings.api_token_minutes)
     return Token(access_token=token, expires_in=expires)
+
+
+@router.post("/auth/refresh", response_model=Token)
+async def refresh(user: CurrentUser, settings: SettingsDep, api_settings: ApiSettingsDep,
+                  token: Annotated[str | None, Security(oauth2)],
+                  api_key: Annotated[str | None, Security(api_key_header)]) -> Token:
+    """A fresh bearer token for the holder of a valid, unexpired one: the console renews its
+    token while it is open. The caller is checked like any request (an expired token, a
+    disabled user: 401), and the new token carries the user's current role. API keys are not
+    exchanged for tokens."""
+    if api_key or not token:
+        raise Unauthorized("only a bearer token can be renewed")
+    new, expires = create_token(user.id, user.role.value, settings.secret_key.get_secret_value(),
+                                api_settings.api_token_minutes)
+    return Token(access_token=new, expires_in=expires)
 
 
 @router.get("/auth/me", response_model=UserPublic)

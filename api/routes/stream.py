@@ -72,4 +72,6 @@ async def stream(request: Request, user: Reader, pool: PoolDep, settings: ApiSet
                     last = time.monotonic()
 
     return StreamingResponse(body(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no",
+                                      # the console calls the stream stale past a few of these
+                                      "X-Keepalive-Seconds": f"{keepalive:g}"})

@@ -10,6 +10,11 @@ const CLASS_LABEL = { fire: "Fire", supervisory: "Supervisory", fault: "Fault",
 const VERDICTS = [["true_fire", "True fire"], ["false_alarm", "False alarm"],
   ["test", "Test"], ["nuisance", "Nuisance"]];
 const RECONNECT_MS = 1000;
+// The stream sends a keep-alive every X-Keepalive-Seconds when idle; this many of them missed
+// (plus a margin) and the connection is called stale: red, and re-opened.
+const STALE_KEEPALIVES = 2, STALE_MARGIN_MS = 3000;
+// A token is renewed once less than this share of its lifetime is left.
+const RENEW_AT = 0.5;
 
 const state = {
   token: sessionStorage.getItem("firetower.token"),
@@ -17,16 +22,24 @@ const state = {
   alarms: new Map(),       // id -> alarm (unfinished only)
   selected: null,          // alarm id shown in the detail panel
   lastEventId: null,       // resume token of the live stream
-  stream: null,            // AbortController of the running stream
-  fireQueue: [],           // fire alarm ids waiting for the pop-up
+  streamGen: 0,            // bumped to stop the running stream loop
+  streamCtl: null,         // AbortController of the current stream connection
+  conn: "down",            // live | stale | down
+  lastByte: 0,             // when the stream last sent anything (ms epoch)
+  keepaliveS: 15,
+  renewing: null,          // the running token renewal (one at a time)
+  reauth: null,            // {promise, resolve} while the sign-in dialog is up over the board
+  fireOrder: [],           // fire alarm ids in the order they came
   muted: false,
-  snoozed: false,          // pop-up hidden by "Open" until the next new fire
+  snoozed: false,          // pop-up hidden by "Open" until the next new fire or reconnect
   audio: null,
   beepTimer: null,
   sites: [], devices: [],
 };
-// Exposed for tests and latency measurement: when each alarm first became visible (ms epoch).
-window.firetower = { seenAt: {}, events: 0 };
+// Exposed for tests and latency measurement: when each alarm first became visible (ms epoch),
+// beeps actually played (audio running), token renewals.
+window.firetower = { seenAt: {}, events: 0, beeps: 0, renewals: 0,
+  audioState: () => (state.audio ? state.audio.state : "none") };
 
 // -- small DOM helper (text only: never innerHTML with data) ---------------------------------
 function h(tag, attrs, ...children) {
@@ -47,16 +60,79 @@ function h(tag, attrs, ...children) {
 const $ = (id) => document.getElementById(id);
 const fmtTime = (iso) => iso ? new Date(iso).toLocaleString() : "";
 const can = (perm) => !!state.me && state.me.permissions.includes(perm);
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+// -- tokens: renewed while the console is open; an expiry never loses the board ------------
+function claims(token) {
+  try {
+    const b64 = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(b64));
+  } catch (_) { return {}; }
+}
+
+function setToken(token) {
+  state.token = token;
+  sessionStorage.setItem("firetower.token", token);
+}
+
+// Renew when less than RENEW_AT of the token's lifetime is left (checked every few seconds,
+// so a throttled background tab or a sleeping laptop catches up on its next tick).
+function renewDue() {
+  const c = claims(state.token || "");
+  if (!c.exp || !c.iat) return false;
+  return Date.now() / 1000 > c.exp - (c.exp - c.iat) * RENEW_AT;
+}
+
+// One renewal at a time; resolves true with a new token, false if the old one was refused.
+function renew() {
+  if (!state.renewing) {
+    state.renewing = (async () => {
+      try {
+        const r = await fetch(`${API}/auth/refresh`, { method: "POST",
+          headers: { Authorization: `Bearer ${state.token}` } });
+        if (!r.ok) return false;
+        setToken((await r.json()).access_token);
+        window.firetower.renewals += 1;
+        return true;
+      } catch (_) { return false; } finally { state.renewing = null; }
+    })();
+  }
+  return state.renewing;
+}
+
+// A renewal, or (token already expired or revoked) the sign-in dialog over the board: the
+// board, the stream and the action in progress wait for it, then go on.
+async function renewOrSignIn() {
+  if (await renew()) return;
+  if (!state.reauth) {
+    let resolve;
+    const promise = new Promise((res) => { resolve = res; });
+    state.reauth = { promise, resolve };
+    $("login").classList.add("reauth");
+    $("login-user").value = state.me ? state.me.name : "";
+    $("login-error").textContent = "Session expired: sign in again to continue.";
+    $("login").hidden = false;
+    $("login-password").focus();
+  }
+  await state.reauth.promise;
+}
+
+setInterval(() => {
+  if (state.token && state.me && !state.reauth && renewDue()) renew();
+}, 5000);
 
 // -- API ------------------------------------------------------------------------------------
 class ApiError extends Error {}
 
-async function api(path, { method = "GET", body, raw = false } = {}) {
+async function api(path, { method = "GET", body, raw = false } = {}, retried = false) {
   const headers = { Authorization: `Bearer ${state.token}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const r = await fetch(API + path, { method, headers,
     body: body === undefined ? undefined : JSON.stringify(body) });
-  if (r.status === 401) { logout("Session expired: sign in again."); throw new ApiError("401"); }
+  if (r.status === 401 && !retried) {
+    await renewOrSignIn();  // then the same request again, once
+    return api(path, { method, body, raw }, true);
+  }
   if (!r.ok) {
     let msg = r.statusText;
     try { msg = (await r.json()).detail || msg; } catch (_) { /* not JSON */ }
@@ -78,20 +154,51 @@ $("login-form").addEventListener("submit", async (ev) => {
     $("login-error").textContent = (await r.json().catch(() => ({}))).detail || "Sign-in failed";
     return;
   }
-  state.token = (await r.json()).access_token;
-  sessionStorage.setItem("firetower.token", state.token);
+  setToken((await r.json()).access_token);
+  $("login-password").value = "";
+  if (state.reauth && state.me && String(claims(state.token).sub) === String(state.me.id)) {
+    // The same operator again: the board, stream and pending action carry on.
+    const { resolve } = state.reauth;
+    state.reauth = null;
+    $("login").classList.remove("reauth");
+    $("login").hidden = true;
+    resolve();
+    return;
+  }
+  if (state.reauth) {  // someone else signed in: start afresh
+    const { resolve } = state.reauth;
+    state.reauth = null;
+    $("login").classList.remove("reauth");
+    resetSession();
+    resolve();
+  }
   await start();
 });
 
 $("logout").addEventListener("click", () => logout());
 
-function logout(message) {
-  if (state.stream) state.stream.abort();
-  state.stream = null;
-  state.token = null;
-  sessionStorage.removeItem("firetower.token");
+function stopStream() {
+  state.streamGen += 1;
+  if (state.streamCtl) state.streamCtl.abort();
+  state.streamCtl = null;
+}
+
+function resetSession() {
+  stopStream();
   state.alarms.clear();
+  state.fireOrder = [];
+  state.lastEventId = null;
+  state.selected = null;
+  $("detail").hidden = true;
+}
+
+function logout(message) {
+  resetSession();
+  state.token = null;
+  state.me = null;
+  sessionStorage.removeItem("firetower.token");
   $("app").hidden = true;
+  $("login").classList.remove("reauth");
   $("login").hidden = false;
   $("login-error").textContent = message || "";
   stopBeep();
@@ -111,26 +218,45 @@ async function start() {
 
 // -- live stream (SSE read with fetch) ------------------------------------------------------
 async function connectStream() {
-  if (state.stream) state.stream.abort();
-  const ctl = new AbortController();
-  state.stream = ctl;
-  while (!ctl.signal.aborted && state.token) {
+  stopStream();
+  const gen = state.streamGen;
+  while (gen === state.streamGen && state.token) {
+    const ctl = new AbortController();
+    state.streamCtl = ctl;
     try {
       const headers = { Authorization: `Bearer ${state.token}` };
       if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
       const r = await fetch(`${API}/alarms/stream`, { headers, signal: ctl.signal });
-      if (r.status === 401) { logout("Session expired: sign in again."); return; }
+      if (r.status === 401) {
+        await renewOrSignIn();
+        continue;
+      }
       if (!r.ok) throw new Error(`stream ${r.status}`);
-      setLive(true);
+      state.keepaliveS = Number(r.headers.get("X-Keepalive-Seconds")) || 15;
+      state.lastByte = Date.now();
+      setConn("live");
+      streamOpened();
       await readSse(r.body, handleSse);
     } catch (err) {
-      if (ctl.signal.aborted) return;
-      console.warn("alarm stream lost:", err && err.message);
+      if (gen !== state.streamGen) return;
+      if (!ctl.signal.aborted) console.warn("alarm stream lost:", err && err.message);
     }
-    setLive(false);
-    await new Promise((res) => setTimeout(res, RECONNECT_MS));
+    if (gen !== state.streamGen) return;
+    if (state.conn === "live") setConn("down");
+    await sleep(RECONNECT_MS);
   }
 }
+
+function staleAfterMs() { return STALE_KEEPALIVES * state.keepaliveS * 1000 + STALE_MARGIN_MS; }
+
+// Nothing (no event, no keep-alive) for too long: the connection is dead or stuck. Say so in
+// red and open a new one (it resumes from the last event id, nothing is lost).
+setInterval(() => {
+  if (state.conn === "live" && Date.now() - state.lastByte > staleAfterMs()) {
+    setConn("stale");
+    if (state.streamCtl) state.streamCtl.abort();
+  }
+}, 1000);
 
 async function readSse(body, onEvent) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
@@ -139,6 +265,7 @@ async function readSse(body, onEvent) {
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
+    state.lastByte = Date.now();
     buf += value;
     let nl;
     while ((nl = buf.indexOf("\n")) >= 0) {
@@ -175,6 +302,7 @@ function applySse(kind, data) {
     state.alarms.clear();
     for (const a of data.alarms) { state.alarms.set(a.id, a); markSeen(a.id); }
     renderBoard();
+    updateFires();
   } else if (kind === "alarm") {
     window.firetower.events += 1;
     const a = data.alarm;
@@ -185,20 +313,43 @@ function applySse(kind, data) {
       else state.alarms.set(a.id, a);
       renderBoard();
       if (isNew && a.state !== "closed") markSeen(a.id);
-      if (a.class === "fire" && e.kind === "raise" && a.mode === "normal") newFire(a);
-      if (a.class === "fire" && a.state !== "active") dismissFire(a.id);
+      if (a.class === "fire" && e.kind === "raise" && a.mode === "normal") {
+        state.snoozed = false;  // every new fire brings the pop-up (and the sound) back
+        state.muted = false;
+      }
+      updateFires();
       if (state.selected === a.id) showDetail(a.id);
     }
   }
+}
+
+// An alarm as an action answered it (the stream brings the same change a moment later).
+function applyAlarm(a) {
+  if (!a || !state.alarms.has(a.id)) return;
+  if (a.state === "closed") state.alarms.delete(a.id);
+  else state.alarms.set(a.id, a);
+  renderBoard();
+  updateFires();
+}
+
+// A (re)opened stream: every fire still active pops up and sounds again.
+function streamOpened() {
+  state.snoozed = false;
+  updateFires();
 }
 
 function markSeen(alarmId) {
   if (!(alarmId in window.firetower.seenAt)) window.firetower.seenAt[alarmId] = Date.now();
 }
 
-function setLive(on) {
-  $("live").textContent = on ? "live" : "reconnecting";
-  $("live").classList.toggle("on", on);
+function setConn(conn) {
+  state.conn = conn;
+  const el = $("live");
+  el.textContent = { live: "live", stale: "stale: no data", down: "reconnecting" }[conn];
+  el.dataset.state = conn;
+  el.classList.toggle("on", conn === "live");
+  el.title = conn === "live" ? "live stream connected"
+    : `no data from the live stream for over ${Math.round(staleAfterMs() / 1000)} s`;
 }
 
 // -- board ----------------------------------------------------------------------------------
@@ -291,21 +442,35 @@ async function showDetail(alarmId) {
     ` · ${e.actor}`, e.reason ? ` · ${e.reason}` : "",
     e.details && e.details.verdict ? ` · ${e.details.verdict}` : "")))
   );
+  panel.dataset.alarmId = a.id;
   panel.hidden = false;
 }
 
 // -- fire pop-up and sound ------------------------------------------------------------------
+// Every active, unacknowledged fire in normal mode pops up and sounds until acknowledged:
+// those of the snapshot (sign-in, reload, another workstation), new ones, and again after a
+// reconnect. Browsers start sound only after a user gesture: until then the pop-up says so,
+// and the first click or key anywhere starts it.
 function unlockAudio() {
   try {
     state.audio = state.audio || new (window.AudioContext || window.webkitAudioContext)();
-    if (state.audio.state === "suspended") state.audio.resume();
+    if (state.audio.state === "suspended") state.audio.resume().then(updateSoundHint);
   } catch (_) { state.audio = null; }
+  updateSoundHint();
+}
+document.addEventListener("pointerdown", unlockAudio, true);
+document.addEventListener("keydown", unlockAudio, true);
+
+function updateSoundHint() {
+  const blocked = !state.audio || state.audio.state !== "running";
+  $("fire-sound").hidden = !blocked || $("fire-popup").hidden;
 }
 
 function beep() {
   const ctx = state.audio;
-  if (!ctx || state.muted) return;
-  window.firetower.beeps = (window.firetower.beeps || 0) + 1;
+  updateSoundHint();
+  if (!ctx || state.muted || ctx.state !== "running") return;
+  window.firetower.beeps += 1;
   const t = ctx.currentTime;
   for (const [i, f] of [880, 660].entries()) {
     const osc = ctx.createOscillator();
@@ -323,27 +488,24 @@ function beep() {
 
 function stopBeep() { clearInterval(state.beepTimer); state.beepTimer = null; }
 
-function newFire(a) {
-  if (!state.fireQueue.includes(a.id)) state.fireQueue.push(a.id);
-  state.snoozed = false;  // every new fire forces the pop-up back
-  showFire();
+function pendingFires() {
+  const active = [...state.alarms.values()].filter((a) =>
+    a.class === "fire" && a.state === "active" && a.mode === "normal");
+  for (const a of active) if (!state.fireOrder.includes(a.id)) state.fireOrder.push(a.id);
+  const ids = new Set(active.map((a) => a.id));
+  state.fireOrder = state.fireOrder.filter((id) => ids.has(id));
+  return state.fireOrder.map((id) => state.alarms.get(id));
 }
 
-function dismissFire(id) {
-  state.fireQueue = state.fireQueue.filter((x) => x !== id);
-  showFire();
-}
-
-function showFire() {
-  const id = state.fireQueue[0];
-  const a = id && state.alarms.get(id);
-  if (id && !a) { state.fireQueue.shift(); showFire(); return; }
+function updateFires() {
+  const fires = pendingFires();
+  const a = fires[0];
   if (!a || state.snoozed) {
     $("fire-popup").hidden = true;
     stopBeep();
     return;
   }
-  const more = state.fireQueue.length - 1;
+  const more = fires.length - 1;
   $("fire-more").textContent = more > 0 ? `${more} more fire${more > 1 ? "s" : ""} waiting` : "";
   $("fire-what").textContent = `${a.device_id} — ${a.type}`;
   $("fire-where").textContent = [a.site_name || a.site_id, a.location, a.floor_id]
@@ -352,25 +514,25 @@ function showFire() {
   $("fire-ack").hidden = !can("alarm:handle");
   $("fire-popup").hidden = false;
   if (!state.beepTimer) { beep(); state.beepTimer = setInterval(beep, 1500); }
+  updateSoundHint();
 }
 
 $("fire-ack").addEventListener("click", async () => {
   const id = Number($("fire-popup").dataset.alarmId);
-  try { await api(`/alarms/${id}/acknowledge`, { method: "POST", body: {} }); }
+  try { applyAlarm(await api(`/alarms/${id}/acknowledge`, { method: "POST", body: {} })); }
   catch (err) { alert(err.message); }
-  dismissFire(id);
 });
 $("fire-open").addEventListener("click", () => {
   // The operator takes it from the board: hide the pop-up (and the sound) until a new fire.
   const id = Number($("fire-popup").dataset.alarmId);
   state.snoozed = true;
-  dismissFire(id);
+  updateFires();
   switchView("board");
   state.selected = id;
   renderBoard();
   showDetail(id);
 });
-$("fire-mute").addEventListener("click", () => { state.muted = true; stopBeep(); });
+$("fire-mute").addEventListener("click", () => { state.muted = true; });
 
 // -- views ----------------------------------------------------------------------------------
 function switchView(name) {

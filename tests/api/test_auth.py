@@ -106,3 +106,34 @@ async def test_user_add_command(world: World, clean_db) -> None:  # type: ignore
     scoped = _cli(clean_db.url, "add", "fitter", "--role", "installer", "--site", "s2",
                   stdin="s3cret-enough\n")
     assert scoped.returncode == 0, scoped.stderr
+
+
+async def test_refresh_renews_a_valid_token_only(world: World) -> None:
+    secret = "test-secret-key-0123456789abcdef"
+    async with world.client("operator") as c:
+        r = await c.post("/auth/refresh")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["token_type"] == "bearer" and body["expires_in"] == 30 * 60
+        claims = jwt.decode(body["access_token"], secret, algorithms=["HS256"])
+        assert claims["sub"] == str(world.ids["operator"]) and claims["typ"] == "access"
+        me = await c.get("/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+        assert me.json()["name"] == "operator"
+    expired = jwt.encode({"sub": str(world.ids["operator"]), "typ": "access",
+                          "exp": datetime.now(UTC) - timedelta(seconds=1)},
+                         secret, algorithm="HS256")
+    async with world.client() as c:
+        assert (await c.post("/auth/refresh")).status_code == 401
+        for token in (expired, "garbage"):
+            r = await c.post("/auth/refresh", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 401, token
+    async with world.client("admin") as admin:
+        key = (await admin.post("/auth/api-keys", json={"user_id": world.ids["integration"],
+                                                        "name": "x"})).json()["key"]
+        assert (await admin.patch(f"/users/{world.ids['operator']}",
+                                  json={"active": False})).status_code == 200
+    async with world.client() as c:  # an API key is not exchanged for a token
+        r = await c.post("/auth/refresh", headers={"X-API-Key": key})
+        assert r.status_code == 401 and "bearer" in r.json()["detail"]
+    async with world.client("operator") as c:  # a disabled user cannot renew
+        assert (await c.post("/auth/refresh")).status_code == 401

@@ -1,19 +1,35 @@
-"""The operator console in real headless Chromium, fed by the whole pipeline: a panel's fire
-event goes MQTT -> ingester -> rule engine -> alarm store -> NOTIFY -> API stream -> console.
+"""The operator console in real headless Chromium.
 
-Two operators are signed in; the first sees the fire within 1 s, acknowledges it and gives a
-verdict, and the second sees the state change. A phone-sized screen shows the board without
-horizontal scrolling."""
+The first test is fed by the whole pipeline: a panel's fire event goes MQTT -> ingester ->
+rule engine -> alarm store -> NOTIFY -> API stream -> console. Two operators are signed in;
+the first sees the fire within 1 s, acknowledges it and gives a verdict, and the second sees
+the state change. A phone-sized screen shows the board without horizontal scrolling.
+
+The others raise alarms through the real alarm store (the rule engine's write path) into a
+real API, and check what an operator relies on at 3 a.m.: a fire already on the board when
+the console opens pops up and sounds; the session survives token expiry; a stalled stream
+turns the connection state red."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+import jwt
 import pytest
 
-from tests.api.conftest import PASSWORD
+from api.config import ApiSettings
+from firetower import db
+from firetower.alarm_store import AlarmStore
+from tests.api.conftest import PASSWORD, TEST_SECRET, World, api_settings_for, raise_alarm, seed
 from tests.api.pipeline import CHROMIUM, CHROMIUM_ARGS, pipeline
+from tests.api.server import running_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed")]
@@ -22,11 +38,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser,
 ERRORS: list[str] = []
 
 
-async def login(context, url: str, user: str):  # type: ignore[no-untyped-def]
+async def login(context, url: str, user: str, base: str = ""):  # type: ignore[no-untyped-def]
     page = await context.new_page()
     page.on("console", lambda m: m.type in ("error", "warning") and ERRORS.append(m.text))
     page.on("pageerror", lambda e: ERRORS.append(str(e)))
-    await page.goto(f"{url}/console/")
+    await page.goto(f"{base or url}/console/")
     await page.fill("#login-user", user)
     await page.fill("#login-password", PASSWORD)
     await page.click("#login-submit")
@@ -92,3 +108,202 @@ async def test_fire_acknowledge_verdict_seen_by_second_operator(clean_db, broker
             assert ERRORS == []
         finally:
             await browser.close()
+
+
+# -- the console against a real API and alarm store (no ingester) ---------------------------
+@dataclass
+class Console:
+    world: World
+    store: AlarmStore
+    pool: object
+
+
+@contextlib.asynccontextmanager
+async def console_api(database, api_settings: ApiSettings | None = None,  # type: ignore[no-untyped-def]
+                      ) -> AsyncIterator[Console]:
+    """The API (with these API settings) on the clean database, the seeded users, and the
+    alarm store the rule engine writes through."""
+    with running_api(api_settings_for(database.url), api_settings) as server:
+        world = await seed(database.url, server.url)
+        pool = await db.create_pool(database.url, max_size=4)
+        try:
+            await pool.execute(
+                "INSERT INTO devices (id, kind, site_id, location, floor_id) VALUES "
+                "('smk-1', 'smoke_detector', 's1', '3F east corridor', NULL), "
+                "('smk-2', 'smoke_detector', 's2', 'Mill loft', NULL)")
+            yield Console(world, AlarmStore(pool), pool)
+        finally:
+            await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[object]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def beeps(page) -> int:  # type: ignore[no-untyped-def]
+    return int(await page.evaluate("window.firetower.beeps"))
+
+
+async def test_active_fire_pops_up_and_sounds_on_sign_in_reload_and_reconnect(
+        clean_db) -> None:  # type: ignore[no-untyped-def]
+    ERRORS.clear()
+    async with console_api(clean_db) as con, chromium() as browser:
+        fire = await raise_alarm(con.store, "smk-1", "s1")  # before anyone signs in
+        page = await login(await browser.new_context(), con.world.url, "operator")
+        await page.wait_for_selector("#fire-popup:not([hidden])", timeout=3000)
+        assert "smk-1" in await page.inner_text("#fire-what")
+        # The sign-in click started the audio: it runs and beeps (every 1.5 s).
+        await page.wait_for_function("() => window.firetower.beeps >= 2", timeout=5000)
+        assert await page.evaluate("window.firetower.audioState()") == "running"
+        assert await page.is_hidden("#fire-sound")
+
+        # A reload (or a second workstation): the snapshot's fire pops up again. Browsers
+        # start no sound before a gesture: the pop-up says so, and a click anywhere starts it.
+        await page.reload()
+        await page.wait_for_selector("#fire-popup:not([hidden])", timeout=5000)
+        assert await page.evaluate("window.firetower.beeps") == 0
+        await page.wait_for_selector("#fire-sound:not([hidden])")
+        await page.click("#fire-where")
+        await page.wait_for_function("() => window.firetower.beeps >= 1", timeout=5000)
+        assert await page.evaluate("window.firetower.audioState()") == "running"
+        await page.wait_for_selector("#fire-sound", state="hidden")
+
+        # "Open" puts the pop-up away; a reconnect of the stream brings it back, sounding.
+        await page.click("#fire-open")
+        await page.wait_for_selector("#fire-popup", state="hidden")
+        await page.wait_for_selector('#detail:not([hidden]) [data-field="state"]')
+        await page.evaluate("state.streamCtl.abort()")  # the connection drops
+        await page.wait_for_selector("#fire-popup:not([hidden])", timeout=5000)
+        await page.wait_for_selector('#live[data-state="live"]', timeout=5000)
+        before = await beeps(page)
+        await page.wait_for_function(f"() => window.firetower.beeps > {before}", timeout=5000)
+
+        # Acknowledged: the pop-up goes and the sound stops.
+        await page.click("#fire-ack")
+        await page.wait_for_selector("#fire-popup", state="hidden", timeout=3000)
+        async with con.world.client("operator") as c:
+            assert (await c.get(f"/alarms/{fire}")).json()["state"] == "acknowledged"
+        stopped = await beeps(page)
+        await asyncio.sleep(2)
+        assert await beeps(page) == stopped
+        assert ERRORS == []
+
+
+async def test_token_expiry_with_the_page_open_keeps_the_session_and_the_action(
+        clean_db) -> None:  # type: ignore[no-untyped-def]
+    """Tokens of 1 minute (the shortest setting): the console renews its token well before
+    expiry, so 70 s later it is still signed in and an acknowledgement succeeds. And when the
+    token has expired anyway (a laptop asleep past it), the action in progress waits for a
+    sign-in over the board, then goes through."""
+    ERRORS.clear()
+    async with console_api(clean_db, ApiSettings(api_token_minutes=1)) as con, \
+            chromium() as browser:
+        first = await raise_alarm(con.store, "smk-1", "s1", "fault", "panel.fault")
+        second = await raise_alarm(con.store, "smk-2", "s2", "fault", "panel.fault")
+        page = await login(await browser.new_context(), con.world.url, "operator")
+        initial = await page.evaluate("sessionStorage.getItem('firetower.token')")
+        await asyncio.sleep(70)
+        async with httpx.AsyncClient(base_url=f"{con.world.url}/api/v1") as c:
+            r = await c.get("/auth/me", headers={"Authorization": f"Bearer {initial}"})
+            assert r.status_code == 401  # the token the console signed in with has expired
+        assert await page.evaluate("window.firetower.renewals") >= 2
+        assert await page.is_visible("#app") and await page.is_hidden("#login")
+        await page.wait_for_selector('#live[data-state="live"]')
+        await page.click(f'#board [data-alarm-id="{first}"]')
+        await page.click('[data-action="Acknowledge"]')
+        await page.wait_for_selector(f'#board [data-alarm-id="{first}"]'
+                                     '[data-state="acknowledged"]', timeout=3000)
+
+        # The token expired while the page could not renew it: the click is kept, a sign-in
+        # dialog comes up over the board, and after it the acknowledgement goes through.
+        user_id = con.world.ids["operator"]
+        expired = jwt.encode({"sub": str(user_id), "typ": "access",
+                              "iat": datetime.now(UTC) - timedelta(minutes=2),
+                              "exp": datetime.now(UTC) - timedelta(minutes=1)},
+                             TEST_SECRET, algorithm="HS256")
+        await page.click(f'#board [data-alarm-id="{second}"]')
+        await page.wait_for_selector(f'#detail[data-alarm-id="{second}"] '
+                                     '[data-action="Acknowledge"]')
+        await page.evaluate(f"state.token = {expired!r}")
+        await page.click('[data-action="Acknowledge"]')
+        await page.wait_for_selector("#login.reauth:not([hidden])", timeout=3000)
+        assert await page.is_visible(f'#board [data-alarm-id="{second}"]')  # board kept
+        await page.fill("#login-password", PASSWORD)
+        await page.click("#login-submit")
+        await page.wait_for_selector(f'#board [data-alarm-id="{second}"]'
+                                     '[data-state="acknowledged"]', timeout=3000)
+        assert await page.is_hidden("#login")
+        ERRORS[:] = [e for e in ERRORS if "401" not in e]  # the refused requests
+        assert ERRORS == []
+
+
+class StallingProxy:
+    """A TCP relay between the browser and the API that can stop forwarding (a stalled
+    network: the connection stays open, nothing arrives)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                await self.flowing.wait()
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.flowing.wait()  # a stalled network accepts and answers nothing
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_stalled_stream_turns_the_connection_state_red(clean_db) -> None:  # type: ignore[no-untyped-def]
+    ERRORS.clear()
+    async with console_api(clean_db, ApiSettings(stream_keepalive_s=1)) as con, \
+            chromium() as browser:
+        proxy = StallingProxy(int(con.world.url.rsplit(":", 1)[1]))
+        await proxy.start()
+        try:
+            page = await login(await browser.new_context(), con.world.url, "operator",
+                               base=f"http://127.0.0.1:{proxy.port}")
+            await page.wait_for_selector('#live[data-state="live"]')
+            await asyncio.sleep(4)  # keep-alives every second keep it green
+            assert await page.get_attribute("#live", "data-state") == "live"
+            proxy.flowing.clear()
+            t0 = time.monotonic()
+            await page.wait_for_selector('#live[data-state="stale"]', timeout=10_000)
+            stale_after = time.monotonic() - t0
+            color = await page.eval_on_selector("#live", "e => getComputedStyle(e)"
+                                                ".backgroundColor")
+            assert color == "rgb(229, 50, 45)", color  # red
+            assert 4 <= stale_after <= 8, stale_after  # 2 keep-alives + 3 s, checked each 1 s
+            proxy.flowing.set()
+            await page.wait_for_selector('#live[data-state="live"]', timeout=10_000)
+            # Nothing was lost meanwhile: an alarm raised now arrives on the new connection.
+            alarm = await raise_alarm(con.store, "smk-1", "s1", "fault", "panel.fault")
+            await page.wait_for_selector(f'#board [data-alarm-id="{alarm}"]', timeout=3000)
+        finally:
+            await proxy.stop()
+        ERRORS[:] = [e for e in ERRORS if "alarm stream lost" not in e]
+        assert ERRORS == []
