@@ -3,6 +3,13 @@
 Default: 20 sites (one panel and 10 devices of each field kind per site), every device
 reporting every 60 s of virtual time, paced in real time, until interrupted.
 `--speed 0` publishes as fast as possible; `--rate N` at N msg/s regardless of virtual time.
+
+`--speed S` above 1 fast-forwards: the virtual clock starts `catch_up_lead(S)` in the past
+and runs S times faster than the wall clock until it has caught up with it, then in real
+time. No stamp is ever ahead of the centre's clock: a stamp more than 60 s ahead is not
+believed (the centre re-stamps the message with its receive time and raises a clock fault),
+so a fleet stamping S times faster than the clock would play its scenarios in real time
+after all, with a clock fault on every device.
 """
 
 from __future__ import annotations
@@ -37,12 +44,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "time, else the scenario's length)")
     parser.add_argument("--count", type=int, default=None, help="stop after this many messages")
     parser.add_argument("--speed", type=float, default=None,
-                        help="virtual seconds per wall second (default 1; 0 = as fast as possible)")
+                        help="virtual seconds per wall second (default 1; 0 = as fast as "
+                             "possible); above 1 the run starts in the past and plays at this "
+                             "speed until it has caught up with the clock")
     parser.add_argument("--rate", type=float, default=None,
                         help="publish at this many msg/s, ignoring virtual time")
     parser.add_argument("--start", default=None,
                         help="virtual start time, RFC 3339 (default: now for paced runs, "
-                             "now minus the duration for unpaced ones)")
+                             "earlier when faster than real time, now minus the duration for "
+                             "unpaced ones)")
     parser.add_argument("--processes", type=int, default=1, help="publisher processes")
     parser.add_argument("--register", action="store_true",
                         help="register the fleet in the database first (idempotent)")
@@ -55,6 +65,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="print the injections as JSON lines and exit")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+# Fast-forward (--speed above 1): how far back the virtual clock starts. Enough for every
+# demo scenario's expected alarm (the latest, a battery's early warning, needs six hourly
+# means: 6-7 hours in), caught up within 45 minutes of wall time, inside the first hour over
+# which the centre judges a device clock that is behind (alerting ClockParams.window_s), so
+# the clocks of a fast-forwarded fleet are never taken for wrong.
+FAST_FORWARD_S = 8 * 3600.0
+CATCH_UP_WALL_S = 45 * 60.0
+
+
+def catch_up_lead(speed: float) -> float:
+    """Virtual seconds a paced run at `speed` starts in the past (0 at real time or slower)."""
+    return min(FAST_FORWARD_S, max(0.0, speed - 1.0) * CATCH_UP_WALL_S)
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
@@ -82,7 +106,9 @@ def _plan(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         duration = max(SCENARIOS[n].duration_s for n in scenarios)
     if args.start:
         start = datetime.fromisoformat(args.start)
-    elif paced_real_time or math.isinf(duration):
+    elif paced_real_time:
+        start = datetime.now(UTC) - timedelta(seconds=catch_up_lead(speed))
+    elif math.isinf(duration):
         start = datetime.now(UTC)
     else:   # generated faster than real time: end now, so no ts lies in the future
         start = datetime.now(UTC) - timedelta(seconds=duration)
@@ -120,7 +146,7 @@ async def simulate(args: argparse.Namespace, settings: Settings) -> int:
                           rate=args.rate, speed=speed, processes=args.processes,
                           credentials=settings.mqtt_credentials,
                           dedicated=() if args.shared_only else run.dedicated,
-                          quiet=args.quiet)
+                          quiet=args.quiet, catch_up=speed is not None and not args.start)
     if not args.quiet:
         print(f"simulate: {stats}", file=sys.stderr)
     await asyncio.sleep(0)

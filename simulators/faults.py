@@ -18,6 +18,10 @@ from simulators.stream import Outgoing
 
 SMOKE, PANEL = DeviceKind.SMOKE_DETECTOR, DeviceKind.ALARM_PANEL
 LOW_BATTERY_V = 2.6
+# An endless run's cell falls linearly to flat over three days: the first trend the centre
+# can fit (six hourly means, 6-7 hours in) already predicts 2.6 V within its week's horizon,
+# and the detector's own battery fault follows about two days later.
+DEMO_FADE_S = 3 * 86_400.0
 _FAULTS = ("loop_short_circuit", "loop_open_circuit", "detector_removed", "earth_fault",
            "sounder_circuit_open")
 
@@ -38,7 +42,7 @@ def panel_fault(p: Planner) -> list[Injection]:
     panel = p.pick(PANEL)
     if panel is None:
         return []
-    children = p.fleet.children(panel.id)
+    children = p.fleet.detectors_of(panel.id)
     src = children[p.rng.randrange(len(children))] if children else None
     component = p.rng.choice(_FAULTS)
     t0 = p.when()
@@ -77,7 +81,7 @@ def panel_offline(p: Planner) -> list[Injection]:
     t0 = p.when()
     t1 = t0 + p.rng.uniform(600.0, 1200.0)
     p.sim.plan(panel.id).offline.append((t0, t1))
-    children = p.fleet.children(panel.id)
+    children = p.fleet.detectors_of(panel.id)
     for c in children:
         p.sim.plan(c.id).silent.append((t0, t1))
     p.sim.dedicated.add(panel.id)
@@ -89,19 +93,23 @@ def panel_offline(p: Planner) -> list[Injection]:
 
 def battery_depleting(p: Planner) -> list[Injection]:
     """A detector's lithium cell reaches end of life: slow then faster decline; the detector
-    raises its own `battery_fault` at 2.6 V. Early warning should come well before."""
+    raises its own `battery_fault` at 2.6 V. Early warning should come well before. In an
+    endless run (a demo) the cell fades linearly over three days (see DEMO_FADE_S)."""
     d = p.pick(SMOKE) or p.pick(DeviceKind.HEAT_DETECTOR)
     if d is None:
         return []
     t0 = p.when(0.05, 0.1)
-    t1 = p.duration * 0.95 if math.isfinite(p.duration) else t0 + 14 * 86_400.0
     model = p.sim.model(d.id)
     v_now = model.battery_v0 - model.battery_decay_v_day * t0 / 86_400.0
-    fade = BatteryFade(t0, t1, v_start=v_now, v_end=p.rng.uniform(2.4, 2.5))
+    if p.endless:   # a demo: a cell already failing, flat within days (see DEMO_FADE_S)
+        fade = BatteryFade(t0, t0 + DEMO_FADE_S, v_start=v_now, v_end=p.rng.uniform(2.4, 2.5),
+                           power=1.0)
+    else:
+        fade = BatteryFade(t0, p.duration * 0.95, v_start=v_now, v_end=p.rng.uniform(2.4, 2.5))
     p.sim.plan(d.id).effects.append(fade)
     t_low = fade.crossing(LOW_BATTERY_V)
     p.event(t_low, d.id, "battery_fault", True, source=d, component="battery")
-    return [p.injection("battery_depleting", Expect.MAINTENANCE, [d], t0, t1, primary=d.id,
+    return [p.injection("battery_depleting", Expect.MAINTENANCE, [d], t0, fade.t1, primary=d.id,
                         low_battery_v=LOW_BATTERY_V, battery_fault_at=p.iso(t_low),
                         v_start=round(fade.v_start, 3))]
 

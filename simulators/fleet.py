@@ -2,8 +2,9 @@
 
 `per_kind` counts devices of each non-panel kind *per site*, so a fleet has
 `sites * (1 + 3 * per_kind)` devices. Ids are `s0003-pnl-0000`, `s0003-smk-0012`,
-`s0003-heat-0004`, `s0003-spr-0001`. Smoke and heat detectors hang off the site's panel
-(`parent_id`); sprinkler pressure sensors report on their own (parent None).
+`s0003-heat-0004`, `s0003-spr-0001`. Every field device has the site's panel as its parent
+(`parent_id`), so an offline panel inhibits its devices' offline alarms; the detectors report
+through the panel, the sprinkler pressure sensors over a link of their own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ KIND_CODES: dict[DeviceKind, str] = {
 }
 FIELD_KINDS = (DeviceKind.SMOKE_DETECTOR, DeviceKind.HEAT_DETECTOR,
                DeviceKind.SPRINKLER_PRESSURE)
+DETECTOR_KINDS = (DeviceKind.SMOKE_DETECTOR, DeviceKind.HEAT_DETECTOR)
 DETECTORS_PER_FLOOR = 8
 
 _STREETS = ("Haibin Road", "Zhongshan Road", "Binjiang Avenue", "Xinhua Street",
@@ -81,6 +83,10 @@ class Fleet:
     def children(self, panel_id: str) -> list[SimDevice]:
         return [d for d in self.devices if d.parent_id == panel_id]
 
+    def detectors_of(self, panel_id: str) -> list[SimDevice]:
+        """The smoke and heat detectors on the panel's loops (they report through it)."""
+        return [d for d in self.children(panel_id) if d.kind in DETECTOR_KINDS]
+
     def panel_of(self, site_id: str) -> SimDevice:
         return next(d for d in self.devices
                     if d.site_id == site_id and d.kind is DeviceKind.ALARM_PANEL)
@@ -113,7 +119,7 @@ def build_fleet(seed: int, sites: int, per_kind: int) -> Fleet:
                 floor = i // DETECTORS_PER_FLOOR
                 if kind is DeviceKind.SPRINKLER_PRESSURE:
                     room = "alarm valve room" if i == 0 else "riser"
-                    devices.append(SimDevice(device_id(s, kind, i), kind, sid, None,
+                    devices.append(SimDevice(device_id(s, kind, i), kind, sid, panel,
                                              floor + 1, 0, f"{_floor(floor)} {room}", floor))
                     continue
                 point = i % DETECTORS_PER_FLOOR + 1 + (

@@ -40,6 +40,20 @@ class Expect(StrEnum):
     REJECT = "reject"                 # malformed: rejected with details["reason"]
 
 
+# How the centre shows each outcome that is an alarm: its class (firetower.alarms.AlarmClass
+# values), on the device that `Injection.alarm_device` names. A false alarm is a nuisance
+# pattern the rules keep at a pre-alarm (an early warning), never a fire.
+ALARM_CLASSES: dict[Expect, frozenset[str]] = {
+    Expect.FIRE_ALARM: frozenset({"fire"}),
+    Expect.FALSE_ALARM: frozenset({"early_warning"}),
+    Expect.SUPERVISORY: frozenset({"supervisory"}),
+    Expect.MAINTENANCE: frozenset({"early_warning"}),
+    Expect.FAULT: frozenset({"fault"}),
+    Expect.SILENT: frozenset({"offline"}),
+    Expect.OFFLINE: frozenset({"offline"}),
+}
+
+
 @dataclass(frozen=True)
 class Injection:
     scenario: str
@@ -49,6 +63,14 @@ class Injection:
     start: datetime
     end: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def alarm_device(self) -> str:
+        """The device whose alarm shows the outcome: the panel for a panel's fault or
+        offline, else the detector or sensor the condition was injected into."""
+        if self.expect in (Expect.FAULT, Expect.OFFLINE) and "panel" in self.details:
+            return str(self.details["panel"])
+        return str(self.details.get("primary", self.device_ids[0]))
 
     def as_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "condition": self.condition,
@@ -69,6 +91,11 @@ class Planner:
     @property
     def fleet(self):  # type: ignore[no-untyped-def]
         return self.sim.fleet
+
+    @property
+    def endless(self) -> bool:
+        """An endless run (a demo): its scenarios must show within its first half hour."""
+        return math.isinf(self.duration)
 
     @property
     def span(self) -> float:

@@ -73,9 +73,12 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
                   device_credentials: Callable[[str], Credentials] | None = None,
                   window: int = DEFAULT_WINDOW, quiet: bool = False,
                   progress_every: float = 5.0, drain_timeout: float = 120.0,
-                  client_prefix: str | None = None) -> PublishStats:
+                  client_prefix: str | None = None, catch_up: bool = False) -> PublishStats:
     """Publish every message; return when all are acknowledged. `speed`: virtual seconds
     per wall second (1.0 = real time); `rate`: messages per second; neither: flat out.
+    `catch_up` (with `speed`): never publish a message before the wall clock reaches its
+    stamp, so a stream that starts in the past plays at `speed` until it has caught up with
+    the clock and in real time from then on.
     `username`/`password` (or `credentials`) log the shared connections in; a dedicated
     device's connection uses `device_credentials(device_id)` when given."""
     if username is not None:
@@ -115,6 +118,8 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
                 started = now
             if speed is not None:
                 due = wall0 + (out.ts - virt0).total_seconds() / speed
+                if catch_up:
+                    due = max(due, now + out.ts.timestamp() - time.time())
             elif rate is not None:
                 due = wall0 + dispatched / rate
             else:

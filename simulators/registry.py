@@ -8,12 +8,30 @@ transaction: idempotent, and fast for 100,000+ devices. Existing rows are left a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from firetower import db
-from firetower.model import Lifecycle
+from firetower.model import DeviceKind, Lifecycle
 from simulators.fleet import Fleet
+from simulators.physics import SprinklerModel
+from simulators.stream import Simulation
+
+Override: TypeAlias = tuple[str, str, str, dict[str, Any]]   # scope, target, rule, params
+
+
+def rule_overrides(sim: Simulation) -> list[Override]:
+    """The settings an installer enters for each sprinkler pressure sensor: the system's
+    low-pressure switch point and its jockey pump's cut-in (without the cut-in the centre
+    cannot tell a leak from the pump's normal decline between starts)."""
+    out: list[Override] = []
+    for d in sim.fleet.of_kind(DeviceKind.SPRINKLER_PRESSURE):
+        m = sim.model(d.id)
+        assert isinstance(m, SprinklerModel)
+        out.append(("device", d.id, "sprinkler",
+                    {"min_kpa": round(m.low_kpa, 1), "cut_in_kpa": round(m.cut_in_kpa, 1)}))
+    return out
 
 
 @dataclass(frozen=True)

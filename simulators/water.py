@@ -12,6 +12,9 @@ from simulators.physics import SprinklerModel
 
 SPRINKLER = DeviceKind.SPRINKLER_PRESSURE
 LOW_SUPERVISORY_BELOW_KPA = 70.0   # see SprinklerModel.low_kpa
+# An endless run's leak: 35 kPa below the jockey cut-in (the leak rule's margin) from anywhere
+# in the pump's band within about a quarter of an hour, with the rule's four 5-minute means.
+DEMO_LEAK_KPA_H = (300.0, 400.0)
 
 
 def _sprinkler(p: Planner) -> tuple[object, SprinklerModel] | None:
@@ -48,13 +51,14 @@ def sprinkler_head_open(p: Planner) -> list[Injection]:
 
 def slow_leak(p: Planner) -> list[Injection]:
     """A leak on a system whose jockey pump is out of service (switched to manual): pressure
-    declines steadily at tens of kPa per hour, no flow."""
+    declines steadily at tens of kPa per hour, no flow. In an endless run (a demo) the leak
+    is a few hundred kPa per hour, so the leak supervisory comes inside its first half hour."""
     found = _sprinkler(p)
     if found is None:
         return []
     d, model = found
     t0 = p.when(0.1, 0.2)
-    leak = p.rng.uniform(25.0, 45.0)
+    leak = p.rng.uniform(*(DEMO_LEAK_KPA_H if p.endless else (25.0, 45.0)))
     p.sim.plan(d.id).effects += [SetAttr(t0, attr="jockey_enabled", value=False),
                                  SetAttr(t0, attr="leak_kpa_h", value=leak)]
     model.advance(t0)

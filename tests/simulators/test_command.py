@@ -50,3 +50,15 @@ def test_describe_prints_injections(capsys: pytest.CaptureFixture[str]) -> None:
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert command.main(parse("--list"), Settings()) == 0
     assert "smouldering_fire" in capsys.readouterr().out
+
+
+def test_faster_than_real_time_starts_in_the_past_and_catches_up() -> None:
+    assert command.catch_up_lead(1.0) == 0.0 and command.catch_up_lead(0.5) == 0.0
+    assert command.catch_up_lead(2.0) == command.CATCH_UP_WALL_S
+    assert command.catch_up_lead(60.0) == command.FAST_FORWARD_S
+    for speed in (1.5, 2.0, 10.0, 60.0, 1000.0):   # caught up inside the first wall hour
+        assert command.catch_up_lead(speed) / (speed - 1.0) <= 3600.0
+    run, speed = command._plan(parse("--speed", "60"))
+    assert speed == 60.0 and math.isinf(run.duration)
+    lead = (datetime.now(UTC) - run.start).total_seconds()
+    assert abs(lead - command.FAST_FORWARD_S) < 5

@@ -19,12 +19,15 @@ def test_layout_and_ids() -> None:
     for d in fleet:
         assert DEVICE_ID_RE.fullmatch(d.id)
         assert d.id.startswith(d.site_id + "-")
-        if d.kind in (DeviceKind.SMOKE_DETECTOR, DeviceKind.HEAT_DETECTOR):
-            assert d.parent_id == fleet.panel_of(d.site_id).id
-            assert d.point > 0 and d.zone == d.floor + 1
-        else:
+        if d.kind is DeviceKind.ALARM_PANEL:
             assert d.parent_id is None
-    assert len(fleet.children("s0002-pnl-0000")) == 24
+            continue
+        assert d.parent_id == fleet.panel_of(d.site_id).id   # sprinkler sensors too
+        assert d.zone == d.floor + 1
+        if d.kind is not DeviceKind.SPRINKLER_PRESSURE:
+            assert d.point > 0
+    assert len(fleet.children("s0002-pnl-0000")) == 36
+    assert len(fleet.detectors_of("s0002-pnl-0000")) == 24
 
 
 def test_same_seed_same_fleet() -> None:

@@ -4,7 +4,9 @@ real last wills on dedicated connections; the CLI end to end."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -85,6 +87,28 @@ async def test_paced_by_virtual_time(clean_broker) -> None:
     elapsed = loop.time() - t
     assert stats.acked == len(msgs)
     assert 0.9 < elapsed < 3.0
+
+
+async def test_catch_up_plays_the_past_fast_then_keeps_to_the_clock(clean_broker) -> None:
+    """A run that starts 10 min ago and ends 2 s from now, at speed 1000: the past takes
+    0.6 s, the last 2 s of stamps are published no earlier than the clock reaches them."""
+    broker = clean_broker
+    fleet = build_fleet(3, 2, 2)
+    start = datetime.now(UTC) - timedelta(seconds=600)
+    run = generate(fleet, 3, start, ["normal"], duration=602.0, interval=1.0)
+    msgs = run.messages()
+    published: list[tuple[float, float]] = []   # (wall clock when received, stamp)
+    async with Counter(broker.port) as sub:
+        sub.mqtt.set_on_message(lambda c, u, m: published.append(
+            (time.time(), datetime.fromisoformat(json.loads(m.payload)["ts"]).timestamp()))
+            if not m.retain else None)
+        t0 = time.monotonic()
+        stats = await publish(msgs, port=broker.port, speed=1000.0, catch_up=True, quiet=True)
+        elapsed = time.monotonic() - t0
+    assert stats.acked == len(msgs)
+    assert 1.5 < elapsed < 4.0, elapsed
+    early = [stamp - got for got, stamp in published if stamp > got + 0.05]
+    assert not early, f"{len(early)} messages arrived before their stamps (max {max(early)} s)"
 
 
 async def test_fixed_rate(clean_broker) -> None:
