@@ -131,8 +131,9 @@ async def simulate(args: argparse.Namespace, settings: Settings) -> int:
 
         reg = await register_fleet(settings.database_url, run.fleet)
         if not args.quiet:
-            print(f"simulate: registered {reg.sites} new sites, {reg.devices} new devices",
-                  file=sys.stderr)
+            print(f"simulate: registered {reg.sites} new sites, {reg.floors} floors with "
+                  f"plans, {reg.devices} new devices ({reg.details_filled} existing rows "
+                  "given what they lacked)", file=sys.stderr)
     url = urlsplit(settings.mqtt_url)
     if not args.quiet:
         print(f"simulate: {len(run.fleet):,} devices at {len(run.fleet.sites)} sites, "

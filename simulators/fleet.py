@@ -30,7 +30,7 @@ _STREETS = ("Haibin Road", "Zhongshan Road", "Binjiang Avenue", "Xinhua Street",
             "Harbour Road", "Jiefang Road", "Renmin Road", "Gangwan Avenue")
 _USES = ("Office Tower", "Shopping Mall", "Hotel", "Hospital", "School", "Warehouse",
          "Residential Block", "Factory")
-_ROOMS = ("corridor", "lobby", "office", "store room", "plant room", "stairwell", "kitchen",
+ROOMS = ("corridor", "lobby", "office", "store room", "plant room", "stairwell", "kitchen",
           "meeting room", "server room", "lift lobby", "ward", "classroom")
 
 
@@ -124,7 +124,7 @@ def build_fleet(seed: int, sites: int, per_kind: int) -> Fleet:
                     continue
                 point = i % DETECTORS_PER_FLOOR + 1 + (
                     DETECTORS_PER_FLOOR if kind is DeviceKind.HEAT_DETECTOR else 0)
-                room = rng.choice(_ROOMS)
+                room = rng.choice(ROOMS)
                 devices.append(SimDevice(device_id(s, kind, i), kind, sid, panel, floor + 1,
                                          point, f"{_floor(floor)} {room} {point}", floor))
     return Fleet(seed, tuple(site_rows), tuple(devices))

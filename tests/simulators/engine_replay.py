@@ -44,7 +44,7 @@ def replay(run: ScenarioRun, seconds: float) -> Raised:
     clock = FakeClock(start)
     decisions: list[Decision] = []
     overrides = [Override(scope, target, rule, params)
-                 for scope, target, rule, params in rule_overrides(run.sim)]
+                 for scope, target, rule, params in rule_overrides(run.fleet)]
     engine = Engine(clock=clock, sink=decisions.append, config=RuleConfig(overrides),
                     modes=ModeTable())
     fleet = run.fleet
