@@ -89,7 +89,7 @@ def pressure_low_trend(p: Planner) -> list[Injection]:
 
 def jockey_short_cycling(p: Planner) -> list[Injection]:
     """A leak the jockey pump can still make up: it now starts every few minutes instead of
-    every few hours (a leak or seeping valve: supervisory / maintenance)."""
+    every few hours (a leak or seeping valve: a supervisory signal, as the centre raises it)."""
     found = _sprinkler(p)
     if found is None:
         return []
@@ -99,6 +99,6 @@ def jockey_short_cycling(p: Planner) -> list[Injection]:
     p.sim.plan(d.id).effects.append(SetAttr(t0, attr="leak_kpa_h", value=leak))
     normal_cycle = model.band_kpa / model.leak_kpa_h * 3600.0 + model.band_kpa / model.pump_kpa_s
     cycle = model.band_kpa / leak * 3600.0 + model.band_kpa / model.pump_kpa_s
-    return [p.injection("jockey_short_cycling", Expect.MAINTENANCE, [d], t0, primary=d.id,
+    return [p.injection("jockey_short_cycling", Expect.SUPERVISORY, [d], t0, primary=d.id,
                         leak_kpa_per_h=round(leak, 1), cycle_s=round(cycle, 1),
                         normal_cycle_s=round(normal_cycle, 1))]

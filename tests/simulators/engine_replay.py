@@ -38,13 +38,13 @@ class Raised:
         return hits[0] if hits else None
 
 
-def replay(run: ScenarioRun, seconds: float) -> Raised:
+def replay(run: ScenarioRun, seconds: float, extra: list[Override] = ()) -> Raised:  # type: ignore[assignment]
     """Feed the first `seconds` of the run (virtual time) through the engine."""
     start = run.start.timestamp()
     clock = FakeClock(start)
     decisions: list[Decision] = []
     overrides = [Override(scope, target, rule, params)
-                 for scope, target, rule, params in rule_overrides(run.fleet)]
+                 for scope, target, rule, params in rule_overrides(run.fleet)] + list(extra)
     engine = Engine(clock=clock, sink=decisions.append, config=RuleConfig(overrides),
                     modes=ModeTable())
     fleet = run.fleet
