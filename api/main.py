@@ -6,6 +6,7 @@ lifespan state (`request.state.pool`, ...); nothing is created at import.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ import asyncpg
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.types import Scope
 
 from api import errors
@@ -23,12 +25,13 @@ from api.config import ApiSettings
 from api.metrics import MeteredAlarmStore, RequestMetrics
 from api.routes import alarms, auth, devices, rules, sites, stats, stream, telemetry, webhooks
 from api.stream import Hub
-from firetower import db
+from firetower import db, heartbeat
 from firetower.alarm_store import AlarmStore
 from firetower.settings import Settings, get_settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/v1"
+DOCS_ASSETS = "/docs-assets"
 DESCRIPTION = (Path(__file__).resolve().parent.parent / "docs" / "api.md")
 
 
@@ -64,6 +67,14 @@ def _description() -> str:
             "See docs/api.md for the role matrix and the alarm lifecycle.")
 
 
+async def _beat() -> None:
+    """The supervisor's liveness check (firetower/heartbeat.py), run on the event loop that
+    serves the requests: a blocked loop stops beating and `firetower run` restarts the API."""
+    while True:
+        heartbeat.beat()
+        await asyncio.sleep(heartbeat.MIN_INTERVAL_S)
+
+
 def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None,
                *, migrate: bool = False) -> FastAPI:
     settings = settings or get_settings()
@@ -76,18 +87,24 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         pool = await db.create_pool(settings.database_url, min_size=2, max_size=20)
         sync = BrokerSync(settings, api_settings)
         hub = Hub(settings.database_url)
+        beating: asyncio.Task[None] | None = None
         try:
             await sync.sync(pool)
             await hub.start()
+            beating = asyncio.create_task(_beat(), name="api-heartbeat")
             yield State(pool=pool, settings=settings, api_settings=api_settings,
                         broker_sync=sync, alarm_store=MeteredAlarmStore(pool), hub=hub)
         finally:
+            if beating is not None:
+                beating.cancel()
             await hub.stop()
             await pool.close()
 
-    app = FastAPI(title="Firetower", version="1", description=_description(),
-                  lifespan=lifespan, docs_url="/docs", redoc_url=None,
-                  openapi_url=f"{API_PREFIX}/openapi.json")
+    # Swagger UI and ReDoc with their scripts and styles served from the installed
+    # fastapi-offline package (under DOCS_ASSETS): no CDN, so they work on a closed network.
+    app = FastAPIOffline(title="Firetower", version="1", description=_description(),
+                         lifespan=lifespan, docs_url="/docs", redoc_url="/redoc",
+                         static_url=DOCS_ASSETS, openapi_url=f"{API_PREFIX}/openapi.json")
     errors.install(app)
     app.add_middleware(RequestMetrics, routes=app.router.routes)
     api = APIRouter(prefix=API_PREFIX)

@@ -32,7 +32,7 @@ from dispatch.delivery import Endpoint, EndpointWorker
 from dispatch.forwarding import Forwarder
 from dispatch.health import Health
 from dispatch.retry import Policy
-from firetower import db
+from firetower import db, heartbeat
 from firetower.alarm_store import CHANNEL as ALARM_CHANNEL
 from firetower.settings import Settings
 from firetower.webhooks.delivery_log import CHANNEL
@@ -161,6 +161,9 @@ class Dispatcher:
         lost, reconnect with backoff, lead again."""
         backoff = db.Backoff(RECONNECT_MIN_S, RECONNECT_MAX_S)
         while True:
+            # The supervisor's liveness check (firetower/heartbeat.py): this loop runs every
+            # LISTEN_CHECK_S and proves the event loop and the leader connection answer.
+            heartbeat.beat()
             if await self._listening():
                 continue
             log.warning("dispatcher: lost the database connection that holds leadership; "
@@ -172,6 +175,7 @@ class Dispatcher:
                     break
                 except Exception as exc:
                     await self._step_down()
+                    heartbeat.beat()  # waiting for the database is this loop's work now
                     delay = backoff.next()
                     if backoff.failures % 10 == 1:
                         log.warning("dispatcher: database unavailable (%s: %s); retrying in "

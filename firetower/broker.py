@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from firetower import heartbeat
+
 CONFIG_TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "firetower.conf"
 DB_FILE = "mosquitto.db"
 LOG_FILE = "mosquitto.log"
@@ -169,13 +171,13 @@ def render_config(state_dir: Path, port: int, *, bind: str = "127.0.0.1",
     return conf
 
 
-def mqtt_answers(port: int, timeout: float) -> bool:
+def mqtt_answers(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
     """Send a bare MQTT 3.1.1 CONNECT and wait for any CONNACK: the broker's main loop (and
     with it its signal handlers) is running. A refusal (anonymous not allowed) also counts."""
     cid = f"firetower-launch-check-{os.getpid()}".encode()
     body = b"\x00\x04MQTT\x04\x02\x00\x05" + len(cid).to_bytes(2, "big") + cid
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with socket.create_connection((host, port), timeout=timeout) as s:
             s.sendall(bytes([0x10, len(body)]) + body)
             return s.recv(4)[:1] == b"\x20"
     except OSError:
@@ -267,6 +269,7 @@ class Broker:
                     self.save_error = str(exc)
                 return
             self.saves += 1
+            heartbeat.beat()  # a save landed: Mosquitto and this launcher both work
             pause = max(min_s, factor * (time.monotonic() - started))
 
     def _wait_running(self, timeout: float) -> None:

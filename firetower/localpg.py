@@ -63,10 +63,16 @@ def timescale_installed(binaries: Path) -> bool:
     return Path(f"/usr/share/postgresql/{version}/extension/timescaledb.control").exists()
 
 
-def default_root(base: Path | None = None) -> Path:
-    """var/postgresql: under $FIRETOWER_VAR_DIR, else under `base` (default: this folder)."""
+def var_dir(base: Path | None = None) -> Path:
+    """The project's state folder: $FIRETOWER_VAR_DIR, else var/ under `base` (default: the
+    current folder)."""
     var = os.environ.get(VAR_ENV)
-    return (Path(var) if var else (base or Path.cwd()) / "var").resolve() / "postgresql"
+    return (Path(var) if var else (base or Path.cwd()) / "var").resolve()
+
+
+def default_root(base: Path | None = None) -> Path:
+    """The private cluster's folder: postgresql/ in the state folder (var_dir)."""
+    return var_dir(base) / "postgresql"
 
 
 def port_free(port: int) -> bool:

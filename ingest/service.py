@@ -28,6 +28,7 @@ database connections are shared by the sessions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from datetime import UTC, datetime
 
 import paho.mqtt.client as paho
 
+from firetower import heartbeat
 from firetower.model import (
     Event,
     Lifecycle,
@@ -69,6 +71,9 @@ log = logging.getLogger(__name__)
 _SESSION_SHIFT = 32
 # Ids of devices this worker does not serve that are remembered for a one-time warning.
 _MAX_STRAYS_LOGGED = 1000
+
+# An idle flush loop wakes this often to beat the supervisor's heartbeat.
+BEAT_IDLE_S = 1.0
 
 
 class Lane:
@@ -295,13 +300,22 @@ class Ingester:
 
     def _retried(self, exc: BaseException) -> None:
         metrics.DB_RETRIES.inc()
+        heartbeat.beat()  # waiting out a database outage is the flush loop's work too
 
     # -- flush -------------------------------------------------------------------------
     async def _flush_loop(self, lane: Lane) -> None:
         while True:
+            heartbeat.beat()  # the supervisor's liveness check (firetower/heartbeat.py)
             if not len(lane.batch):
                 lane.wake.clear()
-                await lane.wake.wait()
+                # idle: wake at least every BEAT_IDLE_S to beat (nothing else to do)
+                # (asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancel of
+                # stop() when the wake-up comes at the same moment)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(BEAT_IDLE_S):
+                        await lane.wake.wait()
+                if not len(lane.batch):
+                    continue
             batch = lane.batch
             if lane.flush_s > 0 and len(batch) < lane.batch_size and not self._stopping:
                 remaining = batch.started + lane.flush_s - time.monotonic()
