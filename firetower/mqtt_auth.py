@@ -31,7 +31,7 @@ import signal
 from collections.abc import Iterable
 from pathlib import Path
 
-from firetower.protocol import DEVICE_ID_RE, TOPIC_ROOT
+from firetower.protocol import DEVICE_ID_RE, DOWNLINK_ROOT, TOPIC_ROOT
 
 # mosquitto_passwd's default; the broker recomputes this on every CONNECT, so keep it modest.
 PBKDF2_ITERATIONS = 101
@@ -116,8 +116,9 @@ def password_file_text(entries: Iterable[tuple[str, str]]) -> str:
 
 
 def acl_file_text(service_accounts: Iterable[str]) -> str:
-    """Devices publish only on their own topics; service accounts read every device topic and
-    the broker's own figures (`$SYS/broker/#`: heap, stored messages, drops), which the ingester's
+    """Devices publish only on their own topics and read only their own downlink (the centre's
+    event confirmations); service accounts read every device topic, write every device's
+    downlink, and read the broker's own figures (`$SYS/broker/#`: heap, stored messages, drops), which the ingester's
     backlog watch (ingest/backlog.py) compares with the broker's memory budget.
 
     A `pattern` line applies to every authenticated user, so service accounts too may only
@@ -126,10 +127,11 @@ def acl_file_text(service_accounts: Iterable[str]) -> str:
     """
     out = ["# Written by Firetower (firetower/mqtt_auth.py); do not edit by hand.",
            "# Devices: username = device id; publish only under their own topic tree.",
-           f"pattern write {TOPIC_ROOT}/%u/#", ""]
+           f"pattern write {TOPIC_ROOT}/%u/#", f"pattern read {DOWNLINK_ROOT}/%u/#", ""]
     for name in sorted(set(service_accounts)):
         out += [f"user {_check_username(name)}", f"topic read {TOPIC_ROOT}/#",
-                "topic read $SYS/broker/#", f"topic write {TOPIC_ROOT}/{name}/#", ""]
+                "topic read $SYS/broker/#", f"topic write {TOPIC_ROOT}/{name}/#",
+                f"topic write {DOWNLINK_ROOT}/#", ""]
     return "\n".join(out)
 
 

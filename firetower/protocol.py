@@ -32,6 +32,9 @@ from firetower.model import (
 
 PROTOCOL_VERSION = "v1"
 TOPIC_ROOT = f"fire/{PROTOCOL_VERSION}"
+# The centre's messages to a device live in a tree of their own, which the ingester's
+# `fire/#` subscription never sees and no device may publish into.
+DOWNLINK_ROOT = f"centre/{PROTOCOL_VERSION}"
 DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # Largest payload accepted. GB/T 26875.3 caps an application data unit at 1,024 bytes; JSON is
 # wordier, so allow four times that.
@@ -50,6 +53,14 @@ COMPONENT_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 def topic_for(device_id: str, message_type: MessageType | str) -> str:
     return f"{TOPIC_ROOT}/{device_id}/{message_type}"
+
+
+def confirm_topic(device_id: str) -> str:
+    """Where the centre confirms a device's events once they are stored and their alarm
+    decisions committed (downlink: `centre/v1/{device_id}/confirm`, payload `{"seq": N}`).
+    A device keeps every event until it is confirmed and sends it again (same seq, same ts)
+    while it is not: see docs/protocol.md, *Event confirmation*."""
+    return f"{DOWNLINK_ROOT}/{device_id}/confirm"
 
 
 def subscription(message_type: MessageType | str | None = None) -> str:

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     ingest_client_id: str = "firetower-ingest"
     ingest_batch_size: int = Field(default=5000, ge=1, le=100_000)
     ingest_flush_ms: float = Field(default=50.0, ge=0.0, le=10_000.0)
+    # Confirm each stored event to its device (centre/v1/{id}/confirm) once its alarm decisions
+    # are committed; devices resend unconfirmed events (docs/protocol.md, Event confirmation).
+    ingest_confirm_events: bool = True
     ingest_shared_group: str | None = None  # MQTT shared subscription group for scale-out
     # Device-partitioned scale-out (docs/scaling.md): devices are hashed into `partitions`;
     # a worker serves the partitions listed in `ingest_owned_partitions` ("0,2" ; None = all).

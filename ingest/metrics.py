@@ -11,6 +11,8 @@ RECEIVED = Counter("firetower_ingest_received_total", "MQTT messages received", 
 STORED = Counter("firetower_ingest_stored_total", "Messages stored (first copy)", ["type"])
 DUPLICATES = Counter("firetower_ingest_duplicates_total",
                      "Messages already stored (redelivery or device repeat)")
+CONFIRMED = Counter("firetower_ingest_events_confirmed_total",
+                    "Events confirmed to their device after storage and alarm commit")
 REJECTED = Counter("firetower_ingest_rejected_total", "Messages refused", ["reason"])
 UNREGISTERED = Counter("firetower_ingest_unregistered_total",
                        "Messages from ids not in the device registry")

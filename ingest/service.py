@@ -46,7 +46,15 @@ from firetower.model import (
     RejectReason,
 )
 from firetower.mqtt import AsyncMqtt
-from firetower.protocol import ProtocolError, decode, parse_topic, reject, subscription
+from firetower.protocol import (
+    ProtocolError,
+    confirm_topic,
+    decode,
+    encode,
+    parse_topic,
+    reject,
+    subscription,
+)
 from firetower.settings import Settings
 from ingest import metrics
 from ingest.backlog import SYS_TOPICS
@@ -342,6 +350,8 @@ class Ingester:
                     if not barrier.settled_now(mark):
                         await barrier.settled(mark)
                 self._ack(batch.acks)
+                if batch.events and self.settings.ingest_confirm_events:
+                    self._confirm(batch.events)
             finally:
                 lane.idle.set()
 
@@ -356,6 +366,19 @@ class Ingester:
             per_session.setdefault(ack[1] >> _SESSION_SHIFT, []).append(ack)
         for index, session_acks in per_session.items():
             sessions[index].ack_many(session_acks)
+
+    def _confirm(self, events: list[Event]) -> None:
+        """Tell each device its events are the centre's now: stored (or already stored: a
+        resend) and their alarm decisions committed. The broker's PUBACK only says the broker
+        has the message, and a broker that crashes with a queue loses what it took since its
+        last save (docs/broker.md); a device keeps an event until this confirmation and sends
+        it again, so no fire event depends on the broker's disk. Fire-and-forget at QoS 1: a
+        confirmation lost on the way costs one resend, which storage and the engine de-duplicate."""
+        sessions = self.priority_sessions or self.sessions
+        session = sessions[min(sessions)]
+        for ev in events:
+            session.publish(confirm_topic(ev.device_id), encode({"seq": ev.seq}), 1)
+        metrics.CONFIRMED.inc(len(events))
 
     def _count(self, r: WriteResult, batch: Batch) -> None:
         """Metrics are counted per committed batch, not per message (cheaper on the hot path)."""

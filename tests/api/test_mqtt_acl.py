@@ -54,6 +54,9 @@ def test_acl_text_refuses_topic_injection() -> None:
         mqtt_auth.password_file_text([("evil\nuser x", "$7$1$a$b")])
     acl = mqtt_auth.acl_file_text(["firetower"])
     assert "pattern write fire/v1/%u/#" in acl
+    assert "pattern read centre/v1/%u/#" in acl  # its own confirmations, nobody else's
+    assert "topic write centre/v1/#" in acl.split("user firetower", 1)[1]
+    assert "write centre" not in acl.split("user firetower", 1)[0]  # devices confirm nothing
     assert "user firetower\ntopic read fire/v1/#" in acl
     assert "topic read $SYS/broker/#" in acl.split("user firetower", 1)[1]  # the backlog watch
     assert "$SYS" not in acl.split("user firetower", 1)[0]  # devices read no broker figures
@@ -128,6 +131,22 @@ async def test_device_publishes_only_on_its_own_topics(clean_db: Database,
             await wait_for(lambda: _has(received, "fire/v1/smk-a/event"), 10)
             await asyncio.sleep(0.5)
             assert received == ["fire/v1/smk-a/event"]
+            # The downlink (the centre's event confirmations): a device reads only its own,
+            # and cannot write any, its own included.
+            down: list[str] = []
+            dev_a.set_on_message(lambda c, u, m: down.append(f"{m.topic} {bytes(m.payload)!r}"))
+            dev_a.subscribe("centre/v1/#", 1)
+            await asyncio.sleep(0.3)  # SUBACK
+            forger = await wait_for(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 10)
+            forger.publish("centre/v1/smk-a/confirm", b'{"seq": 99}')  # dropped by the ACL
+            await asyncio.sleep(0.2)
+            await forger.stop()
+            for dev in ("smk-b", "smk-a"):
+                service.publish(f"centre/v1/{dev}/confirm", b'{"seq": 1}')
+            mine = "centre/v1/smk-a/confirm b'{\"seq\": 1}'"
+            await wait_for(lambda: _has(down, mine), 10)
+            await asyncio.sleep(0.5)
+            assert down == [mine]  # not smk-b's, and not the forgery (seq 99)
             # Wrong password and unknown users are refused.
             with pytest.raises(MqttError):
                 await _client(broker.port, "smk-b", creds["smk-a"])

@@ -118,9 +118,23 @@ async def fires_delivered(centre: Centre, timeout: float = 60) -> str | None:
     return await _until(check, timeout)
 
 
+def fires_confirmed(stream: Stream) -> str | None:
+    """Every fire event the broker acknowledged was confirmed to its panel by the centre
+    (`centre/v1/{id}/confirm`): the panel no longer holds it, so it must be the centre's."""
+    confirmed = getattr(stream, "confirmed", None)
+    if confirmed is None or getattr(stream, "resend_s", 1) == 0:
+        return None
+    missing = [f"{s.device}#{s.seq}" for s in stream.acked()
+               if s.mtype == "event" and (s.device, s.seq) not in confirmed]
+    if missing:
+        return (f"{len(missing)} fire events never confirmed to their panel "
+                f"(e.g. {', '.join(missing[:8])})")
+    return None
+
+
 async def assert_nothing_lost(centre: Centre, stream: Stream, *, timeout: float = 60,
                               min_fires: int = 10) -> None:
-    """All three checks; one failure message with every problem, the figures and the logs."""
+    """All four checks; one failure message with every problem, the figures and the logs."""
     fires = sum(1 for s in stream.acked() if s.mtype == "event")
     problems = []
     if fires < min_fires:
@@ -131,6 +145,9 @@ async def assert_nothing_lost(centre: Centre, stream: Stream, *, timeout: float 
         if problem is not None:
             problems.append(problem)
             timeout = 5  # the first wait already gave the centre its time
+    unconfirmed = fires_confirmed(stream)
+    if unconfirmed is not None:
+        problems.append(unconfirmed)
     if centre.receiver.bad_signatures:
         problems.append(f"{centre.receiver.bad_signatures} webhooks with a bad signature")
     if problems:

@@ -5,13 +5,16 @@ checks know exactly which messages the broker acknowledged (PUBACK).
 
 A device whose connection drops reconnects and sends again what was not acknowledged (paho
 keeps unacknowledged QoS 1 messages and resends them on the next connection), as a real
-device does.
+device does. A panel also keeps each event until the centre confirms it
+(`centre/v1/{id}/confirm`, docs/protocol.md) and sends it again, same seq and stamp, every
+`resend_s` (doubling to 8 s) while it is not confirmed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from collections.abc import Callable
@@ -21,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 import paho.mqtt.client as paho
 
 from firetower.mqtt import AsyncMqtt
-from firetower.protocol import encode, format_ts, topic_for
+from firetower.protocol import confirm_topic, encode, format_ts, topic_for
 from tests.faults.centre import Device
 
 # A panel's clock: device time for a message sent now.
@@ -101,13 +104,23 @@ class Stream:
     fires_only: set[str] = field(default_factory=set)  # panels that send only fire events
     sent: list[Sent] = field(default_factory=list)
     clients: dict[str, AsyncMqtt] = field(default_factory=dict)
+    resend_s: float = 2.0  # first resend of an unconfirmed event (0: panels never resend)
+    confirmed: set[tuple[str, int]] = field(default_factory=set)  # (device, seq) of events
+    resends: int = 0
     _task: asyncio.Task[None] | None = None
+    _resender: asyncio.Task[None] | None = None
     _seq: dict[str, int] = field(default_factory=dict)
     _zone: dict[str, int] = field(default_factory=dict)
+    # (device, seq) -> (topic, payload, next resend at, current backoff)
+    _unconfirmed: dict[tuple[str, int], tuple[str, bytes, float, float]] = field(
+        default_factory=dict)
 
     async def start(self) -> None:
         for d in self.devices:
             c = AsyncMqtt("127.0.0.1", self.port, client_id=d.id, credentials=(d.id, d.password))
+            if d.kind == "alarm_panel":
+                c.set_on_message(self._on_confirm)
+                c.subscribe(confirm_topic(d.id), 1)
             self.clients[d.id] = c
         try:
             await asyncio.gather(*(c.start(timeout=15) for c in self.clients.values()))
@@ -116,24 +129,56 @@ class Stream:
                                  return_exceptions=True)
             raise
         self._task = asyncio.create_task(self._run(), name="faults-stream")
+        if self.resend_s > 0:
+            self._resender = asyncio.create_task(self._resend(), name="faults-resend")
 
     async def stop(self, settle_s: float = 15.0) -> None:
-        """Stop publishing; give unacknowledged messages up to `settle_s` to be acknowledged
-        (a device keeps resending), then disconnect."""
+        """Stop publishing; give unacknowledged messages and unconfirmed events up to
+        `settle_s` (a device keeps resending), then disconnect."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         deadline = time.monotonic() + settle_s
-        while any(not s.acked for s in self.sent) and time.monotonic() < deadline:
+        while (any(not s.acked for s in self.sent) or (self._resender and self._unconfirmed)) \
+                and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        if self._resender is not None:
+            self._resender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resender
+            self._resender = None
         await asyncio.gather(*(c.stop() for c in self.clients.values()))
 
     def publish(self, device: Device, mtype: str, body: dict[str, object], **extra: int) -> None:
         client = self.clients[device.id]
-        info = client.publish(topic_for(device.id, mtype), encode(body), 1)
-        self.sent.append(Sent(device.id, mtype, int(body["seq"]), info, **extra))  # type: ignore[call-overload]
+        topic, payload, seq = topic_for(device.id, mtype), encode(body), int(body["seq"])  # type: ignore[call-overload]
+        info = client.publish(topic, payload, 1)
+        self.sent.append(Sent(device.id, mtype, seq, info, **extra))
+        if mtype == "event" and (device.id, seq) not in self.confirmed:
+            self._unconfirmed[(device.id, seq)] = (topic, payload,
+                                                   time.monotonic() + self.resend_s, self.resend_s)
+
+    def _on_confirm(self, client: object, userdata: object, msg: object) -> None:
+        device = msg.topic.split("/")[2]  # type: ignore[attr-defined]
+        seq = int(json.loads(msg.payload)["seq"])  # type: ignore[attr-defined]
+        self.confirmed.add((device, seq))
+        self._unconfirmed.pop((device, seq), None)
+
+    async def _resend(self) -> None:
+        """Send every event that is still unconfirmed when its resend is due (same bytes)."""
+        while True:
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            for key, (topic, payload, due, backoff) in list(self._unconfirmed.items()):
+                if now < due:
+                    continue
+                with contextlib.suppress(Exception):  # no connection now: paho keeps it
+                    self.clients[key[0]].publish(topic, payload, 1)
+                    self.resends += 1
+                backoff = min(backoff * 2, 8.0)
+                self._unconfirmed[key] = (topic, payload, now + backoff, backoff)
 
     def next_seq(self, device: str) -> int:
         self._seq[device] = self._seq.get(device, 0) + 1
@@ -180,4 +225,5 @@ class Stream:
         acked = self.acked()
         return (f"{len(self.sent)} published, {len(acked)} acknowledged, "
                 f"{sum(1 for s in acked if s.mtype == 'event')} of {len(self.fires())} fire "
-                "events acknowledged")
+                f"events acknowledged, {len(self.confirmed)} confirmed by the centre, "
+                f"{self.resends} resent")
