@@ -109,6 +109,17 @@ async def clean_db(database: Database) -> Database:
 
 
 @pytest.fixture(scope="session")
+def chromium_installed() -> None:
+    """The browser tests need Debian's Chromium; without it they fail (a skip would hide
+    their failures): `make test` installs it."""
+    from tests.api.pipeline import CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not installed ({CHROMIUM}): `make test` installs it, or "
+                    "apt-get install -y --no-install-recommends chromium", pytrace=False)
+
+
+@pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A Mosquitto with the project's configuration, for the whole session."""
     b = start_broker(tmp_path_factory.mktemp("broker"))

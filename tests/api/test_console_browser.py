@@ -18,7 +18,6 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import jwt
@@ -32,7 +31,7 @@ from tests.api.pipeline import CHROMIUM, CHROMIUM_ARGS, pipeline
 from tests.api.server import running_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed")]
+              pytest.mark.usefixtures("chromium_installed")]  # fails, never skips
 
 
 ERRORS: list[str] = []
