@@ -93,7 +93,7 @@ async def authenticate(pool: asyncpg.Pool, settings: Settings, token: str | None
                 return _principal(row)
         raise Unauthorized("invalid API key")
     if token:
-        user_id = decode_token(token, settings.secret_key.get_secret_value())
+        user_id = decode_token(token, settings.secret_keys)
         if user_id is not None:
             row = await pool.fetchrow(_USER_SQL, user_id)
             if row is not None:

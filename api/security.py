@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -35,12 +36,19 @@ def create_token(user_id: int, role: str, secret: str, minutes: int) -> tuple[st
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM), minutes * 60
 
 
-def decode_token(token: str, secret: str) -> int | None:
-    """The user id in a valid, unexpired access token, else None."""
-    try:
-        claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM],
-                            options={"require": ["exp", "sub"]})
-    except jwt.PyJWTError:
+def decode_token(token: str, secret: str | Sequence[str]) -> int | None:
+    """The user id in a valid, unexpired access token, else None. `secret`: the current key,
+    or the current key and then the previous ones (`Settings.secret_keys`): during a key
+    rotation, tokens signed with a previous key stay valid until they expire."""
+    claims = None
+    for key in [secret] if isinstance(secret, str) else secret:
+        try:
+            claims = jwt.decode(token, key, algorithms=[JWT_ALGORITHM],
+                                options={"require": ["exp", "sub"]})
+            break
+        except jwt.PyJWTError:
+            continue
+    if claims is None:
         return None
     if claims.get("typ") != "access":
         return None

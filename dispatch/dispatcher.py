@@ -37,7 +37,7 @@ from firetower.alarm_store import CHANNEL as ALARM_CHANNEL
 from firetower.settings import Settings
 from firetower.webhooks.delivery_log import CHANNEL
 from firetower.webhooks.secretbox import SealError, SecretBox
-from firetower.webhooks.subscriptions import active_keys
+from firetower.webhooks.subscriptions import active_keys, reseal
 
 log = logging.getLogger(__name__)
 LEADER_LOCK = 0x46545748  # "FTWH"
@@ -59,7 +59,7 @@ class Dispatcher:
                  on_delivered: Callable[[int, str], None] | None = None) -> None:
         self.settings = settings
         self.config = dispatch or DispatchSettings()
-        self._box = SecretBox(settings.secret_key.get_secret_value())
+        self._box = SecretBox.of(settings.secret_keys)
         self._on_delivered = on_delivered
         self._workers: dict[int, EndpointWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -118,10 +118,23 @@ class Dispatcher:
         log.info("dispatcher: leader")
         assert self.forwarder is not None
         self.forwarder.wake.set()  # alarms changed while nobody listened
+        await self._reseal()
         await self._sync_endpoints()
         self._tasks = [asyncio.create_task(self.forwarder.run(), name="forwarder"),
                        asyncio.create_task(self._supervise(), name="dispatch-supervisor"),
                        asyncio.create_task(self._count_outbox(), name="dispatch-outbox-gauge")]
+
+    async def _reseal(self) -> None:
+        """Stored secrets in the old format or under a previous key: re-sealed with the
+        current key (firetower/webhooks/secretbox.py), once per leadership."""
+        assert self.pool is not None
+        done, failed = await reseal(self.pool, self._box)
+        if done:
+            log.info("dispatcher: re-sealed %d webhook secrets with the current key", done)
+        if failed:
+            log.error("dispatcher: %d webhook secrets open with no known key (set the key "
+                      "that sealed them in FIRETOWER_PREVIOUS_SECRET_KEYS, or rotate them)",
+                      failed)
 
     async def _step_down(self) -> None:
         """Stop every sender at once and let go of the listening connection (and the lock)."""

@@ -127,7 +127,7 @@ def test_broker_that_cannot_log_refuses_to_start(open_dir: Path) -> None:
 def _broker_command(open_dir: Path, *extra: str, **env_extra: str,
                     ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIRETOWER_MQTT")}
-    env.update(FIRETOWER_ENV="production", FIRETOWER_SECRET_KEY="x" * 32,
+    env.update(FIRETOWER_ENV="production", FIRETOWER_SECRET_KEY="production-key-0123456789abcdefgh",
                FIRETOWER_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}", **env_extra)
     return subprocess.run([sys.executable, "-m", "firetower", "broker", "--state-dir",
                            str(open_dir / "state"), *extra], env=env, capture_output=True,

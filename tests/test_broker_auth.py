@@ -108,8 +108,8 @@ def test_service_password_from_a_secret_file(tmp_path: Path) -> None:
 def test_managed_broker_files_without_service_password_fail_closed(tmp_path: Path) -> None:
     api = ApiSettings(mqtt_password_file=tmp_path / "pw", mqtt_acl_file=tmp_path / "acl")
     with pytest.raises(ValueError, match="no service password"):
-        BrokerSync(Settings(env="production", secret_key="k" * 32), api)
-    sync = BrokerSync(Settings(env="production", secret_key="k" * 32,
+        BrokerSync(Settings(env="production", secret_key="production-key-0123456789abcdefgh"), api)
+    sync = BrokerSync(Settings(env="production", secret_key="production-key-0123456789abcdefgh",
                                mqtt_password=SERVICE_PASSWORD), api)
     assert {n for n, _ in sync.service_accounts} == {INGEST_ID, f"{INGEST_ID}-priority"}
 

@@ -189,7 +189,7 @@ async def list_webhooks(pool: PoolDep, user: Manager) -> WebhooksPublic:
 async def create_webhook(body: WebhookCreate, pool: PoolDep, settings: SettingsDep,
                          user: Manager) -> WebhookCreated:
     values = _scoped(user, body.model_dump(), creating=True)
-    box = SecretBox(settings.secret_key.get_secret_value())
+    box = SecretBox.of(settings.secret_keys)
     async with pool.acquire() as conn:
         row, secret = await subscriptions.create(conn, box, values, user.id)
     return WebhookCreated(**_public(row), secret=secret)
@@ -233,7 +233,7 @@ async def delete_webhook(endpoint_id: int, pool: PoolDep, user: Manager) -> Resp
 async def rotate_secret(endpoint_id: int, body: SecretRotate, pool: PoolDep,
                         settings: SettingsDep, user: Manager) -> SecretRotated:
     """A new secret; the current ones keep signing for `overlap_seconds` more."""
-    box = SecretBox(settings.secret_key.get_secret_value())
+    box = SecretBox.of(settings.secret_keys)
     async with pool.acquire() as conn:
         try:
             secret, until = await subscriptions.rotate(conn, box, endpoint_id,

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from firetower.webhooks.secretbox import SecretBox
+from firetower.webhooks.secretbox import SealError, SecretBox
 from firetower.webhooks.signing import new_secret, secret_key
 
 FILTER_FIELDS = ("event_types", "classes", "max_priority", "site_ids", "jurisdictions",
@@ -109,3 +109,23 @@ async def active_keys(conn: asyncpg.Connection | asyncpg.Pool, box: SecretBox,
         "SELECT sealed, expires_at FROM webhook_secrets WHERE endpoint_id = $1"
         " AND (expires_at IS NULL OR expires_at > now()) ORDER BY id DESC", endpoint_id)
     return [ActiveKey(secret_key(box.open(r["sealed"])), r["expires_at"]) for r in rows]
+
+
+async def reseal(conn: asyncpg.Connection | asyncpg.Pool, box: SecretBox) -> tuple[int, int]:
+    """Re-seal every stored secret that is in the old format or sealed with a previous key
+    under the current key (the migration and the end of a key rotation). Returns (re-sealed,
+    unreadable); an unreadable row is left as it is (its endpoint's deliveries wait)."""
+    done = failed = 0
+    for r in await conn.fetch("SELECT id, sealed FROM webhook_secrets ORDER BY id"):
+        if not box.stale(r["sealed"]):
+            continue
+        try:
+            fresh = box.seal(box.open(r["sealed"]))
+        except SealError:
+            failed += 1
+            continue
+        # Only if unchanged meanwhile (another process may have re-sealed or rotated it).
+        done += await conn.fetchval(
+            "WITH u AS (UPDATE webhook_secrets SET sealed = $2 WHERE id = $1 AND sealed = $3"
+            " RETURNING 1) SELECT count(*) FROM u", r["id"], fresh, r["sealed"])
+    return done, failed
