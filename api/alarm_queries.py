@@ -18,8 +18,8 @@ SELECT a.id, a.device_id, a.site_id, s.name AS site_name, a.point, a.zone, a.typ
        a.received_at, a.stored_at, a.acknowledged_at, a.acknowledged_by, a.verdict_at,
        a.verdict_by, a.cleared_at, a.closed_at, a.updated_at, a.evidence,
        a.device_ts, a.ingested_at, a.shown_at, a.shown_to, a.forwarded_at, a.forward_basis,
-       a.delivered_at,
-       d.location, d.floor_id, d.x, d.y,
+       a.delivered_at, a.inhibited_by, a.group_key,
+       d.location, d.floor_id, d.x, d.y, d.kind AS device_kind, d.parent_id,
        (SELECT e.details->>'assignee' FROM alarm_events e
          WHERE e.alarm_id = a.id AND e.kind = 'assign' ORDER BY e.id DESC LIMIT 1) AS assignee
 FROM alarms a

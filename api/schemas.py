@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from api.permissions import Role
 from firetower.model import ClockState, DeviceKind, Lifecycle
@@ -332,6 +332,12 @@ class AlarmPublic(BaseModel):  # an alarm as listed on the board
     forwarded_at: datetime | None = None
     forward_basis: str | None = None
     delivered_at: datetime | None = None
+    # Grouping on the board: the panel whose being offline inhibits this alarm
+    # ('offline:<panel>'), the flood group ('offline:<site>'), the device's kind and panel.
+    inhibited_by: str | None = None
+    group_key: str | None = None
+    device_kind: str | None = None
+    parent_id: str | None = None
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
@@ -372,19 +378,61 @@ class AlarmDetail(AlarmPublic):  # an alarm with its full timeline and evidence
     events: list[AlarmEventPublic]
     latency: list[LatencyStage] = []
     limits: list[LimitCheck] = []
+    # What the operator acts on: the site (address, contacts, fire plan, floors) and the
+    # device's floor with its plan (the device's x/y are fractions of the plan).
+    site: SitePublic | None = None
+    floor: FloorPublic | None = None
 
 
 class AcknowledgeCreate(Strict):
     reason: Reason = ""
 
 
-class VerdictCreate(Strict):  # true_fire / false_alarm / test / nuisance
+def _required_reason(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a reason is required: say why (e.g. what the site confirmed)")
+    return value
+
+
+class VerdictCreate(Strict):  # true_fire / false_alarm / test / nuisance, and why
     verdict: VerdictName
+    reason: Reason
+
+    _reason = field_validator("reason")(_required_reason)
+
+
+class CloseCreate(Strict):  # close a cleared, non-fire alarm without a verdict, and why
+    reason: Reason
+
+    _reason = field_validator("reason")(_required_reason)
+
+
+AlarmIds = Annotated[list[Annotated[int, Field(ge=1, le=2**62)]],
+                     Field(min_length=1, max_length=1000)]
+
+
+class BulkAcknowledgeCreate(Strict):  # acknowledge many alarms in one call
+    ids: AlarmIds
     reason: Reason = ""
 
 
-class CloseCreate(Strict):  # close a cleared, non-fire alarm without a verdict
-    reason: Reason = ""
+class BulkCloseCreate(Strict):  # close many cleared, non-fire alarms in one call, and why
+    ids: AlarmIds
+    reason: Reason
+
+    _reason = field_validator("reason")(_required_reason)
+
+
+class BulkRefusal(BaseModel):  # one alarm a bulk action left unchanged, and why
+    id: int
+    status: Literal[404, 409]
+    detail: str
+
+
+class BulkResult(BaseModel):  # what a bulk action did: changed alarms (as they are now), refusals
+    data: list[AlarmPublic]
+    count: int
+    refused: list[BulkRefusal]
 
 
 class CommentCreate(Strict):

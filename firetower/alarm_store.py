@@ -91,6 +91,16 @@ class AlarmChange:
     count: int = 0
 
 
+@dataclass(slots=True)
+class BulkOutcome:
+    """What `AlarmStore.transition_many` did: the changes it committed, the alarms whose
+    state refused the trigger (id -> why) and the ids that do not exist."""
+
+    changes: list[AlarmChange] = field(default_factory=list)
+    refused: dict[int, str] = field(default_factory=dict)
+    missing: list[int] = field(default_factory=list)
+
+
 # Runs inside the transaction, after the event row is written and before NOTIFY and commit.
 TransactionHook = Callable[[asyncpg.Connection, AlarmChange], Awaitable[None]]
 
@@ -237,6 +247,29 @@ class AlarmStore:
                 raise AlarmNotFound(f"no alarm {alarm_id}")
             return await self._apply(conn, row, trigger, actor=actor, reason=reason,
                                      verdict=verdict, at=at)
+
+    async def transition_many(self, alarm_ids: Sequence[int], trigger: Trigger, *, actor: str,
+                              reason: str = "", verdict: Verdict | None = None,
+                              ) -> BulkOutcome:
+        """Apply one operator trigger to many alarms in one transaction (a bulk acknowledge
+        or close): each alarm through the same `transition()`, with its own event and NOTIFY.
+        An alarm that does not exist or whose state refuses the trigger is left unchanged and
+        reported; the others commit together. Rows are locked in id order."""
+        outcome = BulkOutcome()
+        async with self._tx() as conn:
+            rows = await conn.fetch(
+                "SELECT id, state, class, count FROM alarms WHERE id = ANY($1::bigint[])"
+                " ORDER BY id FOR UPDATE", sorted(set(alarm_ids)))
+            found = {r["id"] for r in rows}
+            outcome.missing = [i for i in dict.fromkeys(alarm_ids) if i not in found]
+            for row in rows:
+                try:
+                    outcome.changes.append(await self._apply(
+                        conn, row, trigger, actor=actor, reason=reason, verdict=verdict,
+                        at=None))
+                except InvalidTransition as exc:
+                    outcome.refused[row["id"]] = str(exc)
+        return outcome
 
     async def _apply(self, conn: asyncpg.Connection, row: asyncpg.Record, trigger: Trigger, *,
                      actor: str, reason: str, verdict: Verdict | None,

@@ -4,16 +4,19 @@ write path); comments and assignment through `api.alarm_notes`."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from api import alarm_notes
-from api.alarm_queries import alarm_detail, list_alarms
+from api.alarm_queries import alarm_detail, alarms_by_id, list_alarms
 from api.deps import Needs, PoolDep, Principal
 from api.errors import Conflict, NotFound
+from api.metrics import ALARM_ACTIONS
 from api.permissions import Permission
+from api.routes.sites import load_site
 from api.schemas import (
     AcknowledgeCreate,
     AlarmClassName,
@@ -21,6 +24,10 @@ from api.schemas import (
     AlarmsPublic,
     AlarmStateName,
     AssignCreate,
+    BulkAcknowledgeCreate,
+    BulkCloseCreate,
+    BulkRefusal,
+    BulkResult,
     CloseCreate,
     CommentCreate,
     VerdictCreate,
@@ -71,7 +78,54 @@ async def _detail(pool: PoolDep, user: Principal, alarm_id: int) -> AlarmDetail:
     detail = await alarm_detail(pool, user.site_filter, alarm_id)
     if detail is None:
         raise NotFound("alarm not found")
+    if detail.site_id is not None:
+        with contextlib.suppress(NotFound):  # a site id no longer in the registry
+            detail.site = await load_site(pool, user, detail.site_id)
+            detail.floor = next((f for f in detail.site.floors if f.id == detail.floor_id),
+                                None)
     return detail
+
+
+async def _bulk(request: Request, pool: PoolDep, user: Principal, ids: list[int],
+                trigger: Trigger, reason: str) -> BulkResult:
+    """One trigger on many alarms, each checked for the caller's scope (another site's
+    alarm is refused as not found, as a missing id is) and by the lifecycle (409), all in
+    one transaction of the alarm store."""
+    ids = list(dict.fromkeys(ids))
+    sites = {r["id"]: r["site_id"] for r in await pool.fetch(
+        "SELECT id, site_id FROM alarms WHERE id = ANY($1::bigint[])", ids)}
+    visible = [i for i in ids if i in sites and user.sees(sites[i])]
+    refused = [BulkRefusal(id=i, status=404, detail="alarm not found")
+               for i in ids if i not in visible]
+    outcome = await _store(request).transition_many(visible, trigger, actor=actor(user),
+                                                    reason=reason)
+    refused += [BulkRefusal(id=i, status=404, detail="alarm not found") for i in outcome.missing]
+    refused += [BulkRefusal(id=i, status=409, detail=why) for i, why in outcome.refused.items()]
+    for result, n in (("ok", len(outcome.changes)), ("conflict", len(outcome.refused)),
+                      ("not_found", len(refused) - len(outcome.refused))):
+        if n:
+            ALARM_ACTIONS.labels(trigger.value, "", result).inc(n)
+    done = await alarms_by_id(pool, [c.alarm_id for c in outcome.changes
+                                     if c.alarm_id is not None])
+    data = [done[i] for i in ids if i in done]
+    return BulkResult(data=data, count=len(data), refused=sorted(refused, key=lambda r: r.id))
+
+
+@router.post("/acknowledge", response_model=BulkResult)
+async def acknowledge_many(body: BulkAcknowledgeCreate, user: Handler, pool: PoolDep,
+                           request: Request) -> BulkResult:
+    """Acknowledge up to 1,000 alarms in one call (a flood, an incident). Each alarm is
+    checked like a single acknowledgement: outside the caller's sites or missing -> refused
+    404, in a state that refuses it -> refused 409; the rest are acknowledged together."""
+    return await _bulk(request, pool, user, body.ids, Trigger.ACKNOWLEDGE, body.reason)
+
+
+@router.post("/close", response_model=BulkResult)
+async def close_many(body: BulkCloseCreate, user: Handler, pool: PoolDep,
+                     request: Request) -> BulkResult:
+    """Close up to 1,000 cleared, acknowledged non-fire alarms in one call, with a reason
+    (required). Refusals as for `POST /alarms/acknowledge`."""
+    return await _bulk(request, pool, user, body.ids, Trigger.CLOSE, body.reason)
 
 
 @router.get("/{alarm_id}", response_model=AlarmDetail)

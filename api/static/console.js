@@ -4,11 +4,8 @@
 "use strict";
 
 const API = "/api/v1";
-const CLASS_ORDER = { fire: 1, supervisory: 2, fault: 3, offline: 4, early_warning: 5 };
-const CLASS_LABEL = { fire: "Fire", supervisory: "Supervisory", fault: "Fault",
-  offline: "Offline", early_warning: "Early warning" };
-const VERDICTS = [["true_fire", "True fire"], ["false_alarm", "False alarm"],
-  ["test", "Test"], ["nuisance", "Nuisance"]];
+const B = window.FiretowerBoard;  // board.js: labels, evidence, grouping (pure)
+const VERDICTS = ["true_fire", "false_alarm", "test", "nuisance"];
 const RECONNECT_MS = 1000;
 // The stream sends a keep-alive every X-Keepalive-Seconds when idle; this many of them missed
 // (plus a margin) and the connection is called stale: red, and re-opened.
@@ -35,6 +32,13 @@ const state = {
   audio: null,
   beepTimer: null,
   sites: [], devices: [],
+  labels: { en: {}, zh: {} },
+  lang: "en",
+  expanded: new Set(),     // keys of the group rows shown open
+  rowEls: new Map(),       // row key -> {el, sig}: rows are rebuilt only when they change
+  drafts: {},              // typed text kept across re-renders (reasons), by input id
+  planUrls: new Map(),     // plan_url -> {url, ratio}
+  popupKey: null,          // the incident (or lone fire) the pop-up shows
 };
 // Exposed for tests and latency measurement: when each alarm first became visible (ms epoch),
 // beeps actually played (audio running), token renewals.
@@ -51,7 +55,7 @@ function h(tag, attrs, ...children) {
     else if (k === "dataset") Object.assign(el.dataset, v);
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -61,6 +65,41 @@ const $ = (id) => document.getElementById(id);
 const fmtTime = (iso) => iso ? new Date(iso).toLocaleString() : "";
 const can = (perm) => !!state.me && state.me.permissions.includes(perm);
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+// -- language: English / Chinese, from the browser, switchable, remembered ----------------------
+const T = (key, vars) => { const v = B.t(state.labels, state.lang, key, vars); return v === null ? key : v; };
+const L = (prefix, value) => B.label(state.labels, state.lang, prefix, value);
+const actorText = (actor) => B.actorLabel(state.labels, state.lang, actor);
+
+function applyLang() {
+  document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = T(el.dataset.i18n);
+  $("lang").value = state.lang;
+  setConn(state.conn);
+  state.rowEls.clear();
+  if (state.me) { renderBoard(); updateFires(); if (state.selected) showDetail(state.selected); }
+}
+
+$("lang").addEventListener("change", () => {
+  state.lang = $("lang").value;
+  localStorage.setItem("firetower.lang", state.lang);
+  applyLang();
+});
+
+// Kept across re-renders: what the operator typed, and where the cursor was.
+function keepInputs(root, render) {
+  const focused = document.activeElement && root.contains(document.activeElement)
+    ? document.activeElement.id : null;
+  for (const el of root.querySelectorAll("input[id], textarea[id]")) state.drafts[el.id] = el.value;
+  render();
+  for (const el of root.querySelectorAll("input[id], textarea[id]")) {
+    if (state.drafts[el.id] !== undefined) {
+      el.value = state.drafts[el.id];
+      el.dispatchEvent(new Event("input"));
+    }
+  }
+  if (focused && $(focused)) $(focused).focus();
+}
 
 // -- tokens: renewed while the console is open; an expiry never loses the board ------------
 function claims(token) {
@@ -110,7 +149,7 @@ async function renewOrSignIn() {
     state.reauth = { promise, resolve };
     $("login").classList.add("reauth");
     $("login-user").value = state.me ? state.me.name : "";
-    $("login-error").textContent = "Session expired: sign in again to continue.";
+    $("login-error").textContent = T("ui.session_expired");
     $("login").hidden = false;
     $("login-password").focus();
   }
@@ -324,12 +363,11 @@ function applySse(kind, data) {
 }
 
 // An alarm as an action answered it (the stream brings the same change a moment later).
-function applyAlarm(a) {
+function applyAlarm(a, render = true) {
   if (!a || !state.alarms.has(a.id)) return;
   if (a.state === "closed") state.alarms.delete(a.id);
   else state.alarms.set(a.id, a);
-  renderBoard();
-  updateFires();
+  if (render) { renderBoard(); updateFires(); }
 }
 
 // A (re)opened stream: every fire still active pops up and sounds again.
@@ -345,7 +383,7 @@ function markSeen(alarmId) {
 function setConn(conn) {
   state.conn = conn;
   const el = $("live");
-  el.textContent = { live: "live", stale: "stale: no data", down: "reconnecting" }[conn];
+  el.textContent = T(`ui.conn.${conn}`);
   el.dataset.state = conn;
   el.classList.toggle("on", conn === "live");
   el.title = conn === "live" ? "live stream connected"
@@ -353,97 +391,269 @@ function setConn(conn) {
 }
 
 // -- board ----------------------------------------------------------------------------------
-function sortedAlarms() {
-  return [...state.alarms.values()].sort((a, b) =>
-    (CLASS_ORDER[a.class] - CLASS_ORDER[b.class]) ||
-    (b.raised_at < a.raised_at ? -1 : b.raised_at > a.raised_at ? 1 : b.id - a.id));
+// Rows from board.js: lone alarms, incidents (fires of one site at overlapping times), an
+// offline panel with the alarms it inhibits, floods of one class at one site. A row is
+// rebuilt only when its content changes, so a busy board stays cheap to draw.
+function alarmTitle(a) {
+  return `${a.device_id} — ${L("rule", a.type)}`;
+}
+
+function alarmMeta(a) {
+  return [a.site_name || a.site_id, a.location, fmtTime(a.raised_at),
+    a.count > 1 ? `${a.count}×` : null, a.assignee ? `→ ${a.assignee}` : null]
+    .filter(Boolean).join(" · ");
+}
+
+function selectAlarm(id) {
+  if (id !== state.selected) for (const k of ["action-reason", "comment-text", "assign-to"]) delete state.drafts[k];
+  state.selected = id;
+  renderBoard();
+  showDetail(id);
+}
+
+function alarmLine(a, extra) {
+  const inhibitor = a.inhibited_by && a.inhibited_by.startsWith("offline:")
+    ? a.inhibited_by.slice(8) : null;
+  return h("li", {
+    class: `alarm${state.selected === a.id ? " selected" : ""}${inhibitor ? " inhibited" : ""}`
+      + (extra || ""),
+    dataset: { alarmId: a.id, class: a.class, state: a.state, mode: a.mode },
+    onclick: (ev) => { ev.stopPropagation(); selectAlarm(a.id); },
+  },
+  h("span", { class: `bar cls-${a.class}` }),
+  h("span", { class: "title" }, h("span", { class: `badge cls-${a.class}` }, L("class", a.class)),
+    alarmTitle(a), a.mode !== "normal" ? ` [${L("mode", a.mode)}]` : ""),
+  h("span", { class: "state" }, L("state", a.state)),
+  h("span", { class: "meta" }, alarmMeta(a),
+    inhibitor ? h("span", { class: "tag" }, T("ui.inhibited_by", { device: inhibitor })) : null));
+}
+
+const UNACKED = new Set(["active", "cleared_unack"]);
+
+function groupRow(r) {
+  const open = state.expanded.has(r.key);
+  const n = r.members.length;
+  const inhibited = r.members.filter((a) => a.inhibited_by).length;
+  const toAck = r.members.filter((a) => UNACKED.has(a.state));
+  const toClose = r.members.filter((a) => a.state === "cleared" && a.class !== "fire");
+  const site = r.head.site_name || r.head.site_id || "";
+  const title = r.kind === "incident"
+    ? [T("ui.incident", { n }), site]
+    : [L("class", r.cls), site, T("ui.alarms_n", { n })];
+  const headState = r.members.some((a) => a.state === "active") ? "active"
+    : r.members.some((a) => a.state === "cleared_unack") ? "cleared_unack" : r.head.state;
+  const reasonId = `bulk-reason-${r.key.replace(/[^a-z0-9]/gi, "-")}`;
+  const li = h("li", {
+    class: `alarm group${open ? " open" : ""}`,
+    dataset: { rowKey: r.key, kind: r.kind, class: r.cls, state: headState, headId: r.head.id,
+      size: n },
+  },
+  h("span", { class: `bar cls-${r.cls}` }),
+  h("span", { class: "title", onclick: () => toggleRow(r.key) },
+    h("span", { class: `badge cls-${r.cls}` }, L("class", r.cls)), title.join(" · ")),
+  h("button", { class: "link toggle", dataset: { role: "toggle" }, onclick: () => toggleRow(r.key) },
+    open ? T("ui.collapse") : T("ui.expand")),
+  h("span", { class: "meta" },
+    h("span", { class: "cause" }, `${T("ui.cause")}: ${alarmTitle(r.head)}`),
+    inhibited ? ` · ${T("ui.inhibited_n", { n: inhibited })}` : "",
+    ` · ${fmtTime(r.head.raised_at)}`),
+  open ? h("div", { class: "group-body" },
+    can("alarm:handle") ? h("div", { class: "row bulk" },
+      h("input", { id: reasonId, dataset: { role: "bulk-reason" }, maxlength: 1000,
+        placeholder: T("ui.reason"), oninput: (ev) => { state.drafts[reasonId] = ev.target.value; } }),
+      toAck.length ? h("button", { class: "primary", dataset: { action: "ack-all" },
+        onclick: () => bulk("acknowledge", toAck, reasonId) }, T("ui.ack_all", { n: toAck.length })) : null,
+      toClose.length ? h("button", { dataset: { action: "close-all" },
+        onclick: () => bulk("close", toClose, reasonId) }, T("ui.close_all", { n: toClose.length })) : null)
+      : null,
+    h("ul", { class: "members" }, r.members.map((a) => alarmLine(a,
+      a.id === r.head.id ? " head" : "")))) : null);
+  return li;
+}
+
+function toggleRow(key) {
+  if (state.expanded.has(key)) state.expanded.delete(key); else state.expanded.add(key);
+  renderBoard();
+}
+
+async function bulk(action, alarms, reasonId) {
+  const reason = (state.drafts[reasonId] || "").trim();
+  if (action === "close" && !reason) {
+    $(reasonId).classList.add("need");
+    $(reasonId).placeholder = T("ui.reason_required");
+    $(reasonId).focus();
+    return;
+  }
+  try {
+    const res = await api(`/alarms/${action}`, { method: "POST",
+      body: { ids: alarms.map((a) => a.id), reason } });
+    for (const a of res.data) applyAlarm(a, false);
+    delete state.drafts[reasonId];
+    renderBoard();
+    updateFires();
+  } catch (err) { alert(err.message); }
+}
+
+function rowSig(r) {
+  return JSON.stringify([state.expanded.has(r.key), state.selected,
+    r.members.map((a) => [a.id, a.state, a.count, a.assignee, a.inhibited_by, a.mode])]);
 }
 
 function renderBoard() {
-  const list = sortedAlarms();
-  $("board").replaceChildren(...list.map((a) => h("li", {
-    class: `alarm${state.selected === a.id ? " selected" : ""}`,
-    dataset: { alarmId: a.id, class: a.class, state: a.state },
-    onclick: () => { state.selected = a.id; renderBoard(); showDetail(a.id); },
-  },
-  h("span", { class: `bar cls-${a.class}` }),
-  h("span", { class: "title" }, h("span", { class: `badge cls-${a.class}` }, CLASS_LABEL[a.class]),
-    a.device_id, a.mode !== "normal" ? ` [${a.mode.toUpperCase()}]` : ""),
-  h("span", { class: "state" }, a.state.replace("_", " ")),
-  h("span", { class: "meta" }, [a.site_name || a.site_id, a.location, a.type,
-    fmtTime(a.raised_at), a.count > 1 ? `${a.count}×` : null, a.assignee ? `→ ${a.assignee}` : null]
-    .filter(Boolean).join(" · ")))));
-  $("board-empty").hidden = list.length > 0;
-  $("board-count").textContent = String(list.filter((a) => a.state === "active").length);
+  const rows = B.groupBoard([...state.alarms.values()]);
+  const els = [];
+  const keep = new Map();
+  for (const r of rows) {
+    const sig = rowSig(r);
+    const old = state.rowEls.get(r.key);
+    const el = old && old.sig === sig ? old.el
+      : (r.kind === "single" ? alarmLine(r.head) : groupRow(r));
+    keep.set(r.key, { el, sig });
+    els.push(el);
+  }
+  state.rowEls = keep;
+  const board = $("board");
+  let cursor = board.firstChild;  // move only what moved: a focused reason box keeps focus
+  for (const el of els) {
+    if (el === cursor) { cursor = cursor.nextSibling; continue; }
+    board.insertBefore(el, cursor);
+  }
+  while (cursor) { const next = cursor.nextSibling; cursor.remove(); cursor = next; }
+  for (const el of board.querySelectorAll("input[data-role=bulk-reason]")) {
+    if (state.drafts[el.id] && el.value !== state.drafts[el.id]) el.value = state.drafts[el.id];
+  }
+  $("board-empty").hidden = rows.length > 0;
+  $("board-count").textContent = String([...state.alarms.values()]
+    .filter((a) => a.state === "active").length);
 }
 
 // -- detail ---------------------------------------------------------------------------------
+function kv(pairs) {
+  return h("dl", { class: "kv" }, ...pairs
+    .filter(([, v]) => v !== null && v !== undefined && v !== "")
+    .map(([k, v, field]) => [h("dt", {}, T(k)), h("dd", { dataset: { field } }, v)]));
+}
+
+function forwarding(a) {
+  if (!a.forwarded_at) return h("span", { class: "not-forwarded" }, T("ui.not_forwarded"));
+  return h("span", { class: "forwarded" },
+    T("ui.forwarded", { time: fmtTime(a.forwarded_at), basis: L("basis", a.forward_basis) }),
+    a.delivered_at ? ` · ${T("ui.delivered", { time: fmtTime(a.delivered_at) })}` : "");
+}
+
+function contactsList(site) {
+  const contacts = (site && site.contacts) || [];
+  if (!contacts.length) return h("p", { class: "empty" }, T("ui.none_recorded"));
+  return h("ul", { class: "contacts" }, contacts.map((c) => h("li", {},
+    h("strong", {}, c.name), c.role ? ` (${c.role})` : "", " ",
+    c.phone ? h("a", { href: `tel:${c.phone.replace(/[^0-9+]/g, "")}`, class: "tel" }, c.phone) : null,
+    c.email ? [" ", h("a", { href: `mailto:${c.email}` }, c.email)] : null)));
+}
+
+function firePlanParts(site) {
+  const fp = (site && site.fire_plan) || {};
+  const part = (key, items) => h("section", {}, h("h3", {}, T(key)),
+    items && items.length ? h("ul", {}, items.map((i) => h("li", {}, i.name,
+      i.floor_id ? ` [${i.floor_id}]` : "", i.description ? ` — ${i.description}` : "")))
+      : h("p", { class: "empty" }, T("ui.none_recorded")));
+  return [part("ui.entrances", fp.entrances), part("ui.water_sources", fp.water_sources),
+    part("ui.hazards", fp.hazards),
+    fp.notes ? h("section", {}, h("h3", {}, T("ui.notes")), h("p", {}, fp.notes)) : null];
+}
+
 async function showDetail(alarmId) {
   const panel = $("detail");
   let a;
   try { a = await api(`/alarms/${alarmId}`); } catch (err) { return; }
   if (state.selected !== alarmId) return;
-  const act = (label, path, body, cls) => h("button", { class: cls, dataset: { action: label },
-    onclick: async (ev) => {
-      ev.target.disabled = true;
-      try { await api(`/alarms/${a.id}/${path}`, { method: "POST", body }); }
-      catch (err) { alert(err.message); }
-      showDetail(a.id);
-    } }, label);
   const handle = can("alarm:handle");
-  const verdictSel = h("select", { id: "verdict-select", "aria-label": "Verdict" },
-    VERDICTS.map(([v, l]) => h("option", { value: v }, l)));
-  const comment = h("input", { id: "comment-text", placeholder: "Comment", maxlength: 2000 });
-  panel.replaceChildren(
-    h("h2", {}, h("span", { class: `badge cls-${a.class}` }, CLASS_LABEL[a.class]), a.device_id),
-    h("dl", { class: "kv" },
-      ...[["State", a.state], ["Verdict", a.verdict], ["Site", a.site_name || a.site_id],
-        ["Location", a.location], ["Floor", a.floor_id], ["Rule", a.type],
-        ["Confidence", a.confidence != null ? `${Math.round(a.confidence * 100)} %` : null],
-        ["Mode", a.mode], ["Raised", fmtTime(a.raised_at)], ["Occurrences", a.count],
-        ["Acknowledged", a.acknowledged_by ? `${a.acknowledged_by}, ${fmtTime(a.acknowledged_at)}` : null],
-        ["Assignee", a.assignee]]
-        .filter(([, v]) => v !== null && v !== undefined && v !== "")
-        .map(([k, v]) => [h("dt", {}, k), h("dd", { dataset: { field: k.toLowerCase() } }, v)])),
-    handle ? h("div", { class: "actions" },
-      (a.state === "active" || a.state === "cleared_unack")
-        ? act("Acknowledge", "acknowledge", {}, "primary") : null,
-      ["active", "acknowledged", "cleared_unack", "cleared"].includes(a.state)
-        ? [verdictSel, h("button", { dataset: { action: "Verdict" }, onclick: async (ev) => {
-          ev.target.disabled = true;
-          try {
-            await api(`/alarms/${a.id}/verdict`, { method: "POST",
-              body: { verdict: verdictSel.value } });
-          } catch (err) { alert(err.message); }
-          showDetail(a.id);
-        } }, "Give verdict")] : null,
-      a.state === "cleared" && a.class !== "fire" ? act("Close", "close", {}) : null) : null,
+  const reasonOk = () => ($("action-reason") ? $("action-reason").value.trim() !== "" : false);
+  const post = async (path, body) => {
+    try {
+      applyAlarm(await api(`/alarms/${a.id}/${path}`, { method: "POST", body }));
+      delete state.drafts["action-reason"];
+      if ($("action-reason")) $("action-reason").value = "";
+    } catch (err) { alert(err.message); }
+    showDetail(a.id);
+  };
+  const needReason = [];  // buttons enabled only with a reason
+  const reasonBox = h("input", { id: "action-reason", maxlength: 1000,
+    placeholder: T("ui.reason"), oninput: () => {
+      for (const b of needReason) b.disabled = !reasonOk();
+    } });
+  const verdictSel = h("select", { id: "verdict-select", "aria-label": T("ui.verdict") },
+    VERDICTS.map((v) => h("option", { value: v }, L("verdict", v))));
+  const btn = (label, action, onclick, cls, required) => {
+    const b = h("button", { class: cls, dataset: { action }, disabled: !!required,
+      onclick: (ev) => { ev.target.disabled = true; onclick(); } }, label);
+    if (required) needReason.push(b);
+    return b;
+  };
+  const comment = h("input", { id: "comment-text", placeholder: T("ui.comment"), maxlength: 2000 });
+  const site = a.site;
+  const zonePoint = a.zone !== null || a.point ? [a.zone, a.point].filter((x) => x !== null && x !== "").join(" / ") : null;
+  const evidence = B.evidenceLines(state.labels, state.lang, a.evidence);
+  const canVerdict = ["active", "acknowledged", "cleared_unack", "cleared"].includes(a.state);
+  const canClose = a.state === "cleared" && a.class !== "fire";
+  keepInputs(panel, () => panel.replaceChildren(...[
+    h("h2", {}, h("span", { class: `badge cls-${a.class}` }, L("class", a.class)), L("rule", a.type)),
+    h("p", { class: "rule-id" }, `${a.device_id} · ${a.type}`),
+    kv([["ui.state", L("state", a.state), "state"], ["ui.verdict", L("verdict", a.verdict), "verdict"],
+      ["ui.site", a.site_name || a.site_id, "site"], ["ui.address", site && site.address, "address"],
+      ["ui.floor", a.floor ? a.floor.name : a.floor_id, "floor"], ["ui.zone_point", zonePoint, "zone"],
+      ["ui.location", a.location, "location"],
+      ["ui.device", a.device_kind ? `${a.device_id} (${a.device_kind.replace("_", " ")})` : a.device_id, "device"],
+      ["ui.mode", a.mode !== "normal" ? L("mode", a.mode) : null, "mode"],
+      ["ui.raised", fmtTime(a.raised_at), "raised"], ["ui.occurrences", a.count > 1 ? a.count : null, "count"],
+      ["ui.acknowledged", a.acknowledged_by ? `${actorText(a.acknowledged_by)}, ${fmtTime(a.acknowledged_at)}` : null, "acknowledged"],
+      ["ui.assignee", a.assignee, "assignee"],
+      ["ui.forwarding", a.class === "fire" ? forwarding(a) : null, "forwarding"]]),
+    evidence.length ? [h("h3", {}, T("ui.evidence")),
+      h("dl", { class: "kv evidence", id: "evidence" }, evidence.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))] : null,
+    handle && (a.state === "active" || a.state === "cleared_unack" || canVerdict || canClose)
+      ? h("div", { class: "actions" }, reasonBox,
+        (a.state === "active" || a.state === "cleared_unack")
+          ? btn(T("ui.acknowledge"), "Acknowledge", () => post("acknowledge", { reason: reasonBox.value.trim() }), "primary") : null,
+        canVerdict ? [verdictSel, btn(T("ui.give_verdict"), "Verdict",
+          () => post("verdict", { verdict: verdictSel.value, reason: reasonBox.value.trim() }), null, true)] : null,
+        canClose ? btn(T("ui.close"), "Close", () => post("close", { reason: reasonBox.value.trim() }), null, true) : null)
+      : null,
+    a.floor && a.floor.plan_url ? [h("h3", {}, T("ui.floor_plan")),
+      planView(a.floor, a.x !== null && a.y !== null ? [{ id: a.device_id, x: a.x, y: a.y,
+        location: a.location, status: "alarm" }] : [], "detail-plan")] : null,
+    h("h3", {}, T("ui.contacts")), contactsList(site),
+    h("h3", {}, T("ui.fire_plan")), h("div", { class: "fire-plan compact" }, firePlanParts(site)),
     can("alarm:comment") ? h("div", { class: "row" }, comment,
       h("button", { onclick: async () => {
         if (!comment.value.trim()) return;
         try {
           await api(`/alarms/${a.id}/comments`, { method: "POST", body: { text: comment.value } });
+          delete state.drafts["comment-text"];
+          comment.value = "";
         } catch (err) { alert(err.message); }
         showDetail(a.id);
-      } }, "Comment")) : null,
+      } }, T("ui.comment"))) : null,
     handle ? h("div", { class: "row" },
-      h("input", { id: "assign-to", placeholder: "Assign to user" }),
+      h("input", { id: "assign-to", placeholder: T("ui.assign_to") }),
       h("button", { onclick: async () => {
         const who = $("assign-to").value.trim() || null;
         try { await api(`/alarms/${a.id}/assign`, { method: "POST", body: { assignee: who } }); }
         catch (err) { alert(err.message); }
         showDetail(a.id);
-      } }, "Assign")) : null,
-    h("h3", {}, "Timeline"),
+      } }, T("ui.assign"))) : null,
+    h("h3", {}, T("ui.timeline")),
     h("ol", { class: "timeline", id: "timeline" }, a.events.map((e) => h("li", {
       dataset: { kind: e.kind } },
     h("span", { class: "when" }, fmtTime(e.at)),
-    h("strong", {}, e.kind), e.to_state && e.to_state !== e.from_state ? ` → ${e.to_state}` : "",
-    ` · ${e.actor}`, e.reason ? ` · ${e.reason}` : "",
-    e.details && e.details.verdict ? ` · ${e.details.verdict}` : "")))
-  );
+    h("strong", {}, L("event", e.kind)), e.to_state && e.to_state !== e.from_state ? ` → ${L("state", e.to_state)}` : "",
+    ` · ${actorText(e.actor)}`,
+    e.details && e.details.verdict ? ` · ${L("verdict", e.details.verdict)}` : "",
+    e.reason ? ` · ${e.reason}` : "")))
+  ].flat(2).filter(Boolean)));
+  for (const b of needReason) b.disabled = !reasonOk();
   panel.dataset.alarmId = a.id;
   panel.hidden = false;
+  placePopup();
 }
 
 // -- fire pop-up and sound ------------------------------------------------------------------
@@ -488,49 +698,70 @@ function beep() {
 
 function stopBeep() { clearInterval(state.beepTimer); state.beepTimer = null; }
 
+// One pop-up per incident (fires of one site at overlapping times) or lone fire, oldest
+// first; its Acknowledge acknowledges every active fire of the incident in one call.
 function pendingFires() {
-  const active = [...state.alarms.values()].filter((a) =>
-    a.class === "fire" && a.state === "active" && a.mode === "normal");
-  for (const a of active) if (!state.fireOrder.includes(a.id)) state.fireOrder.push(a.id);
-  const ids = new Set(active.map((a) => a.id));
-  state.fireOrder = state.fireOrder.filter((id) => ids.has(id));
-  return state.fireOrder.map((id) => state.alarms.get(id));
+  const pops = B.popups(B.groupBoard([...state.alarms.values()]));
+  for (const p of pops) if (!state.fireOrder.includes(p.key)) state.fireOrder.push(p.key);
+  const byKey = new Map(pops.map((p) => [p.key, p]));
+  state.fireOrder = state.fireOrder.filter((k) => byKey.has(k));
+  return state.fireOrder.map((k) => byKey.get(k));
 }
 
 function updateFires() {
   const fires = pendingFires();
-  const a = fires[0];
-  if (!a || state.snoozed) {
+  const p = fires[0];
+  if (!p || state.snoozed) {
     $("fire-popup").hidden = true;
+    state.popupKey = null;
     stopBeep();
     return;
   }
+  const a = p.head;
   const more = fires.length - 1;
-  $("fire-more").textContent = more > 0 ? `${more} more fire${more > 1 ? "s" : ""} waiting` : "";
-  $("fire-what").textContent = `${a.device_id} — ${a.type}`;
+  $("fire-more").textContent = more > 0 ? T("ui.more_fires", { n: more }) : "";
+  $("fire-what").textContent = p.members.length > 1
+    ? `${T("ui.incident", { n: p.members.length })} — ${alarmTitle(a)}` : alarmTitle(a);
   $("fire-where").textContent = [a.site_name || a.site_id, a.location, a.floor_id]
     .filter(Boolean).join(" · ");
   $("fire-popup").dataset.alarmId = a.id;
+  $("fire-popup").dataset.key = p.key;
+  $("fire-popup").dataset.size = p.members.length;
+  state.popupKey = p.key;
   $("fire-ack").hidden = !can("alarm:handle");
   $("fire-popup").hidden = false;
+  placePopup();
   if (!state.beepTimer) { beep(); state.beepTimer = setInterval(beep, 1500); }
   updateSoundHint();
 }
 
+// With an alarm detail open, the pop-up docks over the board column instead of covering
+// the screen: the detail the operator is working on stays readable and usable.
+function placePopup() {
+  const docked = !$("detail").hidden && !$("view-board").hidden;
+  $("fire-popup").classList.toggle("docked", docked);
+}
+
 $("fire-ack").addEventListener("click", async () => {
-  const id = Number($("fire-popup").dataset.alarmId);
-  try { applyAlarm(await api(`/alarms/${id}/acknowledge`, { method: "POST", body: {} })); }
-  catch (err) { alert(err.message); }
+  const p = pendingFires().find((x) => x.key === state.popupKey);
+  if (!p) return;
+  try {
+    const res = await api("/alarms/acknowledge", { method: "POST",
+      body: { ids: p.active.map((a) => a.id), reason: "" } });
+    for (const a of res.data) applyAlarm(a, false);
+    renderBoard();
+    updateFires();
+  } catch (err) { alert(err.message); }
 });
 $("fire-open").addEventListener("click", () => {
   // The operator takes it from the board: hide the pop-up (and the sound) until a new fire.
-  const id = Number($("fire-popup").dataset.alarmId);
+  const p = pendingFires().find((x) => x.key === state.popupKey);
   state.snoozed = true;
   updateFires();
   switchView("board");
-  state.selected = id;
-  renderBoard();
-  showDetail(id);
+  if (!p) return;
+  if (p.members.length > 1) state.expanded.add(p.key);
+  selectAlarm(p.head.id);
 });
 $("fire-mute").addEventListener("click", () => { state.muted = true; });
 
@@ -551,11 +782,67 @@ async function loadSites() {
 $("site-select").addEventListener("change", () => renderSite(true));
 $("floor-select").addEventListener("change", () => renderSite(false));
 
+// -- floor plans: markers in the image's own coordinates -----------------------------------
+// devices.x/y are fractions of the plan's width and height. The plan is drawn in a box with
+// exactly the image's aspect ratio (from its pixels, or an SVG's width/height or viewBox), the
+// image filling it, so a marker at left: x%, top: y% of the box sits on that point of the
+// image however wide the column is.
+function svgRatio(text) {
+  const svg = new DOMParser().parseFromString(text, "image/svg+xml").documentElement;
+  const w = svg.getAttribute("width"), ht = svg.getAttribute("height");
+  if (w && ht && !/%/.test(w + ht) && parseFloat(w) > 0 && parseFloat(ht) > 0) {
+    return parseFloat(w) / parseFloat(ht);
+  }
+  const vb = (svg.getAttribute("viewBox") || "").trim().split(/[\s,]+/).map(Number);
+  return vb.length === 4 && vb[2] > 0 && vb[3] > 0 ? vb[2] / vb[3] : null;
+}
+
+async function planImage(planUrl) {
+  if (!state.planUrls.has(planUrl)) {
+    state.planUrls.set(planUrl, (async () => {
+      const blob = await (await api(planUrl.replace(API, ""), { raw: true })).blob();
+      const url = URL.createObjectURL(blob);
+      let ratio = blob.type === "image/svg+xml" ? svgRatio(await blob.text()) : null;
+      if (!ratio) {
+        const im = new Image();
+        im.src = url;
+        await im.decode();
+        ratio = im.naturalWidth / im.naturalHeight;
+      }
+      return { url, ratio };
+    })());
+  }
+  return state.planUrls.get(planUrl);
+}
+
+const healthClass = (d) => d.online === null || d.online === undefined ? "never"
+  : d.online ? "" : "offline";
+
+// devices: [{id, x, y, location, status ("alarm" | "offline" | "never" | ""), onclick}]
+function planView(floor, devices, id) {
+  const img = h("img", { alt: `${T("ui.floor_plan")}: ${floor.name}` });
+  const wrap = h("div", { class: "plan-canvas", id, dataset: { floorId: floor.id } }, img,
+    devices.map((d) => {
+      const m = h("button", { class: `marker ${d.status || ""}`, title: `${d.id} ${d.location || ""}`,
+        dataset: { deviceId: d.id }, onclick: d.onclick },
+      h("span", { class: "marker-label" }, d.location ? `${d.id} · ${d.location}` : d.id));
+      m.style.left = `${d.x * 100}%`;  // CSSOM, allowed by the CSP (inline style attributes are not)
+      m.style.top = `${d.y * 100}%`;
+      return m;
+    }));
+  planImage(floor.plan_url).then(({ url, ratio }) => {
+    wrap.style.setProperty("--ratio", String(ratio));
+    img.addEventListener("load", () => { wrap.dataset.ready = "1"; }, { once: true });
+    img.src = url;
+  }).catch((err) => console.warn("floor plan:", err && err.message));
+  return wrap;
+}
+
 async function renderSite(siteChanged = true) {
   const site = state.sites.find((s) => s.id === $("site-select").value);
   if (!site) return;
   if (siteChanged || !$("floor-select").options.length) {
-    $("floor-select").replaceChildren(h("option", { value: "" }, "All floors"),
+    $("floor-select").replaceChildren(h("option", { value: "" }, T("ui.all_floors")),
       ...site.floors.map((f) => h("option", { value: f.id }, f.name)));
     if (site.floors.length) $("floor-select").value = site.floors[0].id;
   }
@@ -568,41 +855,21 @@ async function renderSite(siteChanged = true) {
       (health.offline ? ` · ${health.offline} offline` : "");
   const onFloor = state.devices.filter((d) => !floorId || d.floor_id === floorId);
   const inAlarm = new Set([...state.alarms.values()].filter((a) => a.state !== "closed").map((a) => a.device_id));
-  const health1 = (d) => d.online === null ? "never" : d.online ? "" : "offline";
   $("device-list").replaceChildren(...onFloor.map((d) => h("li", {
     dataset: { deviceId: d.id }, onclick: () => showCurves(d) },
-  h("span", {}, h("span", { class: `dot ${health1(d)}` }), " ", d.id, " ",
+  h("span", {}, h("span", { class: `dot ${healthClass(d)}` }), " ", d.id, " ",
     h("small", {}, d.location)), h("small", {}, d.lifecycle.replace("_", " ")))));
-  const plan = $("plan");
   const floor = site.floors.find((f) => f.id === floorId);
   if (floor && floor.plan_url) {
-    const r = await api(floor.plan_url.replace(API, ""), { raw: true });
-    const url = URL.createObjectURL(await r.blob());
-    plan.replaceChildren(h("img", { src: url, alt: `Plan of ${floor.name}` }),
-      ...onFloor.filter((d) => d.x !== null && d.y !== null).map((d) => {
-        const m = h("button", {
-          class: `marker ${inAlarm.has(d.id) ? "alarm" : health1(d)}`, title: `${d.id} ${d.location}`,
-          dataset: { deviceId: d.id }, onclick: () => showCurves(d) });
-        m.style.left = `${d.x * 100}%`;  // CSSOM, allowed by the CSP (inline style attributes are not)
-        m.style.top = `${d.y * 100}%`;
-        return m;
-      }));
+    $("plan").replaceChildren(planView(floor, onFloor.filter((d) => d.x !== null && d.y !== null)
+      .map((d) => ({ id: d.id, x: d.x, y: d.y, location: d.location,
+        status: inAlarm.has(d.id) ? "alarm" : healthClass(d), onclick: () => showCurves(d) })),
+    "site-plan"));
   } else {
-    plan.replaceChildren(h("p", { class: "empty" }, "No floor plan for this floor."));
+    $("plan").replaceChildren(h("p", { class: "empty" }, T("ui.no_plan")));
   }
-  renderFirePlan(site);
-}
-
-function renderFirePlan(site) {
-  const fp = site.fire_plan || {};
-  const part = (title, items) => h("section", {}, h("h3", {}, title),
-    items && items.length ? h("ul", {}, items.map((i) => h("li", {}, i.name,
-      i.description ? ` — ${i.description}` : ""))) : h("p", { class: "empty" }, "none recorded"));
-  $("fire-plan").replaceChildren(
-    part("Entrances", fp.entrances), part("Water sources", fp.water_sources),
-    part("Hazards", fp.hazards),
-    h("section", {}, h("h3", {}, "Contacts"), h("ul", {}, (site.contacts || []).map((c) =>
-      h("li", {}, c.name, c.role ? ` (${c.role})` : "", c.phone ? ` ${c.phone}` : "")))));
+  $("fire-plan").replaceChildren(...firePlanParts(site).filter(Boolean),
+    h("section", {}, h("h3", {}, T("ui.contacts")), contactsList(site)));
 }
 
 const CURVES = {
@@ -659,4 +926,11 @@ function chart(points, t0, t1) {
 }
 
 // -- boot -----------------------------------------------------------------------------------
-if (state.token) start();
+(async () => {
+  state.lang = B.pickLang(localStorage.getItem("firetower.lang"), navigator.languages);
+  try {
+    state.labels = await (await fetch("labels.json")).json();
+  } catch (err) { console.warn("labels:", err && err.message); }
+  applyLang();
+  if (state.token) start();
+})();

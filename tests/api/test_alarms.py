@@ -66,8 +66,14 @@ async def test_acknowledge_verdict_comment_assign(world: World, store: AlarmStor
                              json={"assignee": "ghost"})).status_code == 404
         r = await c.post(f"/alarms/{fire}/comments", json={"text": "guard confirms smoke"})
         assert r.status_code == 201
-        r = await c.post(f"/alarms/{fire}/close", json={})
+        r = await c.post(f"/alarms/{fire}/close", json={"reason": "all clear"})
         assert r.status_code == 409  # a fire alarm needs a verdict
+        for body in ({"verdict": "true_fire"}, {"verdict": "true_fire", "reason": "  "}):
+            r = await c.post(f"/alarms/{fire}/verdict", json=body)
+            assert r.status_code == 422, body  # a verdict needs a reason
+            assert r.json()["detail"].startswith("reason: "), r.json()
+        r = await c.post(f"/alarms/{fire}/close", json={})
+        assert r.status_code == 422 and r.json()["detail"] == "reason: Field required"
         r = await c.post(f"/alarms/{fire}/verdict", json={"verdict": "true_fire",
                                                           "reason": "brigade dispatched"})
         assert r.status_code == 200
@@ -119,3 +125,107 @@ async def test_rule_overrides_and_modes(world: World, store: AlarmStore) -> None
     kinds = [r["kind"] for r in await store._db.fetch(  # type: ignore[union-attr]
         "SELECT kind FROM alarm_events ORDER BY id")]
     assert kinds == ["mode", "mode"]
+
+
+async def test_close_needs_a_reason(world: World, store: AlarmStore) -> None:
+    fault = await raise_alarm(store, "prs-1", "s1", "fault", "sprinkler.low_pressure")
+    await store.clear(AlarmKey("prs-1", "", "sprinkler.low_pressure"), at=datetime.now(UTC),
+                      reason="pressure back")
+    async with world.client("operator") as c:
+        assert (await c.post(f"/alarms/{fault}/acknowledge", json={})).status_code == 200
+        r = await c.post(f"/alarms/{fault}/close", json={"reason": ""})
+        assert r.status_code == 422
+        assert "a reason is required" in r.json()["detail"]
+        r = await c.post(f"/alarms/{fault}/close", json={"reason": "valve reopened"})
+        assert r.status_code == 200 and r.json()["state"] == "closed"
+        assert r.json()["events"][-1]["reason"] == "valve reopened"
+
+
+async def test_detail_carries_site_floor_and_forwarding(world: World,
+                                                        store: AlarmStore) -> None:
+    async with world.client("admin") as c:
+        r = await c.patch("/sites/s1", json={
+            "address": "1 Quay Road", "contacts": [{"name": "Li Wei", "role": "guard",
+                                                    "phone": "+86 21 5555 0101"}],
+            "fire_plan": {"entrances": [{"name": "North gate"}], "notes": "pumps in B1"}})
+        assert r.status_code == 200, r.text
+        assert (await c.post("/sites/s1/floors", json={"id": "3F", "name": "Third floor",
+                                                       "level": 3})).status_code == 201
+        assert (await c.patch("/devices/smk-1", json={"floor_id": "3F", "x": 0.25,
+                                                      "y": 0.5})).status_code == 200
+    fire = await raise_alarm(store, "smk-1", "s1")
+    async with world.client("operator") as c:
+        d = (await c.get(f"/alarms/{fire}")).json()
+    assert d["site"]["address"] == "1 Quay Road"
+    assert d["site"]["contacts"][0]["phone"] == "+86 21 5555 0101"
+    assert d["site"]["fire_plan"]["entrances"][0]["name"] == "North gate"
+    assert d["floor"]["name"] == "Third floor" and (d["x"], d["y"]) == (0.25, 0.5)
+    assert d["device_kind"] == "smoke_detector" and d["forwarded_at"] is None
+
+
+async def _cleared(store: AlarmStore, devices: list[str]) -> list[int]:
+    ids = [await raise_alarm(store, dev, site, "offline", "offline")
+           for dev, site in ((d, "s2" if d == "smk-9" else "s1") for d in devices)]
+    for dev in devices:
+        await store.clear(AlarmKey(dev, "", "offline"), at=datetime.now(UTC), reason="back")
+    return ids
+
+
+async def test_bulk_acknowledge_and_close(world: World, store: AlarmStore) -> None:
+    ids = await _cleared(store, ["smk-1", "prs-1"])
+    fire = await raise_alarm(store, "smk-1", "s1")
+    async with world.client("operator") as c:
+        r = await c.post("/alarms/acknowledge", json={"ids": [*ids, fire, fire, 999_999],
+                                                      "reason": "flood after power cut"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert [a["id"] for a in body["data"]] == [*ids, fire] and body["count"] == 3
+        assert [a["state"] for a in body["data"]] == ["cleared", "cleared", "acknowledged"]
+        assert body["refused"] == [{"id": 999_999, "status": 404,
+                                    "detail": "alarm not found"}]
+        r = await c.post("/alarms/close", json={"ids": [*ids, fire]})
+        assert r.status_code == 422  # a reason is required
+        r = await c.post("/alarms/close", json={"ids": [*ids, fire], "reason": "power back"})
+        body = r.json()
+        assert [a["state"] for a in body["data"]] == ["closed", "closed"]
+        assert [(x["id"], x["status"]) for x in body["refused"]] == [(fire, 409)]
+        assert body["refused"][0]["detail"] == "a fire alarm is closed only by a verdict"
+        assert (await c.post("/alarms/close", json={"ids": [], "reason": "x"})).status_code == 422
+    events = await store._db.fetch(  # type: ignore[union-attr]
+        "SELECT alarm_id, kind, actor, reason FROM alarm_events WHERE kind IN"
+        " ('acknowledge', 'close') ORDER BY id")
+    assert [(e["alarm_id"], e["kind"]) for e in events] == [
+        (ids[0], "acknowledge"), (ids[1], "acknowledge"), (fire, "acknowledge"),
+        (ids[0], "close"), (ids[1], "close")]
+    assert {e["actor"] for e in events} == {"operator:operator"}
+
+
+async def test_bulk_acknowledge_is_scoped_and_needs_the_role(world: World,
+                                                             store: AlarmStore) -> None:
+    mine = await raise_alarm(store, "smk-1", "s1", "fault", "panel.fault")
+    theirs = await raise_alarm(store, "smk-9", "s2", "fault", "panel.fault")
+    async with world.client("admin") as admin:
+        r = await admin.post("/users", json={"name": "op-a", "role": "operator",
+                                             "password": "correct horse battery",
+                                             "site_ids": ["s1"]})
+        assert r.status_code == 201, r.text
+    async with world.client() as anon:
+        token = (await anon.post("/auth/token", data={
+            "username": "op-a", "password": "correct horse battery"})).json()["access_token"]
+    async with world.client() as c:
+        r = await c.post("/alarms/acknowledge", json={"ids": [mine, theirs]},
+                         headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+        assert [a["id"] for a in r.json()["data"]] == [mine]
+        # another site's alarm answers exactly as an id that does not exist
+        assert r.json()["refused"] == [{"id": theirs, "status": 404,
+                                        "detail": "alarm not found"}]
+    for who in ("supervisor", "manager", "installer", "integration"):
+        async with world.client(who) as c:
+            r = await c.post("/alarms/acknowledge", json={"ids": [theirs]})
+            assert r.status_code == 403, who
+            r = await c.post("/alarms/close", json={"ids": [theirs], "reason": "x"})
+            assert r.status_code == 403, who
+    states = {r["id"]: r["state"] for r in await store._db.fetch(  # type: ignore[union-attr]
+        "SELECT id, state FROM alarms")}
+    assert states == {mine: "acknowledged", theirs: "active"}

@@ -81,6 +81,8 @@ async def test_fire_acknowledge_verdict_seen_by_second_operator(clean_db, broker
             await first.wait_for_selector(f'#board [data-alarm-id="{alarm_id}"]'
                                           '[data-state="acknowledged"]', timeout=3000)
             await first.select_option("#verdict-select", "true_fire")
+            assert await first.is_disabled('[data-action="Verdict"]')  # a reason first
+            await first.fill("#action-reason", "guard confirms smoke on 3F")
             await first.click('[data-action="Verdict"]')
             await first.wait_for_selector(f'#board [data-alarm-id="{alarm_id}"]'
                                           '[data-state="verified"]', timeout=3000)
@@ -305,4 +307,230 @@ async def test_stalled_stream_turns_the_connection_state_red(clean_db) -> None: 
         finally:
             await proxy.stop()
         ERRORS[:] = [e for e in ERRORS if "alarm stream lost" not in e]
+        assert ERRORS == []
+
+
+async def _place(con: Console, floors: dict[str, tuple[bytes, str]],
+                 devices: list[tuple[str, str, float, float]]) -> None:
+    """Floors with plan images, and devices placed on them, through the API as an admin."""
+    async with con.world.client("admin") as c:
+        r = await c.patch("/sites/s1", json={
+            "address": "1 Quay Road, Huangpu", "contacts": [
+                {"name": "Li Wei", "role": "night guard", "phone": "+86 21 5555 0101"}],
+            "fire_plan": {"entrances": [{"name": "North gate", "description": "truck access"}],
+                          "water_sources": [{"name": "Hydrant H2"}],
+                          "notes": "Sprinkler pumps in B1"}})
+        assert r.status_code == 200, r.text
+        for floor, (image, ctype) in floors.items():
+            r = await c.post("/sites/s1/floors", json={"id": floor, "name": f"Floor {floor}"})
+            assert r.status_code == 201, r.text
+            r = await c.put(f"/sites/s1/floors/{floor}/plan", content=image,
+                            headers={"Content-Type": ctype})
+            assert r.status_code in (200, 204), r.text
+        for dev, floor, x, y in devices:
+            if await con.pool.fetchval("SELECT 1 FROM devices WHERE id = $1", dev) is None:  # type: ignore[attr-defined]
+                r = await c.post("/devices", json={"id": dev, "kind": "smoke_detector",
+                                                   "site_id": "s1", "location": f"room {dev}"})
+                assert r.status_code == 201, r.text
+            r = await c.patch(f"/devices/{dev}", json={"floor_id": floor, "x": x, "y": y})
+            assert r.status_code == 200, r.text
+
+
+async def _fire(con: Console, device: str, site: str = "s1", evidence: dict | None = None,
+                at: datetime | None = None) -> int:
+    from firetower.alarm_store import AlarmKey, Occurrence
+    from firetower.alarms import AlarmClass
+
+    now = at or datetime.now(UTC)
+    change = await con.store.raise_or_recur(Occurrence(
+        AlarmKey(device, "", "smoke.threshold"), AlarmClass.FIRE, now, site_id=site,
+        received_at=now, evidence=evidence or {}, reason="condition true"))
+    assert change is not None and change.alarm_id is not None
+    return change.alarm_id
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+async def test_alarm_detail_in_words_in_both_languages(clean_db) -> None:  # type: ignore[no-untyped-def]
+    """Address, floor, zone, evidence in words and units, click-to-call contacts, fire plan,
+    the floor plan with the device, forwarding status, human labels in Chinese (the browser's
+    language) and English (switched, remembered); reasons required; a second fire does not
+    cover the detail being worked on."""
+    from dispatch.forwarding import forward
+    from tests.api.pipeline import png
+
+    ERRORS.clear()
+    async with console_api(clean_db) as con, chromium() as browser:
+        await _place(con, {"3F": (png(400, 240), "image/png")}, [("smk-1", "3F", 0.25, 0.5)])
+        fire = await _fire(con, "smk-1", evidence={
+            "rule": "smoke.threshold", "obscuration_pct_per_m": 4.2, "alarm_pct_per_m": 3.0})
+        assert await forward(con.pool, fire, "coincidence") is not None  # type: ignore[arg-type]
+        page = await login(await browser.new_context(locale="zh-CN"), con.world.url,
+                           "operator")
+        await page.wait_for_selector("#fire-popup:not([hidden])")
+        assert "烟雾浓度超过报警阈值" in await page.inner_text("#fire-what")
+        assert await page.inner_text('.tab[data-view="board"] [data-i18n]') == "报警"
+        await page.click("#fire-open")
+        await page.wait_for_selector(f'#detail[data-alarm-id="{fire}"]')
+        detail = await page.inner_text("#detail")
+        for text in ("烟雾浓度超过报警阈值", "1 Quay Road, Huangpu", "Floor 3F", "烟雾遮光率",
+                     "4.2 %/m (报警阈值 3 %/m)", "已转发", "第二个探测器确认", "规则引擎",
+                     "North gate", "Hydrant H2", "Li Wei"):
+            assert text in detail, (text, detail)
+        assert "engine" not in detail.replace("规则引擎", "")
+        assert await page.get_attribute("#detail a.tel", "href") == "tel:+862155550101"
+        await page.wait_for_selector('#detail-plan[data-ready="1"] .marker[data-device-id="smk-1"]')
+
+        # English, remembered across a reload; the operator's name instead of operator:operator
+        await page.select_option("#lang", "en")
+        await page.wait_for_selector('#detail h2:has-text("Smoke above the alarm level")')
+        await page.fill("#action-reason", "calling the night guard")
+        await page.click('[data-action="Acknowledge"]')
+        await page.wait_for_selector('#timeline [data-kind="acknowledge"]')
+        timeline = await page.inner_text("#timeline")
+        assert "Operator operator" in timeline and "operator:operator" not in timeline
+        assert "calling the night guard" in timeline
+        assert "Forwarded to the fire brigade" in timeline
+        assert await page.is_disabled('[data-action="Verdict"]')  # a verdict needs a reason
+        await page.reload()
+        await page.wait_for_selector('#live[data-state="live"]')
+        assert await page.inner_text("#live") == "live"
+        assert await page.eval_on_selector("html", "e => e.lang") == "en"
+
+        # A second fire while the operator works on a detail: the pop-up docks beside it.
+        await page.click(f'#board [data-alarm-id="{fire}"]')
+        await page.wait_for_selector(f'#detail[data-alarm-id="{fire}"] #action-reason')
+        await page.fill("#action-reason", "brigade on the way")
+        second = await _fire(con, "smk-2", "s2")
+        await page.wait_for_selector("#fire-popup.docked:not([hidden])", timeout=3000)
+        assert await page.get_attribute("#fire-popup", "data-alarm-id") == str(second)
+        box = await page.eval_on_selector("#fire-popup .popup-box",
+                                          "e => e.getBoundingClientRect().toJSON()")
+        panel = await page.eval_on_selector("#detail", "e => e.getBoundingClientRect().toJSON()")
+        assert not _overlap(box, panel), (box, panel)
+        assert await page.input_value("#action-reason") == "brigade on the way"
+        await page.click('[data-action="Verdict"]')  # the detail is still usable
+        await page.wait_for_selector(f'#board [data-alarm-id="{fire}"][data-state="verified"]')
+        async with con.world.client("operator") as c:
+            d = (await c.get(f"/alarms/{fire}")).json()
+        assert (d["verdict"], d["events"][-1]["reason"]) == ("true_fire", "brigade on the way")
+        assert ERRORS == []
+
+
+SVG_PLAN = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 800 400">'
+            b'<rect width="800" height="400" fill="#ddd"/></svg>')
+
+
+async def test_floor_plan_markers_sit_on_the_image_at_any_column_width(clean_db) -> None:  # type: ignore[no-untyped-def]
+    from tests.api.pipeline import png
+
+    ERRORS.clear()
+    spots = [("smk-1", "P", 0.1, 0.2), ("smk-a", "P", 0.5, 0.5), ("smk-b", "P", 0.9, 0.75),
+             ("smk-c", "S", 0.25, 0.9), ("smk-d", "S", 0.75, 0.1)]
+    async with console_api(clean_db) as con, chromium() as browser:
+        await _place(con, {"P": (png(400, 240), "image/png"),
+                           "S": (SVG_PLAN, "image/svg+xml")}, spots)
+        page = await login(await browser.new_context(viewport={"width": 1400, "height": 900}),
+                           con.world.url, "operator")
+        await page.click('.tab[data-view="sites"]')
+        checked = 0
+        for floor in ("P", "S"):
+            await page.select_option("#floor-select", floor)
+            for width, side in ((1400, "320px"), (1400, "900px"), (1000, "1fr"), (600, "1fr")):
+                await page.set_viewport_size({"width": width, "height": 900})
+                await page.eval_on_selector(".site-body", "(e, s) => e.style"
+                                            ".gridTemplateColumns = `minmax(0, 1fr) ${s}`", side)
+                await page.wait_for_selector(f'#site-plan[data-floor-id="{floor}"]'
+                                             '[data-ready="1"]')
+                img = await page.eval_on_selector("#site-plan img",
+                                                  "e => e.getBoundingClientRect().toJSON()")
+                ratio = 400 / 240 if floor == "P" else 800 / 400
+                assert abs(img["width"] / img["height"] - ratio) < 0.01, img
+                for dev, f, x, y in spots:
+                    if f != floor:
+                        continue
+                    m = await page.eval_on_selector(
+                        f'#site-plan .marker[data-device-id="{dev}"]',
+                        "e => e.getBoundingClientRect().toJSON()")
+                    cx, cy = m["x"] + m["width"] / 2, m["y"] + m["height"] / 2
+                    assert abs(cx - (img["x"] + x * img["width"])) <= 1.5, (dev, width, side)
+                    assert abs(cy - (img["y"] + y * img["height"])) <= 1.5, (dev, width, side)
+                    label = await page.inner_text(
+                        f'#site-plan .marker[data-device-id="{dev}"] .marker-label')
+                    assert dev in label
+                    checked += 1
+        assert checked == 20
+        assert ERRORS == []
+
+
+async def _offline(con: Console, device: str, inhibited_by: str | None = None) -> int:
+    from firetower.alarm_store import AlarmKey, Occurrence
+    from firetower.alarms import AlarmClass
+
+    now = datetime.now(UTC)
+    change = await con.store.raise_or_recur(Occurrence(
+        AlarmKey(device, "", "offline"), AlarmClass.OFFLINE, now, site_id="s1",
+        inhibited_by=inhibited_by, group_key="offline:s1", reason="no heartbeat"))
+    assert change is not None and change.alarm_id is not None
+    return change.alarm_id
+
+
+async def test_offline_panel_with_30_children_is_one_row_acknowledged_at_once(clean_db) -> None:  # type: ignore[no-untyped-def]
+    ERRORS.clear()
+    async with console_api(clean_db) as con, chromium() as browser:
+        children = [await _offline(con, f"det-{i:02d}", "offline:pnl-1") for i in range(30)]
+        panel = await _offline(con, "pnl-1")  # found last, as the engine may
+        page = await login(await browser.new_context(), con.world.url, "operator")
+        row = await page.wait_for_selector('#board > li[data-kind="cause"]')
+        assert await page.eval_on_selector_all("#board > li", "els => els.length") == 1
+        assert await row.get_attribute("data-size") == "31"
+        assert await row.get_attribute("data-head-id") == str(panel)
+        assert "pnl-1" in await page.inner_text('#board > li .cause')
+        await page.click('#board > li [data-role="toggle"]')
+        ids = await page.eval_on_selector_all(
+            "#board .members > li", "els => els.map(e => Number(e.dataset.alarmId))")
+        assert ids[0] == panel and sorted(ids[1:]) == sorted(children)  # the cause first
+        inhibited = await page.eval_on_selector_all("#board .members > li.inhibited",
+                                                    "els => els.length")
+        assert inhibited == 30
+        await page.fill('#board [data-role="bulk-reason"]', "panel power cut, on site")
+        t0 = time.monotonic()
+        await page.click('#board [data-action="ack-all"]')
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('#board .members > li')]"
+            ".every(e => e.dataset.state === 'acknowledged')", timeout=5000)
+        print(f"bulk acknowledgement of 31 alarms drawn in {time.monotonic() - t0:.3f} s")
+        rows = await con.pool.fetch(  # type: ignore[attr-defined]
+            "SELECT a.state, e.reason FROM alarms a JOIN alarm_events e ON e.alarm_id = a.id"
+            " AND e.kind = 'acknowledge'")
+        assert len(rows) == 31 and {(r["state"], r["reason"]) for r in rows} == {
+            ("acknowledged", "panel power cut, on site")}
+        assert ERRORS == []
+
+
+async def test_incident_of_five_fires_is_one_row_and_one_popup(clean_db) -> None:  # type: ignore[no-untyped-def]
+    ERRORS.clear()
+    async with console_api(clean_db) as con, chromium() as browser:
+        for i in range(4):
+            await con.pool.execute(  # type: ignore[attr-defined]
+                "INSERT INTO devices (id, kind, site_id, location) VALUES ($1, 'smoke_detector',"
+                " 's1', $2)", f"inc-{i}", f"4F room {i}")
+        page = await login(await browser.new_context(), con.world.url, "operator")
+        base = datetime.now(UTC)
+        ids = [await _fire(con, "smk-1", at=base)]
+        await page.wait_for_selector("#fire-popup:not([hidden])")
+        for i in range(4):  # the fire spreads: four more detectors within a minute
+            ids.append(await _fire(con, f"inc-{i}", at=base + timedelta(seconds=10 * (i + 1))))
+        await page.wait_for_selector('#board > li[data-kind="incident"][data-size="5"]')
+        assert await page.eval_on_selector_all("#board > li", "els => els.length") == 1
+        assert await page.get_attribute("#fire-popup", "data-size") == "5"
+        assert await page.inner_text("#fire-more") == ""  # one pop-up, not five
+        assert "5" in await page.inner_text("#fire-what")
+        await page.click("#fire-ack")  # acknowledges the incident: all five
+        await page.wait_for_selector("#fire-popup", state="hidden", timeout=3000)
+        states = await con.pool.fetch("SELECT state FROM alarms")  # type: ignore[attr-defined]
+        assert [r["state"] for r in states] == ["acknowledged"] * 5
         assert ERRORS == []
