@@ -63,7 +63,8 @@ async def test_ping_verdict_log_replay_rotate(world: World) -> None:  # noqa: F8
                                " ('d1', 'smoke_detector', 's1')")
             alarm = await raise_fire(AlarmStore(pool), "d1")
             async with world.client("operator") as op:
-                r = await op.post(f"/alarms/{alarm}/verdict", json={"verdict": "false_alarm"})
+                r = await op.post(f"/alarms/{alarm}/verdict",
+                                  json={"verdict": "false_alarm", "reason": "cooking steam"})
                 assert r.status_code == 200, r.text
             await wait_for(lambda: _n(rx, 2), timeout=10)
             verdict = rx.unique[1]
