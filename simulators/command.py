@@ -81,6 +81,16 @@ def catch_up_lead(speed: float) -> float:
     return min(FAST_FORWARD_S, max(0.0, speed - 1.0) * CATCH_UP_WALL_S)
 
 
+def seq_base(start: datetime) -> int:
+    """Where the devices' seqs start: the virtual start in epoch milliseconds. A simulator
+    started again (by a supervisor, or by hand) continues every device's counter upwards, as a
+    real device keeps its counter across a reboot: counting from 1 again, its events would
+    repeat seqs the rule engine has seen and be taken for redeliveries. (A device reports at
+    most once per 5 virtual seconds, so up to a speed of 5,000 the new base is above any seq
+    the earlier run reached.)"""
+    return max(0, int(start.timestamp() * 1000))
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
     if args.list:
         for name, s in SCENARIOS.items():
@@ -116,7 +126,7 @@ def _plan(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         start = start.replace(tzinfo=UTC)
     fleet = build_fleet(args.seed, args.sites, args.per_kind)
     run = generate(fleet, args.seed, start, scenarios, duration=duration,
-                   interval=args.interval)
+                   interval=args.interval, seq_base=seq_base(start))
     return run, (speed if speed and speed > 0 else None)
 
 

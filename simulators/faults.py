@@ -154,10 +154,12 @@ def duplicates_out_of_order(p: Planner) -> list[Injection]:
         plan.duplicate_seqs.update(dup)
         plan.late_seqs.update(late)
         t0 = p.sim.phase(d)
-        out.append(p.injection("duplicate", Expect.STORED_ONCE, [d], t0, seqs=dup))
+        base = p.sim.seq_base   # the plan counts from 1, the messages from base + 1
+        out.append(p.injection("duplicate", Expect.STORED_ONCE, [d], t0,
+                               seqs=[s + base for s in dup]))
         if late:
             out.append(p.injection("out_of_order", Expect.STORED_OUT_OF_ORDER, [d], t0,
-                                   seqs=late, after_seq=late[0] + 1))
+                                   seqs=[s + base for s in late], after_seq=late[0] + 1 + base))
     return out
 
 

@@ -103,9 +103,10 @@ class ScenarioRun:
 def generate(fleet: Fleet, seed: int, start: datetime,
              scenarios: Sequence[str] = ("normal",), *, duration: float | None = None,
              interval: float | None = None, fast_interval: float = DEFAULT_FAST_INTERVAL_S,
-             births: bool = True) -> ScenarioRun:
+             births: bool = True, seq_base: int = 0) -> ScenarioRun:
     """Plan `scenarios` on `fleet`. `duration` defaults to the longest scenario default
-    (math.inf runs forever); `interval` to the shortest scenario default report interval."""
+    (math.inf runs forever); `interval` to the shortest scenario default report interval;
+    every device's seq counts from `seq_base` + 1."""
     chosen = [SCENARIOS[n] for n in dict.fromkeys(scenarios)] or [SCENARIOS["normal"]]
     if duration is None:
         duration = max(s.duration_s for s in chosen)
@@ -114,7 +115,7 @@ def generate(fleet: Fleet, seed: int, start: datetime,
     if interval <= 0 or fast_interval <= 0:
         raise ValueError("intervals must be positive")
     sim = Simulation(fleet, seed, start, interval=interval, fast_interval=fast_interval,
-                     births=births)
+                     births=births, seq_base=seq_base)
     taken: set[str] = set()
     injections: list[Injection] = []
     for s in chosen:

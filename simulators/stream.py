@@ -5,7 +5,7 @@ of (fleet, seed, start, interval, plans), so it can be generated instantly or pa
 
 Per device: a retained birth status soon after start, then telemetry every `interval` s (every
 `fast_interval` s while a fast effect is active), plus the events its plan schedules. `seq`
-counts every message of the device. Each birth reserves the next seq for the device's last
+counts every message of the device, from `seq_base` + 1. Each birth reserves the next seq for the device's last
 will `{"seq": birth_seq + 1, "ts": <birth ts>, "online": false}` (a will is fixed at connect
 time); the will is emitted, marked `will=True`, when an offline window starts.
 """
@@ -85,11 +85,15 @@ class Simulation:
 
     def __init__(self, fleet: Fleet, seed: int, start: datetime, *,
                  interval: float = DEFAULT_INTERVAL_S,
-                 fast_interval: float = DEFAULT_FAST_INTERVAL_S, births: bool = True) -> None:
+                 fast_interval: float = DEFAULT_FAST_INTERVAL_S, births: bool = True,
+                 seq_base: int = 0) -> None:
         if start.tzinfo is None:
             raise ValueError("start must carry a time zone (ts is RFC 3339 with an offset)")
+        if seq_base < 0:
+            raise ValueError("seq_base must not be negative")
         self.fleet, self.seed, self.start = fleet, seed, start
         self.interval, self.fast_interval, self.births = interval, fast_interval, births
+        self.seq_base = seq_base   # every device's first message is seq_base + 1
         self.plans: dict[str, DevicePlan] = {}
         self.extra: list[tuple[float, Outgoing]] = []   # malformed and other raw messages
         self.dedicated: set[str] = set()   # devices that need their own MQTT connection
@@ -181,7 +185,7 @@ class Simulation:
         plan = self.plans.get(device.id) or DevicePlan()
         model = model_for(device, self.seed, self.start)
         kind = device.kind
-        seq = 0
+        base = seq = self.seq_base
         will_payload: bytes | None = None
         n = 0
         held: tuple[float, Outgoing] | None = None
@@ -216,12 +220,13 @@ class Simulation:
                 yield t + 0.001, index, n, _redated(held[1], self.at(t + 0.001))
                 held = None
                 continue
-            if out.seq in plan.late_seqs and not out.will:
+            rel = None if out.seq is None else out.seq - base   # plans count from 1
+            if rel in plan.late_seqs and not out.will:
                 held = (t, out)
                 continue
             n += 1
             yield t, index, n, out
-            if out.seq in plan.duplicate_seqs and not out.will:
+            if rel in plan.duplicate_seqs and not out.will:
                 n += 1
                 yield t + 0.5, index, n, _redated(out, self.at(t + 0.5))
         if held is not None:

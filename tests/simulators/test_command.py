@@ -35,20 +35,20 @@ def test_unpaced_runs_end_now() -> None:
 
 
 def test_rate_and_speed_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
-    assert command.main(parse("--rate", "10", "--speed", "2"), Settings()) == 2
+    assert command.main(parse("--rate", "10", "--speed", "2"), Settings(env="development")) == 2
 
 
 def test_describe_prints_injections(capsys: pytest.CaptureFixture[str]) -> None:
     args = parse("--scenario", "flaming_fire", "--scenario", "panel_offline", "--describe",
                  "--sites", "3", "--per-kind", "4", "--start", "2026-11-28T08:00:00+08:00")
-    assert command.main(args, Settings()) == 0
+    assert command.main(args, Settings(env="development")) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["expect"] for x in lines] == ["fire_alarm", "offline", "inhibited"]
     assert lines[0]["start"].endswith("+08:00")
 
 
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
-    assert command.main(parse("--list"), Settings()) == 0
+    assert command.main(parse("--list"), Settings(env="development")) == 0
     assert "smouldering_fire" in capsys.readouterr().out
 
 
