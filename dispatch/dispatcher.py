@@ -32,6 +32,7 @@ from dispatch.delivery import Endpoint, EndpointWorker
 from dispatch.forwarding import Forwarder
 from dispatch.health import Health
 from dispatch.retry import Policy
+from dispatch.transport import GuardedTransport
 from firetower import db, heartbeat
 from firetower.alarm_store import CHANNEL as ALARM_CHANNEL
 from firetower.settings import Settings
@@ -87,9 +88,12 @@ class Dispatcher:
         # rows themselves are written durably, by the alarm change's own transaction.
         self._log_pool = await self._pool(c.pool_size - c.pool_size // 2,
                                           synchronous_commit="off")
+        # Every connection checked against the SSRF policy after DNS resolution.
         self._client = httpx.AsyncClient(
-            timeout=c.timeout_s, follow_redirects=False,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100))
+            timeout=c.timeout_s, follow_redirects=False, trust_env=False,
+            transport=GuardedTransport(
+                self.settings.webhook_allowed_networks,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=100)))
         self._health = Health(self.pool, failures=c.failing_alarm_failures,
                               after_s=c.failing_alarm_after_s)
         self.forwarder = Forwarder(self.pool, deadline_s=c.verification_deadline_s,

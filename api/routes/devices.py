@@ -52,7 +52,10 @@ LIFECYCLE_MOVES: dict[Lifecycle, frozenset[Lifecycle]] = {
 _STAMP = {Lifecycle.COMMISSIONED: "commissioned_at", Lifecycle.IN_SERVICE: "in_service_at",
           Lifecycle.DECOMMISSIONED: "decommissioned_at"}
 CSV_COLUMNS = ("id", "kind", "site_id", "floor_id", "location", "x", "y", "zone", "parent_id")
+# CSV import limits: the body (`import_max_bytes`, api/config.py, 413 beyond), rows and the
+# length of one field (422 beyond; the longest column, `location`, takes 500 characters).
 MAX_IMPORT_ROWS = 5000
+CSV_FIELD_MAX_CHARS = 1000
 _COLS = ("id, kind, site_id, parent_id, floor_id, location, x, y, zone, lifecycle, "
          "registered_at, commissioned_at, in_service_at, decommissioned_at, last_seen_at, "
          f"{ONLINE_SQL} AS online")  # supervision: an open offline alarm means not online
@@ -129,32 +132,73 @@ async def register_device(body: DeviceCreate, user: Writer, pool: PoolDep,
     return out
 
 
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+def _too_long(fields: Any) -> bool:
+    """Whether a parsed CSV row (a list, or a dict whose extra fields are a list) has a field
+    longer than CSV_FIELD_MAX_CHARS."""
+    values = fields.values() if isinstance(fields, dict) else fields
+    return any(_too_long(v) if isinstance(v, list) else len(v or "") > CSV_FIELD_MAX_CHARS
+               for v in values)
+
+
 def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or not {"id", "kind", "site_id"} <= set(reader.fieldnames):
-        raise Unprocessable(f"CSV header must include id, kind, site_id (columns: "
-                            f"{', '.join(CSV_COLUMNS)})")
     rows = []
-    for row in reader:
-        if len(rows) >= MAX_IMPORT_ROWS:
-            raise Unprocessable(f"at most {MAX_IMPORT_ROWS} devices per import")
-        values = {k: (v or "").strip() for k, v in row.items() if k in CSV_COLUMNS}
-        rows.append((reader.line_num, {k: v for k, v in values.items() if v != ""}))
+    try:
+        if reader.fieldnames is not None and _too_long(reader.fieldnames):
+            raise Unprocessable(f"CSV line 1: a field is longer than {CSV_FIELD_MAX_CHARS} "
+                                "characters")
+        if reader.fieldnames is None or not {"id", "kind", "site_id"} <= set(reader.fieldnames):
+            raise Unprocessable(f"CSV header must include id, kind, site_id (columns: "
+                                f"{', '.join(CSV_COLUMNS)})")
+        for row in reader:
+            if len(rows) >= MAX_IMPORT_ROWS:
+                raise Unprocessable(f"at most {MAX_IMPORT_ROWS} devices per import")
+            if _too_long(row):
+                raise Unprocessable(f"CSV line {reader.line_num}: a field is longer than "
+                                    f"{CSV_FIELD_MAX_CHARS} characters")
+            values = {k: (v or "").strip() for k, v in row.items() if k in CSV_COLUMNS}
+            rows.append((reader.line_num, {k: v for k, v in values.items() if v != ""}))
+    except csv.Error as exc:  # e.g. a field beyond the csv module's own 128 KiB limit
+        too_long = "field limit" in str(exc)
+        raise Unprocessable(
+            f"CSV line {reader.line_num + (1 if too_long else 0)}: " + (
+                f"a field is longer than {CSV_FIELD_MAX_CHARS} characters" if too_long
+                else "not valid CSV")) from None
     return rows
 
 
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed `limit` bytes: from
+    Content-Length before reading, else while reading (never buffered beyond the limit)."""
+    too_large = PayloadTooLarge(f"CSV larger than {limit} bytes")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @router.post("/import", response_model=DeviceImport, status_code=201,
-             responses={422: {"model": DeviceImport}},
+             responses={413: {"description": "CSV body larger than the import limit"},
+                        422: {"model": DeviceImport}},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "text/csv": {"schema": {"type": "string"}}}}})
 async def import_devices(request: Request, user: Writer, pool: PoolDep, settings: SettingsDep,
                          api_settings: ApiSettingsDep) -> Any:
     """Bulk-register devices from CSV (`text/csv` body; header row with at least
     `id,kind,site_id`; optional `floor_id,location,x,y,zone,parent_id`). All or nothing:
-    any bad row -> 422 listing every problem, and nothing is registered."""
-    raw = await request.body()
-    if len(raw) > api_settings.import_max_bytes:
-        raise ApiError(f"CSV larger than {api_settings.import_max_bytes} bytes")
+    any bad row -> 422 listing every problem, and nothing is registered. Limits: the body
+    (`FIRETOWER_IMPORT_MAX_BYTES`, 413), 5,000 rows and 1,000 characters a field (422)."""
+    raw = await _body(request, api_settings.import_max_bytes)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

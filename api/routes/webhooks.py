@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import CurrentUser, Forbidden, PoolDep, Principal, SettingsDep
 from api.errors import NotFound, Unprocessable
 from api.permissions import Role
-from firetower.webhooks import delivery_log, subscriptions
+from firetower.settings import Settings
+from firetower.webhooks import delivery_log, subscriptions, targets
 from firetower.webhooks.payload import EVENT_TYPES, message_id
 from firetower.webhooks.secretbox import SecretBox
 
@@ -163,6 +164,16 @@ def _scoped(user: Principal, values: dict[str, Any], creating: bool) -> dict[str
     return values
 
 
+async def _allowed_target(url: str | None, settings: Settings) -> None:
+    """The SSRF policy at registration (firetower/webhooks/targets.py); the dispatcher checks
+    it again at every connection, after DNS resolution."""
+    if url is None:
+        return
+    why = await targets.url_refusal(url, settings.webhook_allowed_networks)
+    if why is not None:
+        raise Unprocessable(f"url: {why}")
+
+
 def _public(row: Any) -> dict[str, Any]:
     d = dict(row)
     d["health"] = WebhookHealth(**{k: d.pop(k) for k in (
@@ -189,6 +200,7 @@ async def list_webhooks(pool: PoolDep, user: Manager) -> WebhooksPublic:
 async def create_webhook(body: WebhookCreate, pool: PoolDep, settings: SettingsDep,
                          user: Manager) -> WebhookCreated:
     values = _scoped(user, body.model_dump(), creating=True)
+    await _allowed_target(body.url, settings)
     box = SecretBox.of(settings.secret_keys)
     async with pool.acquire() as conn:
         row, secret = await subscriptions.create(conn, box, values, user.id)
@@ -207,10 +219,13 @@ async def get_webhook(endpoint_id: int, pool: PoolDep, user: Manager) -> Webhook
 
 @router.patch("/{endpoint_id}", response_model=WebhookPublic)
 async def update_webhook(endpoint_id: int, body: WebhookUpdate, pool: PoolDep,
-                         user: Manager) -> WebhookPublic:
+                         settings: SettingsDep, user: Manager) -> WebhookPublic:
     values = _scoped(user, body.model_dump(exclude_unset=True), creating=False)
     if values.get("modes", []) is None:
         raise Unprocessable("modes: give a list (e.g. [\"normal\"])")
+    if values.get("url", 0) is None:
+        raise Unprocessable("url: give a URL")
+    await _allowed_target(values.get("url"), settings)
     async with pool.acquire() as conn:
         try:
             row = await subscriptions.update(conn, endpoint_id, values, _owner(user))

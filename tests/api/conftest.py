@@ -32,7 +32,9 @@ USERS: dict[str, tuple[Role, list[str] | None]] = {
 def api_settings_for(db_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {"env": "test", "database_url": db_url,
                                  "secret_key": TEST_SECRET,
-                                 "metrics_port": None}
+                                 "metrics_port": None,
+                                 # test webhook receivers listen on loopback (SSRF allow-list)
+                                 "webhook_allow_networks": "127.0.0.0/8,::1/128"}
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -89,6 +89,41 @@ async def test_csv_import_is_all_or_nothing(world: World) -> None:
         assert all(d["mqtt"]["password"] for d in r.json()["created"])
 
 
+async def test_csv_import_limits_answer_4xx(world: World) -> None:
+    """Issue 13: a field over 128 KB was a 500 (the csv module's own limit). Now: a field over
+    1,000 characters, too many rows and a body over the limit are refused with the documented
+    error shape, and nothing is imported."""
+    csv_type = {"Content-Type": "text/csv"}
+    header = "id,kind,site_id,location\n"
+    async with world.client("installer") as c:
+        for size in (200 * 1024, 1001):  # beyond the csv module's limit, and beyond ours
+            body = header + "smk-1,smoke_detector,s1,Lobby\n" + \
+                f'smk-2,smoke_detector,s1,"{"x" * size}"\n'
+            r = await c.post("/devices/import", content=body, headers=csv_type)
+            assert r.status_code == 422, r.text
+            assert r.json()["detail"] == "CSV line 3: a field is longer than 1000 characters"
+        r = await c.post("/devices/import", content=f'id,kind,site_id,"{"y" * 2000}"\n',
+                         headers=csv_type)
+        assert r.status_code == 422 and "longer than 1000" in r.json()["detail"]
+        rows = "".join(f"smk-{i},smoke_detector,s1,L\n" for i in range(5001))
+        r = await c.post("/devices/import", content=header + rows, headers=csv_type)
+        assert r.status_code == 422 and r.json()["detail"] == "at most 5000 devices per import"
+        big = header + "z" * (2 * 1024 * 1024)
+        r = await c.post("/devices/import", content=big, headers=csv_type)
+        assert r.status_code == 413 and r.json() == {"detail": "CSV larger than 2097152 bytes"}
+
+        async def chunked():  # no Content-Length: refused while reading
+            yield header.encode()
+            for _ in range(40):
+                yield b"q" * 65536
+        r = await c.post("/devices/import", content=chunked(), headers=csv_type)
+        assert r.status_code == 413, r.text
+        assert (await c.get("/devices")).json()["count"] == 0
+        r = await c.post("/devices/import", content=header + "smk-1,smoke_detector,s1,Lobby\n",
+                         headers=csv_type)
+        assert r.status_code == 201, r.text  # the limits leave a normal import alone
+
+
 async def test_lifecycle_needs_a_test_signal(world: World) -> None:
     async with world.client("installer") as c:
         await c.post("/devices", json={"id": "pnl-1", "kind": "alarm_panel", "site_id": "s1"})

@@ -21,15 +21,18 @@ from firetower.webhooks.secretbox import SecretBox
 
 BOX = SecretBox(DEV_SECRET)
 PUBLIC_URL = "https://centre.example"
+# The test receivers listen on loopback, which the SSRF policy refuses unless allow-listed.
+LOOPBACK = "127.0.0.0/8,::1/128"
 
 FAST = {"backoff_base_s": 0.1, "backoff_max_s": 1.0, "timeout_s": 2.0, "rescan_s": 0.5,
         "verification_deadline_s": 60.0, "failing_alarm_failures": 3,
         "failing_alarm_after_s": 0.0}
 
 
-def settings(db_url: str, secret_key: str = DEV_SECRET) -> Settings:
+def settings(db_url: str, secret_key: str = DEV_SECRET, allow: str = LOOPBACK) -> Settings:
     return Settings(env="development", database_url=db_url, metrics_port=None,
-                    public_url=PUBLIC_URL, secret_key=secret_key)  # type: ignore[arg-type]
+                    public_url=PUBLIC_URL, secret_key=secret_key,  # type: ignore[arg-type]
+                    webhook_allow_networks=allow)
 
 
 def config(**overrides: Any) -> DispatchSettings:
@@ -75,9 +78,9 @@ async def verdict(store: AlarmStore, alarm_id: int, v: Verdict) -> None:
 
 
 @asynccontextmanager
-async def running(db_url: str, secret_key: str = DEV_SECRET,
+async def running(db_url: str, secret_key: str = DEV_SECRET, allow: str = LOOPBACK,
                   **overrides: Any) -> AsyncIterator[Dispatcher]:
-    d = Dispatcher(settings(db_url, secret_key), config(**overrides))
+    d = Dispatcher(settings(db_url, secret_key, allow), config(**overrides))
     await d.start()
     try:
         yield d

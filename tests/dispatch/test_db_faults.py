@@ -26,7 +26,7 @@ from dispatch.receiver import Receiver
 from firetower import db
 from firetower.alarm_store import AlarmStore
 from tests.conftest import ADMIN_URL, Database, wait_for
-from tests.dispatch.common import PUBLIC_URL, endpoint, raise_fire, seed
+from tests.dispatch.common import LOOPBACK, PUBLIC_URL, endpoint, raise_fire, seed
 from tests.pgcluster import PgCluster
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,8 @@ def cluster() -> Iterator[PgCluster]:
 def spawn(db_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "FIRETOWER_DATABASE_URL": db_url, "FIRETOWER_PUBLIC_URL": PUBLIC_URL,
            "FIRETOWER_DISPATCH_RESCAN_S": "0.5", "FIRETOWER_DISPATCH_BACKOFF_BASE_S": "0.1",
-           "FIRETOWER_DISPATCH_BACKOFF_MAX_S": "1", "PYTHONUNBUFFERED": "1"}
+           "FIRETOWER_DISPATCH_BACKOFF_MAX_S": "1", "PYTHONUNBUFFERED": "1",
+           "FIRETOWER_WEBHOOK_ALLOW_NETWORKS": LOOPBACK}
     env.pop("FIRETOWER_METRICS_PORT", None)
     env.pop("FIRETOWER_DISPATCH_METRICS_PORT", None)
     return subprocess.Popen([sys.executable, "-m", "dispatch", "--no-migrate"], cwd=ROOT,

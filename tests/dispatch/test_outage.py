@@ -22,7 +22,7 @@ import pytest
 from dispatch.receiver import Receiver
 from firetower.alarm_store import AlarmStore
 from tests.conftest import Database, wait_for
-from tests.dispatch.common import PUBLIC_URL, endpoint, pool_for, raise_fire, running, seed
+from tests.dispatch.common import LOOPBACK, PUBLIC_URL, endpoint, pool_for, raise_fire, running, seed
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +80,7 @@ async def _all(rx: Receiver, n: int) -> bool:
 def _spawn(db_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "FIRETOWER_DATABASE_URL": db_url, "FIRETOWER_PUBLIC_URL": PUBLIC_URL,
            "FIRETOWER_METRICS_PORT": "", "FIRETOWER_DISPATCH_RESCAN_S": "0.5",
+           "FIRETOWER_WEBHOOK_ALLOW_NETWORKS": LOOPBACK,
            "FIRETOWER_DISPATCH_BACKOFF_BASE_S": "0.1", "FIRETOWER_DISPATCH_BACKOFF_MAX_S": "1"}
     env.pop("FIRETOWER_METRICS_PORT")
     return subprocess.Popen([sys.executable, "-m", "dispatch", "--no-migrate"], cwd=ROOT,

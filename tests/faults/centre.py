@@ -224,6 +224,7 @@ class Centre:
             "FIRETOWER_MQTT_USERNAME": SERVICE_USER,
             "FIRETOWER_MQTT_PASSWORD": self.service_password,
             "FIRETOWER_SECRET_KEY": DEV_SECRET,
+            "FIRETOWER_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",  # the receiver is on loopback
             "FIRETOWER_METRICS_PORT": str(free_port()),
             "FIRETOWER_DISPATCH_METRICS_PORT": str(free_port()),
             "FIRETOWER_PUBLIC_URL": "http://127.0.0.1:1",
