@@ -30,8 +30,27 @@ _STREETS = ("Haibin Road", "Zhongshan Road", "Binjiang Avenue", "Xinhua Street",
             "Harbour Road", "Jiefang Road", "Renmin Road", "Gangwan Avenue")
 _USES = ("Office Tower", "Shopping Mall", "Hotel", "Hospital", "School", "Warehouse",
          "Residential Block", "Factory")
-ROOMS = ("corridor", "lobby", "office", "store room", "plant room", "stairwell", "kitchen",
-          "meeting room", "server room", "lift lobby", "ward", "classroom")
+# The rooms a detector may be in, by what the building is used for.
+ROOMS_BY_USE: dict[str, tuple[str, ...]] = {
+    "Office Tower": ("corridor", "lobby", "office", "open-plan office", "meeting room",
+                     "kitchen", "server room", "store room", "plant room", "lift lobby",
+                     "stairwell"),
+    "Shopping Mall": ("corridor", "shop unit", "food court", "kitchen", "store room",
+                      "plant room", "management office", "lift lobby", "stairwell"),
+    "Hotel": ("corridor", "guest room", "lobby", "kitchen", "restaurant", "laundry",
+              "store room", "plant room", "lift lobby", "stairwell"),
+    "Hospital": ("corridor", "ward", "nurses' station", "treatment room", "kitchen",
+                 "store room", "plant room", "server room", "lift lobby", "stairwell"),
+    "School": ("corridor", "classroom", "staff room", "laboratory", "library", "kitchen",
+               "store room", "plant room", "stairwell"),
+    "Warehouse": ("storage bay", "loading bay", "office", "corridor", "store room",
+                  "plant room", "kitchen", "stairwell"),
+    "Residential Block": ("corridor", "lift lobby", "lobby", "refuse room", "bicycle store",
+                          "plant room", "stairwell", "kitchen"),
+    "Factory": ("production hall", "workshop", "office", "store room", "plant room", "kitchen",
+                "corridor", "stairwell"),
+}
+ROOMS = tuple(sorted({r for rooms in ROOMS_BY_USE.values() for r in rooms}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +143,7 @@ def build_fleet(seed: int, sites: int, per_kind: int) -> Fleet:
                     continue
                 point = i % DETECTORS_PER_FLOOR + 1 + (
                     DETECTORS_PER_FLOOR if kind is DeviceKind.HEAT_DETECTOR else 0)
-                room = rng.choice(ROOMS)
+                room = rng.choice(ROOMS_BY_USE[use])
                 devices.append(SimDevice(device_id(s, kind, i), kind, sid, panel, floor + 1,
                                          point, f"{_floor(floor)} {room} {point}", floor))
     return Fleet(seed, tuple(site_rows), tuple(devices))
