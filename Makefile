@@ -7,6 +7,9 @@ SHELL := /bin/bash
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# The demo and the tests are development: the public development key and the printed demo
+# passwords are accepted only there (firetower/settings.py). Production sets its own.
+export FIRETOWER_ENV ?= development
 
 .PHONY: setup localdb demo test test-fast chromium bench lint clean
 

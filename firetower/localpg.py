@@ -21,6 +21,7 @@ available (TimescaleDB or not) are the same as the machine's server's.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import pwd
@@ -40,6 +41,8 @@ INCLUDE_LINE = "include_if_exists = 'firetower.conf'  # added by firetower.local
 VAR_ENV = "FIRETOWER_VAR_DIR"
 SUPERUSER = "postgres"
 log = logging.getLogger(__name__)
+# Where the cluster goes when the server's account cannot reach the project's folder.
+REACHABLE_DIR = Path("/var/tmp")
 # The demo, the test suite and the engineers' concurrent test runs share one cluster.
 MAX_CONNECTIONS = 300
 
@@ -89,9 +92,7 @@ class Cluster:
 
     def __init__(self, root: Path, port: int | None = None, *, max_connections: int = 100,
                  socket_dir: Path | None = None, options: str = "") -> None:
-        self.root = root
-        self.data = root / "data"
-        self.log = root / "postgres.log"
+        self._place(root)
         self.port = port or free_port()
         self.max_connections = max_connections
         self.socket_dir = socket_dir
@@ -102,6 +103,12 @@ class Cluster:
         # Root runs the server programs as `postgres`; anyone else runs them as themselves.
         self.run_as: str | None = SUPERUSER if os.geteuid() == 0 else None
 
+    def _place(self, root: Path) -> None:
+        # through a link (see _move_within_reach), the server programs get the real path
+        self.root = root.resolve()
+        self.data = self.root / "data"
+        self.log = self.root / "postgres.log"
+
     # -- lifecycle -------------------------------------------------------------------------
     def init(self) -> Cluster:
         """initdb, unless the data folder already holds a cluster."""
@@ -111,14 +118,32 @@ class Cluster:
         if self.run_as is not None:
             account = pwd.getpwnam(self.run_as)
             if not _reachable_by(self.root, account):
-                raise LocalPgError(f"the {self.run_as} account cannot reach {self.root} (a "
-                                   f"folder above it is not searchable); set {VAR_ENV} to a "
-                                   "folder it can reach")
+                self._move_within_reach(account)
             os.chown(self.root, account.pw_uid, account.pw_gid)
         self.root.chmod(0o700)
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U",
                   SUPERUSER, "--no-sync", "-E", "UTF8", "--locale", "C")
         return self
+
+    def _move_within_reach(self, account: pwd.struct_passwd) -> None:
+        """The project lies where the server's account cannot go (e.g. under root's 0700 home):
+        keep the cluster in a folder of its own under REACHABLE_DIR instead, and make `root`
+        a link to it, so everything else still finds it in var/."""
+        if any(self.root.iterdir()):
+            raise LocalPgError(f"the {account.pw_name} account cannot reach {self.root} (a "
+                               f"folder above it is not searchable); set {VAR_ENV} to a "
+                               "folder it can reach")
+        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
+        target = REACHABLE_DIR / f"firetower-pg-{digest}"
+        target.mkdir(mode=0o700, exist_ok=True)
+        if not _reachable_by(target, account):
+            raise LocalPgError(f"the {account.pw_name} account can reach neither {self.root} "
+                               f"nor {target}; set {VAR_ENV} to a folder it can reach")
+        self.root.rmdir()
+        self.root.symlink_to(target, target_is_directory=True)
+        self._place(self.root)
+        log.warning("%s cannot reach %s: the private PostgreSQL lives in %s (linked from it)",
+                    account.pw_name, self.root.parent, target)
 
     def apply_conf(self, conf: Path = CONF_FILE) -> bool:
         """Copy the project's settings into the cluster and include them from

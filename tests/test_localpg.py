@@ -84,12 +84,23 @@ def test_timescale_detection_matches_the_machine_binaries(root: Path) -> None:
     assert kind == ("aggregate" if installed else "view")
 
 
-def test_a_folder_postgres_cannot_reach_is_refused_with_the_reason() -> None:
+def test_a_project_postgres_cannot_reach_gets_its_cluster_in_reach() -> None:
+    """A project under a folder the server's account cannot enter (root's 0700 home): the
+    cluster lives under /var/tmp, linked from var/postgresql, and works the same."""
     base = Path(tempfile.mkdtemp(prefix="firetower-localpg-"))  # 0700, owned by this user
+    root = base / "var" / "postgresql"
     try:
-        if localpg.Cluster(base / "pg").run_as is None:
-            return  # not root: the server programs run as this user, who reaches it
-        with pytest.raises(localpg.LocalPgError, match="cannot reach"):
-            localpg.ensure(base / "pg")
+        cluster, started = localpg.ensure(root)
+        assert started and cluster.ready()
+        if cluster.run_as is None:
+            assert not root.is_symlink()  # not root: the programs run as this user, who reaches it
+            return
+        assert root.is_symlink()
+        assert root.resolve().parent == localpg.REACHABLE_DIR
+        again, started_again = localpg.ensure(root)
+        assert not started_again and again.port == cluster.port
     finally:
+        localpg.stop(root)
+        if root.is_symlink():
+            shutil.rmtree(root.resolve(), ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)

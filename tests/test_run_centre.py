@@ -42,7 +42,8 @@ class Centre:
         self.api_port = free_port()
         full_env = {k: v for k, v in os.environ.items()
                     if not k.startswith("FIRETOWER_")}  # the run chooses, as for a new user
-        full_env.update(FIRETOWER_VAR_DIR=str(var), FIRETOWER_API_PORT=str(self.api_port),
+        full_env.update(FIRETOWER_ENV="development", FIRETOWER_VAR_DIR=str(var),
+                        FIRETOWER_API_PORT=str(self.api_port),
                         **(env or {}))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "firetower", "run", "--no-simulator", *args], cwd=PROJECT,
