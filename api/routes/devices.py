@@ -18,6 +18,7 @@ from api.device_clock import CLOCK_COLUMNS
 from api.errors import ApiError, Conflict, NotFound, Unprocessable
 from api.permissions import Permission
 from api.presence import ONLINE_SQL
+from api.routes.sites import PayloadTooLarge
 from api.schemas import (
     DeviceCreate,
     DeviceImport,
@@ -130,10 +131,6 @@ async def register_device(body: DeviceCreate, user: Writer, pool: PoolDep,
         out = await _register(conn, user, sync, settings, body)
     await sync.sync(pool)
     return out
-
-
-class PayloadTooLarge(ApiError):
-    status = 413
 
 
 def _too_long(fields: Any) -> bool:
