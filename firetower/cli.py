@@ -88,12 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = get_settings()
-    except ValueError as exc:
-        print(f"firetower: configuration error: {exc}", file=sys.stderr)
-        return 2
     mod = importlib.import_module(args.module)
+    settings = None
+    if getattr(mod, "NEEDS_SETTINGS", True):  # `firetower localdb` reads none
+        try:
+            settings = get_settings()
+        except ValueError as exc:
+            print(f"firetower: configuration error: {exc}", file=sys.stderr)
+            return 2
     return int(mod.main(args, settings) or 0)
 
 

@@ -6,8 +6,11 @@ own (not the shared one in var/, which other test runs use)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,3 +107,21 @@ def test_a_project_postgres_cannot_reach_gets_its_cluster_in_reach() -> None:
         if root.is_symlink():
             shutil.rmtree(root.resolve(), ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_command_needs_no_settings(root: Path) -> None:
+    """`firetower localdb` works with no FIRETOWER_ENV or key (settings default to production
+    and refuse to load without a key): it reads no settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIRETOWER_")}
+    env["FIRETOWER_VAR_DIR"] = str(root.parent)
+
+    def localdb(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "firetower", "localdb", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    assert localdb("status").returncode == 3
+    started = localdb("start")
+    assert started.returncode == 0 and "private PostgreSQL started on" in started.stdout
+    url = localdb("url").stdout.strip()
+    assert url == localpg.open_cluster(root).url("firetower")
+    assert localdb("stop").returncode == 0 and not localpg.open_cluster(root).running()

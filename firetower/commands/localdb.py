@@ -15,6 +15,8 @@ from firetower import localpg
 from firetower.settings import Settings
 
 DEMO_DATABASE = "firetower"
+# Managing the private cluster needs no FIRETOWER_* settings (no key, no environment).
+NEEDS_SETTINGS = False
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"the database `url` names (default {DEMO_DATABASE}, the demo's)")
 
 
-def main(args: argparse.Namespace, settings: Settings) -> int:
+def main(args: argparse.Namespace, settings: Settings | None) -> int:
     root = localpg.default_root()
     try:
         if args.action == "stop":
