@@ -496,18 +496,47 @@ async def test_offline_panel_with_30_children_is_one_row_acknowledged_at_once(cl
         inhibited = await page.eval_on_selector_all("#board .members > li.inhibited",
                                                     "els => els.length")
         assert inhibited == 30
+        # One detector came back before anyone acknowledged it: cleared, not acknowledged,
+        # drawn apart from the active ones.
+        from firetower.alarm_store import AlarmKey
+
+        await con.store.clear(AlarmKey("det-00", "", "offline"), at=datetime.now(UTC),
+                              reason="reporting again")
+        back = f'#board .members > li[data-alarm-id="{children[0]}"][data-state="cleared_unack"]'
+        await page.wait_for_selector(back)
+        style = "e => [getComputedStyle(e).borderTopStyle, getComputedStyle(e.querySelector('.state')).backgroundColor]"
+        assert await page.eval_on_selector(back, style) == ["dashed", "rgba(0, 0, 0, 0)"]
+        active = f'#board .members > li[data-alarm-id="{children[1]}"]'
+        assert await page.eval_on_selector(active, style) == ["solid", "rgb(229, 50, 45)"]
         await page.fill('#board [data-role="bulk-reason"]', "panel power cut, on site")
         t0 = time.monotonic()
         await page.click('#board [data-action="ack-all"]')
         await page.wait_for_function(
             "() => [...document.querySelectorAll('#board .members > li')]"
-            ".every(e => e.dataset.state === 'acknowledged')", timeout=5000)
+            ".every(e => ['acknowledged', 'cleared'].includes(e.dataset.state))", timeout=5000)
         print(f"bulk acknowledgement of 31 alarms drawn in {time.monotonic() - t0:.3f} s")
         rows = await con.pool.fetch(  # type: ignore[attr-defined]
             "SELECT a.state, e.reason FROM alarms a JOIN alarm_events e ON e.alarm_id = a.id"
             " AND e.kind = 'acknowledge'")
-        assert len(rows) == 31 and {(r["state"], r["reason"]) for r in rows} == {
-            ("acknowledged", "panel power cut, on site")}
+        assert len(rows) == 31 and {r["reason"] for r in rows} == {"panel power cut, on site"}
+        assert sorted(r["state"] for r in rows) == ["acknowledged"] * 30 + ["cleared"]
+
+        # Power back: all cleared. Closing them all needs a reason, then it is one call.
+        for i in range(1, 30):
+            await con.store.clear(AlarmKey(f"det-{i:02d}", "", "offline"),
+                                  at=datetime.now(UTC), reason="reporting again")
+        await con.store.clear(AlarmKey("pnl-1", "", "offline"), at=datetime.now(UTC),
+                              reason="reporting again")
+        await page.wait_for_selector('#board [data-action="close-all"]:has-text("31")')
+        await page.click('#board [data-action="close-all"]')
+        await page.wait_for_selector('#board [data-role="bulk-reason"].need')
+        assert await con.pool.fetchval(  # type: ignore[attr-defined]
+            "SELECT count(*) FROM alarms WHERE state = 'closed'") == 0
+        await page.fill('#board [data-role="bulk-reason"]', "mains restored")
+        await page.click('#board [data-action="close-all"]')
+        await page.wait_for_selector("#board-empty:not([hidden])", timeout=5000)
+        assert await con.pool.fetchval(  # type: ignore[attr-defined]
+            "SELECT count(*) FROM alarms WHERE state = 'closed'") == 31
         assert ERRORS == []
 
 
