@@ -162,6 +162,9 @@ def apply(params: DeviceParams, rule: str, values: dict[str, Any]) -> DevicePara
     """`params` with `values` overriding rule `rule`; raises ConfigError on a bad key or type."""
     if rule not in RULES:
         raise ConfigError(f"unknown rule {rule!r} (rules: {', '.join(RULES)})")
+    if not isinstance(values, dict):  # a JSON string, list or number stored in params
+        raise ConfigError(f"the parameters of rule {rule!r} must be a JSON object, "
+                          f"got {type(values).__name__} {str(values)[:80]!r}")
     current = getattr(params, rule)
     types = {f.name: f.type for f in dataclasses.fields(current)}
     clean: dict[str, Any] = {}

@@ -27,8 +27,12 @@ def test_defaults_per_kind() -> None:
     ("smoke", {"for_seconds": 1}, "no parameter"),
     ("smoke", {"for_s": "10"}, "must be a float"),
     ("sprinkler", {"jockey_max_starts": 6.5}, "must be a int"),
-], ids=["rule", "field", "type", "int"])
-def test_bad_overrides_are_refused(rule: str, params: dict, why: str) -> None:
+    # params written by hand (or double-encoded) as a JSON string or a list: the rule engine
+    # crashed at load on these and the ingester exited in a restart loop, raising nothing
+    ("smoke", '{"for_s": 1}', "must be a JSON object"),
+    ("smoke", [["for_s", 1]], "must be a JSON object"),
+], ids=["rule", "field", "type", "int", "string", "list"])
+def test_bad_overrides_are_refused(rule: str, params: object, why: str) -> None:
     with pytest.raises(ConfigError, match=why):
         apply(DEFAULTS[DeviceKind.SMOKE_DETECTOR], rule, params)
 
