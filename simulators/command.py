@@ -64,6 +64,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--describe", action="store_true",
                         help="print the injections as JSON lines and exit")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument("--confirm-events", action="store_true",
+                        help="keep each event until the centre confirms it on "
+                             "centre/v1/{device}/confirm and send it again until then, as a "
+                             "real device does (docs/protocol.md); needs a centre behind the "
+                             "broker, and a connection allowed to read the confirmations")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -157,7 +162,8 @@ async def simulate(args: argparse.Namespace, settings: Settings) -> int:
                           rate=args.rate, speed=speed, processes=args.processes,
                           credentials=settings.mqtt_credentials,
                           dedicated=() if args.shared_only else run.dedicated,
-                          quiet=args.quiet, catch_up=speed is not None and not args.start)
+                          quiet=args.quiet, catch_up=speed is not None and not args.start,
+                          confirm=args.confirm_events)
     if not args.quiet:
         print(f"simulate: {stats}", file=sys.stderr)
     await asyncio.sleep(0)

@@ -32,6 +32,10 @@ class PublishStats:
     retries: int = 0     # publishes retried after a full window
     elapsed: float = 0.0
     processes: int = 1
+    # event confirmation (simulators/confirmations.py), when asked for
+    confirmed: int = 0   # events the centre confirmed
+    resent: int = 0      # events sent again while unconfirmed
+    unconfirmed: int = 0  # events given up (max tries) or still pending at the end
 
     @property
     def rate(self) -> float:
@@ -42,10 +46,17 @@ class PublishStats:
         self.acked += other.acked
         self.errors += other.errors
         self.retries += other.retries
+        self.confirmed += other.confirmed
+        self.resent += other.resent
+        self.unconfirmed += other.unconfirmed
 
     def __str__(self) -> str:
+        confirm = (f"; events confirmed {self.confirmed:,}, resent {self.resent:,}, "
+                   f"unconfirmed {self.unconfirmed:,}"
+                   if self.confirmed or self.resent or self.unconfirmed else "")
         return (f"sent {self.sent:,}, acked {self.acked:,}, errors {self.errors:,} in "
-                f"{self.elapsed:.1f} s ({self.rate:,.0f} msg/s, {self.processes} process(es))")
+                f"{self.elapsed:.1f} s ({self.rate:,.0f} msg/s, {self.processes} process(es))"
+                + confirm)
 
 
 class Lane:

@@ -29,9 +29,10 @@ import os
 import sys
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 
 from firetower import heartbeat
+from simulators.confirmations import Confirmations
 from simulators.lanes import DEFAULT_WINDOW, Credentials, Lane, Pool, PublishStats
 from simulators.stream import Outgoing
 
@@ -73,14 +74,17 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
                   device_credentials: Callable[[str], Credentials] | None = None,
                   window: int = DEFAULT_WINDOW, quiet: bool = False,
                   progress_every: float = 5.0, drain_timeout: float = 120.0,
-                  client_prefix: str | None = None, catch_up: bool = False) -> PublishStats:
+                  client_prefix: str | None = None, catch_up: bool = False,
+                  confirm: bool = False) -> PublishStats:
     """Publish every message; return when all are acknowledged. `speed`: virtual seconds
     per wall second (1.0 = real time); `rate`: messages per second; neither: flat out.
     `catch_up` (with `speed`): never publish a message before the wall clock reaches its
     stamp, so a stream that starts in the past plays at `speed` until it has caught up with
     the clock and in real time from then on.
     `username`/`password` (or `credentials`) log the shared connections in; a dedicated
-    device's connection uses `device_credentials(device_id)` when given."""
+    device's connection uses `device_credentials(device_id)` when given.
+    `confirm`: keep every event until the centre confirms it and send it again until then
+    (simulators/confirmations.py); the drain then also waits for the confirmations."""
     if username is not None:
         credentials = (username, password)
     if rate is not None and speed is not None:
@@ -99,7 +103,31 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
     dispatched = 0
     finished = False
     problems: list[str] = []
+    conf: Confirmations | None = None
+
+    async def route(out: Outgoing, again: bool = False) -> None:
+        did = out.device_id
+        if did in dedicated and (not again or did in own):
+            creds = device_credentials(did) if device_credentials else credentials
+            await _dedicated(out, own, own_stats, host, port, creds, prefix)
+        elif pool is not None:
+            lane = lane_of.get(did)
+            if lane is None:
+                lane = lane_of[did] = zlib.crc32(did.encode()) % processes
+            await pool.add(lane, (out.topic, out.payload, out.qos, out.retain))
+        else:
+            assert shared is not None
+            await shared.put(out.topic, out.payload, out.qos, out.retain)
+
+    async def resend(now: float) -> None:
+        if conf is not None:
+            for again in list(conf.due(now)):
+                await route(again, again=True)
+
     try:
+        if confirm:
+            conf = Confirmations(host, port, credentials)
+            await conf.start()
         if processes > 1:
             pool = Pool(processes)
             await pool.start(host, port, credentials, window, prefix)
@@ -128,29 +156,28 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
                 if pool is not None:
                     await pool.flush()
                 progress.maybe(*_counts(pool, shared, own_stats, dispatched))
-                await _wait_until(due, now)
+                await _wait_until(due, now, resend)
                 now = yielded = time.monotonic()
             elif now - yielded >= YIELD_EVERY_S:   # catching up: let signals and acks in
                 await asyncio.sleep(0)
                 now = yielded = time.monotonic()
             heartbeat.beat(now)
             # -- routing -----------------------------------------------------------------
-            did = out.device_id
-            if did in dedicated:
-                creds = device_credentials(did) if device_credentials else credentials
-                await _dedicated(out, own, own_stats, host, port, creds, prefix)
-            elif pool is not None:
-                lane = lane_of.get(did)
-                if lane is None:
-                    lane = lane_of[did] = zlib.crc32(did.encode()) % processes
-                await pool.add(lane, (out.topic, out.payload, out.qos, out.retain))
-            else:
-                assert shared is not None
-                await shared.put(out.topic, out.payload, out.qos, out.retain)
+            await route(out)
+            if conf is not None:
+                conf.sent(out, now)
+                await resend(now)
             dispatched += 1
             if dispatched % 2000 == 0:
                 progress.maybe(*_counts(pool, shared, own_stats, dispatched))
         # -- drain ------------------------------------------------------------------------
+        if conf is not None:   # every event confirmed, or given up after its last try
+            if pool is not None:
+                await pool.flush()
+            while len(conf):
+                await _wait_until(time.monotonic() + 0.1, time.monotonic(), resend)
+                if pool is not None:
+                    await pool.flush()
         total = PublishStats(processes=processes)
         if shared is not None:
             if not await shared.drain(drain_timeout):
@@ -165,6 +192,9 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
             await lane.drain(drain_timeout)
         total.add(own_stats)
         total.add(_sum(own.values()))
+        if conf is not None:
+            total.confirmed, total.resent = conf.confirmed, conf.resent
+            total.unconfirmed = conf.abandoned + len(conf)
         total.elapsed = time.monotonic() - started
         progress.maybe(total.sent, total.acked, force=True)
         if problems:
@@ -183,14 +213,21 @@ async def publish(messages: Iterable[Outgoing], *, host: str = "127.0.0.1", port
         if shared is not None:
             with contextlib.suppress(Exception):
                 await shared.stop()
+        if conf is not None:
+            with contextlib.suppress(Exception):
+                await conf.stop()
 
 
-async def _wait_until(due: float, now: float) -> None:
-    """Sleep until monotonic `due`, beating the heartbeat (the publish loop is the work)."""
+async def _wait_until(due: float, now: float,
+                      tick: Callable[[float], Awaitable[None]] | None = None) -> None:
+    """Sleep until monotonic `due`, beating the heartbeat (the publish loop is the work) and
+    calling `tick` (resends of unconfirmed events) at every slice."""
     while now < due:
         await asyncio.sleep(min(due - now, WAIT_SLICE_S))
         now = time.monotonic()
         heartbeat.beat(now)
+        if tick is not None:
+            await tick(now)
 
 
 def publish_blocking(messages: Iterable[Outgoing], **kwargs: object) -> PublishStats:

@@ -198,8 +198,8 @@ def _services(args: argparse.Namespace, p: Plan) -> dict[str, list[str]]:
     if importlib.util.find_spec("dispatch") is not None:
         services["dispatch"] = [*me, "dispatch"]
     if not args.no_simulator:
-        services["simulate"] = [*me, "simulate", "--register", "--quiet", "--sites",
-                                str(args.sites), "--per-kind", str(args.per_kind)]
+        services["simulate"] = [*me, "simulate", "--register", "--quiet", "--confirm-events",
+                                "--sites", str(args.sites), "--per-kind", str(args.per_kind)]
         for scenario in DEMO_SCENARIOS:
             services["simulate"] += ["--scenario", scenario]
         if args.speed is not None:
