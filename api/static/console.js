@@ -88,11 +88,13 @@ $("lang").addEventListener("change", () => {
   applyLang();
 });
 
-// Kept across re-renders: what the operator typed, and where the cursor was.
-function keepInputs(root, render) {
-  const focused = document.activeElement && root.contains(document.activeElement)
+// Kept across re-renders of the same thing: what the operator typed, and where the cursor was.
+function keepInputs(root, render, same = true) {
+  const focused = same && document.activeElement && root.contains(document.activeElement)
     ? document.activeElement.id : null;
-  for (const el of root.querySelectorAll("input[id], textarea[id]")) state.drafts[el.id] = el.value;
+  for (const el of root.querySelectorAll("input[id], textarea[id]")) {
+    if (same) state.drafts[el.id] = el.value; else delete state.drafts[el.id];
+  }
   render();
   for (const el of root.querySelectorAll("input[id], textarea[id]")) {
     if (state.drafts[el.id] !== undefined) {
@@ -497,7 +499,8 @@ async function bulk(action, alarms, reasonId) {
 }
 
 function rowSig(r) {
-  return JSON.stringify([state.expanded.has(r.key), state.selected,
+  const selected = r.members.some((a) => a.id === state.selected);
+  return JSON.stringify([state.expanded.has(r.key), selected,
     r.members.map((a) => [a.id, a.state, a.count, a.assignee, a.inhibited_by, a.mode])]);
 }
 

@@ -70,6 +70,7 @@ async function showDetail(alarmId) {
   const evidence = B.evidenceLines(state.labels, state.lang, a.evidence);
   const canVerdict = ["active", "acknowledged", "cleared_unack", "cleared"].includes(a.state);
   const canClose = a.state === "cleared" && a.class !== "fire";
+  const same = panel.dataset.alarmId === String(a.id);
   keepInputs(panel, () => panel.replaceChildren(...[
     h("h2", {}, h("span", { class: `badge cls-${a.class}` }, L("class", a.class)), L("rule", a.type)),
     h("p", { class: "rule-id" }, `${a.device_id} · ${a.type}`),
@@ -124,7 +125,7 @@ async function showDetail(alarmId) {
     ` · ${actorText(e.actor)}`,
     e.details && e.details.verdict ? ` · ${L("verdict", e.details.verdict)}` : "",
     e.reason ? ` · ${e.reason}` : "")))
-  ].flat(2).filter(Boolean)));
+  ].flat(2).filter(Boolean)), same);
   for (const b of needReason) b.disabled = !reasonOk();
   panel.dataset.alarmId = a.id;
   panel.hidden = false;
