@@ -29,3 +29,16 @@ class ApiSettings(BaseSettings):
     import_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     # Live stream: keep-alive comment interval, seconds.
     stream_keepalive_s: float = Field(default=15.0, gt=0)
+    # Largest request body of every other route, bytes (api/limits.py): refused with 413
+    # before it is parsed and before authentication.
+    body_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    # argon2id computations at once (each takes api.security.ARGON2_MEMORY_KIB, 64 MiB);
+    # further logins and password changes wait their turn.
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    # Login throttling (api/throttle.py, in the memory of this API process): failed logins
+    # within `login_window_s` per account and per client address before 429 + Retry-After.
+    login_account_failures: int = Field(default=5, ge=1)
+    login_address_failures: int = Field(default=20, ge=1)
+    login_window_s: float = Field(default=300.0, gt=0)
+    # Live stream: how often an open stream re-checks its user and credentials, seconds.
+    stream_recheck_s: float = Field(default=5.0, gt=0)

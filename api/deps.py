@@ -15,17 +15,14 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from api.config import ApiSettings
-from api.errors import ApiError, NotFound, Unauthorized
+from api.errors import Forbidden, NotFound, Unauthorized
 from api.permissions import ROLE_PERMISSIONS, Permission, Role
-from api.security import api_key_digest, decode_token, split_api_key
+from api.security import Hashing, api_key_digest, decode_token, split_api_key
+from api.throttle import LoginThrottle
 from firetower.settings import Settings
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
-
-
-class Forbidden(ApiError):
-    status = 403
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +61,17 @@ def get_api_settings(request: Request) -> ApiSettings:
     return request.state.api_settings
 
 
+def get_hashing(request: Request) -> Hashing:
+    return request.state.hashing
+
+
+def get_login_throttle(request: Request) -> LoginThrottle:
+    return request.state.login_throttle
+
+
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+HashingDep = Annotated[Hashing, Depends(get_hashing)]
+LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ApiSettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
 

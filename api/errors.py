@@ -4,7 +4,10 @@
     ├─ NotFound            404 (also for objects outside the caller's site scope)
     ├─ Conflict            409
     ├─ Unprocessable       422 (valid shape, invalid content)
-    └─ Unauthorized        401
+    ├─ Unauthorized        401
+    ├─ Forbidden           403
+    ├─ PayloadTooLarge     413 (also api.limits.BodyTooLarge, before the route runs)
+    └─ TooManyRequests     429 with Retry-After (login throttling)
 
 Database errors are translated here too: unique/foreign-key violations -> 409, check
 violations and bad values -> 422, so a bad request is always a 4xx and never a 500; the
@@ -33,25 +36,28 @@ RETRY_AFTER_S = 2  # what a client is told to wait while the database is unavail
 class ApiError(Exception):
     status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers
+
+    def __init_subclass__(cls, status: int = 400, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status = status
 
 
-class NotFound(ApiError):
-    status = 404
+class NotFound(ApiError, status=404): ...
+class Conflict(ApiError, status=409): ...
+class Unprocessable(ApiError, status=422): ...
+class Unauthorized(ApiError, status=401): ...
+class Forbidden(ApiError, status=403): ...
+class PayloadTooLarge(ApiError, status=413): ...
 
 
-class Conflict(ApiError):
-    status = 409
-
-
-class Unprocessable(ApiError):
-    status = 422
-
-
-class Unauthorized(ApiError):
-    status = 401
+class TooManyRequests(ApiError, status=429):
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message, {"Retry-After": str(retry_after_s)})
+        self.retry_after_s = retry_after_s
 
 
 def _json(status: int, detail: str, **extra: object) -> JSONResponse:
@@ -66,7 +72,10 @@ def _location(loc: tuple[object, ...] | list[object]) -> str:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return _json(exc.status, exc.message)
+    response = _json(exc.status, exc.message)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:

@@ -22,9 +22,12 @@ from starlette.types import Scope
 from api import errors
 from api.broker_sync import BrokerSync
 from api.config import ApiSettings
+from api.limits import BodyLimits
 from api.metrics import MeteredAlarmStore, RequestMetrics
 from api.routes import alarms, auth, devices, rules, sites, stats, stream, telemetry, webhooks
+from api.security import Hashing
 from api.stream import Hub
+from api.throttle import LoginThrottle
 from firetower import db, heartbeat
 from firetower.alarm_store import AlarmStore
 from firetower.settings import Settings, get_settings
@@ -60,6 +63,8 @@ class State(TypedDict):
     broker_sync: BrokerSync
     alarm_store: AlarmStore
     hub: Hub
+    hashing: Hashing
+    login_throttle: LoginThrottle
 
 
 def _description() -> str:
@@ -93,7 +98,11 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
             await hub.start()
             beating = asyncio.create_task(_beat(), name="api-heartbeat")
             yield State(pool=pool, settings=settings, api_settings=api_settings,
-                        broker_sync=sync, alarm_store=MeteredAlarmStore(pool), hub=hub)
+                        broker_sync=sync, alarm_store=MeteredAlarmStore(pool), hub=hub,
+                        hashing=Hashing(api_settings.password_hash_concurrency),
+                        login_throttle=LoginThrottle(api_settings.login_account_failures,
+                                                     api_settings.login_address_failures,
+                                                     api_settings.login_window_s))
         finally:
             if beating is not None:
                 beating.cancel()
@@ -106,6 +115,9 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
                          lifespan=lifespan, docs_url="/docs", redoc_url="/redoc",
                          static_url=DOCS_ASSETS, openapi_url=f"{API_PREFIX}/openapi.json")
     errors.install(app)
+    # Body limits before anything reads a body (parsing, authentication); inside the metrics
+    # so a 413 is counted.
+    app.add_middleware(BodyLimits, api_settings=api_settings)
     app.add_middleware(RequestMetrics, routes=app.router.routes)
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats, webhooks):

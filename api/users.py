@@ -20,11 +20,14 @@ def check_scope(role: Role, site_ids: list[str] | None) -> None:
 
 
 async def add_user(conn: asyncpg.Connection | asyncpg.Pool, name: str, role: Role,
-                   password: str | None, site_ids: list[str] | None) -> dict[str, Any]:
+                   password: str | None, site_ids: list[str] | None, *,
+                   password_hash: str | None = None) -> dict[str, Any]:
+    """`password_hash`: the password already hashed (the API hashes through its bounded
+    `api.security.Hashing`); else it is hashed here."""
     check_scope(role, site_ids)
     if role is not Role.INTEGRATION and not password:
         raise UserError("a password is required (integration accounts use API keys)")
-    pw_hash = hash_password(password) if password else None
+    pw_hash = password_hash or (hash_password(password) if password else None)
     row = await conn.fetchrow(
         "INSERT INTO users (name, role, site_ids, password_hash) VALUES ($1, $2, $3, $4) "
         "RETURNING id, name, role, site_ids, active", name, role.value,

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Security, status
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Request, Security, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import (
     ApiSettingsDep,
     CurrentUser,
+    HashingDep,
+    LoginThrottleDep,
     Needs,
     PoolDep,
     SettingsDep,
     api_key_header,
     oauth2,
 )
-from api.errors import NotFound, Unauthorized, Unprocessable
+from api.errors import NotFound, TooManyRequests, Unauthorized, Unprocessable
 from api.permissions import ROLE_PERMISSIONS, Permission, Role
 from api.schemas import (
     ApiKeyCreate,
@@ -28,9 +30,11 @@ from api.schemas import (
     UsersPublic,
     UserUpdate,
 )
-from api.security import create_token, hash_password, new_api_key, verify_password
+from api.security import create_token, new_api_key
+from api.throttle import retry_after_s
 from api.users import UserError, add_user, check_scope
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["auth"])
 Admin = Needs(Permission.USER_ADMIN)
 
@@ -41,16 +45,25 @@ def _user(row: object) -> UserPublic:
 
 
 @router.post("/auth/token", response_model=Token)
-async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], pool: PoolDep,
-                settings: SettingsDep, api_settings: ApiSettingsDep) -> Token:
-    """OAuth2 password flow: name + password -> a short-lived bearer token."""
+async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
+                pool: PoolDep, settings: SettingsDep, api_settings: ApiSettingsDep,
+                hashing: HashingDep, throttle: LoginThrottleDep) -> Token:
+    """OAuth2 password flow: name + password -> a short-lived bearer token. Too many failed
+    logins for the account or from the address within the window: 429 with Retry-After."""
+    name = form.username[:64].replace("\x00", "")
+    address = request.client.host if request.client else "-"
+    refused = throttle.check(name.lower(), address)
+    if refused is not None:
+        wait, limit = refused
+        log.warning("login throttled: %s %r from %s", limit, name, address)
+        raise TooManyRequests(f"too many failed logins for this {limit}; try again later",
+                              retry_after_s(wait))
     row = await pool.fetchrow(
-        "SELECT id, role, password_hash FROM users WHERE name = $1 AND active",
-        form.username[:64].replace("\x00", ""))
-    ok = await run_in_threadpool(verify_password, form.password,
-                                 row["password_hash"] if row else None)
+        "SELECT id, role, password_hash FROM users WHERE name = $1 AND active", name)
+    ok = await hashing.verify(form.password, row["password_hash"] if row else None)
     if row is None or not ok:
         raise Unauthorized("wrong user name or password")
+    throttle.succeeded(name.lower(), address)
     token, expires = create_token(row["id"], row["role"], settings.secret_key.get_secret_value(),
                                   api_settings.api_token_minutes)
     return Token(access_token=token, expires_in=expires)
@@ -85,15 +98,19 @@ async def list_users(_: Admin, pool: PoolDep) -> UsersPublic:
 
 
 @router.post("/users", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
-async def create_user(body: UserCreate, _: Admin, pool: PoolDep) -> UserPublic:
+async def create_user(body: UserCreate, _: Admin, pool: PoolDep,
+                      hashing: HashingDep) -> UserPublic:
+    pw_hash = await hashing.hash(body.password) if body.password else None
     try:
-        return _user(await add_user(pool, body.name, body.role, body.password, body.site_ids))
+        return _user(await add_user(pool, body.name, body.role, body.password, body.site_ids,
+                                    password_hash=pw_hash))
     except UserError as exc:
         raise Unprocessable(str(exc)) from None
 
 
 @router.patch("/users/{user_id}", response_model=UserPublic)
-async def update_user(user_id: int, body: UserUpdate, _: Admin, pool: PoolDep) -> UserPublic:
+async def update_user(user_id: int, body: UserUpdate, _: Admin, pool: PoolDep,
+                      hashing: HashingDep) -> UserPublic:
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow("SELECT * FROM users WHERE id = $1 FOR UPDATE", user_id)
         if row is None:
@@ -106,7 +123,7 @@ async def update_user(user_id: int, body: UserUpdate, _: Admin, pool: PoolDep) -
         except UserError as exc:
             raise Unprocessable(str(exc)) from None
         pw = fields.get("password")
-        pw_hash = await run_in_threadpool(hash_password, pw) if pw else row["password_hash"]
+        pw_hash = await hashing.hash(pw) if pw else row["password_hash"]
         active = fields["active"] if fields.get("active") is not None else row["active"]
         new = await conn.fetchrow(
             "UPDATE users SET role = $2, site_ids = $3, password_hash = $4, active = $5 "

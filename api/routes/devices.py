@@ -13,12 +13,11 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api.broker_sync import BrokerSync
-from api.deps import ApiSettingsDep, Needs, PoolDep, Principal, SettingsDep
+from api.deps import Needs, PoolDep, Principal, SettingsDep
 from api.device_clock import CLOCK_COLUMNS
 from api.errors import ApiError, Conflict, NotFound, Unprocessable
 from api.permissions import Permission
 from api.presence import ONLINE_SQL
-from api.routes.sites import PayloadTooLarge
 from api.schemas import (
     DeviceCreate,
     DeviceImport,
@@ -168,34 +167,18 @@ def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
     return rows
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it is known to exceed `limit` bytes: from
-    Content-Length before reading, else while reading (never buffered beyond the limit)."""
-    too_large = PayloadTooLarge(f"CSV larger than {limit} bytes")
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post("/import", response_model=DeviceImport, status_code=201,
              responses={413: {"description": "CSV body larger than the import limit"},
                         422: {"model": DeviceImport}},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "text/csv": {"schema": {"type": "string"}}}}})
-async def import_devices(request: Request, user: Writer, pool: PoolDep, settings: SettingsDep,
-                         api_settings: ApiSettingsDep) -> Any:
+async def import_devices(request: Request, user: Writer, pool: PoolDep,
+                         settings: SettingsDep) -> Any:
     """Bulk-register devices from CSV (`text/csv` body; header row with at least
     `id,kind,site_id`; optional `floor_id,location,x,y,zone,parent_id`). All or nothing:
     any bad row -> 422 listing every problem, and nothing is registered. Limits: the body
     (`FIRETOWER_IMPORT_MAX_BYTES`, 413), 5,000 rows and 1,000 characters a field (422)."""
-    raw = await _body(request, api_settings.import_max_bytes)
+    raw = await request.body()  # at most FIRETOWER_IMPORT_MAX_BYTES: api/limits.py, 413
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

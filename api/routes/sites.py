@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Request, Response, status
 
-from api.deps import ApiSettingsDep, Needs, PoolDep, Principal
+from api.deps import Needs, PoolDep, Principal
 from api.errors import ApiError, NotFound, Unprocessable
 from api.permissions import Permission
 from api.presence import ONLINE_SQL
@@ -30,10 +30,6 @@ PLAN_TYPES = {"image/png", "image/jpeg", "image/webp", "image/svg+xml"}
 PLAN_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
                 "Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"}
 _SITE_COLS = "id, name, address, latitude, longitude, contacts, fire_plan, created_at"
-
-
-class PayloadTooLarge(ApiError):
-    status = 413
 
 
 def _floor(site_id: str, r: Any) -> FloorPublic:
@@ -149,18 +145,15 @@ async def delete_floor(site_id: str, floor_id: str, user: FloorWriter, pool: Poo
             openapi_extra={"requestBody": {"required": True, "content": {
                 t: {"schema": {"type": "string", "format": "binary"}} for t in PLAN_TYPES}}})
 async def upload_plan(site_id: str, floor_id: str, request: Request, user: FloorWriter,
-                      pool: PoolDep, api_settings: ApiSettingsDep) -> FloorPublic:
+                      pool: PoolDep) -> FloorPublic:
     """Upload the floor-plan image as the raw request body (PNG, JPEG, WebP or SVG)."""
     await load_site(pool, user, site_id)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in PLAN_TYPES:
         raise ApiError(f"content-type must be one of {sorted(PLAN_TYPES)}")
-    limit = api_settings.floor_plan_max_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"floor plan larger than {limit} bytes")
+    # At most FIRETOWER_FLOOR_PLAN_MAX_BYTES: api/limits.py refuses more (413) before any of it
+    # is buffered.
+    body = await request.body()
     if not body:
         raise ApiError("empty image")
     row = await pool.fetchrow(

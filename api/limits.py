@@ -1,0 +1,98 @@
+"""Request body limits, enforced before anything reads the body: before parsing, before
+authentication, before routing.
+
+`BodyLimits` is the outermost ASGI middleware of the API. Each request gets the limit of its
+route: `ApiSettings.body_max_bytes` (64 KiB) for every JSON and form route, larger only where
+a route needs it (`LARGE_BODIES`: floor-plan images, CSV import). A `Content-Length` above the
+limit is answered 413 at once, without reading a byte of the body; a body without one
+(chunked) is counted as the application reads it, and the read that crosses the limit raises
+`BodyTooLarge` (an HTTP 413), so nothing beyond the limit is ever buffered. Uvicorn stops
+reading the socket while the application is not asking for the body, so an unread body costs
+no memory either. The answer is the one error shape: `{"detail": "..."}` (api/errors.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.config import ApiSettings
+
+API_PREFIX = "/api/v1"
+# (method, path under API_PREFIX, the ApiSettings field with the route's limit in bytes,
+#  what the body is, for the error message)
+LARGE_BODIES: tuple[tuple[str, str, str, str], ...] = (
+    ("PUT", r"/sites/[^/]+/floors/[^/]+/plan", "floor_plan_max_bytes", "floor plan"),
+    ("POST", r"/devices/import", "import_max_bytes", "CSV"),
+)
+DEFAULT_WHAT = "request body"
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int, what: str = DEFAULT_WHAT) -> None:
+        super().__init__(413, f"{what} larger than {limit} bytes")
+        self.limit = limit
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+class BodyLimits:
+    def __init__(self, app: ASGIApp, api_settings: ApiSettings) -> None:
+        self.app = app
+        self.default = api_settings.body_max_bytes
+        self.large = [(method, re.compile(re.escape(API_PREFIX) + pattern + "$"),
+                       getattr(api_settings, field), what)
+                      for method, pattern, field, what in LARGE_BODIES]
+
+    def limit(self, method: str, path: str) -> tuple[int, str]:
+        """The route's limit in bytes, and what its body is."""
+        for m, regex, limit, what in self.large:
+            if m == method and regex.match(path):
+                return limit, what
+        return self.default, DEFAULT_WHAT
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, what = self.limit(scope["method"], scope["path"])
+        length = _content_length(scope)
+        if length is not None and length > limit:
+            await _refuse(BodyTooLarge(limit, what), scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit, what)
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except BodyTooLarge as exc:  # read outside the app's own error handling
+            if started:
+                raise
+            await _refuse(exc, scope, receive, send)
+
+
+async def _refuse(exc: BodyTooLarge, scope: Scope, receive: Receive, send: Send) -> None:
+    response = JSONResponse({"detail": exc.detail}, status_code=413)
+    await response(scope, receive, send)
