@@ -53,6 +53,10 @@
   const UNITS = [["_pct_per_m", "%/m"], ["_c_per_min", "°C/min"], ["_kpa_per_h", "kPa/h"],
     ["_per_h", "/h"], ["_kpa", "kPa"], ["_lps", "L/s"], ["_ppm", "ppm"], ["_c", "°C"],
     ["_s", "s"], ["_v", "V"]];
+  // Measured values come first, in this order; the rest as the alarm has them.
+  const MEASURED = ["obscuration_pct_per_m", "temperature_c", "rate_c_per_min",
+    "temperature_rise_c", "temperature_rate_c_per_min", "co_rise_ppm", "co_ppm", "flow_lps",
+    "pressure_kpa", "drop_kpa", "slope_kpa_per_h", "starts", "value", "battery_v", "offset_s"];
   const EVIDENCE_SKIP = new Set(["rule", "superseded_by", "source", "mode_window", "type",
     "seq", "device_id", "device_stamp", "reason", "verifying", "state"]);
 
@@ -98,8 +102,9 @@
     const ev = evidence || {};
     const out = [];
     const used = new Set();
+    const rank = (k) => (MEASURED.includes(k) ? MEASURED.indexOf(k) : MEASURED.length);
     const keys = Object.keys(ev).filter((k) => !EVIDENCE_SKIP.has(k) && ev[k] !== null
-      && ev[k] !== "" && ev[k] !== undefined);
+      && ev[k] !== "" && ev[k] !== undefined).sort((a, b) => rank(a) - rank(b));
     // A limit is shown with the first measured value of the same unit.
     const isLimit = (k) => /^(alarm|prealarm|fixed|ror|min|cut_in|max|static|limit)(_|$)/.test(k)
       || k === "limit" || k === "max_starts" || k === "limit_s";

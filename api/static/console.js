@@ -458,7 +458,7 @@ function groupRow(r) {
   h("button", { class: "link toggle", dataset: { role: "toggle" }, onclick: () => toggleRow(r.key) },
     open ? T("ui.collapse") : T("ui.expand")),
   h("span", { class: "meta" },
-    h("span", { class: "cause" }, `${T("ui.cause")}: ${alarmTitle(r.head)}`),
+    h("span", { class: "cause" }, `${T(r.kind === "incident" ? "ui.first" : "ui.cause")}: ${alarmTitle(r.head)}`),
     inhibited ? ` · ${T("ui.inhibited_n", { n: inhibited })}` : "",
     ` · ${fmtTime(r.head.raised_at)}`),
   open ? h("div", { class: "group-body" },

@@ -71,9 +71,10 @@ async function renderSite(siteChanged = true) {
   const [devices, health] = await Promise.all([
     api(`/devices?site_id=${encodeURIComponent(site.id)}`), api(`/sites/${encodeURIComponent(site.id)}/health`)]);
   state.devices = devices.data;
-  $("site-health").textContent = health.online_rate === null ? "no devices in service"
-    : `online ${Math.round(health.online_rate * 1000) / 10} % (${health.online}/${health.in_service})` +
-      (health.offline ? ` · ${health.offline} offline` : "");
+  $("site-health").textContent = health.online_rate === null ? T("ui.no_in_service")
+    : T("ui.online_rate", { rate: Math.round(health.online_rate * 1000) / 10,
+      online: health.online, total: health.in_service }) +
+      (health.offline ? ` · ${T("ui.offline_n", { n: health.offline })}` : "");
   const onFloor = state.devices.filter((d) => !floorId || d.floor_id === floorId);
   const inAlarm = new Set([...state.alarms.values()].filter((a) => a.state !== "closed").map((a) => a.device_id));
   $("device-list").replaceChildren(...onFloor.map((d) => h("li", {

@@ -127,8 +127,8 @@ def test_language_from_the_browser_unless_chosen(js: Node, saved: str | None,
 
 
 def test_evidence_in_words_and_units(js: Node) -> None:
-    smoke = {"rule": "smoke.threshold", "obscuration_pct_per_m": 4.237, "alarm_pct_per_m": 3.0,
-             "for_s": 10}
+    smoke = {"rule": "smoke.threshold", "for_s": 10, "obscuration_pct_per_m": 4.237,
+             "alarm_pct_per_m": 3.0}  # as stored (jsonb orders keys by length): measured first
     assert js("evidenceLines", "en", smoke) == [
         ["Smoke obscuration", "4.24 %/m (alarm level 3 %/m)"], ["held for", "10 s"]]
     assert js("evidenceLines", "zh", smoke)[0] == ["烟雾遮光率", "4.24 %/m (报警阈值 3 %/m)"]
