@@ -78,7 +78,7 @@ async function showDetail(alarmId) {
       ["ui.site", a.site_name || a.site_id, "site"], ["ui.address", site && site.address, "address"],
       ["ui.floor", a.floor ? a.floor.name : a.floor_id, "floor"], ["ui.zone_point", zonePoint, "zone"],
       ["ui.location", a.location, "location"],
-      ["ui.device", a.device_kind ? `${a.device_id} (${a.device_kind.replace("_", " ")})` : a.device_id, "device"],
+      ["ui.device", a.device_kind ? `${a.device_id} (${L("kind", a.device_kind)})` : a.device_id, "device"],
       ["ui.mode", a.mode !== "normal" ? L("mode", a.mode) : null, "mode"],
       ["ui.raised", fmtTime(a.raised_at), "raised"], ["ui.occurrences", a.count > 1 ? a.count : null, "count"],
       ["ui.acknowledged", a.acknowledged_by ? `${actorText(a.acknowledged_by)}, ${fmtTime(a.acknowledged_at)}` : null, "acknowledged"],

@@ -80,7 +80,7 @@ async function renderSite(siteChanged = true) {
   $("device-list").replaceChildren(...onFloor.map((d) => h("li", {
     dataset: { deviceId: d.id }, onclick: () => showCurves(d) },
   h("span", {}, h("span", { class: `dot ${healthClass(d)}` }), " ", d.id, " ",
-    h("small", {}, d.location)), h("small", {}, d.lifecycle.replace("_", " ")))));
+    h("small", {}, d.location)), h("small", {}, L("lifecycle", d.lifecycle)))));
   const floor = site.floors.find((f) => f.id === floorId);
   if (floor && floor.plan_url) {
     $("plan").replaceChildren(planView(floor, onFloor.filter((d) => d.x !== null && d.y !== null)
@@ -105,7 +105,7 @@ const CURVES = {
 async function showCurves(d) {
   for (const li of $("device-list").children) li.classList.toggle("selected", li.dataset.deviceId === d.id);
   const box = $("curves");
-  box.replaceChildren(h("p", {}, h("strong", {}, d.id), ` ${d.kind.replace("_", " ")} · ${d.location}`));
+  box.replaceChildren(h("p", {}, h("strong", {}, d.id), ` ${L("kind", d.kind)} · ${d.location}`));
   for (const [metric, title, hours, bucket] of CURVES[d.kind] || []) {
     const start = new Date(Date.now() - hours * 3600e3).toISOString();
     const s = await api(`/devices/${encodeURIComponent(d.id)}/telemetry?metric=${metric}` +

@@ -24,6 +24,7 @@ import alerting.rules
 from alerting.rules.panel import CLASS_OF
 from dispatch.forwarding import _REASONS
 from firetower.alarms import AlarmClass, AlarmState, Mode, Trigger, Verdict
+from firetower.model import DeviceKind, Lifecycle
 
 STATIC = Path(__file__).resolve().parents[2] / "api" / "static"
 LABELS = json.loads((STATIC / "labels.json").read_text())
@@ -90,7 +91,7 @@ def test_both_languages_have_the_same_keys() -> None:
     assert all(v.strip() for lang in LABELS.values() for v in lang.values())
 
 
-def test_every_rule_state_verdict_class_mode_and_event_has_a_label() -> None:
+def test_every_rule_state_verdict_class_mode_event_and_kind_has_a_label() -> None:
     rules = _rule_ids()
     assert {"smoke.threshold", "panel.fire", "offline", "sprinkler.waterflow"} <= rules
     wanted = ({f"rule.{r}" for r in rules} | {f"state.{s.value}" for s in AlarmState
@@ -98,6 +99,8 @@ def test_every_rule_state_verdict_class_mode_and_event_has_a_label() -> None:
               | {f"verdict.{v.value}" for v in Verdict} | {f"class.{c.value}" for c in AlarmClass}
               | {f"mode.{m.value}" for m in Mode} | {f"event.{t.value}" for t in Trigger}
               | {f"event.{k}" for k in ("update", "comment", "assign", "forward", "mode")}
+              | {f"kind.{k.value}" for k in DeviceKind}
+              | {f"lifecycle.{x.value}" for x in Lifecycle}
               | {f"basis.{b}" for b in _REASONS} | {"actor.engine", "actor.dispatch",
                                                     "actor.operator"})
     for lang in ("en", "zh"):
