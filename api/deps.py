@@ -8,6 +8,7 @@ checks the role; site scope is checked by the queries through `Principal.site_fi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -17,7 +18,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from api.config import ApiSettings
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.permissions import ROLE_PERMISSIONS, Permission, Role
-from api.security import Hashing, api_key_digest, decode_token, split_api_key
+from api.security import Hashing, api_key_digest, read_token, split_api_key
 from api.throttle import LoginThrottle
 from firetower.settings import Settings
 
@@ -31,6 +32,8 @@ class Principal:
     name: str
     role: Role
     site_ids: frozenset[str] | None  # None: every site
+    token_version: int = 0
+    expires_at: datetime | None = None  # of the bearer token; None for an API key
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]
@@ -75,19 +78,21 @@ LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ApiSettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
 
-_USER_SQL = "SELECT id, name, role, site_ids FROM users WHERE active AND id = $1"
+_USER_SQL = ("SELECT id, name, role, site_ids, token_version FROM users "
+             "WHERE active AND id = $1")
 _KEY_SQL = """
 UPDATE api_keys k SET last_used_at = now()
 FROM users u
 WHERE k.prefix = $1 AND k.key_sha256 = $2 AND k.revoked_at IS NULL
   AND u.id = k.user_id AND u.active
-RETURNING u.id, u.name, u.role, u.site_ids"""
+RETURNING u.id, u.name, u.role, u.site_ids, u.token_version"""
 
 
-def _principal(row: Any) -> Principal:
+def _principal(row: Any, expires_at: datetime | None = None) -> Principal:
     sites = row["site_ids"]
     return Principal(row["id"], row["name"], Role(row["role"]),
-                     None if sites is None else frozenset(sites))
+                     None if sites is None else frozenset(sites), row["token_version"],
+                     expires_at)
 
 
 async def authenticate(pool: asyncpg.Pool, settings: Settings, token: str | None,
@@ -100,11 +105,13 @@ async def authenticate(pool: asyncpg.Pool, settings: Settings, token: str | None
                 return _principal(row)
         raise Unauthorized("invalid API key")
     if token:
-        user_id = decode_token(token, settings.secret_keys)
-        if user_id is not None:
-            row = await pool.fetchrow(_USER_SQL, user_id)
-            if row is not None:
-                return _principal(row)
+        # A token issued before the user's last password, role, sites or active change has
+        # an older version than the user's: refused.
+        claims = read_token(token, settings.secret_keys)
+        if claims is not None:
+            row = await pool.fetchrow(_USER_SQL, claims.user_id)
+            if row is not None and row["token_version"] == claims.version:
+                return _principal(row, claims.expires_at)
         raise Unauthorized("invalid or expired token")
     raise Unauthorized("not authenticated: send a bearer token or an X-API-Key")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -58,17 +59,27 @@ class Hashing:
         return await anyio.to_thread.run_sync(hash_password, password, limiter=self.limiter)
 
 
-def create_token(user_id: int, role: str, secret: str, minutes: int) -> tuple[str, int]:
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: int
+    version: int  # the user's token_version when the token was issued
+    expires_at: datetime
+
+
+def create_token(user_id: int, role: str, secret: str, minutes: int,
+                 version: int = 1) -> tuple[str, int]:
+    """A signed access token for the user at its current `token_version`."""
     now = datetime.now(UTC)
-    claims = {"sub": str(user_id), "role": role, "iat": now,
+    claims = {"sub": str(user_id), "role": role, "ver": version, "iat": now,
               "exp": now + timedelta(minutes=minutes), "typ": "access"}
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM), minutes * 60
 
 
-def decode_token(token: str, secret: str | Sequence[str]) -> int | None:
-    """The user id in a valid, unexpired access token, else None. `secret`: the current key,
+def read_token(token: str, secret: str | Sequence[str]) -> TokenClaims | None:
+    """The claims of a valid, unexpired access token, else None. `secret`: the current key,
     or the current key and then the previous ones (`Settings.secret_keys`): during a key
-    rotation, tokens signed with a previous key stay valid until they expire."""
+    rotation, tokens signed with a previous key stay valid until they expire. A token without
+    a version (issued before versions existed) reads as version 0, which no user has."""
     claims = None
     for key in [secret] if isinstance(secret, str) else secret:
         try:
@@ -77,14 +88,22 @@ def decode_token(token: str, secret: str | Sequence[str]) -> int | None:
             break
         except jwt.PyJWTError:
             continue
-    if claims is None:
-        return None
-    if claims.get("typ") != "access":
+    if claims is None or claims.get("typ") != "access":
         return None
     try:
-        return int(claims["sub"])
-    except (TypeError, ValueError):
+        version = claims.get("ver", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            return None
+        return TokenClaims(int(claims["sub"]), version,
+                           datetime.fromtimestamp(claims["exp"], UTC))
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def decode_token(token: str, secret: str | Sequence[str]) -> int | None:
+    """The user id in a valid, unexpired access token, else None (see `read_token`)."""
+    claims = read_token(token, secret)
+    return None if claims is None else claims.user_id
 
 
 def new_api_key() -> tuple[str, str, bytes]:

@@ -105,6 +105,9 @@ class Hub:
         self.url = url
         self.subscribers: set[asyncio.Event] = set()
         self._task: asyncio.Task[None] | None = None
+        # Bumped when this process changes a user (role, sites, password, active): open
+        # streams re-check their user at once instead of at their next periodic check.
+        self.users_epoch = 0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="alarm-stream-hub")
@@ -118,6 +121,10 @@ class Hub:
     def wake_all(self, *_: object) -> None:
         for ev in self.subscribers:
             ev.set()
+
+    def users_changed(self) -> None:
+        self.users_epoch += 1
+        self.wake_all()
 
     @contextlib.contextmanager
     def subscribe(self) -> Any:

@@ -15,11 +15,12 @@ from api.deps import (
     LoginThrottleDep,
     Needs,
     PoolDep,
+    Principal,
     SettingsDep,
     api_key_header,
     oauth2,
 )
-from api.errors import NotFound, TooManyRequests, Unauthorized, Unprocessable
+from api.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from api.permissions import ROLE_PERMISSIONS, Permission, Role
 from api.schemas import (
     ApiKeyCreate,
@@ -58,14 +59,14 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: 
         log.warning("login throttled: %s %r from %s", limit, name, address)
         raise TooManyRequests(f"too many failed logins for this {limit}; try again later",
                               retry_after_s(wait))
-    row = await pool.fetchrow(
-        "SELECT id, role, password_hash FROM users WHERE name = $1 AND active", name)
+    row = await pool.fetchrow("SELECT id, role, password_hash, token_version FROM users "
+                              "WHERE name = $1 AND active", name)
     ok = await hashing.verify(form.password, row["password_hash"] if row else None)
     if row is None or not ok:
         raise Unauthorized("wrong user name or password")
     throttle.succeeded(name.lower(), address)
     token, expires = create_token(row["id"], row["role"], settings.secret_key.get_secret_value(),
-                                  api_settings.api_token_minutes)
+                                  api_settings.api_token_minutes, row["token_version"])
     return Token(access_token=token, expires_in=expires)
 
 
@@ -75,12 +76,13 @@ async def refresh(user: CurrentUser, settings: SettingsDep, api_settings: ApiSet
                   api_key: Annotated[str | None, Security(api_key_header)]) -> Token:
     """A fresh bearer token for the holder of a valid, unexpired one: the console renews its
     token while it is open. The caller is checked like any request (an expired token, a
-    disabled user: 401), and the new token carries the user's current role. API keys are not
-    exchanged for tokens."""
+    disabled user, a token from before a password, role or sites change: 401), and the new
+    token carries the user's current role and token version. API keys are not exchanged for
+    tokens."""
     if api_key or not token:
         raise Unauthorized("only a bearer token can be renewed")
     new, expires = create_token(user.id, user.role.value, settings.secret_key.get_secret_value(),
-                                api_settings.api_token_minutes)
+                                api_settings.api_token_minutes, user.token_version)
     return Token(access_token=new, expires_in=expires)
 
 
@@ -97,9 +99,17 @@ async def list_users(_: Admin, pool: PoolDep) -> UsersPublic:
     return UsersPublic(data=[_user(r) for r in rows], count=len(rows))
 
 
+def _check_grant(admin: Principal, sites: list[str] | None) -> None:
+    """An admin limited to sites grants only those: it may not create or change a user (itself
+    included) to see other sites or every site, so it cannot widen its own reach."""
+    if admin.site_ids is not None and (sites is None or not set(sites) <= admin.site_ids):
+        raise Forbidden("an admin limited to sites may only grant those sites")
+
+
 @router.post("/users", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
-async def create_user(body: UserCreate, _: Admin, pool: PoolDep,
+async def create_user(body: UserCreate, admin: Admin, pool: PoolDep,
                       hashing: HashingDep) -> UserPublic:
+    _check_grant(admin, body.site_ids)
     pw_hash = await hashing.hash(body.password) if body.password else None
     try:
         return _user(await add_user(pool, body.name, body.role, body.password, body.site_ids,
@@ -109,34 +119,49 @@ async def create_user(body: UserCreate, _: Admin, pool: PoolDep,
 
 
 @router.patch("/users/{user_id}", response_model=UserPublic)
-async def update_user(user_id: int, body: UserUpdate, _: Admin, pool: PoolDep,
-                      hashing: HashingDep) -> UserPublic:
+async def update_user(user_id: int, body: UserUpdate, admin: Admin, pool: PoolDep,
+                      hashing: HashingDep, request: Request) -> UserPublic:
+    """Change a user's role, sites, password or active flag. Any of these but re-enabling bumps
+    the user's token version: every token issued before is refused, and its open live
+    streams close. Nobody changes its own role; an admin limited to sites changes only users
+    within its sites, and grants only those."""
+    fields = body.model_dump(exclude_unset=True)
+    pw = fields.get("password")
+    pw_hash = await hashing.hash(pw) if pw else None
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow("SELECT * FROM users WHERE id = $1 FOR UPDATE", user_id)
         if row is None:
             raise NotFound("user not found")
-        fields = body.model_dump(exclude_unset=True)
         role = Role(fields.get("role") or row["role"])
         sites = fields["site_ids"] if "site_ids" in fields else row["site_ids"]
+        if user_id == admin.id and role.value != row["role"]:
+            raise Forbidden("you may not change your own role")
+        _check_grant(admin, row["site_ids"])  # the user as it is: within the admin's sites
+        _check_grant(admin, sites)
         try:
             check_scope(role, sites)
         except UserError as exc:
             raise Unprocessable(str(exc)) from None
-        pw = fields.get("password")
-        pw_hash = await hashing.hash(pw) if pw else row["password_hash"]
         active = fields["active"] if fields.get("active") is not None else row["active"]
+        changed = (pw_hash is not None or role.value != row["role"] or sites != row["site_ids"]
+                   or (row["active"] and not active))
         new = await conn.fetchrow(
-            "UPDATE users SET role = $2, site_ids = $3, password_hash = $4, active = $5 "
-            "WHERE id = $1 RETURNING id, name, role, site_ids, active",
-            user_id, role.value, sites, pw_hash, active)
+            "UPDATE users SET role = $2, site_ids = $3, password_hash = $4, active = $5, "
+            "token_version = token_version + $6 WHERE id = $1 "
+            "RETURNING id, name, role, site_ids, active",
+            user_id, role.value, sites, pw_hash or row["password_hash"], active, int(changed))
+    if changed:
+        request.state.hub.users_changed()  # open streams re-check their user now
     return _user(new)
 
 
 @router.post("/auth/api-keys", response_model=ApiKeyPublic, status_code=201)
-async def create_api_key(body: ApiKeyCreate, _: Admin, pool: PoolDep) -> ApiKeyPublic:
+async def create_api_key(body: ApiKeyCreate, admin: Admin, pool: PoolDep) -> ApiKeyPublic:
     """Issue an API key (sent as `X-API-Key`). The key is shown in this response only."""
-    if await pool.fetchval("SELECT 1 FROM users WHERE id = $1", body.user_id) is None:
+    row = await pool.fetchrow("SELECT site_ids FROM users WHERE id = $1", body.user_id)
+    if row is None:
         raise NotFound("user not found")
+    _check_grant(admin, row["site_ids"])
     key, prefix, digest = new_api_key()
     row = await pool.fetchrow(
         "INSERT INTO api_keys (prefix, key_sha256, user_id, name) VALUES ($1, $2, $3, $4) "

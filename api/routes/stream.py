@@ -1,6 +1,13 @@
 """`GET /alarms/stream`: Server-Sent Events. First a `snapshot` event (unfinished alarms),
 then one `alarm` event per change. Reconnect with `Last-Event-ID` (or `?after=`) to receive
-exactly the changes not yet seen, without a new snapshot. See `api.stream`."""
+exactly the changes not yet seen, without a new snapshot. See `api.stream`.
+
+An open stream is a session that ends: it checks its caller again, as a new request would,
+every `FIRETOWER_STREAM_RECHECK_S` (5 s), at once when this process changes a user, and when
+the bearer token expires. A disabled user, a token from before a password, role or sites
+change (token version), an expired token, a revoked API key, or a changed role or sites ends
+the stream with an `end` event (`{"reason": ...}`); a reconnect is then authenticated and
+filtered afresh."""
 
 from __future__ import annotations
 
@@ -10,15 +17,27 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+import asyncpg
+from fastapi import APIRouter, Header, Query, Request, Security
 from fastapi.responses import StreamingResponse
 
-from api.deps import ApiSettingsDep, Needs, PoolDep
-from api.errors import ApiError
+from api.deps import (
+    ApiSettingsDep,
+    Needs,
+    PoolDep,
+    Principal,
+    SettingsDep,
+    api_key_header,
+    authenticate,
+    oauth2,
+)
+from api.errors import ApiError, Unauthorized
 from api.metrics import STREAM_CLIENTS, STREAM_EVENTS_SENT
 from api.permissions import Permission
 from api.shown import mark_shown, unshown
 from api.stream import BadToken, Cursor, Hub, Message, deltas, snapshot
+from firetower import db
+from firetower.settings import Settings
 
 router = APIRouter(tags=["alarms"])
 Reader = Needs(Permission.ALARM_READ)
@@ -30,10 +49,36 @@ def _frame(msg: Message) -> bytes:
             f"data: {json.dumps(msg.data, separators=(',', ':'))}\n\n").encode()
 
 
+def _end(reason: str) -> bytes:
+    return f"event: end\ndata: {json.dumps({'reason': reason})}\n\n".encode()
+
+
+async def revoked(pool: asyncpg.Pool, settings: Settings, token: str | None,
+                  api_key: str | None, user: Principal) -> str | None:
+    """Why the stream's caller may no longer read it, or None. The database being briefly
+    unavailable is not a reason: the next check decides."""
+    if user.expires_at is not None and datetime.now(UTC) >= user.expires_at:
+        return "token expired"
+    try:
+        now = await authenticate(pool, settings, token, api_key)
+    except Unauthorized:
+        return "credentials no longer valid"
+    except Exception as exc:
+        if db.is_transient(exc):
+            return None
+        raise
+    if now.role != user.role or now.site_ids != user.site_ids:
+        return "role or sites changed"
+    return None
+
+
 @router.get("/alarms/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "SSE: `snapshot`, then `alarm` events"}})
 async def stream(request: Request, user: Reader, pool: PoolDep, settings: ApiSettingsDep,
+                 app_settings: SettingsDep,
+                 token: Annotated[str | None, Security(oauth2)],
+                 api_key: Annotated[str | None, Security(api_key_header)],
                  last_event_id: Annotated[str | None, Header(max_length=200000)] = None,
                  after: Annotated[str | None, Query(max_length=200000)] = None,
                  ) -> StreamingResponse:
@@ -45,6 +90,7 @@ async def stream(request: Request, user: Reader, pool: PoolDep, settings: ApiSet
     hub: Hub = request.state.hub
     sites = user.site_ids
     keepalive = settings.stream_keepalive_s
+    recheck_s = settings.stream_recheck_s
 
     async def body() -> AsyncIterator[bytes]:
         with hub.subscribe() as wake, STREAM_CLIENTS.track_inprogress():
@@ -59,7 +105,16 @@ async def stream(request: Request, user: Reader, pool: PoolDep, settings: ApiSet
             else:
                 cursor = resume
             last = time.monotonic()
+            checked, epoch = last, hub.users_epoch
             async for msg in deltas(pool, hub, cursor, sites, wake):
+                if (time.monotonic() - checked >= recheck_s or hub.users_epoch != epoch
+                        or (user.expires_at is not None
+                            and datetime.now(UTC) >= user.expires_at)):
+                    checked, epoch = time.monotonic(), hub.users_epoch
+                    reason = await revoked(pool, app_settings, token, api_key, user)
+                    if reason is not None:
+                        yield _end(reason)
+                        return
                 if msg is not None:
                     sent_at = datetime.now(UTC)
                     yield _frame(msg)
