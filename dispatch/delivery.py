@@ -26,6 +26,7 @@ from dispatch.retry import Outcome, Policy, decide
 from dispatch.transport import describe
 from firetower.db import Backoff, is_transient
 from firetower.webhooks import payload
+from firetower.webhooks.delivery_log import NO_SECRET
 from firetower.webhooks.signing import sign_headers
 from firetower.webhooks.subscriptions import ActiveKey
 
@@ -174,8 +175,7 @@ class EndpointWorker:
 
     async def _post(self, msg_id: str, body: bytes, keys: list[bytes]) -> Attempt:
         if not keys:
-            return Attempt(None, "no usable signing secret (expired, or sealed with another"
-                                 " FIRETOWER_SECRET_KEY)", None, 0.0)
+            return Attempt(None, NO_SECRET, None, 0.0)
         headers = sign_headers(keys, msg_id, body)
         headers["content-type"] = "application/json"
         headers["user-agent"] = USER_AGENT

@@ -23,6 +23,7 @@ import httpx
 
 from firetower.settings import IPNetwork
 from firetower.webhooks import targets
+from firetower.webhooks.delivery_log import ERROR_TEXTS
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def describe(exc: httpx.HTTPError) -> str:
-    """What failed, in a few words, for the delivery log."""
+    """What failed, in a few words (one of delivery_log.ERROR_TEXTS), for the delivery log."""
     chain = list(_chain(exc))
     kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
         (TargetRefused, targets.NOT_ALLOWED), (NameNotResolved, "name not resolved"),
@@ -116,5 +117,6 @@ def describe(exc: httpx.HTTPError) -> str:
         ((httpx.ReadError, httpx.WriteError, ConnectionError), "connection lost")]
     for kind, text in kinds:
         if any(isinstance(e, kind) for e in chain):
+            assert text in ERROR_TEXTS
             return text
     return "request failed"

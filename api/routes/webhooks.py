@@ -178,6 +178,7 @@ def _public(row: Any) -> dict[str, Any]:
     d = dict(row)
     d["health"] = WebhookHealth(**{k: d.pop(k) for k in (
         "consecutive_failures", "failing_since", "last_success_at", "last_error")})
+    d["health"].last_error = delivery_log.public_error(d["health"].last_error)
     return d
 
 
@@ -279,8 +280,9 @@ async def deliveries(endpoint_id: int, pool: PoolDep, user: Manager,
         rows = await delivery_log.deliveries(conn, endpoint_id, status=status_, before=before,
                                              limit=limit)
     data = [DeliveryPublic(**{k: v for k, v in dict(r).items()
-                              if k not in ("uid", "endpoint_id", "occurred_at")},
-                           event_id=message_id(r["uid"])) for r in rows]
+                              if k not in ("uid", "endpoint_id", "occurred_at", "last_error")},
+                           event_id=message_id(r["uid"]),
+                           last_error=delivery_log.public_error(r["last_error"])) for r in rows]
     return DeliveriesPublic(data=data, count=len(data))
 
 
@@ -293,7 +295,8 @@ async def attempts(endpoint_id: int, delivery_id: int, pool: PoolDep,
         rows = await delivery_log.attempts(conn, endpoint_id, delivery_id)
     if rows is None:
         raise NotFound("delivery not found")
-    return [AttemptPublic(**dict(r)) for r in rows]
+    return [AttemptPublic(**{**dict(r), "error": delivery_log.public_error(r["error"])})
+            for r in rows]
 
 
 @router.post("/{endpoint_id}/replay", response_model=Queued,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import asyncpg
@@ -9,6 +10,31 @@ import asyncpg
 from firetower.webhooks.payload import PING
 
 CHANNEL = "firetower_webhooks"
+
+# What a failed attempt is logged as. The log is shown to integrators, so it says what failed,
+# never what the target answered nor an exception's text (which names hosts and port states):
+# dispatch/transport.py::describe picks one of these, or "HTTP <status>".
+NOT_ALLOWED = "address not allowed"
+ERROR_TEXTS = frozenset({NOT_ALLOWED, "name not resolved", "timeout", "connection refused",
+                         "connection failed", "connection lost", "TLS error",
+                         "invalid HTTP answer", "request failed"})
+NO_SECRET = ("no usable signing secret (expired, or sealed with a key that is neither"
+             " FIRETOWER_SECRET_KEY nor a previous one)")
+_HTTP = re.compile(r"HTTP (\d{3})(: not retried)?")
+
+
+def public_error(error: str | None) -> str | None:
+    """An attempt's error as integrators may see it. Rows written before these texts were
+    fixed held the target's answer ("HTTP 500: <body>") or an exception's text: those are cut
+    down to what failed."""
+    if error is None or error in ERROR_TEXTS or error == NO_SECRET:
+        return error
+    http = _HTTP.match(error)
+    if http is not None:
+        return http.group(0) if http.group(0) == error else f"HTTP {http.group(1)}"
+    if error.startswith("timeout"):
+        return "timeout"
+    return "request failed"
 
 _DELIVERIES = """
 SELECT d.id, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, d.created_at,

@@ -28,11 +28,11 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from firetower.settings import IPNetwork
+from firetower.webhooks.delivery_log import NOT_ALLOWED
 
 log = logging.getLogger(__name__)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-NOT_ALLOWED = "address not allowed"
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")
 _SHARED = ipaddress.IPv4Network("100.64.0.0/10")

@@ -89,7 +89,7 @@ async def test_scoped_roles_need_sites(world: World) -> None:
 
 
 def _cli(db_url: str, *argv: str, stdin: str) -> subprocess.CompletedProcess[str]:
-    env = {"FIRETOWER_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"}
+    env = {"FIRETOWER_DATABASE_URL": db_url, "FIRETOWER_ENV": "development", "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-m", "firetower", "user", *argv], input=stdin,
                           capture_output=True, text=True, env=env, timeout=60)
 

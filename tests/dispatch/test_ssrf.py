@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from dispatch.receiver import Receiver
+from firetower import db
 from firetower.alarm_store import AlarmStore
 from firetower.broker import free_port
 from tests.api.conftest import World, api_settings_for, seed
@@ -133,6 +134,22 @@ async def test_delivery_log_says_what_failed_not_what_the_target_said(
             hook = (await c.get(f"/webhooks/{eid}")).json()
             assert hook["health"]["last_error"] == expected
             assert INTERNAL_BODY not in str([deliveries, tries, hook])
+        # A row written before the fixed texts (the body was stored then) is cut on the way out.
+        conn = await db.connect(w.db_url)
+        try:
+            await conn.execute("UPDATE webhook_attempts SET error = $1", f"HTTP 500: {INTERNAL_BODY}")
+            await conn.execute("UPDATE webhook_deliveries SET last_error = $1",
+                               f"HTTP 500: {INTERNAL_BODY}")
+            await conn.execute("UPDATE webhook_endpoints SET last_error = $1",
+                               "ConnectError: [Errno 111] Connect call failed ('10.0.0.5', 5432)")
+        finally:
+            await conn.close()
+        deliveries = (await c.get(f"/webhooks/{failing}/deliveries")).json()["data"]
+        tries = (await c.get(f"/webhooks/{failing}/deliveries/{deliveries[0]['id']}"
+                             "/attempts")).json()
+        hook = (await c.get(f"/webhooks/{failing}")).json()
+        assert deliveries[0]["last_error"] == "HTTP 500" and tries[0]["error"] == "HTTP 500"
+        assert hook["health"]["last_error"] == "request failed"
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ over whole ranges, the registration check of URLs, and the dispatcher's error te
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from dispatch.transport import GuardedTransport, describe
 from firetower.settings import Settings, SettingsError, parse_networks
+from firetower.webhooks.delivery_log import ERROR_TEXTS, NO_SECRET, public_error
 from firetower.webhooks.targets import refusal, url_refusal
 
 ip = ipaddress.ip_address
@@ -134,3 +136,22 @@ async def test_transport_refuses_and_describes() -> None:
         assert describe(err.value) == "connection refused"
     assert describe(httpx.ReadTimeout("read timed out after 5 s")) == "timeout"
     assert describe(httpx.RemoteProtocolError("illegal header: secret")) == "invalid HTTP answer"
+
+
+@pytest.mark.parametrize(("stored", "shown"), [
+    ("HTTP 500: <html>db01.internal admin, password=...</html>", "HTTP 500"),
+    ("HTTP 404: not retried", "HTTP 404: not retried"), ("HTTP 503", "HTTP 503"),
+    ("ConnectError: [Errno 111] Connect call failed ('10.0.0.5', 5432)", "request failed"),
+    ("timeout: ReadTimeout", "timeout"), ("connection refused", "connection refused"),
+    (NO_SECRET, NO_SECRET), (None, None),
+])
+def test_public_error_cuts_rows_written_before_the_fixed_texts(stored: str | None,
+                                                                shown: str | None) -> None:
+    assert public_error(stored) == shown
+
+
+@given(st.text(max_size=300))
+def test_public_error_never_passes_free_text(text: str) -> None:
+    shown = public_error(text)
+    assert shown in ERROR_TEXTS or shown == NO_SECRET or (
+        shown is not None and re.fullmatch(r"HTTP \d{3}(: not retried)?", shown))
