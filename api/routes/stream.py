@@ -82,9 +82,9 @@ async def stream(request: Request, user: Reader, pool: PoolDep, settings: ApiSet
                  last_event_id: Annotated[str | None, Header(max_length=200000)] = None,
                  after: Annotated[str | None, Query(max_length=200000)] = None,
                  ) -> StreamingResponse:
-    token = last_event_id or after
+    resume_id = last_event_id or after  # not `token`: that is the caller's bearer token
     try:
-        resume = Cursor.parse(token) if token else None
+        resume = Cursor.parse(resume_id) if resume_id else None
     except BadToken as exc:
         raise ApiError(str(exc)) from None
     hub: Hub = request.state.hub
