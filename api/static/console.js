@@ -23,6 +23,7 @@ const state = {
   lastEventId: null,       // resume token of the live stream
   streamGen: 0,            // bumped to stop the running stream loop
   streamCtl: null,         // AbortController of the current stream connection
+  streamEnd: null,         // why the server ended the stream ('end' event), until reconnected
   conn: "down",            // live | stale | down
   lastByte: 0,             // when the stream last sent anything (ms epoch)
   keepaliveS: 15,
@@ -279,12 +280,20 @@ async function connectStream() {
       state.lastByte = Date.now();
       setConn("live");
       streamOpened();
+      state.streamEnd = null;
       await readSse(r.body, handleSse);
     } catch (err) {
       if (gen !== state.streamGen) return;
       if (!ctl.signal.aborted) console.warn("alarm stream lost:", err && err.message);
     }
     if (gen !== state.streamGen) return;
+    if (state.streamEnd) {
+      // The server ended the session (its token expired, or the user changed): with a valid
+      // token, resume at once; nothing is missed (Last-Event-ID).
+      if (/role|sites/.test(state.streamEnd)) state.lastEventId = null;  // a fresh snapshot
+      state.streamEnd = null;
+      if (!renewDue() || await renew()) continue;
+    }
     if (state.conn === "live") setConn("down");
     await sleep(RECONNECT_MS);
   }
@@ -341,7 +350,9 @@ function handleSse(id, kind, data) {
 }
 
 function applySse(kind, data) {
-  if (kind === "snapshot") {
+  if (kind === "end") {
+    state.streamEnd = data.reason || "ended";
+  } else if (kind === "snapshot") {
     state.alarms.clear();
     for (const a of data.alarms) { state.alarms.set(a.id, a); markSeen(a.id); }
     renderBoard();
