@@ -66,7 +66,8 @@ async function showDetail(alarmId) {
   };
   const comment = h("input", { id: "comment-text", placeholder: T("ui.comment"), maxlength: 2000 });
   const site = a.site;
-  const zonePoint = a.zone !== null || a.point ? [a.zone, a.point].filter((x) => x !== null && x !== "").join(" / ") : null;
+  // A panel point is "<zone>/<point>" already; a detector has its zone only.
+  const zonePoint = a.point || (a.zone !== null && a.zone !== undefined ? String(a.zone) : null);
   const evidence = B.evidenceLines(state.labels, state.lang, a.evidence);
   const canVerdict = ["active", "acknowledged", "cleared_unack", "cleared"].includes(a.state);
   const canClose = a.state === "cleared" && a.class !== "fire";

@@ -77,6 +77,8 @@ async def test_fire_acknowledge_verdict_seen_by_second_operator(clean_db, broker
             assert await first.evaluate("window.firetower.beeps") >= 1  # the sound started
 
             await first.click("#fire-open")
+            zone = await first.wait_for_selector('#detail [data-field="zone"]')
+            assert await zone.inner_text() == "3/12"  # the panel's zone / point
             await first.click('[data-action="Acknowledge"]')
             await first.wait_for_selector(f'#board [data-alarm-id="{alarm_id}"]'
                                           '[data-state="acknowledged"]', timeout=3000)
