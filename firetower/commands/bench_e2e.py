@@ -481,7 +481,10 @@ async def _run(args: argparse.Namespace, settings: Settings, url: str, broker: A
                FIRETOWER_API_PORT=str(api_port), FIRETOWER_API_HOST="127.0.0.1",
                FIRETOWER_PUBLIC_URL=f"http://127.0.0.1:{api_port}",
                FIRETOWER_API_TOKEN_MINUTES="1440",
-               FIRETOWER_INGEST_CLIENT_ID=f"bench-e2e-ingest-{os.getpid()}")
+               FIRETOWER_INGEST_CLIENT_ID=f"bench-e2e-ingest-{os.getpid()}",
+               # the benchmark's own receiver listens on loopback, which the webhook address
+               # policy refuses unless allowed (docs/security.md)
+               FIRETOWER_WEBHOOK_ALLOW_NETWORKS="127.0.0.0/8")
     if args.broker_budget:
         env["FIRETOWER_BROKER_MEMORY_BUDGET"] = str(args.broker_budget)
     procs: dict[str, subprocess.Popen[bytes]] = {}

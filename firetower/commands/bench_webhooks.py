@@ -112,7 +112,9 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def _spawn_dispatcher(db_url: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "FIRETOWER_DATABASE_URL": db_url}
+    # the benchmark's receiver listens on loopback, refused unless allowed (docs/security.md)
+    env = {**os.environ, "FIRETOWER_DATABASE_URL": db_url,
+           "FIRETOWER_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
     p = subprocess.Popen([sys.executable, "-m", "dispatch", "--no-migrate"], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert p.stdout is not None
