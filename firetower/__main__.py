@@ -1,5 +1,9 @@
+"""`python -m firetower`: the same as the `firetower` command (tests and `firetower run` start
+their child processes this way). An entry point, not kernel code: nothing imports this module,
+and the kernel-is-a-leaf contract (pyproject.toml) names this one edge to `cli`."""
+
 import sys
 
-from firetower.cli import main
+from cli.main import main
 
 sys.exit(main())

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from urllib.parse import urlsplit
 
-from firetower.cli import run_async
+from firetower.runner import run_async
 from firetower.settings import Settings
 from simulators.fleet import build_fleet
 from simulators.publisher import publish

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
+from cli.run import DEMO_SCENARIOS
 from firetower import db
 from firetower.broker import free_port
-from firetower.commands.run import DEMO_SCENARIOS
 from simulators.fleet import build_fleet
 from simulators.injection import ALARM_CLASSES
 from simulators.scenarios import generate

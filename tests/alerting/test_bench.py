@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from firetower.commands import bench_alerting
+from bench import alerting as bench_alerting
 from tests.conftest import settings_for
 
 

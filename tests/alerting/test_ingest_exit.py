@@ -17,12 +17,12 @@ from tests.conftest import _drop, make_database
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-EXIT_RULE_ENGINE = 70  # firetower/commands/ingest.py
+EXIT_RULE_ENGINE = 70  # cli/ingest.py
 
 
 def run_ingest(db_url: str, mqtt_url: str, log: Path, *, prelude: str = "",
                timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
-    code = (f"import sys\n{prelude}\nfrom firetower.cli import main\n"
+    code = (f"import sys\n{prelude}\nfrom cli.main import main\n"
             f"sys.exit(main(['ingest', '--client-id', 'exit-{uuid.uuid4().hex[:8]}']))")
     env = {**os.environ, "FIRETOWER_DATABASE_URL": db_url, "FIRETOWER_MQTT_URL": mqtt_url,
            "FIRETOWER_METRICS_PORT": "0"}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from firetower.commands import bench_alerting
+from bench import alerting as bench_alerting
 
 PER_KIND = 600  # 2,400 devices in all
 TARGET = 1024  # docs/performance.md: rule-engine state ≤ 1 KB per device

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.support import REDELIVERED_METRIC, scrape_metrics
 from firetower.broker import free_port
-from firetower.commands.bench_support import REDELIVERED_METRIC, scrape_metrics
 from tests.conftest import wait_for
 from tests.helpers import fleet, publish, register, telemetry_stream
 from tests.ingest.test_faults import subscribed

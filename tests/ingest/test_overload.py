@@ -17,8 +17,8 @@ import asyncpg
 import prometheus_client
 import pytest
 
+from bench.support import create_session
 from firetower.broker import Broker, free_port
-from firetower.commands.bench_support import create_session
 from ingest.backlog import BacklogAlarm, BacklogSettings, BacklogWatch
 from ingest.service import Ingester
 from tests.conftest import settings_for, wait_for

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from firetower.commands.run import DEMO_SCENARIOS
+from cli.run import DEMO_SCENARIOS
 from simulators.fleet import build_fleet
 from simulators.injection import Expect
 from simulators.scenarios import generate

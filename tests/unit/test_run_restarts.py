@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from firetower.commands.run import Restarts
+from cli.run import Restarts
 
 
 def test_backoff_while_dying_at_start_then_back_to_the_minimum() -> None:

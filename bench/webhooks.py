@@ -125,8 +125,8 @@ def _spawn_dispatcher(db_url: str) -> subprocess.Popen[str]:
 
 # -- the runs ---------------------------------------------------------------------------------
 async def run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from bench.support import fresh_database
     from firetower import db
-    from firetower.commands.bench_support import fresh_database
 
     rx = ReceiverProcess()
     rx.start()

@@ -51,8 +51,8 @@ from typing import Any
 
 import asyncpg
 
+from bench.support import fresh_database
 from firetower.broker import Broker, free_port, mqtt_answers
-from firetower.commands.bench_support import fresh_database
 from firetower.mqtt import AsyncMqtt
 from firetower.protocol import encode, format_ts, topic_for
 from firetower.settings import Settings

@@ -11,12 +11,12 @@ import importlib
 from firetower.settings import Settings
 
 BENCHMARKS = {
-    "ingest": ("firetower.commands.bench_ingest", "MQTT -> database throughput, loss, ceiling"),
-    "alerting": ("firetower.commands.bench_alerting", "rule evaluation and event -> alarm"),
-    "webhooks": ("firetower.commands.bench_webhooks", "operator verdict -> webhook receiver"),
-    "e2e": ("firetower.commands.bench_e2e", "the whole pipeline: simulator -> ... -> operator "
+    "ingest": ("bench.ingest", "MQTT -> database throughput, loss, ceiling"),
+    "alerting": ("bench.alerting", "rule evaluation and event -> alarm"),
+    "webhooks": ("bench.webhooks", "operator verdict -> webhook receiver"),
+    "e2e": ("bench.e2e", "the whole pipeline: simulator -> ... -> operator "
             "-> webhook receiver, each component its own process"),
-    "broker-kill": ("firetower.commands.bench_broker", "acknowledged messages a broker SIGKILL "
+    "broker-kill": ("bench.broker", "acknowledged messages a broker SIGKILL "
                     "loses, and the throughput cost, per persistence setting"),
 }
 

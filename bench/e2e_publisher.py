@@ -1,4 +1,4 @@
-"""A publisher process of `firetower bench e2e`: `python -m firetower.commands.bench_e2e_publisher
+"""A publisher process of `firetower bench e2e`: `python -m bench.e2e_publisher
 CONFIG.json`.
 
 It publishes the telemetry of its share of the fleet over one `simulators.wire_lane.WireLane`

@@ -44,8 +44,8 @@ import asyncpg
 import httpx
 import msgspec
 
-from firetower.cli import run_async
-from firetower.commands.bench_support import (
+from bench.e2e_report import alarm_key
+from bench.support import (
     REDELIVERED_METRIC,
     CountingSubscriber,
     cpu_seconds,
@@ -53,9 +53,10 @@ from firetower.commands.bench_support import (
     fresh_broker,
     fresh_database,
 )
+from firetower.runner import run_async
 from firetower.settings import Settings
 
-PUBLISHER = "firetower.commands.bench_e2e_publisher"
+PUBLISHER = "bench.e2e_publisher"
 COUNTER_ID = "bench-e2e-counter"
 SMOKE_HOLD_S = 12.0  # a smoke fire's detector reads above the alarm level this long (for_s 10)
 # The alarm row's latency clocks, in pipeline order (ingested_at, shown_at and delivered_at
@@ -110,7 +111,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> int:
-        from firetower.commands.bench_e2e_report import format_report, plot
+        from bench.e2e_report import format_report, plot
 
         logging.getLogger("httpx").setLevel(logging.WARNING)
         result = await run_bench(args, settings)
@@ -171,13 +172,6 @@ def plan_fires(fleet: Any, n: int, duration: float, seed: int,
             fire.update(device=d.id, hold_s=SMOKE_HOLD_S, every_s=1.0)
         fires.append(fire)
     return fires
-
-
-def alarm_key(fire: dict[str, Any]) -> tuple[str, str]:
-    """(device_id, point) of the alarm an injected fire raises."""
-    if fire["kind"] == "panel":
-        return fire["panel"], f"{fire['zone']}/{fire['point']}"
-    return fire["detector"], ""
 
 
 def _write_partitions(fleet: Any, n: int, workdir: Path) -> tuple[list[Path], dict[str, int]]:
@@ -397,10 +391,10 @@ async def _ingest_stored(client: httpx.AsyncClient, port: int) -> int:
 async def run_bench(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from api.permissions import Role
     from api.users import add_user
+    from bench.e2e_report import analyse
+    from bench.ingest import _wait_subscribed
+    from bench.webhooks import ReceiverProcess
     from firetower.broker import free_port
-    from firetower.commands.bench_e2e_report import analyse
-    from firetower.commands.bench_ingest import _wait_subscribed
-    from firetower.commands.bench_webhooks import ReceiverProcess
     from simulators.fleet import build_fleet
     from simulators.registry import register_fleet
 
@@ -530,7 +524,7 @@ async def _run(args: argparse.Namespace, settings: Settings, url: str, broker: A
             "event_types": ["alarm.raised", "alarm.verdict", "alarm.forwarded"]})
         r.raise_for_status()
         rx.call("secrets", [r.json()["secret"]])
-        from firetower.commands.bench_e2e_operator import operator_main
+        from bench.e2e_operator import operator_main
 
         ready = ctx.Event()
         operator = ctx.Process(target=operator_main, daemon=True, args=(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from firetower import db
-from firetower.cli import run_async
+from firetower.runner import run_async
 from firetower.settings import Settings
 
 

@@ -26,9 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from firetower.broker import free_port
-from firetower.cli import run_async
-from firetower.commands.bench_support import (
+from bench.support import (
     REDELIVERED_METRIC,
     CountingSubscriber,
     cpu_seconds,
@@ -37,6 +35,8 @@ from firetower.commands.bench_support import (
     fresh_database,
     scrape_metrics,
 )
+from firetower.broker import free_port
+from firetower.runner import run_async
 from firetower.settings import Settings
 
 

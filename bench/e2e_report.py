@@ -1,4 +1,4 @@
-"""Figures, summary table and plot of `firetower bench e2e` (see bench_e2e.py).
+"""Figures, summary table and plot of `firetower bench e2e` (see e2e.py).
 
 Latency stages are computed twice for every injected fire:
 - `client`: from what the benchmark's own processes observed where a stage boundary has such
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from firetower.commands.bench_support import percentile
+from bench.support import percentile
 
 # stage -> (label, client-side boundaries, row-clock boundaries)
 # `published` / `fire_ts`: the fire's first message (publish time / its device time);
@@ -56,6 +56,13 @@ ORDER = ("published", "trigger_published", "received_at", "stored_at", "sse_arri
 ORDER_AFTER_VERDICT = ("verdict_at", "forwarded_at", "receiver_forwarded")
 
 
+def alarm_key(fire: dict[str, Any]) -> tuple[str, str]:
+    """(device_id, point) of the alarm an injected fire raises."""
+    if fire["kind"] == "panel":
+        return fire["panel"], f"{fire['zone']}/{fire['point']}"
+    return fire["detector"], ""
+
+
 def _pcts(values: list[float]) -> dict[str, Any]:
     if not values:
         return {"n": 0}
@@ -84,7 +91,6 @@ def fire_records(r: dict[str, Any]) -> list[dict[str, Any]]:
     """One record per injected fire: every time stamp known for it (epoch seconds). A fire's
     alarm is the first fire alarm of its (device, point) (the panel's point for a panel fire;
     a smoke fire may also raise a second, multi-criteria alarm on the same detector)."""
-    from firetower.commands.bench_e2e import alarm_key
 
     plan = {f["fire"]: f for f in r["fires_plan"]}
     rows: dict[tuple[str, str], dict[str, Any]] = {}

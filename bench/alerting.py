@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from firetower.commands.bench_support import drop_database
+from bench.support import drop_database
 from firetower.settings import Settings
 
 KINDS = ("smoke_detector", "heat_detector", "sprinkler_pressure", "alarm_panel")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from firetower.cli import run_async
+from firetower.runner import run_async
 from firetower.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit(f"firetower ingest: {exc}") from None
     if part.partitioned and settings.ingest_shared_group:
         raise SystemExit("firetower ingest: --shared-group and --partitions > 1 do not go together")
-    from firetower.commands.api import serve_metrics
+    from cli.api import serve_metrics
 
     serve_metrics(settings.metrics_port, "ingest")  # a port in use is logged, not fatal
 

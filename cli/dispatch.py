@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from firetower.cli import run_async
+from firetower.runner import run_async
 from firetower.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.api import serve_metrics
     from dispatch.config import DispatchSettings
     from dispatch.dispatcher import serve
     from firetower import db
-    from firetower.commands.api import serve_metrics
 
     updates: dict[str, object] = {}
     if args.deadline is not None:
