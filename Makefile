@@ -54,8 +54,13 @@ test-fast: setup
 bench: setup localdb
 	FIRETOWER_DATABASE_URL=$${FIRETOWER_DATABASE_URL:-$$($(BIN)/firetower localdb url)} $(BIN)/firetower bench ingest
 
-lint:
+## The house rules, as .ci/run checks them before the tests (README "House rules"): the import
+## contracts ([tool.importlinter] in pyproject.toml), ruff, and mypy (strict for the kernel, no
+## error beyond .ci/mypy-baseline.txt elsewhere). Needs only the Python environment.
+lint: $(BIN)/firetower
+	$(BIN)/lint-imports
 	$(BIN)/ruff check .
+	$(BIN)/python .ci/mypy_baseline.py
 
 ## Stops the private PostgreSQL before removing var/ (nothing else of the machine).
 clean:

@@ -17,7 +17,7 @@ import struct
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -182,7 +182,7 @@ class AsyncMqtt:
         sock = self.client.socket()
         if sock is not None:
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                cast(socket.socket, sock).shutdown(socket.SHUT_RDWR)  # paho types it SocketLike
         if self._supervisor is not None:
             self._supervisor.cancel()
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -181,7 +181,8 @@ def _integer(key: str, value: Any) -> int:
     """JSON integers, and numbers with no fraction (1.0), as JSON Schema's "integer" does."""
     t = type(value)
     if t is int:
-        return value
+        integer: int = value
+        return integer
     if t is float and value.is_integer():
         return int(value)
     if t is float and not math.isfinite(value):
@@ -197,7 +198,7 @@ def _seq(obj: dict[str, Any]) -> int:
 
 
 # Lengths of the common RFC 3339 shapes: seconds, or .fff / .ffffff, then Z or +hh:mm.
-_FAST_TS = {20: True, 24: True, 25: True, 27: True, 29: True, 30: True, 32: True}
+_FAST_TS: dict[int, Literal[True]] = {20: True, 24: True, 25: True, 27: True, 29: True, 30: True, 32: True}
 
 
 def _fast_ts(value: str) -> datetime | None:
@@ -335,7 +336,7 @@ _USUAL_TS = re.compile(
     r"(?:Z|[+-][0-9]{2}:[0-9]{2})")
 
 
-def _typed_telemetry(kind: DeviceKind) -> tuple[msgspec.json.Decoder, Callable[..., Telemetry]]:
+def _typed_telemetry(kind: DeviceKind) -> tuple[msgspec.json.Decoder[Any], Callable[..., Telemetry]]:
     """A decoder of exactly the well-formed telemetry of `kind` (msgspec validates types and
     ranges in C), and a builder of the `Telemetry` from it. It accepts a subset of what
     `decode_telemetry` accepts: anything else (unknown fields, 1.0 as seq, null, an unusual
@@ -388,13 +389,14 @@ def decode_telemetry(device_id: str, kind: DeviceKind, obj: dict[str, Any],
                      received_at: datetime) -> Telemetry:
     seq = _seq(obj)
     ts, device_ts, clock, raw = _stamp(obj, received_at)
-    values = list(_NO_METRICS)
+    values: list[Any] = list(_NO_METRICS)  # per slot: a float or a bool metric, or None
     for index, field in _TELEMETRY_PLAN[kind]:
         if type(field) is NumberField:
             values[index] = _number(obj, field)
         else:
             values[index] = _bool(obj, field.name, field.required)
-    return Telemetry(device_id, seq, ts, received_at, *values,
+    # mypy cannot count a starred list followed by positionals: the plan fills every metric slot
+    return Telemetry(device_id, seq, ts, received_at, *values,  # type: ignore[call-arg]
                      _with_ts(_extra(obj, _KNOWN_TELEMETRY[kind]), raw), device_ts, clock)
 
 

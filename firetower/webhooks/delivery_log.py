@@ -89,7 +89,7 @@ async def ping(conn: asyncpg.Connection, endpoint_id: int, actor: str) -> int:
     async with conn.transaction():
         event_id = await conn.fetchval(
             "INSERT INTO webhook_events (type, data) VALUES ($1, $2) RETURNING id", PING, data)
-        delivery_id = await conn.fetchval(
+        delivery_id: int = await conn.fetchval(
             "INSERT INTO webhook_deliveries (endpoint_id, event_id) VALUES ($1, $2) RETURNING id",
             endpoint_id, event_id)
         await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(endpoint_id))

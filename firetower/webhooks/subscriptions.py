@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -39,10 +39,11 @@ async def create(conn: asyncpg.Connection, box: SecretBox, values: dict[str, Any
     cols = [f for f in FIELDS if f in values]
     secret = new_secret()
     async with conn.transaction():
-        row = await conn.fetchrow(
+        # INSERT ... RETURNING always returns its row
+        row = cast(asyncpg.Record, await conn.fetchrow(
             f"INSERT INTO webhook_endpoints ({', '.join([*cols, 'owner_id'])})"
             f" VALUES ({', '.join(f'${i}' for i in range(1, len(cols) + 2))})"
-            f" RETURNING {COLUMNS}", *(values[c] for c in cols), owner_id)
+            f" RETURNING {COLUMNS}", *(values[c] for c in cols), owner_id))
         await conn.execute("INSERT INTO webhook_secrets (endpoint_id, sealed) VALUES ($1, $2)",
                            row["id"], box.seal(secret))
     return row, secret
@@ -77,9 +78,10 @@ async def update(conn: asyncpg.Connection, endpoint_id: int, values: dict[str, A
     if not cols:
         return await get(conn, endpoint_id)
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, start=2))
-    return await conn.fetchrow(
+    # `get` above raised if the endpoint does not exist
+    return cast(asyncpg.Record, await conn.fetchrow(
         f"UPDATE webhook_endpoints SET {sets}, updated_at = now() WHERE id = $1"
-        f" RETURNING {COLUMNS}", endpoint_id, *(values[c] for c in cols))
+        f" RETURNING {COLUMNS}", endpoint_id, *(values[c] for c in cols)))
 
 
 async def delete(conn: asyncpg.Connection, endpoint_id: int, owner_id: int | None = None) -> None:
