@@ -204,7 +204,7 @@ async def _kill_cycles(broker: Any, args: argparse.Namespace) -> dict[str, Any]:
     pub = Publisher(broker.port, args.fire_every)
     await pub.start()
     await asyncio.to_thread(broker.save)  # the session is old and saved, as in production
-    cycles = []
+    cycles: list[dict[str, Any]] = []
     try:
         for i in range(args.cycles):
             away = i % 2 == 1

@@ -543,8 +543,8 @@ async def _run(args: argparse.Namespace, settings: Settings, url: str, broker: A
         common = {"t0": t0, "duration": args.duration, "burst_factor": args.burst,
                   "burst_start": burst_at, "burst_s": args.burst_duration}
         pubs = await start_publishers(workdir, files, broker.port, "run", common, per)
-        for p in pubs:
-            sampler.add(f"publisher-{p.index}", p.proc.pid)
+        for pub in pubs:
+            sampler.add(f"publisher-{pub.index}", pub.proc.pid)
 
         async def counters() -> dict[str, Any]:
             try:

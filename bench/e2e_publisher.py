@@ -123,8 +123,8 @@ def _report(lanes: list[WireLane], **extra: Any) -> None:
 
 
 async def run(cfg: dict[str, Any]) -> int:
-    with open(cfg["devices_file"], "rb") as f:
-        devices: list[tuple[str, str]] = msgspec.msgpack.decode(f.read())
+    with open(cfg["devices_file"], "rb") as fh:
+        devices: list[tuple[str, str]] = msgspec.msgpack.decode(fh.read())
     topics = [f"fire/v1/{d}/telemetry" for d, _ in devices]
     bodies = [_BODY[k] for _, k in devices]
     index = {d: i for i, (d, _) in enumerate(devices)}

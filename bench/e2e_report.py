@@ -99,7 +99,7 @@ def fire_records(r: dict[str, Any]) -> list[dict[str, Any]]:
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for o in sorted(r["operator_fires"], key=lambda o: o["alarm_id"]):
         seen.setdefault((o["device_id"], o["point"]), o)
-    at_rx: dict[tuple[int, str], float] = {}
+    at_rx: dict[tuple[Any, str], float] = {}  # (alarm id, event type)
     for e in r["receiver_events"]:
         key = (e["alarm_id"], e["type"])
         at_rx[key] = min(at_rx.get(key, e["at"]), e["at"])
@@ -213,7 +213,7 @@ def analyse(r: dict[str, Any]) -> dict[str, Any]:
     series = _series(r)
     settle = r["stored_at_settle"]
     stored_rates = [x for x in series["stored_per_s"] if x is not None]
-    last = next((x for x in reversed(r["samples"]) if x.get("flushes") is not None), {})
+    last: dict[str, Any] = next((x for x in reversed(r["samples"]) if x.get("flushes") is not None), {})
     throughput = {
         "offered_msgs_per_s": r["config"]["offered_rate"],
         "published": published, "published_telemetry": pub["telemetry"],

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 from firetower.runner import run_async
 from firetower.settings import Settings
@@ -125,7 +126,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         await ingester.start()
         await watch.start()
         try:
-            waits = [asyncio.ensure_future((lease.lost if lease is not None
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future((lease.lost if lease is not None
                                             else asyncio.Event()).wait())]
             if alerting is not None and alerting.fatal is not None:
                 waits.append(alerting.fatal)
