@@ -83,10 +83,13 @@ async def test_paced_by_virtual_time(clean_broker) -> None:
     span = (msgs[-1].ts - msgs[0].ts).total_seconds()
     loop = asyncio.get_running_loop()
     t = loop.time()
-    stats = await publish(msgs, port=broker.port, speed=span / 1.0, quiet=True)
+    stats = await publish(msgs, port=broker.port, speed=span / 2.0, quiet=True)  # 2 s
     elapsed = loop.time() - t
     assert stats.acked == len(msgs)
-    assert 0.9 < elapsed < 3.0
+    # Paced: never faster than the virtual clock allows (the property). Load on a shared
+    # machine only delays, so the upper bound is loose: it catches a pace several times too
+    # slow (e.g. every wait taken twice), not scheduling noise (5 s seen under a full CI run).
+    assert 1.9 < elapsed < 10.0
 
 
 async def test_catch_up_plays_the_past_fast_then_keeps_to_the_clock(clean_broker) -> None:
