@@ -1,5 +1,5 @@
 """Read-only alarm queries: the board list, one alarm with its timeline, and the rows the live
-stream sends. Alarm writes go through `firetower.alarm_store` (and `api.alarm_notes`)."""
+stream sends. Alarm writes go through `firetower.alarm_store`."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 An alarm counts as shown when it is sent to a user who may handle alarms (an operator or an
 admin: `Permission.ALARM_HANDLE`), on the live stream (snapshot or change) or in the board list
 or detail. Site managers and installers seeing their own site's alarm do not start the centre's
-response, so they do not count. Only the first showing is kept (`shown_at`, `shown_to`).
+response, so they do not count. Only the first showing is kept (`shown_at`, `shown_to`),
+written by `AlarmStore.mark_shown` (the one alarm write path).
 """
 
 from __future__ import annotations
@@ -17,12 +18,9 @@ import asyncpg
 
 from api.deps import Principal
 from api.permissions import Permission
+from firetower.alarm_store import AlarmStore
 
 log = logging.getLogger(__name__)
-
-_MARK = ("UPDATE alarms SET shown_at = $2, shown_to = $3"
-         " WHERE id = ANY($1::bigint[]) AND shown_at IS NULL")
-
 
 def unshown(alarms: Iterable[dict | object]) -> list[int]:
     """Ids of the alarms (public models or their JSON dicts) with no shown clock yet."""
@@ -54,6 +52,6 @@ def mark_shown(pool: asyncpg.Pool, ids: list[int], user: Principal, at: datetime
 async def _record(pool: asyncpg.Pool, ids: list[int], name: str, at: datetime) -> None:
     """A failure is logged and never breaks anything: the clock is lost, not the alarm."""
     try:
-        await pool.execute(_MARK, ids, at, name)
+        await AlarmStore(pool).mark_shown(ids, at=at, to=name)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.warning("could not record shown_at for %d alarms: %s", len(ids), exc)

@@ -11,8 +11,9 @@ outbox turns into `alarm.forwarded` webhooks) exactly once:
   fire waits on an absent operator. Acknowledging is not a verdict: it does not stop the clock.
 
 Any other verdict (false alarm, test, nuisance) before the deadline stops it. Alarms in test,
-disabled or maintenance mode are never forwarded. `forward()` follows the alarm write path's
-transaction pattern: lock the alarm row, re-check, update, append the event, NOTIFY.
+disabled or maintenance mode are never forwarded. `forward()` writes through
+`AlarmStore.forward` (the one alarm write path): lock the alarm row, re-check, update, append
+the event, NOTIFY, in one transaction.
 """
 
 from __future__ import annotations
@@ -26,20 +27,17 @@ from datetime import timedelta
 import asyncpg
 
 from dispatch import metrics
-from firetower.alarm_store import CHANNEL
+from firetower.alarm_store import FORWARD_PENDING_SQL, AlarmStore
 from firetower.db import Backoff, is_transient
 
 log = logging.getLogger(__name__)
 ACTOR = "dispatch"
 RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0  # after a database error
 
-# Must match the partial index alarms_forward_pending_idx (migrations/0004).
-_PENDING_SQL = ("class = 'fire' AND forwarded_at IS NULL AND mode = 'normal'"
-                " AND (verdict IS NULL OR verdict = 'true_fire')")
 _CANDIDATES = f"""
 SELECT id, verdict, evidence ? 'coincidence' AS coincidence,
        extract(epoch FROM clock_timestamp() - coalesce(received_at, stored_at))::float8 AS age_s
-FROM alarms WHERE {_PENDING_SQL} AND coalesce(received_at, stored_at) > now() - $1::interval
+FROM alarms WHERE {FORWARD_PENDING_SQL} AND coalesce(received_at, stored_at) > now() - $1::interval
 """
 
 
@@ -76,24 +74,12 @@ async def forward(pool: asyncpg.Pool, alarm_id: int, basis: str, *,
                   deadline_s: float | None = None) -> int | None:
     """Record the forwarding of one fire; None if it no longer qualifies (a verdict came in,
     another dispatcher forwarded it). Returns the alarm event id."""
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            f"SELECT state, verdict FROM alarms WHERE id = $1 AND {_PENDING_SQL} FOR UPDATE",
-            alarm_id)
-        if row is None or (basis == "operator") != (row["verdict"] == "true_fire"):
-            return None
-        await conn.execute(
-            "UPDATE alarms SET forwarded_at = clock_timestamp(), forward_basis = $2,"
-            " updated_at = clock_timestamp() WHERE id = $1", alarm_id, basis)
-        details = {"basis": basis, "verified": basis != "deadline"}
-        if deadline_s is not None and basis == "deadline":
-            details["deadline_s"] = deadline_s
-        event_id = await conn.fetchval(
-            "INSERT INTO alarm_events (alarm_id, kind, from_state, to_state, actor, reason,"
-            " details) VALUES ($1, 'forward', $2, $2, $3, $4, $5) RETURNING id",
-            alarm_id, row["state"], ACTOR, _REASONS[basis], details)
-        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(event_id))
-        return event_id
+    details: dict[str, object] = {"basis": basis, "verified": basis != "deadline"}
+    if deadline_s is not None and basis == "deadline":
+        details["deadline_s"] = deadline_s
+    change = await AlarmStore(pool).forward(alarm_id, basis, actor=ACTOR,
+                                            reason=_REASONS[basis], details=details)
+    return None if change is None else change.event_id
 
 
 class Forwarder:

@@ -1,20 +1,26 @@
-"""The one transactional write path for alarm changes.
+"""The one transactional write path for alarm state: nothing else writes `alarms` or
+`alarm_events` (`git grep "INSERT INTO alarm_events"` finds this module only).
 
 Every change - an occurrence (raise or re-occurrence), an annotation (confidence, evidence,
 inhibition), a lifecycle transition (clear by the engine; acknowledge, verdict, close by an
-operator) and a mode change - runs in one transaction that
+operator, one or many at once), a note (comment, assignment), the forwarding of a fire to the
+brigade and a mode change - runs in one transaction that
 
 1. locks or upserts the `alarms` row (`INSERT ... ON CONFLICT` on the partial unique index of
    open alarms, or `SELECT ... FOR UPDATE`), so concurrent writers never make two open alarms
    for one (device, point, type) and never lose a transition;
 2. computes the new state with the pure `firetower.alarms.transition()`;
-3. appends one row to `alarm_events` (who, when, why);
-4. runs the transaction hooks (for example "insert an outbox row"), in the same transaction;
+3. appends one row to `alarm_events` (who, when, why); the database trigger
+   `alarm_events_webhooks` (migrations/0004) writes the webhook outbox rows for it in the
+   same transaction;
+4. runs the transaction hooks given to the store, if any, in the same transaction;
 5. `pg_notify('firetower_alarm_events', <event id>)`, delivered only if it commits.
 
-Add a consumer that must never miss an alarm change (a webhook outbox) as a hook:
-`AlarmStore(pool, hooks=[write_outbox_row])`, where the hook is
-`async def write_outbox_row(conn, change) -> None` and runs inside the transaction.
+The one write without an event is `mark_shown`, the console's first-shown latency clock.
+
+A hook is `async def hook(conn, change) -> None`: `AlarmStore(pool, hooks=[hook])`; it runs
+inside the transaction and an exception rolls the change back. No production process passes
+one today (the outbox is the trigger above); the tests use them to refuse changes.
 """
 
 from __future__ import annotations
@@ -124,6 +130,10 @@ _EVENT = """
 INSERT INTO alarm_events (alarm_id, kind, from_state, to_state, actor, reason, details)
 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
 """
+# The fire alarms the forwarder still has to decide on. Must match the partial index
+# alarms_forward_pending_idx (migrations/0004).
+FORWARD_PENDING_SQL = ("class = 'fire' AND forwarded_at IS NULL AND mode = 'normal'"
+                       " AND (verdict IS NULL OR verdict = 'true_fire')")
 _LOCK_OPEN = f"""
 SELECT id, state, class, count FROM alarms
 WHERE device_id = $1 AND point = $2 AND type = $3 AND state IN {OPEN_STATES_SQL}
@@ -298,6 +308,56 @@ class AlarmStore:
         details: dict[str, Any] = {"verdict": verdict.value} if verdict else {}
         return await self._finish(conn, row["id"], trigger.value, old, new, actor, reason,
                                   details, row["count"])
+
+    async def comment(self, alarm_id: int, *, actor: str, text: str) -> AlarmChange:
+        """A comment on the alarm's timeline; no state changes. Raises AlarmNotFound."""
+        return await self._note(alarm_id, "comment", actor, text, {})
+
+    async def assign(self, alarm_id: int, *, actor: str, assignee: str | None) -> AlarmChange:
+        """Assign the alarm to a user, or unassign it (None). No `alarms` column changes: the
+        current assignee is the latest `assign` event. Raises AlarmNotFound."""
+        return await self._note(alarm_id, "assign", actor,
+                                f"assigned to {assignee}" if assignee else "unassigned",
+                                {"assignee": assignee})
+
+    async def _note(self, alarm_id: int, kind: str, actor: str, reason: str,
+                    details: dict[str, Any]) -> AlarmChange:
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "SELECT state, count FROM alarms WHERE id = $1 FOR UPDATE", alarm_id)
+            if row is None:
+                raise AlarmNotFound(f"no alarm {alarm_id}")
+            state = AlarmState(row["state"])
+            return await self._finish(conn, alarm_id, kind, state, state, actor, reason,
+                                      details, row["count"])
+
+    async def mark_shown(self, alarm_ids: Sequence[int], *, at: datetime, to: str) -> None:
+        """The first time these alarms reached an operator (`shown_at`, `shown_to`); alarms
+        already shown keep their first time. A latency clock, not a change: no event, no
+        NOTIFY."""
+        async with self._tx() as conn:
+            await conn.execute("UPDATE alarms SET shown_at = $2, shown_to = $3"
+                               " WHERE id = ANY($1::bigint[]) AND shown_at IS NULL",
+                               list(alarm_ids), at, to)
+
+    # -- dispatch side ---------------------------------------------------------------------
+    async def forward(self, alarm_id: int, basis: str, *, actor: str, reason: str,
+                      details: dict[str, Any]) -> AlarmChange | None:
+        """Record that a fire was forwarded to the brigade on `basis` (operator, coincidence,
+        deadline). None if it no longer qualifies (forwarded already, a verdict other than
+        true_fire, or basis `operator` without that verdict / another basis with it)."""
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "SELECT state, verdict, count FROM alarms"
+                f" WHERE id = $1 AND {FORWARD_PENDING_SQL} FOR UPDATE", alarm_id)
+            if row is None or (basis == "operator") != (row["verdict"] == "true_fire"):
+                return None
+            await conn.execute(
+                "UPDATE alarms SET forwarded_at = clock_timestamp(), forward_basis = $2,"
+                " updated_at = clock_timestamp() WHERE id = $1", alarm_id, basis)
+            state = AlarmState(row["state"])
+            return await self._finish(conn, alarm_id, "forward", state, state, actor, reason,
+                                      details, row["count"])
 
     # -- modes -----------------------------------------------------------------------------
     async def record_mode(self, *, scope: str, target: str, point: str | None, mode: Mode,

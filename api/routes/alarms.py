@@ -1,6 +1,6 @@
 """`/alarms`: the board list with filters, one alarm with its timeline, and the operator
 actions. State changes go through `firetower.alarm_store.AlarmStore.transition` (the single
-write path); comments and assignment through `api.alarm_notes`."""
+write path), and so do comments and assignment (`AlarmStore.comment`, `AlarmStore.assign`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from api import alarm_notes
 from api.alarm_queries import alarm_detail, alarms_by_id, list_alarms
 from api.deps import Needs, PoolDep, Principal
 from api.errors import Conflict, NotFound
@@ -176,10 +175,10 @@ async def close(alarm_id: int, body: CloseCreate, user: Handler, pool: PoolDep,
 
 @router.post("/{alarm_id}/comments", response_model=AlarmDetail, status_code=201)
 async def add_comment(alarm_id: int, body: CommentCreate, user: Commenter,
-                      pool: PoolDep) -> AlarmDetail:
+                      pool: PoolDep, request: Request) -> AlarmDetail:
     await _detail(pool, user, alarm_id)
     try:
-        await alarm_notes.comment(pool, alarm_id, actor(user), body.text)
+        await _store(request).comment(alarm_id, actor=actor(user), text=body.text)
     except AlarmNotFound:
         raise NotFound("alarm not found") from None
     return await _detail(pool, user, alarm_id)
@@ -187,14 +186,14 @@ async def add_comment(alarm_id: int, body: CommentCreate, user: Commenter,
 
 @router.post("/{alarm_id}/assign", response_model=AlarmDetail)
 async def assign(alarm_id: int, body: AssignCreate, user: Handler,
-                 pool: PoolDep) -> AlarmDetail:
+                 pool: PoolDep, request: Request) -> AlarmDetail:
     """Assign the alarm to a user (by name) or unassign it (`null`)."""
     await _detail(pool, user, alarm_id)
     if body.assignee is not None and await pool.fetchval(
             "SELECT 1 FROM users WHERE name = $1 AND active", body.assignee) is None:
         raise NotFound(f"user {body.assignee} not found")
     try:
-        await alarm_notes.assign(pool, alarm_id, actor(user), body.assignee)
+        await _store(request).assign(alarm_id, actor=actor(user), assignee=body.assignee)
     except AlarmNotFound:
         raise NotFound("alarm not found") from None
     return await _detail(pool, user, alarm_id)

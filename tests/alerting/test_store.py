@@ -164,3 +164,55 @@ async def test_the_writer_survives_a_decision_the_database_refuses(pool) -> None
     finally:
         task.cancel()
         await aio.gather(task, return_exceptions=True)
+
+
+async def test_notes_forwarding_and_shown_go_through_the_store(pool) -> None:  # type: ignore[no-untyped-def]
+    """Comment, assign and forward are events of the one write path (an event row, the hooks
+    and a NOTIFY per call, in its transaction); shown is the first-shown clock only."""
+    got: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(pool._connect_args[0])  # type: ignore[attr-defined]
+    await listener.add_listener("firetower_alarm_events", lambda *a: got.put_nowait(a[3]))
+    seen: list[str] = []
+
+    async def hook(conn: asyncpg.Connection, change: AlarmChange) -> None:
+        seen.append(change.kind)
+
+    store = AlarmStore(pool, hooks=[hook])
+    try:
+        raised = await store.raise_or_recur(occ())
+        fire = raised.alarm_id
+        changes = [await store.comment(fire, actor="operator:alice", text="on my way"),
+                   await store.assign(fire, actor="operator:alice", assignee="bob"),
+                   await store.assign(fire, actor="operator:alice", assignee=None)]
+        assert await store.forward(fire, "operator", actor="dispatch", reason="r",
+                                   details={}) is None  # no true_fire verdict
+        changes.append(await store.forward(fire, "deadline", actor="dispatch",
+                                           reason="unverified", details={"verified": False}))
+        assert await store.forward(fire, "deadline", actor="dispatch", reason="again",
+                                   details={}) is None  # forwarded once
+        for c in [raised, *changes]:
+            assert await asyncio.wait_for(got.get(), 5) == str(c.event_id)
+        assert seen == ["raise", "comment", "assign", "assign", "forward"]
+        rows = await pool.fetch("SELECT kind, from_state, to_state, actor, reason, details"
+                                " FROM alarm_events WHERE alarm_id = $1 ORDER BY id", fire)
+        assert [tuple(r.values()) for r in rows[1:]] == [
+            ("comment", "active", "active", "operator:alice", "on my way", {}),
+            ("assign", "active", "active", "operator:alice", "assigned to bob",
+             {"assignee": "bob"}),
+            ("assign", "active", "active", "operator:alice", "unassigned", {"assignee": None}),
+            ("forward", "active", "active", "dispatch", "unverified", {"verified": False})]
+        assert await pool.fetchval("SELECT forward_basis FROM alarms WHERE id = $1",
+                                   fire) == "deadline"
+        with pytest.raises(AlarmNotFound):
+            await store.comment(10**9, actor="op", text="x")
+
+        later = NOW.replace(hour=13)
+        await store.mark_shown([fire], at=NOW, to="alice")
+        await store.mark_shown([fire], at=later, to="bob")  # the first showing is kept
+        row = await pool.fetchrow("SELECT shown_at, shown_to FROM alarms WHERE id = $1", fire)
+        assert (row["shown_at"], row["shown_to"]) == (NOW, "alice")
+        after = await store.comment(fire, actor="op", text="after")
+        assert seen[5:] == ["comment"]  # the clock ran no hook, wrote no event
+        assert await asyncio.wait_for(got.get(), 5) == str(after.event_id)  # nor a NOTIFY
+    finally:
+        await listener.close()
