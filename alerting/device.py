@@ -14,17 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import msgspec
 
 from alerting.condition import Condition
 from alerting.config import DeviceParams
-from alerting.window import Buckets, Ring
+from alerting.window import Buckets, ClockWindow, Ring
 from firetower.model import DeviceKind, Telemetry
-
-if TYPE_CHECKING:
-    from alerting.rules.clock import ClockWindow
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode

@@ -20,16 +20,18 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from alerting.condition import Edge, Level
+from alerting.condition import Condition, Edge
 from alerting.config import RuleConfig
 from alerting.decision import Action, Decision
 from alerting.device import DeviceInfo, DeviceState, cond_key, last_of, split_key
 from alerting.modes import ModeTable, ModeWindow
-from alerting.rules import coincidence, early_warning, heat, panel, smoke, sprinkler
+from alerting.restore import restore as restore_state
+from alerting.rules import coincidence, panel, smoke, sprinkler, supervision
 from alerting.rules.base import Context, Hit, Timer, durations, step
 from alerting.rules.clock import observe as observe_clock
 from alerting.rules.coincidence import ZoneIndex, ZoneKey
-from alerting.rules.supervision import OFFLINE, inhibitor
+from alerting.rules.selection import TELEMETRY_RULES
+from alerting.rules.supervision import OFFLINE
 from firetower.alarm_store import AlarmKey
 from firetower.alarms import PRIORITY, AlarmClass, Mode
 from firetower.model import DeviceKind, Event, Lifecycle, Message, Status, Telemetry
@@ -65,6 +67,8 @@ class Engine:
         self.on_schedule: Callable[[float], None] | None = None
         self.ctx = Context()
         self.ctx.zone_confirms = self._zone_confirms
+        self.ctx.zone_verifying = self._zone_verifying
+        self._now = 0.0  # centre time of the message being evaluated
         self.unknown = 0
         self._seq = itertools.count()
         self._dirty: set[str] = set()
@@ -128,9 +132,7 @@ class Engine:
                 ) -> None:
         """Load persisted rule state; the open alarms in the database are the truth for which
         conditions are raised (see alerting/restore.py)."""
-        from alerting.restore import restore
-
-        restore(self, states, open_keys, open_fires or {})
+        restore_state(self, states, open_keys, open_fires or {})
 
     def start_supervision(self) -> None:
         """Schedule a heartbeat deadline for every device that is supervised."""
@@ -172,24 +174,9 @@ class Engine:
                 self._online(st, now)
         if tp is Telemetry:
             st.last = last_of(m)  # type: ignore[arg-type]  # values only: no datetimes kept
-            kind = st.info.kind
-            if kind is DeviceKind.SMOKE_DETECTOR:
-                quiet = not conds or _quiet(conds.get(smoke.ALARM), conds.get(smoke.PREALARM))
-                coincidence.track(st, m, t, quiet)  # type: ignore[arg-type]
-                smoke.evaluate(ctx, st, m)  # type: ignore[arg-type]
-                alarm = st.conds.get(smoke.ALARM)
-                if alarm is not None and not alarm.active and st.info.zone is not None:
-                    # in alarm: a signal of its zone while its verification runs
-                    for dev, pt in coincidence.in_alarm(self.zones, self.zone_key(st, None),  # type: ignore[arg-type]
-                                                        st, smoke.ALARM, alarm, now):
-                        self._rearm.append((dev, cond_key(smoke.ALARM, pt)))
-            elif kind is DeviceKind.HEAT_DETECTOR:
-                heat.evaluate(ctx, st, m)  # type: ignore[arg-type]
-            elif kind is DeviceKind.SPRINKLER_PRESSURE:
-                sprinkler.evaluate(ctx, st, m)  # type: ignore[arg-type]
-            else:
-                panel.evaluate_telemetry(ctx, st, m)  # type: ignore[arg-type]
-            early_warning.evaluate(ctx, st, m)  # type: ignore[arg-type]
+            self._now = now
+            for rule in TELEMETRY_RULES[st.info.kind]:
+                rule(ctx, st, m)  # type: ignore[arg-type]
         elif tp is Event:
             e: Event = m  # type: ignore[assignment]
             # a redelivery of an event already evaluated; not told by seq alone when the clock
@@ -228,9 +215,9 @@ class Engine:
                     zk = self.zone_key(st, hit.zone)
                     if zk is not None:
                         self.zones.remove(zk, (info.id, hit.point))
-                self._put(Decision(Action.CLEAR, PRIORITY[cls], key, cls, hit.at, info.site_id,
-                                   zone, evidence=hit.evidence,
-                                   reason=hit.evidence.get("reason", "condition went away")))
+                self.put(Decision(Action.CLEAR, PRIORITY[cls], key, cls, hit.at, info.site_id,
+                                  zone, evidence=hit.evidence,
+                                  reason=hit.evidence.get("reason", "condition went away")))
                 continue
             mode, window = self.modes.mode_for(info.id, info.site_id, hit.point, now,
                                                info.parent_id, info.zone)
@@ -250,7 +237,7 @@ class Engine:
                 d.group_key = f"{cls.value}:{info.site_id or ''}"
             if d.confidence is None:
                 d.confidence = 1.0
-            self._put(d)
+            self.put(d)
 
     def _confirm(self, st: DeviceState, hit: Hit, d: Decision, now: float) -> None:
         """Confidence and evidence of a fire: multi-criteria at the detector, coincidence in
@@ -284,7 +271,7 @@ class Engine:
                     if (dev, pt) not in fresh:
                         continue
                     other = self.devices.get(dev)
-                    self._put(Decision(
+                    self.put(Decision(
                         Action.ANNOTATE, d.priority, AlarmKey(dev, pt, ty), AlarmClass.FIRE,
                         now, other.info.site_id if other else None, confidence=p.coincidence,
                         evidence={"coincidence": [{"device_id": me[0], "point": me[1],
@@ -293,6 +280,13 @@ class Engine:
         d.confidence = conf
         d.evidence["confirmed"] = conf >= p.multi
         d.evidence["confidence"] = conf
+
+    def _zone_verifying(self, st: DeviceState, alarm: Condition) -> None:
+        """A smoke detector in alarm is a signal of its zone while its verification runs: the
+        zone's detectors it confirms have their deadlines re-read."""
+        for dev, pt in coincidence.in_alarm(self.zones, self.zone_key(st, None),  # type: ignore[arg-type]
+                                            st, smoke.ALARM, alarm, self._now):
+            self._rearm.append((dev, cond_key(smoke.ALARM, pt)))
 
     def _zone_confirms(self, st: DeviceState) -> bool:
         zk = self.zone_key(st, None)
@@ -319,14 +313,15 @@ class Engine:
                                       f"{mode.value} reported by the device", now, None))
         else:
             self.modes.end("device", st.info.id, pt, mode)
-        self._put(Decision(Action.MODE, PRIORITY[AlarmClass.FAULT],
-                           AlarmKey(st.info.id, point, f"mode.{mode.value}"), AlarmClass.FAULT,
-                           e.ts.timestamp(), st.info.site_id, e.zone or None, mode=mode,
-                           mode_active=active, evidence={"location": e.location},
-                           reason=f"{mode.value} {'on' if active else 'off'} reported by "
-                                  f"{st.info.id}"))
+        self.put(Decision(Action.MODE, PRIORITY[AlarmClass.FAULT],
+                          AlarmKey(st.info.id, point, f"mode.{mode.value}"), AlarmClass.FAULT,
+                          e.ts.timestamp(), st.info.site_id, e.zone or None, mode=mode,
+                          mode_active=active, evidence={"location": e.location},
+                          reason=f"{mode.value} {'on' if active else 'off'} reported by "
+                                 f"{st.info.id}"))
 
-    def _put(self, d: Decision) -> None:
+    def put(self, d: Decision) -> None:
+        """Queue a decision for the writer, stamped with its latency clocks."""
         d.decided = time.perf_counter()
         d.ingested_at = time.time()  # the alarm's "ingested" clock (docs/alarms.md)
         self.sink(d)
@@ -334,47 +329,28 @@ class Engine:
     # -- supervision -------------------------------------------------------------------------
     def _offline(self, st: DeviceState, at: float, why: str,
                  deadline: float | None = None) -> None:
-        c = st.cond(OFFLINE)
-        if c.active:
+        if st.is_active(OFFLINE):
             return
-        c.active, c.level = True, Level.TRUE
-        st.dirty = True
-        self._dirty.add(st.info.id)
         info = st.info
         parent = self.devices.get(info.parent_id) if info.parent_id else None
-        hb = st.params.supervision.heartbeat_s
-        self._put(Decision(
-            Action.RAISE, PRIORITY[AlarmClass.OFFLINE], AlarmKey(info.id, "", OFFLINE),
-            AlarmClass.OFFLINE, at, info.site_id, info.zone, 1.0,
-            {"rule": OFFLINE, "last_seen": st.last_seen, "heartbeat_s": hb, "why": why}
-            | ({} if deadline is None else {"deadline": deadline}),
-            self.modes.mode_for(info.id, info.site_id, "", at, info.parent_id, info.zone)[0],
-            inhibited_by=inhibitor(parent), group_key=f"offline:{info.site_id or ''}",
-            reason=why))
-        for child_id in self.children.get(info.id, ()):
-            child = self.devices.get(child_id)
-            if child is not None and child.is_active(OFFLINE):
-                self._put(Decision(Action.ANNOTATE, PRIORITY[AlarmClass.OFFLINE],
-                                   AlarmKey(child_id, "", OFFLINE), AlarmClass.OFFLINE, at,
-                                   child.info.site_id, inhibited_by=f"{OFFLINE}:{info.id}",
-                                   reason=f"inhibited: panel {info.id} is offline"))
+        mode = self.modes.mode_for(info.id, info.site_id, "", at, info.parent_id, info.zone)[0]
+        self._supervised(st, supervision.went_offline(
+            st, at, why, mode=mode, parent=parent, children=self._children(info.id),
+            deadline=deadline))
 
     def _online(self, st: DeviceState, now: float) -> None:
-        c = st.conds[OFFLINE]
-        c.active, c.level = False, Level.FALSE
-        st.dirty = True
-        self._dirty.add(st.info.id)
-        info = st.info
-        self._put(Decision(Action.CLEAR, PRIORITY[AlarmClass.OFFLINE],
-                           AlarmKey(info.id, "", OFFLINE), AlarmClass.OFFLINE, now,
-                           info.site_id, reason="the device is reporting again"))
-        for child_id in self.children.get(info.id, ()):
-            child = self.devices.get(child_id)
-            if child is not None and child.is_active(OFFLINE):
-                self._put(Decision(Action.ANNOTATE, PRIORITY[AlarmClass.OFFLINE],
-                                   AlarmKey(child_id, "", OFFLINE), AlarmClass.OFFLINE, now,
-                                   child.info.site_id, uninhibit=True,
-                                   reason=f"panel {info.id} is back online"))
+        self._supervised(st, supervision.came_online(st, now, self._children(st.info.id)))
+
+    def _children(self, device_id: str) -> list[DeviceState]:
+        devices = self.devices
+        return [c for c in (devices.get(i) for i in self.children.get(device_id, ()))
+                if c is not None]
+
+    def _supervised(self, st: DeviceState, decisions: list[Decision]) -> None:
+        if decisions:
+            self._dirty.add(st.info.id)
+        for d in decisions:
+            self.put(d)
 
     def _schedule_heartbeat(self, st: DeviceState, now: float) -> None:
         due = (st.last_seen or now) + st.params.supervision.heartbeat_s
@@ -518,14 +494,6 @@ class Engine:
                 st.dirty = False
                 out.append((device_id, st.dump()))
         return out
-
-
-def _quiet(*conds: object) -> bool:
-    """No smoke condition pending or raised: readings are clean air for the baselines."""
-    for c in conds:
-        if c is not None and (c.active or c.pending_since is not None):  # type: ignore[attr-defined]
-            return False
-    return True
 
 
 def _source(st: DeviceState, hit: Hit) -> str:

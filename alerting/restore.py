@@ -8,24 +8,38 @@
    and an open alarm without a raised condition was raised after it.
 3. Rebuild the zone index from the open fire alarms (coincidence keeps working).
 4. Re-arm the timers of pending and clearing conditions.
+
+It works on what it is given (`Restorable`, which the engine is), so this module does not
+import the engine and the engine imports it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from alerting.clock import Clock
 from alerting.condition import Level
-from alerting.device import cond_key, split_key
-
-if TYPE_CHECKING:
-    from alerting.engine import Engine
+from alerting.device import DeviceState, cond_key, split_key
+from alerting.rules.coincidence import ZoneIndex, ZoneKey
 
 log = logging.getLogger(__name__)
 
 
-def restore(engine: Engine, states: dict[str, bytes], open_keys: Iterable[tuple[str, str, str]],
+class Restorable(Protocol):
+    """What a restore needs of the engine."""
+
+    clock: Clock
+    devices: dict[str, DeviceState]
+    zones: ZoneIndex
+
+    def zone_key(self, st: DeviceState, event_zone: int | None) -> ZoneKey | None: ...
+
+    def push_timer(self, due: float, device_id: str, key: str) -> None: ...
+
+
+def restore(engine: Restorable, states: dict[str, bytes], open_keys: Iterable[tuple[str, str, str]],
             open_fires: dict[tuple[str, str, str], tuple[float, str]]) -> None:
     devices = engine.devices
     for device_id, blob in states.items():

@@ -12,6 +12,8 @@ in slot `k % size` of one `array('f')` of means (4 B a bucket, NaN = no reading 
 period), so the window is the last `size` periods before the open one; the time of a bucket is
 its centre, as before. Means are float32 (battery V, obscuration %/m, kPa: 7 significant
 digits, far below the sensors' resolution); times are never float32.
+
+`ClockWindow` is the clock rule's window over a device's clock offsets (alerting/rules/clock.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import math
 from array import array
 
 import numpy as np
+
+from firetower.model import ClockState
 
 # Below this many points a Python loop fits faster than converting to numpy arrays.
 NUMPY_MIN_POINTS = 256
@@ -249,3 +253,19 @@ def time_to_reach(ts: list[float], vs: list[float], target: float) -> tuple[floa
     if eta < 0:
         return None
     return eta, s
+
+
+class ClockWindow:
+    """One device's clock-supervision window (alerting/rules/clock.py): when it started and
+    ends (centre time), the smallest offset in it (centre minus device, s; inf until a reading
+    or event), the last wrong stamp seen in it. The engine calls `observe` only when a message
+    may change something: a stamp not believed, a new smallest offset, the end of the window
+    (a few times a window)."""
+
+    __slots__ = ("low", "since", "until", "wrong")
+
+    def __init__(self, since: float, window_s: float) -> None:
+        self.since = since
+        self.until = since + window_s
+        self.low = math.inf
+        self.wrong: ClockState | None = None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from alerting.condition import Edge, Level
+from alerting.condition import Condition, Edge, Level
 from alerting.device import DeviceState
 from firetower.alarms import AlarmClass
 
@@ -53,13 +53,16 @@ class Timer:
 class Context:
     """Scratch space reused for every message: the device time and what rules produced."""
 
-    __slots__ = ("hits", "rx", "t", "timers", "zone_confirms")
+    __slots__ = ("hits", "rx", "t", "timers", "zone_confirms", "zone_verifying")
 
     def __init__(self) -> None:
         self.t = 0.0
         self.rx: datetime | None = None  # received_at of the message evaluated (None: a timer)
         # Set by the engine: does an independent fire signal in the device's zone confirm it?
         self.zone_confirms: Callable[[DeviceState], bool] = lambda st: False
+        # Set by the engine: a smoke detector's fire condition is pending or went back
+        # (not raised): keep its place among the zone's detectors in verification.
+        self.zone_verifying: Callable[[DeviceState, Condition], None] = lambda st, c: None
         self.hits: list[Hit] = []
         self.timers: list[Timer] = []
 

@@ -28,38 +28,33 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from alerting.condition import Level
 from alerting.decision import Action, Decision
 from alerting.device import DeviceState
+from alerting.modes import ModeTable
+from alerting.window import ClockWindow
 from firetower.alarm_store import AlarmKey
 from firetower.alarms import PRIORITY, AlarmClass
 from firetower.device_clock import describe_offset
 from firetower.model import ClockState, Message, Status
 
-if TYPE_CHECKING:
-    from alerting.engine import Engine
-
 CLOCK = "clock"
 
 
-class ClockWindow:
-    """One device's current window: when it started and ends (centre time), the smallest
-    offset in it (centre minus device, s; inf until a reading or event), the last wrong stamp
-    seen in it. The engine calls `observe` only when a message may change something: a stamp
-    not believed, a new smallest offset, the end of the window (a few times a window)."""
+class Host(Protocol):
+    """What the clock rule needs of the engine: the mode windows, the decision sink, and the
+    set of devices whose state must be saved."""
 
-    __slots__ = ("low", "since", "until", "wrong")
+    modes: ModeTable
 
-    def __init__(self, since: float, window_s: float) -> None:
-        self.since = since
-        self.until = since + window_s
-        self.low = math.inf
-        self.wrong: ClockState | None = None
+    def put(self, d: Decision) -> None: ...
+
+    def mark_dirty(self, device_id: str) -> None: ...
 
 
-def observe(engine: Engine, st: DeviceState, m: Message, now: float) -> None:
+def observe(engine: Host, st: DeviceState, m: Message, now: float) -> None:
     """Called by the engine for a message it evaluates (not a last will), after
     `st.skew = now - m.ts`, unless the device's window says nothing can change: the stamp was
     believed, the offset is no new smallest, the window is not over."""
@@ -82,7 +77,7 @@ def observe(engine: Engine, st: DeviceState, m: Message, now: float) -> None:
         _close(engine, st, w, m, now)
 
 
-def _close(engine: Engine, st: DeviceState, w: ClockWindow, m: Message, now: float) -> None:
+def _close(engine: Host, st: DeviceState, w: ClockWindow, m: Message, now: float) -> None:
     p = st.params.clock
     if w.wrong is None and w.low != math.inf:
         if w.low > p.limit_s:
@@ -94,7 +89,7 @@ def _close(engine: Engine, st: DeviceState, w: ClockWindow, m: Message, now: flo
     st.clock = ClockWindow(now, p.window_s)
 
 
-def _raise(engine: Engine, st: DeviceState, m: Message, state: ClockState, offset: float,
+def _raise(engine: Host, st: DeviceState, m: Message, state: ClockState, offset: float,
            now: float, basis: str) -> None:
     info = st.info
     c = st.cond(CLOCK)
@@ -118,7 +113,7 @@ def _raise(engine: Engine, st: DeviceState, m: Message, state: ClockState, offse
                 "limit_s": p.limit_s, "window_s": p.window_s, "device_stamp": stamp,
                 "seq": m.seq, "basis": basis}
     mode = engine.modes.mode_for(info.id, info.site_id, "", now, info.parent_id, info.zone)[0]
-    engine._put(Decision(  # the engine's sink, as its own supervision uses
+    engine.put(Decision(  # the engine's sink, as its own supervision uses
         Action.RAISE, PRIORITY[AlarmClass.FAULT], AlarmKey(info.id, "", CLOCK), AlarmClass.FAULT,
         now, info.site_id, info.zone, 1.0, evidence, mode,
         group_key=f"{AlarmClass.FAULT.value}:{info.site_id or ''}",
@@ -136,14 +131,14 @@ def _shown(sent: object) -> str:
     return text if len(text) <= _SHOWN_MAX else text[: _SHOWN_MAX - 1] + "…"
 
 
-def _clear(engine: Engine, st: DeviceState, offset: float, now: float) -> None:
+def _clear(engine: Host, st: DeviceState, offset: float, now: float) -> None:
     info = st.info
     c = st.conds[CLOCK]
     c.active, c.level = False, Level.FALSE
     st.dirty = True
     engine.mark_dirty(info.id)
     p = st.params.clock
-    engine._put(Decision(  # the engine's sink, as its own supervision uses
+    engine.put(Decision(  # the engine's sink, as its own supervision uses
         Action.CLEAR, PRIORITY[AlarmClass.FAULT], AlarmKey(info.id, "", CLOCK), AlarmClass.FAULT,
         now, info.site_id, evidence={"offset_s": round(offset, 3), "limit_s": p.limit_s},
         reason=f"device clock right for {p.window_s:g} s (smallest offset "

@@ -7,15 +7,35 @@ pre-alarm, which clears at once."""
 
 from __future__ import annotations
 
-from alerting.condition import Level
+from alerting.condition import Condition, Level
 from alerting.device import DeviceState
 from alerting.rules.base import DURATIONS, Context, step
-from alerting.rules.coincidence import multi_evidence
+from alerting.rules.coincidence import multi_evidence, track
 from firetower.alarms import AlarmClass
 from firetower.model import Telemetry
 
 ALARM = "smoke.threshold"
 PREALARM = "smoke.prealarm"
+
+
+def evaluate_in_zone(ctx: Context, st: DeviceState, m: Telemetry) -> None:
+    """A smoke detector's reading: its clean-air baselines (while no smoke condition is
+    pending or raised), the smoke rules, then its place among its zone's detectors in
+    verification (the rule table's smoke entry)."""
+    conds = st.conds
+    track(st, m, ctx.t, not conds or _quiet(conds.get(ALARM), conds.get(PREALARM)))
+    evaluate(ctx, st, m)
+    alarm = st.conds.get(ALARM)
+    if alarm is not None and not alarm.active and st.info.zone is not None:
+        ctx.zone_verifying(st, alarm)
+
+
+def _quiet(*conds: Condition | None) -> bool:
+    """No smoke condition pending or raised: readings are clean air for the baselines."""
+    for c in conds:
+        if c is not None and (c.active or c.pending_since is not None):
+            return False
+    return True
 
 
 def evaluate(ctx: Context, st: DeviceState, m: Telemetry) -> None:
