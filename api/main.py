@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(RequestMetrics, routes=app.router.routes)
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats, webhooks):
+        errors.document(module.router)  # every error answer in the OpenAPI document
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/console", ConsoleFiles(directory=STATIC_DIR, html=True), name="console")

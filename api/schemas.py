@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from api.permissions import Role
 from firetower.model import ClockState, DeviceKind, Lifecycle
@@ -16,10 +25,35 @@ UserName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
 # Free text: no NUL (PostgreSQL refuses it in text), bounded length.
 Text = Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-Latitude = Annotated[float, Field(ge=-90.0, le=90.0)]
-Longitude = Annotated[float, Field(ge=-180.0, le=180.0)]
-SmallInt = Annotated[int, Field(ge=0, le=65535)]
+def _not_bool(value: object) -> object:
+    """Pydantic takes true for 1; the document says number, so a boolean is refused (422)."""
+    if isinstance(value, bool):
+        raise ValueError("a number is required, not a boolean")
+    return value
+
+
+def _rfc3339(value: object) -> object:
+    """Pydantic also reads a number of seconds as a time; the document says date-time."""
+    if not isinstance(value, datetime) and not (
+            isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}", value)):
+        raise ValueError("a date-time is required (RFC 3339, e.g. 2026-01-31T08:00:00Z)")
+    return value
+
+
+NotBool = BeforeValidator(_not_bool)
+# A time in a query: RFC 3339 only, with its UTC offset checked by the route.
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0), NotBool]
+Latitude = Annotated[float, Field(ge=-90.0, le=90.0), NotBool]
+Longitude = Annotated[float, Field(ge=-180.0, le=180.0), NotBool]
+SmallInt = Annotated[int, Field(ge=0, le=65535), NotBool]
+
+
+# Whitespace as Python's str.isspace() has it, spelled out: `\s` means less in the JSON
+# Schema (ECMA) regexes that clients and schemathesis use.
+SPACE = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Largest id a body may carry: JSON numbers are exact up to here (a float near 2**62 is not).
+MAX_ID = 2**53 - 1
 
 
 class Strict(BaseModel):
@@ -34,6 +68,14 @@ class Token(BaseModel):  # OAuth2 token response
 
 
 class UserCreate(Strict):  # admin creates a user
+    # What api.users.add_user requires besides the types, stated in the document too.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
+        {"if": {"properties": {"role": {"const": "integration"}}},
+         "else": {"required": ["password"], "properties": {"password": {"type": "string"}}}},
+        {"if": {"properties": {"role": {"enum": ["installer", "site_manager"]}}},
+         "then": {"required": ["site_ids"],
+                  "properties": {"site_ids": {"type": "array", "minItems": 1}}}}]})
+
     name: UserName
     role: Role
     password: Annotated[str, StringConstraints(min_length=8, max_length=200)] | None = None
@@ -62,7 +104,7 @@ class UsersPublic(BaseModel):
 
 
 class ApiKeyCreate(Strict):  # a key for an integration (or any) user
-    user_id: int = Field(ge=1, le=2**62)
+    user_id: Annotated[int, NotBool] = Field(ge=1, le=MAX_ID)
     name: Text = ""
 
 
@@ -82,7 +124,7 @@ class Contact(Strict):  # a person to call about a site
     name: Name
     role: Text = ""
     phone: Annotated[str, StringConstraints(max_length=40, pattern=r"^[0-9+()\- .]*$")] = ""
-    email: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00\s]*$")] = ""
+    email: Annotated[str, StringConstraints(max_length=200, pattern=rf"^[^\x00{SPACE}]*$")] = ""
 
 
 class PlanItem(Strict):  # one entrance, water source or hazard of the fire plan
@@ -116,7 +158,7 @@ class SiteCreate(SiteBase):  # register a site
 
 
 class SiteUpdate(Strict):  # partial update; absent fields are unchanged
-    name: Name | None = None
+    name: Name | SkipJsonSchema[None] = None  # may be absent, not null (422)
     address: Text | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None
@@ -126,7 +168,7 @@ class SiteUpdate(Strict):  # partial update; absent fields are unchanged
 
 class FloorBase(Strict):
     name: Name
-    level: int = Field(default=0, ge=-20, le=300)
+    level: Annotated[int, NotBool] = Field(default=0, ge=-20, le=300)
 
 
 class FloorCreate(FloorBase):  # add a floor; the plan image is uploaded separately
@@ -388,6 +430,12 @@ class AcknowledgeCreate(Strict):
     reason: Reason = ""
 
 
+# A reason that says something: the validator below refuses a blank one (with its message);
+# the document says the same as a pattern.
+RequiredReason = Annotated[Reason, Field(json_schema_extra={
+    "minLength": 1, "pattern": rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"})]
+
+
 def _required_reason(value: str) -> str:
     if not value.strip():
         raise ValueError("a reason is required: say why (e.g. what the site confirmed)")
@@ -396,18 +444,18 @@ def _required_reason(value: str) -> str:
 
 class VerdictCreate(Strict):  # true_fire / false_alarm / test / nuisance, and why
     verdict: VerdictName
-    reason: Reason
+    reason: RequiredReason
 
     _reason = field_validator("reason")(_required_reason)
 
 
 class CloseCreate(Strict):  # close a cleared, non-fire alarm without a verdict, and why
-    reason: Reason
+    reason: RequiredReason
 
     _reason = field_validator("reason")(_required_reason)
 
 
-AlarmIds = Annotated[list[Annotated[int, Field(ge=1, le=2**62)]],
+AlarmIds = Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID), NotBool]],
                      Field(min_length=1, max_length=1000)]
 
 
@@ -418,7 +466,7 @@ class BulkAcknowledgeCreate(Strict):  # acknowledge many alarms in one call
 
 class BulkCloseCreate(Strict):  # close many cleared, non-fire alarms in one call, and why
     ids: AlarmIds
-    reason: Reason
+    reason: RequiredReason
 
     _reason = field_validator("reason")(_required_reason)
 
@@ -448,15 +496,16 @@ class AssignCreate(Strict):  # assign to a user by name, or null to unassign
 RuleName = Literal["smoke", "heat", "multi", "sprinkler", "supervision", "early_warning",
                    "clock"]
 ParamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-ParamValue = Annotated[float, Field(allow_inf_nan=False, ge=-1e9, le=1e9)] | Annotated[
-    int, Field(ge=-(10**9), le=10**9)]
+ParamValue = Annotated[float, Field(allow_inf_nan=False, ge=-1e9, le=1e9), NotBool] | Annotated[
+    int, Field(ge=-(10**9), le=10**9), NotBool]
 
 
 class RuleOverrideCreate(Strict):  # set parameters of one rule for a kind, a site or a device
     scope: Literal["kind", "site", "device"]
     target: Id
     rule: RuleName
-    params: dict[ParamName, ParamValue] = Field(max_length=50)
+    params: dict[ParamName, ParamValue] = Field(
+        max_length=50, json_schema_extra={"additionalProperties": False})  # names: ParamName
 
 
 class RuleOverridePublic(BaseModel):

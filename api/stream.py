@@ -62,9 +62,9 @@ class Cursor:
             seen = {int(x) for x in rest.split(",") if x}
         except ValueError:
             raise BadToken(f"bad resume id {token[:40]!r}") from None
-        if not 0 <= low <= 2**62 or any(i <= low or i > 2**62 for i in seen) or len(seen) > 10_000:
+        if not 0 <= low <= 2**62 or any(i > 2**62 for i in seen) or len(seen) > 10_000:
             raise BadToken(f"bad resume id {token[:40]!r}")
-        return cls(low, seen)
+        return cls(low, {i for i in seen if i > low})  # ids <= low are done anyway
 
     def token(self) -> str:
         if not self.seen:

@@ -20,7 +20,15 @@ from api.deps import (
     api_key_header,
     oauth2,
 )
-from api.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, Unprocessable
+from api.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+    responses,
+)
 from api.permissions import ROLE_PERMISSIONS, Permission, Role
 from api.schemas import (
     ApiKeyCreate,
@@ -45,7 +53,7 @@ def _user(row: object) -> UserPublic:
     return UserPublic(**r, permissions=sorted(ROLE_PERMISSIONS[Role(r["role"])]))
 
 
-@router.post("/auth/token", response_model=Token)
+@router.post("/auth/token", response_model=Token, responses=responses(401, 429))
 async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
                 pool: PoolDep, settings: SettingsDep, api_settings: ApiSettingsDep,
                 hashing: HashingDep, throttle: LoginThrottleDep) -> Token:
@@ -123,8 +131,8 @@ async def update_user(user_id: int, body: UserUpdate, admin: Admin, pool: PoolDe
                       hashing: HashingDep, request: Request) -> UserPublic:
     """Change a user's role, sites, password or active flag. Any of these but re-enabling bumps
     the user's token version: every token issued before is refused, and its open live
-    streams close. Nobody changes its own role; an admin limited to sites changes only users
-    within its sites, and grants only those."""
+    streams close. Nobody changes its own role or disables itself; an admin limited to sites
+    changes only users within its sites, and grants only those."""
     fields = body.model_dump(exclude_unset=True)
     pw = fields.get("password")
     pw_hash = await hashing.hash(pw) if pw else None
@@ -136,12 +144,14 @@ async def update_user(user_id: int, body: UserUpdate, admin: Admin, pool: PoolDe
         sites = fields["site_ids"] if "site_ids" in fields else row["site_ids"]
         if user_id == admin.id and role.value != row["role"]:
             raise Forbidden("you may not change your own role")
+        if user_id == admin.id and fields.get("active") is False:
+            raise Forbidden("you may not disable yourself")
         _check_grant(admin, row["site_ids"])  # the user as it is: within the admin's sites
         _check_grant(admin, sites)
         try:
             check_scope(role, sites)
-        except UserError as exc:
-            raise Unprocessable(str(exc)) from None
+        except UserError as exc:  # with the user's stored role or sites: a conflict
+            raise Conflict(str(exc)) from None
         active = fields["active"] if fields.get("active") is not None else row["active"]
         changed = (pw_hash is not None or role.value != row["role"] or sites != row["site_ids"]
                    or (row["active"] and not active))

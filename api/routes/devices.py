@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from api.broker_sync import BrokerSync
 from api.deps import Needs, PoolDep, Principal, SettingsDep
 from api.device_clock import CLOCK_COLUMNS
-from api.errors import ApiError, Conflict, NotFound, Unprocessable
+from api.errors import ApiError, Conflict, ErrorBody, NotFound, Unprocessable
 from api.permissions import Permission
 from api.presence import ONLINE_SQL
 from api.schemas import (
@@ -169,7 +169,8 @@ def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
 
 @router.post("/import", response_model=DeviceImport, status_code=201,
              responses={413: {"description": "CSV body larger than the import limit"},
-                        422: {"model": DeviceImport}},
+                        422: {"model": DeviceImport | ErrorBody,
+                              "description": "bad rows (each listed), or not a device CSV"}},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "text/csv": {"schema": {"type": "string"}}}}})
 async def import_devices(request: Request, user: Writer, pool: PoolDep,

@@ -8,7 +8,7 @@ import asyncpg
 from fastapi import APIRouter, Request, Response, status
 
 from api.deps import Needs, PoolDep, Principal
-from api.errors import ApiError, NotFound, Unprocessable
+from api.errors import ApiError, NotFound, Unprocessable, responses
 from api.permissions import Permission
 from api.presence import ONLINE_SQL
 from api.schemas import (
@@ -141,9 +141,10 @@ async def delete_floor(site_id: str, floor_id: str, user: FloorWriter, pool: Poo
         raise NotFound("floor not found")
 
 
-@router.put("/{site_id}/floors/{floor_id}/plan", response_model=FloorPublic,
+@router.put("/{site_id}/floors/{floor_id}/plan", response_model=FloorPublic, responses=responses(400),
             openapi_extra={"requestBody": {"required": True, "content": {
-                t: {"schema": {"type": "string", "format": "binary"}} for t in PLAN_TYPES}}})
+                t: {"schema": {"type": "string", "format": "binary", "minLength": 1}}
+                for t in PLAN_TYPES}}})
 async def upload_plan(site_id: str, floor_id: str, request: Request, user: FloorWriter,
                       pool: PoolDep) -> FloorPublic:
     """Upload the floor-plan image as the raw request body (PNG, JPEG, WebP or SVG)."""
@@ -155,7 +156,7 @@ async def upload_plan(site_id: str, floor_id: str, request: Request, user: Floor
     # is buffered.
     body = await request.body()
     if not body:
-        raise ApiError("empty image")
+        raise Unprocessable("empty image")
     row = await pool.fetchrow(
         "UPDATE floors SET plan_image = $3, plan_type = $4 WHERE site_id = $1 AND id = $2 "
         "RETURNING id, name, level, true AS has_plan", site_id, floor_id, bytes(body), ctype)

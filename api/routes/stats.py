@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -17,6 +17,7 @@ from api.errors import Unprocessable
 from api.latency import limits
 from api.permissions import Permission
 from api.presence import ONLINE_SQL
+from api.schemas import Timestamp
 
 router = APIRouter(tags=["stats"])
 Reader = Needs(Permission.STATS_READ)
@@ -35,13 +36,22 @@ class Stats(BaseModel):  # figures over [start, end)
     online_rate: float | None
 
 
+# IANA time zone names (the schema lists them; another name is 422).
+TIME_ZONES = sorted(available_timezones() | {"UTC"})
+
+
+def _check_period(start: datetime, end: datetime) -> None:
+    """[start, end) with UTC offsets; start >= end is an empty period (nothing in it)."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise Unprocessable("start and end need a UTC offset")
+
+
 @router.get("/stats", response_model=Stats)
-async def stats(user: Reader, pool: PoolDep, start: datetime | None = None,
-                end: datetime | None = None) -> Stats:
+async def stats(user: Reader, pool: PoolDep, start: Timestamp | None = None,
+                end: Timestamp | None = None) -> Stats:
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=30)
-    if start.tzinfo is None or end.tzinfo is None or not start < end:
-        raise Unprocessable("need start < end, both with a UTC offset")
+    _check_period(start, end)
     sites = user.site_filter
     scope = "($1::text[] IS NULL OR site_id = ANY($1))"
     rows = await pool.fetch(f"SELECT class, count(*) n FROM alarms WHERE {scope} "
@@ -153,18 +163,19 @@ def _summarise(checks: list[list[dict[str, Any]]]) -> list[LimitSummary]:
 
 
 @router.get("/stats/compliance", response_model=Compliance)
-async def compliance(user: Reader, pool: PoolDep, start: datetime | None = None,
-                     end: datetime | None = None, bucket: Bucket = "day",
+async def compliance(user: Reader, pool: PoolDep, start: Timestamp | None = None,
+                     end: Timestamp | None = None, bucket: Bucket = "day",
                      site_id: Annotated[str | None, Query(max_length=200)] = None,
-                     tz: Annotated[str, Query(max_length=64)] = "UTC") -> Compliance:
+                     tz: Annotated[str, Query(max_length=64,
+                                              json_schema_extra={"enum": TIME_ZONES})] = "UTC",
+                     ) -> Compliance:
     """Fire alarms (normal mode) raised in [start, end) against the response-time limits:
     GB 50440 display <= 20 s and forward <= 3 s, NFPA 72 display and retransmission <= 90 s;
     per `bucket` (in time zone `tz`) and site, per period for all sites, and in total.
     docs/alarms.md defines each limit's start and end clock."""
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=30)
-    if start.tzinfo is None or end.tzinfo is None or not start < end:
-        raise Unprocessable("need start < end, both with a UTC offset")
+    _check_period(start, end)
     try:
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):

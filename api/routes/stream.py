@@ -31,7 +31,7 @@ from api.deps import (
     authenticate,
     oauth2,
 )
-from api.errors import ApiError, Unauthorized
+from api.errors import Unauthorized, Unprocessable
 from api.metrics import STREAM_CLIENTS, STREAM_EVENTS_SENT
 from api.permissions import Permission
 from api.shown import mark_shown, unshown
@@ -42,6 +42,9 @@ from firetower.settings import Settings
 router = APIRouter(tags=["alarms"])
 Reader = Needs(Permission.ALARM_READ)
 RETRY_MS = 1000  # the browser's reconnect delay
+# api.stream.Cursor's token, or empty (no resume)
+RESUME_PATTERN = r"^([0-9]{1,18}(:[0-9]{1,18}(,[0-9]{1,18})*)?)?$"
+RESUME_MAX = 4000  # characters: the header and the query together within the HTTP server's 16 KiB
 
 
 def _frame(msg: Message) -> bytes:
@@ -79,14 +82,15 @@ async def stream(request: Request, user: Reader, pool: PoolDep, settings: ApiSet
                  app_settings: SettingsDep,
                  token: Annotated[str | None, Security(oauth2)],
                  api_key: Annotated[str | None, Security(api_key_header)],
-                 last_event_id: Annotated[str | None, Header(max_length=200000)] = None,
-                 after: Annotated[str | None, Query(max_length=200000)] = None,
+                 last_event_id: Annotated[str, Header(max_length=RESUME_MAX,
+                                                      pattern=RESUME_PATTERN)] = "",
+                 after: Annotated[str, Query(max_length=RESUME_MAX, pattern=RESUME_PATTERN)] = "",
                  ) -> StreamingResponse:
     resume_id = last_event_id or after  # not `token`: that is the caller's bearer token
     try:
         resume = Cursor.parse(resume_id) if resume_id else None
     except BadToken as exc:
-        raise ApiError(str(exc)) from None
+        raise Unprocessable(str(exc)) from None
     hub: Hub = request.state.hub
     sites = user.site_ids
     keepalive = settings.stream_keepalive_s

@@ -16,7 +16,7 @@ from api.deps import Needs, PoolDep
 from api.errors import Unprocessable
 from api.permissions import Permission
 from api.routes.devices import load_device
-from api.schemas import Metric, TelemetryPoint, TelemetrySeries
+from api.schemas import Metric, TelemetryPoint, TelemetrySeries, Timestamp
 
 router = APIRouter(tags=["telemetry"])
 Reader = Needs(Permission.TELEMETRY_READ)
@@ -54,7 +54,7 @@ def _raw_sql(metric: str) -> str:
 @router.get("/devices/{device_id}/telemetry", response_model=TelemetrySeries)
 async def series(device_id: str, user: Reader, pool: PoolDep,
                  metric: Metric,
-                 start: datetime | None = None, end: datetime | None = None,
+                 start: Timestamp | None = None, end: Timestamp | None = None,
                  bucket_s: Annotated[int, Query(ge=1, le=7 * 86400)] = 300) -> TelemetrySeries:
     """E.g. the pressure curve of the last 24 h: `?metric=pressure_kpa&bucket_s=600`;
     smoke over a week: `?metric=obscuration_pct_per_m&start=...&bucket_s=3600`.

@@ -17,11 +17,15 @@ def test_token_round_trip(token: str) -> None:
     assert Cursor.parse(token).token() == token
 
 
-@pytest.mark.parametrize("token", ["", "x", "-1", "5:3", "5:a", "1:2,9999999999999999999",
+@pytest.mark.parametrize("token", ["", "x", "-1", "5:a", "1:2,9999999999999999999",
                                    "99999999999999999999"])
 def test_bad_tokens(token: str) -> None:
     with pytest.raises(BadToken):
         Cursor.parse(token)
+
+
+def test_ids_at_or_below_the_cursor_are_done_already() -> None:
+    assert Cursor.parse("5:3,5,7").token() == "5:7"
 
 
 def test_mark_advances_over_contiguous_ids() -> None:
