@@ -29,6 +29,7 @@ from api.schemas import (
     BulkResult,
     CloseCreate,
     CommentCreate,
+    Timestamp,
     VerdictCreate,
 )
 from api.shown import mark_shown, unshown
@@ -57,7 +58,7 @@ async def get_alarms(user: Reader, pool: PoolDep,
                      state: Annotated[list[AlarmStateName] | None, Query()] = None,
                      site_id: str | None = None, device_id: str | None = None,
                      unfinished: bool | None = None,
-                     since: datetime | None = None, until: datetime | None = None,
+                     since: Timestamp | None = None, until: Timestamp | None = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 200,
                      offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> AlarmsPublic:
     """Filter by class, state (repeat either), site, device, `unfinished=true` (not closed)
