@@ -188,8 +188,9 @@ async def list_api_keys(_: Admin, pool: PoolDep) -> list[ApiKeyPublic]:
 
 
 @router.delete("/auth/api-keys/{key_id}", status_code=204)
-async def revoke_api_key(key_id: int, _: Admin, pool: PoolDep) -> None:
+async def revoke_api_key(key_id: int, _: Admin, pool: PoolDep, request: Request) -> None:
     done = await pool.fetchval("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
                                "WHERE id = $1 RETURNING id", key_id)
     if done is None:
         raise NotFound("API key not found")
+    request.state.hub.users_changed()  # streams read with the key end now

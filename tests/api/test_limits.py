@@ -90,7 +90,8 @@ async def api_process(clean_db: Database, tmp_path: Path) -> AsyncIterator[ApiPr
 
 
 async def _raw(port: int, head: bytes, body: Iterable[bytes] = ()) -> bytes:
-    """Send a request head and body chunks until the server closes; return its answer."""
+    """Send a request head and body chunks until the server answers or closes; return its
+    answer (head and body, read to its Content-Length)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(head)
@@ -102,7 +103,10 @@ async def _raw(port: int, head: bytes, body: Iterable[bytes] = ()) -> bytes:
                 await writer.drain()
             except ConnectionError:
                 break  # the server answered and closed
-        return await asyncio.wait_for(reader.read(65536), 60)
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+        length = next(int(line.split(b":")[1]) for line in answer.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        return answer + await asyncio.wait_for(reader.readexactly(length), 60)
     finally:
         writer.close()
 

@@ -191,3 +191,16 @@ async def test_a_scoped_admin_cannot_widen_its_own_reach(world: World) -> None:
         r = await c.post("/users", json={"name": "fitter", "role": "installer",
                                          "password": PASSWORD, "site_ids": ["s1"]})
         assert r.status_code == 201
+
+
+async def test_a_revoked_api_keys_stream_closes(world: World) -> None:
+    async with world.client("admin") as admin:
+        r = await admin.post("/auth/api-keys", json={"user_id": world.ids["integration"]})
+        key, key_id = r.json()["key"], r.json()["id"]
+
+        async def revoke() -> None:
+            assert (await admin.delete(f"/auth/api-keys/{key_id}")).status_code == 204
+
+        async with world.client() as c:
+            reason, took = await _closed_by(c, revoke, {"X-API-Key": key})
+    assert (reason, took < 1.0) == ("credentials no longer valid", True)
