@@ -195,12 +195,15 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 def _allowed(request: Request) -> str:
     """Every method the request's path answers, across all its routes (Starlette names only
-    the first route's)."""
-    methods: set[str] = set()
+    the first route's). Where routes with fewer parameters match (`/devices/import` beside
+    `/devices/{device_id}`), the path is theirs."""
+    by_params: dict[int, set[str]] = {}
     for route in _routes(request.app.router.routes):
         match, _ = route.matches({**request.scope, "method": "GET"})
-        methods |= set(getattr(route, "methods", None) or ()) if match is not Match.NONE else set()
-    return ", ".join(sorted(methods))
+        if match is not Match.NONE:
+            params = len(getattr(route, "param_convertors", {}))
+            by_params.setdefault(params, set()).update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(by_params[min(by_params)])) if by_params else ""
 
 
 def _routes(routes: list[Any]) -> Iterator[Any]:

@@ -11,6 +11,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
 )
@@ -86,7 +87,7 @@ class UserUpdate(Strict):  # admin changes role, scope, password or disables a u
     role: Role | None = None
     password: Annotated[str, StringConstraints(min_length=8, max_length=200)] | None = None
     site_ids: list[Id] | None = None
-    active: bool | None = None
+    active: StrictBool | None = None  # true or false, not 0 or "yes"
 
 
 class UserPublic(BaseModel):  # a user as shown to admins and to itself
@@ -219,7 +220,7 @@ class DeviceCreate(DevicePlacement):  # register (or claim) one device
 
 
 class DeviceUpdate(Strict):  # move or re-place a device; absent fields are unchanged
-    site_id: Id | None = None
+    site_id: Id | SkipJsonSchema[None] = None  # may be absent, not null (422)
     floor_id: FloorId | None = None
     location: Text | None = None
     x: Fraction | None = None

@@ -128,7 +128,7 @@ async def close_many(body: BulkCloseCreate, user: Handler, pool: PoolDep,
     return await _bulk(request, pool, user, body.ids, Trigger.CLOSE, body.reason)
 
 
-@router.get("/{alarm_id}", response_model=AlarmDetail)
+@router.get("/{alarm_id:int}", response_model=AlarmDetail)  # not /acknowledge, /close
 async def get_alarm(alarm_id: int, user: Reader, pool: PoolDep) -> AlarmDetail:
     """One alarm with its evidence, full timeline (every event, oldest first), its latency
     clocks by stage and the regulatory limits it met (docs/alarms.md)."""

@@ -18,6 +18,9 @@ async def test_405_names_every_method_of_the_path(world: World) -> None:
         assert r.json() == {"detail": "Method Not Allowed"}
         r = await c.delete("/sites")
         assert set(r.headers["allow"].split(", ")) >= {"GET", "POST"}
+        # a fixed path beside a parameter one (/devices/{device_id}) is the fixed route's
+        r = await c.put("/devices/import")
+        assert (r.status_code, r.headers["allow"]) == (405, "POST")
 
 
 async def test_error_answers_have_one_shape_and_are_documented(world: World) -> None:
