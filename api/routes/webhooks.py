@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.deps import CurrentUser, Forbidden, PoolDep, Principal, SettingsDep
 from api.errors import NotFound, Unprocessable
 from api.permissions import Role
+from api.schemas import NotBool  # JSON numbers and booleans as the document says
 from firetower.settings import Settings
 from firetower.webhooks import delivery_log, subscriptions, targets
 from firetower.webhooks.payload import EVENT_TYPES, message_id
@@ -40,7 +41,7 @@ class Strict(BaseModel):
 class WebhookFilter(Strict):  # what an endpoint receives; null = no restriction on that field
     event_types: list[EventType] | None = None
     classes: list[ClassName] | None = None
-    max_priority: int | None = Field(default=None, ge=1, le=5)  # severity: 1 = fire only
+    max_priority: Annotated[int, NotBool] | None = Field(default=None, ge=1, le=5)  # 1: fire only
     site_ids: list[str] | None = None
     jurisdictions: list[str] | None = None
     verdicts: list[VerdictName] | None = None  # restricts alarm.verdict events only
@@ -50,16 +51,16 @@ class WebhookFilter(Strict):  # what an endpoint receives; null = no restriction
 class WebhookCreate(WebhookFilter):  # a new subscription
     name: str = Field(default="", max_length=200)
     url: Url
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class WebhookUpdate(Strict):  # change any field; omitted fields stay
     name: str | None = Field(default=None, max_length=200)
     url: Url | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
     event_types: list[EventType] | None = None
     classes: list[ClassName] | None = None
-    max_priority: int | None = Field(default=None, ge=1, le=5)
+    max_priority: Annotated[int, NotBool] | None = Field(default=None, ge=1, le=5)
     site_ids: list[str] | None = None
     jurisdictions: list[str] | None = None
     verdicts: list[VerdictName] | None = None
@@ -94,7 +95,7 @@ class WebhookCreated(WebhookPublic):  # the only response that carries the secre
 
 
 class SecretRotate(Strict):
-    overlap_seconds: float = Field(default=86_400.0, ge=0, le=30 * 86_400)
+    overlap_seconds: Annotated[float, NotBool] = Field(default=86_400.0, ge=0, le=30 * 86_400)
 
 
 class SecretRotated(BaseModel):
