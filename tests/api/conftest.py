@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from api.config import ApiSettings
 from api.permissions import Role
 from api.users import add_user
 from firetower import db
@@ -41,7 +42,11 @@ def api_settings_for(db_url: str, **overrides: object) -> Settings:
 
 @pytest.fixture(scope="session")
 def api(database: Database) -> Iterator[ApiServer]:
-    with running_api(api_settings_for(database.url)) as server:
+    # One server for the whole session, so login throttling (tested on a server of its own,
+    # test_login_throttle.py) must not count the failed logins of unrelated tests: every
+    # test logs in from 127.0.0.1 with the same few accounts.
+    relaxed = ApiSettings(login_account_failures=10_000, login_address_failures=10_000)
+    with running_api(api_settings_for(database.url), relaxed) as server:
         yield server
 
 
