@@ -112,8 +112,9 @@ async def test_catch_up_plays_the_past_fast_then_keeps_to_the_clock(clean_broker
     last = msgs[-1].ts.timestamp()
     assert last - began > 1.0   # the stream really reaches past the clock
     assert ended >= last - 0.05, "finished before the clock reached the last stamp"
-    # the 600 s past took 0.6 s at speed 1000, the rest kept to the clock
-    assert ended - began < (last - began) + 0.6 + 1.0, (ended - began, last - began)
+    # the 600 s past took 0.6 s at speed 1000 (not 600 s), the rest kept to the clock; the
+    # slack is for a loaded machine (1.6 s was too little under a full CI run)
+    assert ended - began < (last - began) + 0.6 + 8.0, (ended - began, last - began)
     early = [stamp - got for got, stamp in published if stamp > got + 0.05]
     assert not early, f"{len(early)} messages arrived before their stamps (max {max(early)} s)"
 
@@ -126,7 +127,7 @@ async def test_fixed_rate(clean_broker) -> None:
     t = loop.time()
     stats = await publish(msgs, port=broker.port, rate=400.0, quiet=True)
     assert stats.acked == 200
-    assert 0.4 < loop.time() - t < 2.0
+    assert 0.4 < loop.time() - t < 5.0  # 0.5 s at the rate; load only delays
 
 
 async def test_panel_offline_will_comes_from_the_broker(clean_broker) -> None:
