@@ -108,10 +108,14 @@ async def test_every_scenario_streams_on_and_sigterm_stops_it(clean_broker, tmp_
         took = await stop(proc, signal.SIGTERM)
     finally:
         await sub.mqtt.stop()
-    # messages kept flowing: every second of the run after the first had deliveries
+    # messages kept flowing: no pause of 3 s between deliveries (a hung generator is a pause
+    # for good; at ~700 msg/s a healthy run pauses only when the machine starves it, and a
+    # full CI run beside other work once starved it of one whole second)
+    arrivals = [t for t, _ in sub.seen if t_start <= t < t_start + RUN_S]
+    pause = max(b - a for a, b in pairwise([t_start, *arrivals, t_start + RUN_S]))
+    assert pause < 3.0, f"no delivery for {pause:.1f} s"
     per_second = [sum(sub.between(t_start + s, t_start + s + 1).values())
                   for s in range(1, int(RUN_S) - 1)]
-    assert min(per_second) > 0, per_second
     # every device of every scenario still reports in the last quarter of the run, except
     # the detector that went silent for good, which stays silent
     tail = sub.between(t_start + RUN_S * 0.75, t_start + RUN_S)
