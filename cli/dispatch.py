@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from cli.exits import unavailable_at_start
 from firetower.runner import run_async
 from firetower.settings import Settings
 
 log = logging.getLogger(__name__)
-EXIT_TEMPFAIL = 75
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -48,12 +48,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
                 await db.migrate(settings.database_url)
             await serve(settings, config, ready=lambda: print("dispatch ready", flush=True))
         except Exception as exc:
-            if not db.is_transient(exc):
-                raise
-            log.critical("firetower dispatch: database unavailable at start (%s: %s); exiting "
-                         "with status %d for the supervisor to restart", type(exc).__name__,
-                         exc, EXIT_TEMPFAIL)
-            return EXIT_TEMPFAIL
+            return unavailable_at_start("dispatch", exc, log)
         return 0
 
     return run_async(run)

@@ -22,13 +22,13 @@ import argparse
 import logging
 from typing import Any
 
+from cli.exits import EXIT_TEMPFAIL, unavailable_at_start
 from firetower.runner import run_async
 from firetower.settings import Settings
 
 log = logging.getLogger(__name__)
 EXIT_RULE_ENGINE = 70
 EXIT_ALARM_WRITER = 71
-EXIT_TEMPFAIL = 75
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -90,12 +90,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         try:
             await db.migrate(settings.database_url)
         except Exception as exc:
-            if not db.is_transient(exc):
-                raise
-            log.critical("firetower ingest: database unavailable at start (%s: %s); exiting "
-                         "with status %d for the supervisor to restart", type(exc).__name__,
-                         exc, EXIT_TEMPFAIL)
-            return EXIT_TEMPFAIL
+            return unavailable_at_start("ingest", exc, log)
         lease = None
         if part.partitioned:  # one live worker per partition; a second one stands by
             lease = PartitionLease(settings.database_url, settings.ingest_client_id, part.owned)
