@@ -93,12 +93,14 @@ async def test_paced_by_virtual_time(clean_broker) -> None:
 
 
 async def test_catch_up_plays_the_past_fast_then_keeps_to_the_clock(clean_broker) -> None:
-    """A run that starts 10 min ago and ends 2 s from now, at speed 1000: the past takes
-    0.6 s, the last 2 s of stamps are published no earlier than the clock reaches them."""
+    """A run that starts 10 min ago and ends 6 s from now, at speed 1000: the past takes
+    0.6 s, the stamps still in the future are published no earlier than the clock reaches
+    them. (6 s, not 2: generating the run and connecting took over 1 s on a loaded CI
+    machine, which left less than 1 s of future and failed the first check.)"""
     broker = clean_broker
     fleet = build_fleet(3, 2, 2)
     start = datetime.now(UTC) - timedelta(seconds=600)
-    run = generate(fleet, 3, start, ["normal"], duration=602.0, interval=1.0)
+    run = generate(fleet, 3, start, ["normal"], duration=606.0, interval=1.0)
     msgs = run.messages()
     published: list[tuple[float, float]] = []   # (wall clock when received, stamp)
     async with Counter(broker.port) as sub:
