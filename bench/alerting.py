@@ -18,7 +18,6 @@ import asyncio
 import gc
 import json
 import random
-import statistics
 import time
 import tracemalloc
 import uuid
@@ -27,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from bench import records
+from bench.stats import summary
 from bench.support import drop_database
 from firetower.settings import Settings
 
@@ -53,6 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
+    begun = records.start()
     report: dict[str, Any] = {"throughput": throughput(args.devices, args.readings)}
     if args.memory_devices > 0:
         report["memory"] = memory(args.memory_devices)
@@ -64,7 +66,28 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(render(report))
-    return 0
+    return records.finish("alerting", args, begun, report, checks(report))
+
+
+def checks(r: dict[str, Any]) -> list[records.Check]:
+    """Quiet telemetry raises nothing; the memory figures are at steady state; every fire
+    event gave one stored alarm; through the broker, every reading was stored once."""
+    out = [records.equal("quiet telemetry: no alarm decision", r["throughput"]["decisions"], 0)]
+    for kind, m in sorted(r.get("memory", {}).items()):
+        if isinstance(m, dict):
+            out.append(records.equal(f"memory, {kind}: every window full at the measurement",
+                                     m["windows_full"], True))
+    if "latency" in r:
+        lt = r["latency"]
+        out.append(records.equal("in process: one stored alarm per fire event",
+                                 lt["alarms_stored"], lt["events"]))
+    if "end_to_end" in r:
+        e = r["end_to_end"]
+        out.append(records.equal("through the broker: one stored alarm per fire event",
+                                 e["alarms_stored"], e["events"]))
+        out.append(records.equal("through the broker: every reading stored once",
+                                 e["telemetry_stored"], e["telemetry_sent"]))
+    return out
 
 
 # -- fleet and readings ---------------------------------------------------------------------
@@ -446,16 +469,9 @@ async def end_to_end(settings: Settings, args: argparse.Namespace) -> dict[str, 
             "decision_to_commit_ms": _pcts(svc.writer.latencies)}
 
 
-def _pcts(xs: list[float]) -> dict[str, float]:
-    if not xs:
-        return {}
-    xs = sorted(xs)
-
-    def q(p: float) -> float:
-        return round(1000 * xs[min(len(xs) - 1, int(p * len(xs)))], 2)
-
-    return {"p50": q(0.5), "p99": q(0.99), "max": round(1000 * xs[-1], 2),
-            "mean": round(1000 * statistics.fmean(xs), 2)}
+def _pcts(xs: list[float]) -> dict[str, float | int]:
+    """Seconds -> the milliseconds summary (bench/stats.py)."""
+    return summary(xs, scale=1000)
 
 
 def render(r: dict[str, Any]) -> str:

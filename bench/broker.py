@@ -28,7 +28,7 @@ RabbitMQ node whose MQTT sessions are quorum queues (`rabbitmq-quorum`):
 
 Ratios (`*_ratio_to_first`) compare each configuration with the first one of the same run.
 
-Writes `bench/records/broker-kill-<UTC timestamp>.json`.
+Writes `bench/records/broker-kill-<UTC timestamp>.json` (bench/records.py).
 """
 
 from __future__ import annotations
@@ -51,13 +51,14 @@ from typing import Any
 
 import asyncpg
 
+from bench import records
+from bench.stats import percentile
 from bench.support import fresh_database
 from firetower.broker import Broker, free_port, mqtt_answers
 from firetower.mqtt import AsyncMqtt
 from firetower.protocol import encode, format_ts, topic_for
 from firetower.settings import Settings
 
-RECORDS = Path(__file__).resolve().parent.parent.parent / "bench" / "records"
 RABBIT = "rabbitmq-quorum"  # a private RabbitMQ node, MQTT plugin, quorum subscription queues
 # name -> Mosquitto options that differ from deploy/mosquitto/firetower.conf, and the
 # launcher's forced save (min_s, factor) if any (firetower.broker.Broker.save_every)
@@ -96,7 +97,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phase", action="append",
                         choices=["kill", "throughput", "backlog", "ingest"],
                         help="phases to run (default: all)")
-    parser.add_argument("--no-record", action="store_true", help="do not write the JSON record")
 
 
 class Subscriber:
@@ -586,7 +586,8 @@ async def _throughput_rounds(names: list[str], args: argparse.Namespace,
     finally:
         for b in brokers.values():
             b.stop(signal.SIGKILL)
-    out = {n: {"msgs_per_s": sorted(v)[len(v) // 2], "rounds": v} for n, v in runs.items()}
+    out = {n: {"msgs_per_s": round(percentile(v, 50), 1), "rounds": v}
+           for n, v in runs.items()}
     print(f"throughput: {out}", flush=True)
     return out
 
@@ -614,7 +615,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     names = args.config or list(CONFIGS)
     root = Path(tempfile.mkdtemp(prefix="firetower-bench-kill-"))
     root.chmod(0o755)  # reachable by the broker's own account when started as root
-    started = datetime.now(UTC)
+    begun = records.start()
     try:
         results = {n: asyncio.run(_measure(n, args, root)) for n in names}
         if not args.phase or "throughput" in args.phase:
@@ -628,18 +629,30 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             base = results[names[0]][phase][key]
             for r in results.values():
                 r[phase][f"{key}_ratio_to_first"] = round(r[phase][key] / base, 3)
-    record = {
-        "benchmark": "broker-kill", "started": started.isoformat(timespec="seconds"),
-        "broker": "mosquitto 2.0.11", "cpus": os.cpu_count(),
-        "params": {k: v for k, v in vars(args).items()
-                   if k in ("cycles", "cycle_s", "away_s", "rate", "fire_every", "burst",
-                            "rounds", "backlog", "ingest_per_device", "phase")},
-        "results": results,
-    }
-    print(json.dumps(record, indent=2))
-    if not args.no_record:
-        RECORDS.mkdir(parents=True, exist_ok=True)
-        path = RECORDS / f"broker-kill-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-        path.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"record: {path}")
-    return 0
+    out = {"broker": "mosquitto 2.0.11", "configs": results}
+    print(json.dumps(out, indent=2))
+    return records.finish("broker-kill", args, begun, out, checks(results))
+
+
+def checks(results: dict[str, dict[str, Any]]) -> list[records.Check]:
+    """What must hold whatever the persistence setting: a message acknowledged before the last
+    save that landed ahead of a kill is never lost (a later one may be: that is what the
+    benchmark measures), and every burst and backlog phase completed."""
+    out = []
+    for name, r in sorted(results.items()):
+        if "kill" in r:
+            lost = [c["lost_acked_before_save"] for c in r["kill"]["cycles"]
+                    if c["lost_acked_before_save"] is not None]
+            out.append(records.Check(
+                f"{name}: nothing acknowledged before a landed save is lost",
+                not any(lost), f"lost per cycle {lost}"))
+        if "throughput" in r:
+            out.append(records.Check(f"{name}: every throughput burst completed",
+                                     0.0 not in r["throughput"]["rounds"],
+                                     f"msgs/s per round {r['throughput']['rounds']}"))
+        if "backlog" in r:
+            b = r["backlog"]
+            out.append(records.Check(f"{name}: the backlog was queued and drained",
+                                     b["complete"] and b["drained"] >= b["queued"],
+                                     f"queued {b['queued']}, drained {b['drained']}"))
+    return out

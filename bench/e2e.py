@@ -44,6 +44,7 @@ import asyncpg
 import httpx
 import msgspec
 
+from bench import records
 from bench.e2e_report import alarm_key
 from bench.support import (
     REDELIVERED_METRIC,
@@ -109,7 +110,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="seconds to wait, after publishing, for the store and the fires")
 
 
+# What the record keeps of a run (the full result, with every sample and fire, is --json's)
+RECORD_KEYS = ("storage", "cores", "load_average_start", "load_average_end", "config",
+               "fleet_build_s", "register_s", "startup_s", "ceiling", "published", "throughput",
+               "fires", "latency_ms", "latency_ms_by_kind", "processes", "receiver",
+               "postgres_busy_backends")
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
+    begun = records.start()
+
     async def go() -> int:
         from bench.e2e_report import format_report, plot
 
@@ -125,7 +135,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 args.json.write_text(text)
         print(format_report(result), file=sys.stderr if str(args.json) == "-" else sys.stdout)
-        return 0 if result["ok"] else 1
+        checks = [records.Check(**c) for c in result["checks"]]
+        return records.finish("e2e", args, begun, {k: result[k] for k in RECORD_KEYS
+                                                   if k in result}, checks)
 
     return run_async(go)
 
@@ -555,6 +567,9 @@ async def _run(args: argparse.Namespace, settings: Settings, url: str, broker: A
                     "acked": sum(p.last.get("acked", 0) for p in pubs), **m}
 
         sampler.counters = counters
+        # the CPU window opens when publishing starts (t0): the publishers' start-up and the
+        # components' idle time before it are not counted
+        await asyncio.sleep(max(0.0, t0 - time.time()))
         await sampler.sample(None, dbname)
         sampler.mark()
         sample_task = asyncio.create_task(sampler.loop(url, dbname))

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.support import percentile
+from bench import records
+from bench.stats import summary
 
 # stage -> (label, client-side boundaries, row-clock boundaries)
 # `published` / `fire_ts`: the fire's first message (publish time / its device time);
@@ -64,11 +65,7 @@ def alarm_key(fire: dict[str, Any]) -> tuple[str, str]:
 
 
 def _pcts(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0}
-    return {"n": len(values), "p50": round(percentile(values, 50), 2),
-            "p95": round(percentile(values, 95), 2), "p99": round(percentile(values, 99), 2),
-            "max": round(max(values), 2), "min": round(min(values), 2)}
+    return summary(values)
 
 
 def _epoch(ts: str) -> float:
@@ -254,9 +251,15 @@ def analyse(r: dict[str, Any]) -> dict[str, Any]:
              "forwarded_by_operator": sum(1 for x in recs if x["forward_basis"] == "operator"),
              "in_order": sum(1 for x in recs if x["ordered"]),
              "raised_by_timer": sum(1 for x in recs if x["raised_by"] == "timer")}
-    ok = (throughput["lost"] == 0
-          and fires["seen_by_operator"] == injected == fires["delivered_to_receiver"]
-          and r["receiver"]["bad_signatures"] == 0)
+    checks = [records.equal("every published message stored exactly once (lost)",
+                            throughput["lost"], 0),
+              records.equal("no message rejected", throughput["rejected"], 0),
+              records.equal("every fire seen by the operator", fires["seen_by_operator"],
+                            injected),
+              records.equal("every fire's alarm.forwarded delivered to the receiver",
+                            fires["delivered_to_receiver"], injected),
+              records.equal("no bad webhook signature", r["receiver"]["bad_signatures"], 0)]
+    ok = all(c.passed for c in checks)
     from simulators.injection import Expect, Injection
 
     injections = []
@@ -279,7 +282,8 @@ def analyse(r: dict[str, Any]) -> dict[str, Any]:
             "fires": fires,
             "postgres_busy_backends": pg_waits,
             "fire_records": recs, "series": series, "injections": injections,
-            "processes": _processes(r, stored), "ok": ok}
+            "processes": _processes(r, stored), "ok": ok,
+            "checks": [c.as_dict() for c in checks]}
 
 
 # -- human summary ------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -29,9 +28,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import records
+from bench.stats import summary
+from bench.support import cpu_seconds
 from firetower.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -46,9 +48,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
+    begun = records.start()
     report = asyncio.run(run(settings, args))
     print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0
+    return records.finish("webhooks", args, begun, report, checks(report))
+
+
+def checks(r: dict[str, Any]) -> list[records.Check]:
+    """Every verdict gave its `alarm.verdict` and `alarm.forwarded` webhook, once each, every
+    backlog message was delivered, and every signature verified."""
+    lat = r["latency"]
+    out = [records.equal("latency run: alarm.verdict received for every verdict",
+                         lat["verdict_ms"].get("n", 0), lat["verdicts"]),
+           records.equal("latency run: alarm.forwarded received for every verdict",
+                         lat["forwarded_ms"].get("n", 0), lat["verdicts"]),
+           records.equal("latency run: no bad signature", lat["bad_signatures"], 0)]
+    for name, t in sorted(r["throughput"].items()):
+        out.append(records.equal(f"backlog drain, {name.replace('_', ' ')}: every message "
+                                 "delivered", t["deliveries"], t["expected"]))
+        out.append(records.equal(f"backlog drain, {name.replace('_', ' ')}: no bad signature",
+                                 t["bad_signatures"], 0))
+    return out
 
 
 # -- receiver process -------------------------------------------------------------------------
@@ -242,13 +262,13 @@ async def _throughput(pool: Any, url: str, settings: Settings, rx: ReceiverProce
         total = args.backlog * n_endpoints
         proc = _spawn_dispatcher(url)
         t0 = time.time()
-        cpu0 = _cpu_s(proc.pid)
+        cpu0 = cpu_seconds(proc.pid)  # it is up: start-up done
         try:
             deadline = time.monotonic() + 300
             while rx.call("requests") < before + total and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             last = time.time()
-            cpu = _cpu_s(proc.pid) - cpu0
+            cpu = cpu_seconds(proc.pid) - cpu0
         finally:
             _stop(proc)
         _got, requests, bad = rx.call("dump")
@@ -261,18 +281,8 @@ async def _throughput(pool: Any, url: str, settings: Settings, rx: ReceiverProce
     return out
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _pct(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    v = sorted(values)
-    q = statistics.quantiles(v, n=100, method="inclusive") if len(v) > 1 else [v[0]] * 99
-    return {"n": len(v), "p50": round(q[49], 2), "p99": round(q[98], 2), "max": round(v[-1], 2)}
+def _pct(values: list[float]) -> dict[str, float | int]:
+    return summary(values)
 
 
 def render(r: dict[str, Any]) -> str:

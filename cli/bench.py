@@ -1,12 +1,16 @@
-"""`firetower bench <name>`: benchmarks (not part of the test suite).
+"""`firetower bench <name>`: benchmarks (not part of the test suite), and `firetower bench
+report`, which regenerates docs/performance.md from the kept records.
 
-Each benchmark lives in its own module with `configure(parser)` and `main(args, settings)`.
+Each benchmark lives in its own module with `configure(parser)` and `main(args, settings)`;
+every run writes a JSON record to bench/records/ (bench/records.py) unless `--no-record`, and
+exits 1 when one of its correctness checks fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+from pathlib import Path
 
 from firetower.settings import Settings
 
@@ -19,17 +23,25 @@ BENCHMARKS = {
     "broker-kill": ("bench.broker", "acknowledged messages a broker SIGKILL "
                     "loses, and the throughput cost, per persistence setting"),
 }
+# not a benchmark: no record, no checks
+REPORT = ("bench.report", "regenerate docs/performance.md from its template and the kept "
+          "records (--check: only compare)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="benchmark", required=True)
-    for name, (module, help_text) in BENCHMARKS.items():
+    for name, (module, help_text) in {**BENCHMARKS, "report": REPORT}.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         try:
             mod = importlib.import_module(module)
         except ImportError:
             continue
         p.set_defaults(bench_module=module)
+        if name != "report":
+            p.add_argument("--records", type=Path, metavar="DIR",
+                           help="write the run's JSON record here (default: bench/records)")
+            p.add_argument("--no-record", action="store_true",
+                           help="write no record (a trial run)")
         mod.configure(p)
 
 
