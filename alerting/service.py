@@ -126,8 +126,7 @@ class AlertingService:
                                        on_refused=self._refused, on_progress=self._progress,
                                        on_fatal=self._fatal)
         else:
-            self.writer = AlarmWriter(self.store, take_dirty=list, save_states=_no_state,
-                                      state_flush_s=60.0, on_refused=self._refused,
+            self.writer = AlarmWriter(self.store, on_refused=self._refused,
                                       on_progress=self._progress)
         await self.writer.start()
         engine = Engine(clock=self.clock, sink=self._decided)
@@ -497,7 +496,3 @@ class AlertingService:
             log.info("alerting: LISTEN connection back; reloading devices and configuration")
             self._pending_all = True
             self._schedule_reload()
-
-
-async def _no_state(items: list[tuple[str, bytes]]) -> None:
-    return None  # the service saves rule state itself (save_states)

@@ -1,6 +1,8 @@
-"""The writer task: drains the engine's decisions, fire first, into the alarm store, and
-persists rule state only when the queue is empty (so the stored state is never ahead of the
-stored alarms: on restart the open alarms are the truth, the state adds pending durations).
+"""The writer task: drains the engine's decisions, fire first, into the alarm store. Rule state
+is not its business: the service saves it (`AlertingService.save_states`) only while every
+decision handed to the writer is committed (`done == enqueued`), so the stored state is never
+ahead of the stored alarms (on restart the open alarms are the truth, the state adds pending
+durations).
 
 A decision is never dropped because the database is unavailable: whatever
 `firetower.db.is_transient` calls transient (a lost or refused connection, a server shutting
@@ -59,17 +61,12 @@ def _dt(t: float | None) -> datetime | None:
 
 
 class AlarmWriter:
-    def __init__(self, store: AlarmStore, *, take_dirty: Callable[[], list[tuple[str, bytes]]],
-                 save_states: Callable[[list[tuple[str, bytes]]], Awaitable[None]],
-                 state_flush_s: float = 0.5,
+    def __init__(self, store: AlarmStore, *,
                  on_refused: Callable[[Decision], None] | None = None,
                  on_progress: Callable[[], None] | None = None) -> None:
         self.store = store
         self.on_refused = on_refused  # a decision given up (not transient): reconcile
         self.on_progress = on_progress  # `low` moved
-        self.take_dirty = take_dirty
-        self.save_states = save_states
-        self.state_flush_s = state_flush_s
         self.queue: asyncio.PriorityQueue[tuple[int, int, Decision]] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self.latencies: list[float] = []  # seconds from decision to commit (bench)
@@ -106,33 +103,16 @@ class AlarmWriter:
             self._task = None
 
     async def run(self) -> None:
-        last_flush = time.monotonic()
         while True:
-            try:
-                async with asyncio.timeout(self.state_flush_s):
-                    _, ticket, d = await self.queue.get()
-            except TimeoutError:
-                d = None
-            if d is not None:
-                batch = [(ticket, d)]
-                while len(batch) < MAX_BATCH and not self.queue.empty():
-                    _, ticket, d = self.queue.get_nowait()
-                    batch.append((ticket, d))
-                await self._write_batch(batch)
-                self._finish([t for t, _ in batch])
+            _, ticket, d = await self.queue.get()
+            batch = [(ticket, d)]
+            while len(batch) < MAX_BATCH and not self.queue.empty():
+                _, ticket, d = self.queue.get_nowait()
+                batch.append((ticket, d))
+            await self._write_batch(batch)
+            self._finish([t for t, _ in batch])
             if self.queue.empty():
-                if time.monotonic() - last_flush >= self.state_flush_s or d is None:
-                    await self.flush_states()
-                    last_flush = time.monotonic()
                 self.idle.set()
-
-    async def flush_states(self) -> None:
-        items = self.take_dirty()  # taken while the queue is empty: all their alarms committed
-        if items:
-            try:  # one attempt: retrying here would hold back the decisions behind it
-                await self.save_states(items)
-            except Exception:  # losing a state save costs pending durations, not alarms
-                log.exception("rule state of %d devices not saved", len(items))
 
     async def drain(self) -> None:
         while not self.queue.empty() or not self.idle.is_set():

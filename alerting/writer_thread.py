@@ -120,12 +120,8 @@ class WriterThread:
         pool = await db.create_pool(self.url, min_size=1, max_size=2)
         try:
             self.store = AlarmStore(pool, hooks=self.hooks)
-
-            async def no_state(items: list[tuple[str, bytes]]) -> None:
-                return None  # the service saves rule state from its own loop
-
             self.writer = AlarmWriter(
-                self.store, take_dirty=list, save_states=no_state, state_flush_s=60.0,
+                self.store,
                 on_refused=None if self.on_refused is None else self._call(self.on_refused),
                 on_progress=None if self.on_progress is None else self._call(self.on_progress))
             self.writer.keep_latencies = self._keep

@@ -9,7 +9,6 @@ firetower_test_<random> and dropped afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +20,7 @@ import pytest
 from firetower import db, localpg
 from firetower.broker import Broker, start_broker
 from firetower.settings import Settings
+from tests.helpers import eventually
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The suite asks for development explicitly (it and the processes it starts use the public key;
@@ -151,14 +151,6 @@ def settings_for(db_url: str, broker: Broker, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
-    """Poll an async predicate until it returns a truthy value; fail after `timeout` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
-        await asyncio.sleep(interval)
+# The probe's old name, still imported by tests/ingest/test_storage_paths.py (kept by another
+# owner); everything else imports `eventually` from tests.helpers.
+wait_for = eventually

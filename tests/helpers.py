@@ -1,11 +1,14 @@
-"""Test-side helpers: a plain QoS 1 publisher and message generators for storage tests."""
+"""Test-side helpers: `eventually` (the probe every test waits with), a plain QoS 1 publisher
+and message generators for storage tests."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import asyncpg
 
@@ -13,6 +16,38 @@ from firetower.mqtt import AsyncMqtt
 from firetower.protocol import encode, format_ts, topic_for
 
 KINDS = ("smoke_detector", "heat_detector", "sprinkler_pressure", "alarm_panel")
+T = TypeVar("T")
+
+# A probe's default deadline. Generous on purpose: the whole suite runs on two loaded CPUs, where
+# something that takes 0.1 s has once taken 5 s; a deadline is reached only by a test that fails.
+PROBE_TIMEOUT_S = 30.0
+
+
+def _describe(predicate: Callable[[], object]) -> str:
+    name = getattr(predicate, "__name__", repr(predicate))
+    if name == "<lambda>":
+        try:
+            return inspect.getsource(predicate).strip()
+        except (OSError, TypeError):
+            pass
+    return name
+
+
+async def eventually(predicate: Callable[[], Awaitable[T | None]], timeout: float = PROBE_TIMEOUT_S,
+                     interval: float = 0.05, *, what: str | None = None) -> T:
+    """Wait until the async `predicate` returns a truthy value, and return it: the probe tests
+    use instead of sleeping for something to have happened. Fails after `timeout` s with an
+    AssertionError naming what never happened (`what`, else the predicate) and its last value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"never happened within {timeout} s: "
+                                 f"{what or _describe(predicate)} (last value {value!r})")
+        await asyncio.sleep(interval)  # the probe's polling interval
 
 
 def fleet(n: int) -> list[tuple[str, str]]:

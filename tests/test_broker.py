@@ -19,7 +19,7 @@ import pytest
 
 from firetower.broker import DEFAULT_SAVE_EVERY, Broker, BrokerError, free_port, run_user
 from firetower.mqtt import AsyncMqtt
-from tests.conftest import wait_for
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 ROOT = os.geteuid() == 0
@@ -52,7 +52,7 @@ async def _queue_for_offline_session(port: int, client_id: str, n: int) -> None:
     async def all_acked() -> bool:
         return mids <= acked
 
-    await wait_for(all_acked, 10)
+    await eventually(all_acked, 10)
     await pub.stop()
 
 
@@ -67,7 +67,7 @@ async def _drain(port: int, client_id: str, expect: int) -> list[bytes]:
         return len(got) >= expect
 
     try:
-        await wait_for(enough, 10)
+        await eventually(enough, 10)
         await asyncio.sleep(0.2)  # nothing more than expected arrives
     finally:
         await sub.stop()
@@ -169,7 +169,7 @@ async def test_shipped_launcher_save_bounds_the_window(open_dir: Path, shipped: 
             return (broker.saved_through or 0.0) > acked_at
 
         if shipped:
-            await wait_for(saved_after_acks, 5)
+            await eventually(saved_after_acks, 5)
         else:
             await asyncio.sleep(1.0)
         broker.kill()
@@ -182,7 +182,7 @@ async def test_shipped_launcher_save_bounds_the_window(open_dir: Path, shipped: 
             return len(got) >= 300
 
         if shipped:
-            await wait_for(drained, 10)
+            await eventually(drained, 10)
         await asyncio.sleep(0.5)
         await sub.stop()
     finally:

@@ -30,8 +30,8 @@ from firetower.protocol import format_ts
 from firetower.settings import Settings
 from ingest.partition import priority_client_id, session_client_id
 from ingest.service import Ingester
-from tests.conftest import Database, settings_for, wait_for
-from tests.helpers import register
+from tests.conftest import Database, settings_for
+from tests.helpers import eventually, register
 from tests.ingest.test_exactly_once import count
 
 SERVICE_PASSWORD = "service-secret-for-tests"
@@ -166,7 +166,7 @@ async def _device_stream(port: int, device: str, password: str, n: int) -> int:
         async def done() -> bool:
             return set(mids) <= acked
 
-        await wait_for(done, 30)
+        await eventually(done, 30)
     finally:
         await pub.stop()
     return len(mids)

@@ -38,7 +38,8 @@ from firetower.alarms import PRIORITY, AlarmClass
 from firetower.mqtt import AsyncMqtt
 from firetower.protocol import encode, format_ts, topic_for
 from ingest.service import Ingester
-from tests.conftest import ADMIN_URL, settings_for, wait_for
+from tests.conftest import ADMIN_URL, settings_for
+from tests.helpers import eventually
 from tests.pgcluster import PgCluster
 
 from .common import register
@@ -114,7 +115,7 @@ async def test_database_crash_and_recovery_every_stored_fire_event_is_one_alarm(
             await asyncio.sleep(0.01)
         conn = await db.connect(cluster_db)
         try:
-            await wait_for(lambda: _count(conn, "SELECT count(*) FROM events", sent), 60)
+            await eventually(lambda: _count(conn, "SELECT count(*) FROM events", sent), 60)
             stored = await fires_stored(conn)
             assert len(stored) == sent == 75 + round(RECOVERY_S / EVERY_S)
 
@@ -123,7 +124,7 @@ async def test_database_crash_and_recovery_every_stored_fire_event_is_one_alarm(
                 return len(got) >= len(stored)
 
             try:
-                await wait_for(alarms_of_every_event, 30 + RECOVERY_S)
+                await eventually(alarms_of_every_event, 30 + RECOVERY_S)
             except AssertionError:
                 pass  # the assertions below say what is missing
             rows = await conn.fetch("SELECT point, count FROM alarms WHERE class = 'fire'"
@@ -148,7 +149,7 @@ async def test_database_crash_and_recovery_every_stored_fire_event_is_one_alarm(
             async def known() -> bool:
                 return svc.engine is not None and "pnl-new" in svc.engine.devices
 
-            await wait_for(known, 20)
+            await eventually(known, 20)
         finally:
             await conn.close()
     finally:
@@ -169,10 +170,7 @@ def fire_decision(device: str, point: str = "") -> Decision:
 
 @contextlib.asynccontextmanager
 async def writer_on(pool: asyncpg.Pool) -> AsyncIterator[AlarmWriter]:
-    async def no_state(items: list[tuple[str, bytes]]) -> None:
-        return None
-
-    w = AlarmWriter(AlarmStore(pool), take_dirty=list, save_states=no_state)
+    w = AlarmWriter(AlarmStore(pool))
     task = asyncio.create_task(w.run())
     try:
         yield w
@@ -202,7 +200,7 @@ async def test_writer_connection_terminated_while_the_database_refuses_connectio
                     "SELECT pid FROM pg_stat_activity WHERE application_name = $1"
                     " AND wait_event_type = 'Lock'", app)]
 
-            pids = await wait_for(writer_waiting, 10)
+            pids = await eventually(writer_waiting, 10)
             dbname = clean_db.url.rpartition("/")[2]
             await admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
             try:
@@ -291,7 +289,7 @@ async def test_killed_before_the_alarm_commit_the_fire_event_comes_back(
         await tx.start()  # the alarm writer's transaction waits on this lock
         await blocker.execute("LOCK TABLE alarms IN ACCESS EXCLUSIVE MODE")
         pub.publish(topic_for("pnl-1", "event"), fire_event(1, 7), 1)
-        await wait_for(lambda: fires_stored(conn), 10)  # the data is committed ...
+        await eventually(lambda: fires_stored(conn), 10)  # the data is committed ...
         await asyncio.sleep(0.5)  # ... (and, before issue 11, acknowledged at once)
         assert await conn.fetchval("SELECT count(*) FROM alarm_events") == 0
         proc.send_signal(signal.SIGKILL)  # ... and the alarm is not
@@ -304,7 +302,7 @@ async def test_killed_before_the_alarm_commit_the_fire_event_comes_back(
             return await conn.fetch("SELECT point, count FROM alarms WHERE type = 'panel.fire'")
 
         try:
-            rows = await wait_for(alarmed, 15)
+            rows = await eventually(alarmed, 15)
         except AssertionError:
             raise AssertionError("the fire event's alarm was lost with the killed ingester; "
                                  f"log:\n{log.read_text()[-3000:]}") from None

@@ -23,7 +23,7 @@ from firetower.mqtt import AsyncMqtt
 from firetower.protocol import encode, format_ts, topic_for
 from tests.alerting.test_service import DEVICES, running  # noqa: F401 (a fixture)
 from tests.alerting.test_writer import RecordingStore, decision
-from tests.conftest import wait_for
+from tests.helpers import eventually
 from tests.ingest.test_faults import subscribed
 
 from .common import alarms, register
@@ -59,8 +59,8 @@ async def test_fire_raised_recurring_cleared_is_counted(running) -> None:  # typ
     async def raised():  # type: ignore[no-untyped-def]
         return [r for r in await alarms(conn) if r["class"] == "fire"]
 
-    await wait_for(raised, 10)
-    await wait_for(lambda: _true(writes("raise") - before["raise"] == 1), 5)
+    await eventually(raised, 10)
+    await eventually(lambda: _true(writes("raise") - before["raise"] == 1), 5)
     assert value("firetower_alerting_alarm_write_seconds_count",
                  **{"class": "fire"}) - before["latency"] == 1
     assert value("firetower_alerting_decisions_total",
@@ -72,7 +72,7 @@ async def test_fire_raised_recurring_cleared_is_counted(running) -> None:  # typ
         pub.publish(topic_for("smk-1", "telemetry"), encode(
             {"seq": seq, "ts": format_ts(datetime.now(UTC)), "obscuration_pct_per_m": 0.1,
              "temperature_c": 21.0}))
-    await wait_for(lambda: _true(writes("clear") - before["clear"] == 1), 10)
+    await eventually(lambda: _true(writes("clear") - before["clear"] == 1), 10)
     assert writes("recur") - before["recur"] == 1
     assert writes("raise") - before["raise"] == 1
 
@@ -82,7 +82,7 @@ async def test_fire_raised_recurring_cleared_is_counted(running) -> None:  # typ
                 and value("firetower_alerting_evaluations_total", type="telemetry")
                 - before["telemetry"] == 5)
 
-    await wait_for(lambda: _true(published()), 5)
+    await eventually(lambda: _true(published()), 5)
     assert value("firetower_alerting_devices") == len(DEVICES)
     assert value("firetower_alerting_writer_queue") == 0
     assert 10 < value("firetower_alerting_state_bytes_per_device") < 1024
@@ -94,7 +94,7 @@ async def _true(x: bool) -> bool:
 
 async def test_writer_retries_are_counted() -> None:
     store = RecordingStore(fail_first=2)
-    w = AlarmWriter(store, take_dirty=list, save_states=_nothing, state_flush_s=60.0)  # type: ignore[arg-type]
+    w = AlarmWriter(store)  # type: ignore[arg-type]
     retries = value("firetower_alerting_alarm_write_retries_total")
     unchanged = value("firetower_alerting_alarm_writes_total",
                       **{"class": "fault", "kind": "unchanged"})
@@ -108,10 +108,6 @@ async def test_writer_retries_are_counted() -> None:
     # the recording store changes nothing in a table: counted as such
     assert value("firetower_alerting_alarm_writes_total",
                  **{"class": "fault", "kind": "unchanged"}) - unchanged == 1
-
-
-async def _nothing(items: list[tuple[str, bytes]]) -> None:
-    return None
 
 
 async def test_the_ingester_process_serves_the_rule_engine_metrics(clean_db, broker,  # type: ignore[no-untyped-def]
@@ -140,7 +136,7 @@ async def test_the_ingester_process_serves_the_rule_engine_metrics(clean_db, bro
                   and 'firetower_alerting_evaluations_total{type="event"} 1.0' in text)
             return text if ok else None
 
-        text = await wait_for(scraped, 20, 0.2)
+        text = await eventually(scraped, 20, 0.2)
         assert 'firetower_alerting_alarm_write_seconds_bucket{class="fire"' in text
         assert "firetower_alerting_devices 3.0" in text
     finally:

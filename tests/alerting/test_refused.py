@@ -14,7 +14,8 @@ from alerting.service import AlertingService
 from firetower import db
 from firetower.alarm_store import AlarmChange
 from firetower.model import Telemetry
-from tests.conftest import settings_for, wait_for
+from tests.conftest import settings_for
+from tests.helpers import eventually
 
 from .common import alarms, register
 
@@ -64,7 +65,7 @@ async def test_a_refused_raise_is_raised_again_by_the_next_readings(
             reading()
             return hook.refused > 0
 
-        await wait_for(refused, 10, 0.25)  # smoke held 1 s: raised, and refused
+        await eventually(refused, 10, 0.25)  # smoke held 1 s: raised, and refused
         hook.on = False
         assert svc.writer is not None
 
@@ -73,7 +74,7 @@ async def test_a_refused_raise_is_raised_again_by_the_next_readings(
             return [r for r in await alarms(conn) if r["type"] == "smoke.threshold"]
 
         try:
-            rows = await wait_for(raised_again, 10, 0.25)
+            rows = await eventually(raised_again, 10, 0.25)
         except AssertionError:
             raise AssertionError("the engine still believes the refused alarm is open") from None
         assert len(rows) == 1 and rows[0]["state"] == "active"

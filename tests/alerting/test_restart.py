@@ -16,7 +16,7 @@ import pytest
 from firetower import db
 from firetower.mqtt import AsyncMqtt
 from firetower.protocol import encode, format_ts, topic_for
-from tests.conftest import wait_for
+from tests.helpers import eventually
 
 from .common import alarms, register
 
@@ -57,7 +57,7 @@ async def test_sigkill_with_open_alarm_and_pending_duration(clean_db, broker) ->
                    "zone": 1, "point": 7})
     try:
         pub.publish(topic_for("pnl-1", "event"), fire)
-        await wait_for(lambda: alarms(conn), 10)
+        await eventually(lambda: alarms(conn), 10)
         for _ in range(4):  # 2 s of smoke: pending, 4 s short of its 6 s
             send_smoke()
             await asyncio.sleep(0.5)
@@ -65,7 +65,7 @@ async def test_sigkill_with_open_alarm_and_pending_duration(clean_db, broker) ->
         async def pending_saved():  # type: ignore[no-untyped-def]
             return await conn.fetchval("SELECT count(*) FROM rule_state WHERE device_id = 'smk-1'")
 
-        await wait_for(pending_saved, 5)
+        await eventually(pending_saved, 5)
         assert len(await alarms(conn)) == 1
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
@@ -80,7 +80,7 @@ async def test_sigkill_with_open_alarm_and_pending_duration(clean_db, broker) ->
         async def smoke_alarm():  # type: ignore[no-untyped-def]
             return [r for r in await alarms(conn) if r["type"] == "smoke.threshold"]
 
-        smoke = (await wait_for(smoke_alarm, 10))[0]
+        smoke = (await eventually(smoke_alarm, 10))[0]
         rows = await alarms(conn)
         assert sorted((r["type"], r["count"]) for r in rows) == [
             ("panel.fire", 1), ("smoke.threshold", 1)]

@@ -10,7 +10,8 @@ import pytest
 from alerting.service import AlertingService
 from firetower import db
 from firetower.protocol import encode, format_ts, topic_for
-from tests.conftest import settings_for, wait_for
+from tests.conftest import settings_for
+from tests.helpers import eventually
 
 from .common import alarms, register, running_centre
 
@@ -38,7 +39,7 @@ async def test_panel_fire_event_is_stored_within_milliseconds(running) -> None: 
     pub.publish(topic_for("pnl-1", "event"), encode(
         {"seq": 1, "ts": now_ts(), "category": "fire", "active": True, "zone": 3, "point": 12,
          "component": "manual_call_point", "location": "2F east stair"}))
-    rows = await wait_for(lambda: alarms(conn), 10)
+    rows = await eventually(lambda: alarms(conn), 10)
     a = rows[0]
     assert (a["class"], a["type"], a["point"], a["state"], a["priority"]) == (
         "fire", "panel.fire", "3/12", "active", 1)
@@ -60,7 +61,7 @@ async def test_smoke_alarm_then_silent_detector_goes_offline_within_deadline_plu
         return [r for r in await alarms(conn)
                 if r["type"] == "offline" and r["device_id"] == "smk-1"]
 
-    off = (await wait_for(offline, 10))[0]
+    off = (await eventually(offline, 10))[0]
     fire = [r for r in await alarms(conn) if r["class"] == "fire"]
     assert [(r["device_id"], r["type"]) for r in fire] == [("smk-1", "smoke.threshold")]
     assert off["inhibited_by"] is None
@@ -85,7 +86,7 @@ async def test_registry_overrides_and_modes_reload_on_notify(running) -> None:  
         return (st is not None and st.params.heat.fixed_c == 70.0
                 and svc.engine.modes.windows)
 
-    await wait_for(reloaded, 5)
+    await eventually(reloaded, 5)
 
 
 async def test_a_fire_from_a_device_registered_a_moment_ago_is_not_lost(running) -> None:  # type: ignore[no-untyped-def]
@@ -100,7 +101,7 @@ async def test_a_fire_from_a_device_registered_a_moment_ago_is_not_lost(running)
     async def stored():  # type: ignore[no-untyped-def]
         return [r for r in await alarms(conn) if r["device_id"] == "pnl-new"]
 
-    assert (await wait_for(stored, 5))[0]["type"] == "panel.fire"
+    assert (await eventually(stored, 5))[0]["type"] == "panel.fire"
 
 
 async def test_the_writer_thread_option_stores_alarms(clean_db, broker) -> None:  # type: ignore[no-untyped-def]

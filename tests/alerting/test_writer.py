@@ -1,7 +1,7 @@
 """The writer drains fire first, retries a lost connection and a database in recovery (never
-drops a decision on an outage), reports a decision the database refuses, keeps a watermark of
-the decisions written, and saves rule state only when its queue is empty (so the stored state
-is never ahead of the stored alarms)."""
+drops a decision on an outage), reports a decision the database refuses, and keeps a watermark
+of the decisions written. (Rule state is saved by the service, only while every decision is
+committed: tests/alerting/test_state_save.py.)"""
 
 from __future__ import annotations
 
@@ -52,25 +52,18 @@ def decision(device: str, cls: AlarmClass) -> Decision:
     return Decision(Action.RAISE, PRIORITY[cls], AlarmKey(device, "", cls.value), cls, 0.0)
 
 
-async def test_fire_jumps_the_queue_and_state_waits_for_an_empty_queue() -> None:
+async def test_fire_jumps_the_queue_and_waiting_decisions_share_commits() -> None:
     store = RecordingStore()
-    saved: list[int] = []
-
-    async def save(items: list[tuple[str, bytes]]) -> None:
-        saved.append(len(store.calls))
-
-    w = AlarmWriter(store, take_dirty=lambda: [("x", b"")],  # type: ignore[arg-type]
-                    save_states=save, state_flush_s=0.01)
+    w = AlarmWriter(store)  # type: ignore[arg-type]
     for i in range(500):
         w.put(decision(f"off-{i}", AlarmClass.OFFLINE))
     w.put(decision("fire-1", AlarmClass.FIRE))
     task = asyncio.create_task(w.run())
     try:
-        await asyncio.sleep(0.05)
-        await w.drain()
+        await asyncio.wait_for(w.drain(), 30)
         assert store.calls[0] == "fire-1" and len(store.calls) == 501
         assert store.transactions == 5  # 5 batches of 100 and a single: few commits
-        assert saved and saved[0] == 501  # the first state save came after the whole queue
+        assert (w.written, w.done, w.low) == (501, 501, 501)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -78,17 +71,13 @@ async def test_fire_jumps_the_queue_and_state_waits_for_an_empty_queue() -> None
 
 async def test_a_lost_connection_is_retried_not_dropped() -> None:
     store = RecordingStore(fail_first=3)
-
-    async def save(items: list[tuple[str, bytes]]) -> None:
-        return None
-
-    w = AlarmWriter(store, take_dirty=list, save_states=save)  # type: ignore[arg-type]
+    w = AlarmWriter(store)  # type: ignore[arg-type]
     task = asyncio.create_task(w.run())
     try:
         w.put(decision("fire-1", AlarmClass.FIRE))
-        await asyncio.sleep(0.6)
-        await w.drain()
-        assert store.calls == ["fire-1"] and w.failed == 0
+        await asyncio.wait_for(w.drain(), 30)
+        assert store.calls == ["fire-1"] and (w.written, w.failed) == (1, 0)
+        assert store.fail == 0  # the three failures happened, and were retried
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -107,10 +96,7 @@ OUTAGE_ERRORS = [asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
 async def test_a_database_outage_is_retried_not_dropped(error: type[Exception]) -> None:
     store = RecordingStore(fail_first=4, error=error)
 
-    async def save(items: list[tuple[str, bytes]]) -> None:
-        return None
-
-    w = AlarmWriter(store, take_dirty=list, save_states=save)  # type: ignore[arg-type]
+    w = AlarmWriter(store)  # type: ignore[arg-type]
     task = asyncio.create_task(w.run())
     try:
         w.put(decision("fire-1", AlarmClass.FIRE))
@@ -128,11 +114,7 @@ async def test_a_refused_decision_is_reported_and_the_others_written() -> None:
     store = RecordingStore(refuse={"bad"})
     refused: list[Decision] = []
 
-    async def save(items: list[tuple[str, bytes]]) -> None:
-        return None
-
-    w = AlarmWriter(store, take_dirty=list, save_states=save,  # type: ignore[arg-type]
-                    on_refused=refused.append)
+    w = AlarmWriter(store, on_refused=refused.append)  # type: ignore[arg-type]
     for name in ("a", "bad", "b"):  # one batch: it fails, then one by one
         w.put(decision(name, AlarmClass.FIRE))
     task = asyncio.create_task(w.run())
@@ -151,11 +133,7 @@ async def test_the_watermark_passes_a_ticket_only_when_every_earlier_one_is_done
     store = RecordingStore()
     moves: list[int] = []
 
-    async def save(items: list[tuple[str, bytes]]) -> None:
-        return None
-
-    w = AlarmWriter(store, take_dirty=list, save_states=save,  # type: ignore[arg-type]
-                    on_progress=lambda: moves.append(w.low))
+    w = AlarmWriter(store, on_progress=lambda: moves.append(w.low))  # type: ignore[arg-type]
     store.writer = w
     w.put(decision("off-0", AlarmClass.OFFLINE))  # ticket 0
     w.put(decision("fire-1", AlarmClass.FIRE))  # ticket 1, written first
@@ -173,8 +151,7 @@ async def test_the_watermark_passes_a_ticket_only_when_every_earlier_one_is_done
 @given(st.permutations(range(30)))
 def test_the_watermark_is_the_first_ticket_not_done_in_any_completion_order(
         order: list[int]) -> None:
-    w = AlarmWriter(RecordingStore(), take_dirty=list,  # type: ignore[arg-type]
-                    save_states=None)  # type: ignore[arg-type]
+    w = AlarmWriter(RecordingStore())  # type: ignore[arg-type]
     done: set[int] = set()
     for t in order:
         w._finish([t])

@@ -22,7 +22,7 @@ from firetower.alarm_store import AlarmStore
 from tests.api.conftest import api_settings_for, raise_alarm, seed
 from tests.api.server import running_api
 from tests.api.sse import SseEvent, events
-from tests.conftest import wait_for
+from tests.helpers import eventually
 from tests.pgcluster import PgCluster
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ async def test_requests_get_503_during_a_crash_and_the_stream_survives(
                                   headers=client.headers, timeout=None) as streaming:
             reader = asyncio.create_task(read_stream(streaming, received))
             try:
-                await wait_for(lambda: _has(received, "snapshot"), 10)
+                await eventually(lambda: _has(received, "snapshot"), 10)
                 assert (await client.get("/auth/me")).status_code == 200
 
                 cluster.crash()
@@ -78,7 +78,7 @@ async def test_requests_get_503_during_a_crash_and_the_stream_survives(
                 async def answers() -> bool:
                     return (await client.get("/auth/me")).status_code == 200
 
-                await wait_for(answers, 20, 0.2)
+                await eventually(answers, 20, 0.2)
                 conn = await db.connect(url)
                 try:
                     await raise_alarm(AlarmStore(conn), "smk-after", "s1")
@@ -90,7 +90,7 @@ async def test_requests_get_503_during_a_crash_and_the_stream_survives(
                                and e.data["alarm"]["device_id"] == "smk-after"
                                for e in received)
 
-                await wait_for(delivered, 20)
+                await eventually(delivered, 20)
                 assert not reader.done()
             finally:
                 reader.cancel()

@@ -21,8 +21,9 @@ from firetower.broker import Broker
 from tests.api.conftest import api_settings_for
 from tests.api.pipeline import pipeline
 from tests.api.sse import events
-from tests.conftest import Database, wait_for
+from tests.conftest import Database
 from tests.dispatch.common import config
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,7 @@ async def test_fire_clocks_are_recorded_in_order_and_counted(clean_db: Database,
                 r = await op.post(f"/alarms/{alarm_id}/verdict",
                                   json={"verdict": "true_fire", "reason": "CCTV shows smoke"})
                 assert r.status_code == 200, r.text
-            await wait_for(lambda: pool.fetchval(
+            await eventually(lambda: pool.fetchval(
                 "SELECT delivered_at FROM alarms WHERE id = $1", alarm_id), timeout=10)
             assert len(rx.unique) == 1 and rx.unique[0].type == "alarm.forwarded"
 

@@ -24,7 +24,8 @@ from firetower import db
 from firetower.broker import free_port
 from tests.api.conftest import TEST_SECRET, World, api_settings_for, seed
 from tests.api.server import running_api
-from tests.conftest import Database, wait_for
+from tests.conftest import Database
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
@@ -78,7 +79,7 @@ async def api_process(clean_db: Database, tmp_path: Path) -> AsyncIterator[ApiPr
             return False
 
     try:
-        await wait_for(up, 30, 0.2)
+        await eventually(up, 30, 0.2)
         # warm up: the first requests import and build what every later one uses
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
             await c.post("/api/v1/auth/token", data={"username": "chief", "password": "x"})

@@ -23,7 +23,8 @@ from firetower.alarm_store import AlarmStore
 from firetower.broker import free_port
 from tests.api.conftest import World, raise_alarm
 from tests.api.sse import events
-from tests.conftest import Database, wait_for
+from tests.conftest import Database
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 ALARM = "/api/v1/alarms/{alarm_id}"
@@ -106,12 +107,12 @@ async def test_stream_clients_and_events_sent(world: World, store: AlarmStore) -
         async def counted() -> bool:  # counted just after the frame is handed to the server
             return value("firetower_stream_events_sent_total") - sent == 1
 
-        await wait_for(counted, 5)
+        await eventually(counted, 5)
 
     async def gone() -> bool:
         return value("firetower_stream_clients") == clients
 
-    await wait_for(gone, 5)
+    await eventually(gone, 5)
 
 
 def _api_process(db_url: str, metrics_port: int, log: Path) -> tuple[subprocess.Popen[bytes],
@@ -138,7 +139,7 @@ async def test_firetower_api_serves_metrics_on_its_port(database: Database,
     metrics_port = free_port()
     proc, port = _api_process(database.url, metrics_port, tmp_path / "api.log")
     try:
-        r = await wait_for(lambda: _get(f"http://127.0.0.1:{port}/api/v1/openapi.json"), 30, 0.2)
+        r = await eventually(lambda: _get(f"http://127.0.0.1:{port}/api/v1/openapi.json"), 30, 0.2)
         assert r.status_code == 200
 
         async def scraped() -> dict[tuple[str, ...], float] | None:
@@ -151,7 +152,7 @@ async def test_firetower_api_serves_metrics_on_its_port(database: Database,
                      if s.name.endswith("_total")}
             return found or None
 
-        found = await wait_for(scraped, 10, 0.2)
+        found = await eventually(scraped, 10, 0.2)
         assert found[("/api/v1/openapi.json", "GET", "2xx")] >= 1
     finally:
         proc.terminate()
@@ -166,7 +167,7 @@ async def test_a_metrics_port_in_use_does_not_stop_the_api(database: Database,
         log = tmp_path / "api.log"
         proc, port = _api_process(database.url, taken.getsockname()[1], log)
         try:
-            r = await wait_for(lambda: _get(f"http://127.0.0.1:{port}/api/v1/openapi.json"),
+            r = await eventually(lambda: _get(f"http://127.0.0.1:{port}/api/v1/openapi.json"),
                                30, 0.2)
             assert r.status_code == 200
             assert proc.poll() is None

@@ -20,7 +20,8 @@ from firetower.broker import Broker, free_port
 from firetower.mqtt import AsyncMqtt, MqttError
 from tests.api.conftest import api_settings_for, seed
 from tests.api.server import running_api
-from tests.conftest import Database, wait_for
+from tests.conftest import Database
+from tests.helpers import eventually
 
 
 def _has_group(name: str) -> bool:
@@ -121,14 +122,14 @@ async def test_device_publishes_only_on_its_own_topics(clean_db: Database,
             # Mosquitto 2.0.11 drops a connection after its second denied QoS 1 publish in a
             # row, and paho re-sends both on the next connection (docs/broker.md).
             for forged in ("fire/v1/smk-b/event", "fire/v1/other/telemetry"):
-                forger = await wait_for(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 10)
+                forger = await eventually(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 10)
                 forger.publish(forged, b"{}")  # dropped by the ACL
                 await asyncio.sleep(0.2)
                 await forger.stop()
-            dev_a = await wait_for(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 10)
+            dev_a = await eventually(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 10)
             clients.append(dev_a)
             dev_a.publish("fire/v1/smk-a/event", b"{}")     # its own: delivered
-            await wait_for(lambda: _has(received, "fire/v1/smk-a/event"), 10)
+            await eventually(lambda: _has(received, "fire/v1/smk-a/event"), 10)
             await asyncio.sleep(0.5)
             assert received == ["fire/v1/smk-a/event"]
             # The downlink (the centre's event confirmations): a device reads only its own,
@@ -137,14 +138,14 @@ async def test_device_publishes_only_on_its_own_topics(clean_db: Database,
             dev_a.set_on_message(lambda c, u, m: down.append(f"{m.topic} {bytes(m.payload)!r}"))
             dev_a.subscribe("centre/v1/#", 1)
             await asyncio.sleep(0.3)  # SUBACK
-            forger = await wait_for(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 10)
+            forger = await eventually(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 10)
             forger.publish("centre/v1/smk-a/confirm", b'{"seq": 99}')  # dropped by the ACL
             await asyncio.sleep(0.2)
             await forger.stop()
             for dev in ("smk-b", "smk-a"):
                 service.publish(f"centre/v1/{dev}/confirm", b'{"seq": 1}')
             mine = "centre/v1/smk-a/confirm b'{\"seq\": 1}'"
-            await wait_for(lambda: _has(down, mine), 10)
+            await eventually(lambda: _has(down, mine), 10)
             await asyncio.sleep(0.5)
             assert down == [mine]  # not smk-b's, and not the forgery (seq 99)
             # Wrong password and unknown users are refused.

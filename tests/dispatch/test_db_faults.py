@@ -25,8 +25,9 @@ import pytest
 from dispatch.receiver import Receiver
 from firetower import db
 from firetower.alarm_store import AlarmStore
-from tests.conftest import ADMIN_URL, Database, wait_for
+from tests.conftest import ADMIN_URL, Database
 from tests.dispatch.common import LOOPBACK, PUBLIC_URL, endpoint, raise_fire, seed
+from tests.helpers import eventually
 from tests.pgcluster import PgCluster
 
 pytestmark = pytest.mark.integration
@@ -84,7 +85,7 @@ async def raise_with_retry(url: str, device: str, rule: str) -> None:
         finally:
             await conn.close()
 
-    await wait_for(attempt, 60, 0.2)
+    await eventually(attempt, 60, 0.2)
 
 
 async def test_dispatcher_survives_a_database_crash_and_delivers_after(
@@ -105,7 +106,7 @@ async def test_dispatcher_survives_a_database_crash_and_delivers_after(
         try:
             await raise_fire(AlarmStore(conn), "d0", rule="before.crash")
             await conn.close()
-            await wait_for(lambda: _received(rx, 1), 30)
+            await eventually(lambda: _received(rx, 1), 30)
 
             cluster.crash()
             await asyncio.sleep(1.0)  # down: connections refused
@@ -116,7 +117,7 @@ async def test_dispatcher_survives_a_database_crash_and_delivers_after(
 
             await raise_with_retry(url, "d1", "after.crash")
             try:
-                await wait_for(lambda: _received(rx, 2), 30)
+                await eventually(lambda: _received(rx, 2), 30)
             except AssertionError:
                 raise AssertionError(f"not delivered after the recovery (process "
                                      f"{'running' if proc.poll() is None else 'exited ' + str(proc.returncode)});"
@@ -152,7 +153,7 @@ async def test_dispatcher_connections_terminated_57P01(clean_db: Database,
         proc = spawn(clean_db.url, log)
         try:
             await raise_fire(store, "d0", rule="before")
-            await wait_for(lambda: _received(rx, 1), 30)
+            await eventually(lambda: _received(rx, 1), 30)
             dbname = clean_db.url.rpartition("/")[2]
             for _ in range(2):  # twice: the reconnected dispatcher rides out the second too
                 killed = await admin.fetchval(
@@ -162,7 +163,7 @@ async def test_dispatcher_connections_terminated_57P01(clean_db: Database,
                 await asyncio.sleep(4.0)  # longer than the old process's check interval
                 assert proc.poll() is None, log.read_text()[-3000:]
             await raise_fire(store, "d1", rule="after")
-            await wait_for(lambda: _received(rx, 2), 30)
+            await eventually(lambda: _received(rx, 2), 30)
             assert proc.poll() is None
             assert log.read_text().count("leading again") >= 2
         finally:

@@ -12,8 +12,9 @@ from firetower.alarm_store import AlarmStore
 from firetower.alarms import AlarmClass, Trigger, Verdict
 from firetower.webhooks import delivery_log, subscriptions
 from firetower.webhooks.signing import verify
-from tests.conftest import Database, wait_for
+from tests.conftest import Database
 from tests.dispatch.common import BOX, PUBLIC_URL, endpoint, pool_for, raise_fire, running, seed
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ async def test_lifecycle_events_signed_with_payload(clean_db: Database) -> None:
         await store.transition(alarm, Trigger.ACKNOWLEDGE, actor="operator:alice")
         await store.transition(alarm, Trigger.VERDICT, actor="operator:alice",
                                verdict=Verdict.FALSE_ALARM)
-        await wait_for(lambda: _n(rx, 3), timeout=10)
+        await eventually(lambda: _n(rx, 3), timeout=10)
         await rx.stop()
     assert [r.type for r in rx.unique] == ["alarm.raised", "alarm.acknowledged",
                                            "alarm.verdict"]
@@ -72,7 +73,7 @@ async def test_filters(clean_db: Database) -> None:
         await store.transition(a0, Trigger.VERDICT, actor="op", verdict=Verdict.TRUE_FIRE)
         await store.transition(a1, Trigger.VERDICT, actor="op", verdict=Verdict.TRUE_FIRE)
         # a0: raised, verdict, forwarded; a1 the same; the fault: raised
-        await wait_for(lambda: _n(rx_all, 7), timeout=10)
+        await eventually(lambda: _n(rx_all, 7), timeout=10)
         await asyncio.sleep(0.3)
         for rx in (rx_all, rx_fault, rx_s2, rx_j7_verdicts):
             await rx.stop()
@@ -108,7 +109,7 @@ async def test_retry_policy(clean_db: Database) -> None:
         await rx.start()
         for i in range(4):
             await raise_fire(store, f"d{i}", site="s1" if i % 2 == 0 else "s2")
-        await wait_for(lambda: _n(rx, 3), timeout=15)
+        await eventually(lambda: _n(rx, 3), timeout=15)
         await asyncio.sleep(0.2)
         await rx.stop()
         async with pool.acquire() as conn:
@@ -142,22 +143,22 @@ async def test_dead_letter_failing_alarm_and_replay(clean_db: Database) -> None:
         async def dead() -> bool:
             return await pool.fetchval("SELECT count(*) FROM webhook_deliveries"
                                        " WHERE status = 'dead'") == 1
-        await wait_for(dead, timeout=10)
+        await eventually(dead, timeout=10)
         failing = await pool.fetchrow("SELECT * FROM alarms WHERE type = 'webhook.failing'")
         assert failing is not None and failing["class"] == "fault"
         assert failing["device_id"] == f"webhook:{eid}" and failing["state"] == "active"
         down = False
         await raise_fire(store, "d2")
-        await wait_for(lambda: _n(rx, 1), timeout=10)
+        await eventually(lambda: _n(rx, 1), timeout=10)
 
         async def cleared() -> bool:
             return await pool.fetchval("SELECT state FROM alarms WHERE type = 'webhook.failing'"
                                        ) == "cleared_unack"
-        await wait_for(cleared, timeout=5)
+        await eventually(cleared, timeout=5)
         async with pool.acquire() as conn:
             replayed = await delivery_log.replay(conn, eid)
         assert len(replayed) == 1
-        await wait_for(lambda: _n(rx, 2), timeout=10)
+        await eventually(lambda: _n(rx, 2), timeout=10)
         await rx.stop()
         attempts = await pool.fetchval(
             "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d"
@@ -177,7 +178,7 @@ async def test_secret_rotation(clean_db: Database) -> None:
         eid, old = await endpoint(pool, rx_old.url, event_types=["alarm.raised"])
         rx_old.secrets.append(old)
         await raise_fire(store, "d0")
-        await wait_for(lambda: _n(rx_old, 1), timeout=10)
+        await eventually(lambda: _n(rx_old, 1), timeout=10)
         async with pool.acquire() as conn:
             new, _ = await subscriptions.rotate(conn, BOX, eid, overlap_s=1.5)
         rx_new = await Receiver([new]).start()
@@ -185,13 +186,13 @@ async def test_secret_rotation(clean_db: Database) -> None:
             await subscriptions.update(conn, eid, {"url": rx_new.url})
         await asyncio.sleep(0.3)
         await raise_fire(store, "d2")
-        await wait_for(lambda: _n(rx_new, 1), timeout=10)
+        await eventually(lambda: _n(rx_new, 1), timeout=10)
         first = rx_new.unique[0]
         both = first.headers["webhook-signature"].split()
         assert verify([old], first.headers, first.raw) == verify([new], first.headers, first.raw)
         await asyncio.sleep(1.5)
         await raise_fire(store, "d4")
-        await wait_for(lambda: _n(rx_new, 2), timeout=10)
+        await eventually(lambda: _n(rx_new, 2), timeout=10)
         only_new = rx_new.unique[1].headers["webhook-signature"].split()
         await rx_old.stop()
         await rx_new.stop()
@@ -218,12 +219,12 @@ async def test_second_dispatcher_is_a_standby(clean_db: Database) -> None:
         await asyncio.sleep(0.5)
         assert not standby.leader.is_set()
         await raise_fire(store, "d0")
-        await wait_for(lambda: _n(rx, 1), timeout=10)
+        await eventually(lambda: _n(rx, 1), timeout=10)
         await leader.stop()
         await asyncio.wait_for(waiting, 10)
         assert standby.leader.is_set()
         await raise_fire(store, "d2")
-        await wait_for(lambda: _n(rx, 2), timeout=10)
+        await eventually(lambda: _n(rx, 2), timeout=10)
         await standby.stop()
         await rx.stop()
     assert len(rx.requests) == 2 and rx.bad_signatures == 0
@@ -244,12 +245,12 @@ async def test_unreadable_secret_keeps_messages_queued(clean_db: Database) -> No
             async def tried() -> bool:
                 return bool(await pool.fetchval(
                     "SELECT attempts FROM webhook_deliveries WHERE endpoint_id = $1", eid))
-            await wait_for(tried, timeout=10)
+            await eventually(tried, timeout=10)
             row = await pool.fetchrow("SELECT status, last_error FROM webhook_deliveries")
             assert row["status"] == "pending" and "signing secret" in row["last_error"]
             assert rx.requests == []
         async with running(clean_db.url):
-            await wait_for(lambda: _n(rx, 1), timeout=10)
+            await eventually(lambda: _n(rx, 1), timeout=10)
         await rx.stop()
     assert rx.bad_signatures == 0
 
@@ -271,13 +272,13 @@ async def test_failing_alarm_cleared_when_endpoint_deleted_and_prune(clean_db: D
         async def alarm_state() -> str | None:
             return await pool.fetchval("SELECT state FROM alarms WHERE device_id = $1",
                                        f"webhook:{eid_bad}")
-        await wait_for(alarm_state, timeout=10)
-        await wait_for(lambda: _n(ok, 2), timeout=10)
+        await eventually(alarm_state, timeout=10)
+        await eventually(lambda: _n(ok, 2), timeout=10)
         await pool.execute("DELETE FROM webhook_endpoints WHERE id = $1", eid_bad)
 
         async def cleared() -> bool:
             return await alarm_state() == "cleared_unack"
-        await wait_for(cleared, timeout=10)
+        await eventually(cleared, timeout=10)
         await ok.stop()
         assert await prune(pool, 30) == 0  # nothing old enough
         oldest = await pool.fetchrow("SELECT id, event_id FROM webhook_deliveries ORDER BY id"

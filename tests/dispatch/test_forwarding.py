@@ -12,8 +12,9 @@ from dispatch.forwarding import plan
 from dispatch.receiver import Receiver
 from firetower.alarm_store import AlarmStore
 from firetower.alarms import Mode, Trigger, Verdict
-from tests.conftest import Database, wait_for
+from tests.conftest import Database
 from tests.dispatch.common import endpoint, pool_for, raise_fire, running, seed, verdict
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 DEADLINE = 1.5
@@ -41,14 +42,14 @@ async def test_deadline_forwards_unverified_and_verdicts_decide(clean_db: Databa
         await store.transition(acked, Trigger.ACKNOWLEDGE, actor="operator:alice")
         await verdict(store, false_alarm, Verdict.FALSE_ALARM)
         await verdict(store, true_fire, Verdict.TRUE_FIRE)
-        row = await wait_for(lambda: _forwarded(pool, true_fire), timeout=DEADLINE)
+        row = await eventually(lambda: _forwarded(pool, true_fire), timeout=DEADLINE)
         assert row["forward_basis"] == "operator"
         assert time.monotonic() - t0 < DEADLINE  # at once, not at the deadline
-        row = await wait_for(lambda: _forwarded(pool, silent), timeout=DEADLINE + 3)
+        row = await eventually(lambda: _forwarded(pool, silent), timeout=DEADLINE + 3)
         waited = (row["forwarded_at"] - row["received_at"]).total_seconds()
         assert row["forward_basis"] == "deadline" and DEADLINE <= waited < DEADLINE + 0.5
-        assert (await wait_for(lambda: _forwarded(pool, acked), 3))["forward_basis"] == "deadline"
-        await wait_for(lambda: _count(rx, 3), timeout=5)
+        assert (await eventually(lambda: _forwarded(pool, acked), 3))["forward_basis"] == "deadline"
+        await eventually(lambda: _count(rx, 3), timeout=5)
         await asyncio.sleep(DEADLINE)  # long past every deadline
         assert await _forwarded(pool, false_alarm) is None
         assert await _forwarded(pool, in_test) is None
@@ -78,7 +79,7 @@ async def test_coincidence_forwards_at_once_when_configured(clean_db: Database) 
                            forward_on_coincidence=True):
             confirmed = await raise_fire(store, "d0", evidence=evidence)
             single = await raise_fire(store, "d2")
-            row = await wait_for(lambda: _forwarded(pool, confirmed), timeout=2)
+            row = await eventually(lambda: _forwarded(pool, confirmed), timeout=2)
             assert row["forward_basis"] == "coincidence"
             await asyncio.sleep(0.3)
             assert await _forwarded(pool, single) is None

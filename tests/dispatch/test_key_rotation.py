@@ -15,9 +15,10 @@ from firetower.settings import DEV_SECRET, Settings
 from firetower.webhooks.secretbox import key_id
 from tests.api.conftest import TEST_SECRET, api_settings_for, seed
 from tests.api.server import running_api
-from tests.conftest import Database, wait_for
+from tests.conftest import Database
 from tests.dispatch.common import LOOPBACK, PUBLIC_URL, config, endpoint, pool_for, raise_fire
 from tests.dispatch.common import seed as seed_devices
+from tests.helpers import eventually
 from tests.unit.test_secrets import LEGACY_BLOB, LEGACY_SECRET
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ async def test_legacy_secret_delivers_and_is_resealed(clean_db: Database) -> Non
         await d.start()
         try:
             await raise_fire(store, "d0")
-            await wait_for(lambda: _delivered(rx, 1), timeout=10)
+            await eventually(lambda: _delivered(rx, 1), timeout=10)
         finally:
             await d.stop()
         sealed = await pool.fetchval("SELECT sealed FROM webhook_secrets WHERE endpoint_id = $1",
@@ -59,7 +60,7 @@ async def test_legacy_secret_delivers_and_is_resealed(clean_db: Database) -> Non
         await d.start()
         try:
             await raise_fire(store, "d2")
-            await wait_for(lambda: _delivered(rx, 2), timeout=10)
+            await eventually(lambda: _delivered(rx, 2), timeout=10)
         finally:
             await d.stop()
     await rx.stop()

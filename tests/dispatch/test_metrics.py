@@ -18,8 +18,9 @@ from dispatch.receiver import Receiver
 from firetower.alarm_store import AlarmStore
 from firetower.alarms import Verdict
 from firetower.broker import free_port
-from tests.conftest import Database, wait_for
+from tests.conftest import Database
 from tests.dispatch.common import endpoint, pool_for, raise_fire, running, seed, verdict
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,7 @@ async def test_deliveries_and_forwards_are_counted(clean_db: Database) -> None:
         async def all_arrived() -> bool:  # raised, verdict, forwarded
             return len(rx.unique) >= 3
 
-        await wait_for(all_arrived, timeout=10)
+        await eventually(all_arrived, timeout=10)
         assert dispatcher.leader.is_set()
         assert value("firetower_dispatch_leader") == 1
 
@@ -57,7 +58,7 @@ async def test_deliveries_and_forwards_are_counted(clean_db: Database) -> None:
                 and REGISTRY.get_sample_value("firetower_dispatch_pending_deliveries",
                                               {"endpoint": str(eid)}) is not None
 
-        await wait_for(outbox_empty, timeout=5)
+        await eventually(outbox_empty, timeout=5)
         await rx.stop()
     after = (attempts("delivered"), value("firetower_dispatch_attempt_seconds_count"),
              value("firetower_dispatch_delivery_seconds_count"),
@@ -81,7 +82,7 @@ async def test_retries_rejections_and_a_failing_endpoint(clean_db: Database) -> 
         async def failing() -> bool:  # 3 failures make the endpoint failing (tests' config)
             return value("firetower_dispatch_endpoint_failing", endpoint=str(eid)) == 1
 
-        await wait_for(failing, timeout=10)
+        await eventually(failing, timeout=10)
         assert attempts("retry") - before[0] >= 3
         pending = await pool.fetchval("SELECT count(*) FROM webhook_deliveries"
                                       " WHERE status = 'pending'")
@@ -90,20 +91,20 @@ async def test_retries_rejections_and_a_failing_endpoint(clean_db: Database) -> 
         async def counted_pending() -> bool:
             return value("firetower_dispatch_pending_deliveries", endpoint=str(eid)) == 1
 
-        await wait_for(counted_pending, timeout=5)
+        await eventually(counted_pending, timeout=5)
         answer["status"] = 400  # the receiver refuses the message: not retried
 
         async def rejected() -> bool:
             return attempts("rejected") - before[1] == 1
 
-        await wait_for(rejected, timeout=10)
+        await eventually(rejected, timeout=10)
         answer["status"] = 204
         await raise_fire(store, "d2")
 
         async def recovered() -> bool:
             return value("firetower_dispatch_endpoint_failing", endpoint=str(eid)) == 0
 
-        await wait_for(recovered, timeout=10)
+        await eventually(recovered, timeout=10)
         assert attempts("delivered") - before[2] == 1
         await rx.stop()
 
@@ -130,14 +131,14 @@ async def test_firetower_dispatch_serves_metrics_and_a_standby_runs_without(
             text = await _metrics_text(port)
             return text is not None and "firetower_dispatch_leader 1.0" in text
 
-        await wait_for(leading, timeout=30, interval=0.2)
+        await eventually(leading, timeout=30, interval=0.2)
         standby = subprocess.Popen(cmd, env=env, stdout=logs[1].open("wb"),
                                    stderr=subprocess.STDOUT)
 
         async def warned() -> bool:
             return "metrics not served" in logs[1].read_text()
 
-        await wait_for(warned, timeout=30, interval=0.2)
+        await eventually(warned, timeout=30, interval=0.2)
         assert standby.poll() is None and leader.poll() is None
         assert "firetower_dispatch_leader 1.0" in (await _metrics_text(port) or "")
     finally:

@@ -10,6 +10,7 @@ newer events queue behind it) in test time."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
@@ -21,8 +22,9 @@ import pytest
 
 from dispatch.receiver import Receiver
 from firetower.alarm_store import AlarmStore
-from tests.conftest import Database, wait_for
+from tests.conftest import Database
 from tests.dispatch.common import LOOPBACK, PUBLIC_URL, endpoint, pool_for, raise_fire, running, seed
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +63,7 @@ async def test_receiver_down_then_back(clean_db: Database) -> None:
         want_flaky = await expected_ids(pool, e_flaky)
         want_steady = await expected_ids(pool, e_steady)
         assert len(want_flaky) == len(want_steady) == n
-        await wait_for(lambda: _all(flaky, n), timeout=30)
+        await eventually(lambda: _all(flaky, n), timeout=30)
         attempts = await pool.fetchval(
             "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d"
             " ON d.id = a.delivery_id WHERE d.endpoint_id = $1 AND a.outcome = 'retry'", e_flaky)
@@ -106,7 +108,7 @@ async def test_sigkill_mid_delivery_loses_nothing(clean_db: Database, tmp_path: 
         proc = _spawn(clean_db.url, log)
         try:
             for kill_at in (30, 90):
-                await wait_for(lambda k=kill_at: _all(slow, k), timeout=30)
+                await eventually(functools.partial(_all, slow, kill_at), timeout=30)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
                 await asyncio.sleep(0.2)  # the request in flight may still be answered
@@ -118,8 +120,8 @@ async def test_sigkill_mid_delivery_loses_nothing(clean_db: Database, tmp_path: 
                 assert len(slow.unique) == mid
                 proc = _spawn(clean_db.url, log)
             want1, want2 = await expected_ids(pool, e1), await expected_ids(pool, e2)
-            await wait_for(lambda: _all(slow, len(want1)), timeout=60)
-            await wait_for(lambda: _all(other, len(want2)), timeout=30)
+            await eventually(lambda: _all(slow, len(want1)), timeout=60)
+            await eventually(lambda: _all(other, len(want2)), timeout=30)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -160,7 +162,7 @@ async def test_receiver_down_for_minutes(clean_db: Database) -> None:
         want = await expected_ids(pool, eid)
         await rx.start()
         t_back = loop.time()
-        await wait_for(lambda: _all(rx, n), timeout=60)
+        await eventually(lambda: _all(rx, n), timeout=60)
         recovered_s = loop.time() - t_back
         attempts = await pool.fetchval(
             "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d"

@@ -16,9 +16,10 @@ from firetower.alarm_store import AlarmStore
 from firetower.broker import free_port
 from tests.api.conftest import World, api_settings_for, seed
 from tests.api.server import running_api
-from tests.conftest import Database, wait_for
+from tests.conftest import Database
 from tests.dispatch.common import endpoint, pool_for, raise_fire, running
 from tests.dispatch.common import seed as seed_devices
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 INTERNAL_BODY = "postgres internal admin page: password=hunter2"
@@ -90,7 +91,7 @@ async def test_name_resolving_to_loopback_refused_at_delivery(clean_db: Database
         rx.secrets.append(secret)
         async with running(clean_db.url, allow=""):
             await raise_fire(store, "d0")
-            await wait_for(lambda: _attempts(pool, eid), timeout=10)
+            await eventually(lambda: _attempts(pool, eid), timeout=10)
             tries = await _attempts(pool, eid)
             assert tries[0] == {"status_code": None, "error": "address not allowed",
                                 "outcome": "retry"}
@@ -99,7 +100,7 @@ async def test_name_resolving_to_loopback_refused_at_delivery(clean_db: Database
             assert health["last_error"] == "address not allowed"
         assert rx.requests == []
         async with running(clean_db.url):  # loopback allow-listed: the same message arrives
-            await wait_for(lambda: _n(rx, 1), timeout=10)
+            await eventually(lambda: _n(rx, 1), timeout=10)
     await rx.stop()
     assert rx.bad_signatures == 0
 
@@ -174,7 +175,7 @@ async def world_with_dispatch(clean_db: Database) -> AsyncIterator[tuple[World, 
 
                 async def both_tried() -> bool:
                     return all([await _attempts(pool, i) for i in ids])
-                await wait_for(both_tried, timeout=15)
+                await eventually(both_tried, timeout=15)
             yield w, *ids
         finally:
             server.close()

@@ -23,10 +23,10 @@ import asyncpg
 import pytest
 
 from firetower.mqtt import AsyncMqtt, MqttError
-from tests.conftest import wait_for
 from tests.faults.centre import Centre, Device
 from tests.faults.invariants import assert_nothing_lost
 from tests.faults.stream import Sent, Stream, epoch_1970, year_ahead
+from tests.helpers import eventually
 from tests.pgcluster import PgCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(240)]
@@ -246,7 +246,7 @@ async def wait_stored(db_url: str, events: list[tuple[str, int]], timeout: float
                 " ON e.device_id = b.d AND e.seq = b.q", devices, seqs)
             return n >= len(events)
 
-        await wait_for(stored, timeout, 0.005)
+        await eventually(stored, timeout, 0.005)
     finally:
         await conn.close()
 

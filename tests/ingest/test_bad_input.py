@@ -10,8 +10,8 @@ import pytest
 
 from firetower import db
 from ingest.service import Ingester
-from tests.conftest import settings_for, wait_for
-from tests.helpers import fleet, publish, register, telemetry_stream
+from tests.conftest import settings_for
+from tests.helpers import eventually, fleet, publish, register, telemetry_stream
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ async def test_every_kind_of_bad_input_is_recorded_and_valid_traffic_flows(clean
             r = await conn.fetchval("SELECT count(*) FROM rejects")
             return n == len(valid) and r == len(bad) * 5
 
-        await wait_for(done, 60)
+        await eventually(done, 60)
         got = Counter(r["reason"] for r in await conn.fetch("SELECT reason FROM rejects"))
         want = Counter(r for _, _, r in bad for _ in range(5))
         assert got == want

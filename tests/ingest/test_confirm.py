@@ -12,7 +12,7 @@ import pytest
 from firetower.mqtt import AsyncMqtt
 from firetower.protocol import confirm_topic, encode, format_ts, topic_for
 from tests.alerting.common import register, running_centre
-from tests.conftest import wait_for
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -47,9 +47,9 @@ async def test_an_event_is_confirmed_after_its_alarm_commit_and_again_on_resend(
                            "active": True, "zone": 2, "point": 5,
                            "component": "smoke_detector", "location": "3F corridor"})
             device.publish(topic_for("pnl-c1", "event"), fire, 1)
-            await wait_for(lambda: confirmed(1), 10)
+            await eventually(lambda: confirmed(1), 10)
             device.publish(topic_for("pnl-c1", "event"), fire, 1)  # no confirmation seen: resend
-            await wait_for(lambda: confirmed(2), 10)
+            await eventually(lambda: confirmed(2), 10)
         finally:
             await device.stop()
         assert seen == [(7, 1, 1), (7, 1, 1)], seen

@@ -9,8 +9,8 @@ import pytest
 
 from firetower import db
 from ingest.service import Ingester
-from tests.conftest import settings_for, wait_for
-from tests.helpers import fleet, publish, register, telemetry_stream
+from tests.conftest import settings_for
+from tests.helpers import eventually, fleet, publish, register, telemetry_stream
 
 pytestmark = pytest.mark.integration
 
@@ -53,11 +53,11 @@ async def test_ten_thousand_messages_once_each_even_when_sent_twice_out_of_order
     await ingester.start()
     try:
         assert await publish(broker.port, stream) == len(stream)
-        await wait_for(lambda: _at_least(clean_db.url, len(stream)), 60)
+        await eventually(lambda: _at_least(clean_db.url, len(stream)), 60)
         again = stream[:]
         random.Random(7).shuffle(again)
         assert await publish(broker.port, again) == len(stream)
-        await wait_for(lambda: _ingested(ingester, 2 * len(stream)), 60)
+        await eventually(lambda: _ingested(ingester, 2 * len(stream)), 60)
     finally:
         await ingester.stop()
     rows = await stored_rows(clean_db.url)

@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 
 from ingest.service import Ingester
-from tests.conftest import ADMIN_URL, settings_for, wait_for
-from tests.helpers import fleet, publish, register, telemetry_stream
+from tests.conftest import ADMIN_URL, settings_for
+from tests.helpers import eventually, fleet, publish, register, telemetry_stream
 from tests.ingest.test_exactly_once import count, stored_rows
 
 pytestmark = pytest.mark.integration
@@ -43,13 +43,13 @@ async def test_database_outage_loses_nothing(clean_db, own_broker) -> None:
     await ingester.start()
     try:
         sender = asyncio.create_task(publish(own_broker.port, stream, rate=2500))
-        await wait_for(lambda: _at_least(clean_db.url, 1000), 30, 0.01)
+        await eventually(lambda: _at_least(clean_db.url, 1000), 30, 0.01)
         await set_database_available(clean_db.url, False)
         await asyncio.sleep(3)  # messages keep arriving at the broker while the DB is gone
         stored_during = ingester.totals["stored"]
         await set_database_available(clean_db.url, True)
         assert await sender == len(stream)
-        await wait_for(lambda: _at_least(clean_db.url, len(stream)), 60)
+        await eventually(lambda: _at_least(clean_db.url, len(stream)), 60)
         assert stored_during < len(stream)
     finally:
         await set_database_available(clean_db.url, True)
@@ -78,7 +78,7 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(clean_db, own_broke
         await subscribed(clean_db.url, own_broker.port)
         sender = asyncio.create_task(publish(own_broker.port, stream, rate=3000))
         try:
-            await wait_for(lambda: _at_least(clean_db.url, 2000), 60, 0.01)
+            await eventually(lambda: _at_least(clean_db.url, 2000), 60, 0.01)
         except AssertionError:
             raise AssertionError(log.read_text()[-3000:]) from None
         proc.send_signal(signal.SIGKILL)
@@ -88,7 +88,7 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(clean_db, own_broke
         assert killed_at < len(stream)
         proc = spawn_ingester(clean_db.url, own_broker.url, "ingest-kill-test", log)
         try:
-            await wait_for(lambda: _at_least(clean_db.url, len(stream)), 60)
+            await eventually(lambda: _at_least(clean_db.url, len(stream)), 60)
         except AssertionError:
             raise AssertionError(f"{await count(clean_db.url)} of {len(stream)} stored, "
                                  f"{killed_at} at the kill; log:\n{log.read_text()[-3000:]}"
@@ -113,7 +113,7 @@ async def subscribed(url: str, port: int) -> None:
         finally:
             await conn.close()
 
-    await wait_for(probe_recorded, 60, 0.2)
+    await eventually(probe_recorded, 60, 0.2)
 
 
 async def _at_least(url: str, n: int) -> bool:

@@ -11,7 +11,8 @@ from firetower import db
 from firetower.mqtt import AsyncMqtt
 from firetower.protocol import encode, format_ts, topic_for
 from ingest.service import Ingester
-from tests.conftest import settings_for, wait_for
+from tests.conftest import settings_for
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,7 @@ async def test_accepts_rejects_and_records_unknown(clean_db, own_broker) -> None
                 "(SELECT coalesce(sum(message_count), 0) FROM unregistered_devices) u")
             return tuple(counts) == (1, 1, 3, 1) and counts
 
-        await wait_for(settled, 10)
+        await eventually(settled, 10)
         row = await conn.fetchrow("SELECT * FROM telemetry")
         assert row["device_id"] == "smk-1" and row["seq"] == 1
         assert row["obscuration_pct_per_m"] == pytest.approx(0.4)

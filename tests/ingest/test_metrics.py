@@ -13,8 +13,7 @@ import pytest
 
 from bench.support import REDELIVERED_METRIC, scrape_metrics
 from firetower.broker import free_port
-from tests.conftest import wait_for
-from tests.helpers import fleet, publish, register, telemetry_stream
+from tests.helpers import eventually, fleet, publish, register, telemetry_stream
 from tests.ingest.test_faults import subscribed
 
 pytestmark = pytest.mark.integration
@@ -43,7 +42,7 @@ async def test_metrics_endpoint_counts_stored_and_rejected(clean_db, broker, tmp
                   and 'firetower_ingest_rejected_total{reason="bad_json"} 1.0' in text)
             return text if ok else None
 
-        text = await wait_for(scraped, 20, 0.2)
+        text = await eventually(scraped, 20, 0.2)
         assert "firetower_ingest_flush_seconds_bucket" in text
         # the broker delivers the same readings again (as after a lost PUBACK): stored once,
         # counted as redelivered, the figure the benchmarks report
@@ -53,7 +52,7 @@ async def test_metrics_endpoint_counts_stored_and_rejected(clean_db, broker, tmp
             n = (await scrape_metrics(port, {REDELIVERED_METRIC: "n"}))["n"]
             return n if n == 16 else None
 
-        await wait_for(redelivered, 20, 0.2)
+        await eventually(redelivered, 20, 0.2)
         # the broker's backlog, from $SYS, against the budget (docs/overload.md)
         gauges = await scrape_metrics(port, {
             "firetower_broker_heap_bytes": "heap", "firetower_broker_backlog_ratio": "ratio",

@@ -21,8 +21,8 @@ from bench.support import create_session
 from firetower.broker import Broker, free_port
 from ingest.backlog import BacklogAlarm, BacklogSettings, BacklogWatch
 from ingest.service import Ingester
-from tests.conftest import settings_for, wait_for
-from tests.helpers import fleet, register, telemetry_stream
+from tests.conftest import settings_for
+from tests.helpers import eventually, fleet, register, telemetry_stream
 from tests.ingest.retrying_device import RetryingDevice
 
 pytestmark = pytest.mark.integration
@@ -91,7 +91,7 @@ async def test_backlog_alarms_before_the_budget_and_nothing_acknowledged_lost(
     tx = lock.transaction()
     locked = False
     try:
-        await wait_for(lambda: _ready(watch), 10)
+        await eventually(lambda: _ready(watch), 10)
         # the consumer stalls: its database holds telemetry locked, so nothing is acknowledged
         # and the broker keeps every reading
         await tx.start()
@@ -138,8 +138,8 @@ async def test_backlog_alarms_before_the_budget_and_nothing_acknowledged_lost(
             keys = await stored_keys(clean_db.url)
             return all((dev, i) in keys for dev, i in acked)
 
-        await wait_for(all_stored, 120, 0.5)
-        await wait_for(lambda: _cleared(clean_db.url, watch.device_id), 30, 0.2)
+        await eventually(all_stored, 120, 0.5)
+        await eventually(lambda: _cleared(clean_db.url, watch.device_id), 30, 0.2)
         assert watch.figures.dropped == 0
         assert ingester.totals["stored"] == len(acked)
     finally:
@@ -160,7 +160,7 @@ async def _next_figure(watch: BacklogWatch) -> None:
     async def newer() -> bool:
         return watch.figures.updated != before
 
-    await wait_for(newer, 5, 0.02)
+    await eventually(newer, 5, 0.02)
     await asyncio.sleep(0.5)  # a tick writes the alarms the new figure asks for
 
 
@@ -179,7 +179,7 @@ async def test_a_queue_cap_acknowledges_then_drops_and_the_watch_raises_an_alarm
     await ingester.start()
     await watch.start()
     try:
-        await wait_for(lambda: _ready(watch), 10)
+        await eventually(lambda: _ready(watch), 10)
         stream = per_device(telemetry_stream(devices, per_device=100, seed=5))  # 400
         records = await asyncio.gather(*(RetryingDevice(capped_broker.port, dev, msgs).run(60)
                                          for dev, msgs in stream.items()))
@@ -189,14 +189,14 @@ async def test_a_queue_cap_acknowledges_then_drops_and_the_watch_raises_an_alarm
             found = await open_alarms(clean_db.url, watch.device_id)
             return found.get(BacklogAlarm.DROPPED)
 
-        evidence = await wait_for(dropped, 15, 0.2)
+        evidence = await eventually(dropped, 15, 0.2)
         assert 0 < evidence["dropped_since_start"] <= 300, evidence
 
         async def all_counted() -> bool:
             return watch.figures.drops_seen == 300
 
         # ... and 300 of them will never reach the offline session: it gets its cap's worth
-        await wait_for(all_counted, 10, 0.1)
+        await eventually(all_counted, 10, 0.1)
         assert BacklogAlarm.HIGH not in await open_alarms(clean_db.url, watch.device_id)
         assert await _drain_session(capped_broker.port, "offline-consumer") == 100
     finally:
@@ -310,7 +310,7 @@ async def _sys_value(port: int, topic: str) -> int:
         async def arrived() -> bool:
             return bool(value)
 
-        await wait_for(arrived, 10, 0.05)
+        await eventually(arrived, 10, 0.05)
     finally:
         await mqtt.stop()
     return value[0]
@@ -348,7 +348,7 @@ async def test_an_account_that_cannot_read_sys_leaves_the_backlog_unwatched_and_
             return (await open_alarms(clean_db.url, watch.device_id)).get(
                 BacklogAlarm.UNWATCHED)
 
-        evidence = await wait_for(unwatched, 15, 0.2)
+        evidence = await eventually(unwatched, 15, 0.2)
         assert evidence["heap_bytes"] is None and watch.figures.updated is None
         # the ACL the centre writes for its service accounts (firetower/mqtt_auth.py) has the
         # `topic read $SYS/broker/#` line this account lacked
@@ -358,7 +358,7 @@ async def test_an_account_that_cannot_read_sys_leaves_the_backlog_unwatched_and_
         async def watched_again() -> bool:
             return await unwatched() is None and (watch.figures.heap or 0) > 0
 
-        await wait_for(watched_again, 15, 0.2)
+        await eventually(watched_again, 15, 0.2)
     finally:
         await watch.stop()
         await ingester.stop()

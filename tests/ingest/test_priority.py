@@ -13,8 +13,8 @@ import pytest
 from firetower.broker import Broker
 from firetower.protocol import encode, format_ts, topic_for
 from ingest.service import Ingester
-from tests.conftest import Database, settings_for, wait_for
-from tests.helpers import fleet, publish, register, telemetry_stream
+from tests.conftest import Database, settings_for
+from tests.helpers import eventually, fleet, publish, register, telemetry_stream
 
 pytestmark = pytest.mark.integration
 BACKLOG_PER_DEVICE = 150
@@ -48,9 +48,9 @@ async def test_fire_overtakes_a_telemetry_backlog(clean_db: Database, own_broker
     ingester = Ingester(settings)
     await ingester.start()
     try:
-        await wait_for(lambda: _count(clean_db.url, "SELECT count(*) FROM events"), 20, 0.005)
+        await eventually(lambda: _count(clean_db.url, "SELECT count(*) FROM events"), 20, 0.005)
         telemetry_when_fire_stored = await _count(clean_db.url, "SELECT count(*) FROM telemetry")
-        await wait_for(lambda: _at_least(clean_db.url, len(backlog)), 60)
+        await eventually(lambda: _at_least(clean_db.url, len(backlog)), 60)
     finally:
         await ingester.stop()
     # The fire did not wait for the 30,000 readings queued before it.

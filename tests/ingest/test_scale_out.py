@@ -39,8 +39,8 @@ from firetower.protocol import encode, format_ts, topic_for
 from ingest.lease import PartitionLease
 from ingest.partition import partition_of, topic_filter
 from ingest.service import Ingester
-from tests.conftest import settings_for, wait_for
-from tests.helpers import KINDS, body, publish, register
+from tests.conftest import settings_for
+from tests.helpers import KINDS, body, eventually, publish, register
 
 pytestmark = pytest.mark.integration
 
@@ -128,12 +128,12 @@ async def ready(url: str, port: int, probes: list[str]) -> None:
         rows = await fetch(url, f"SELECT count(*) FROM device_status WHERE seq = {PROBE_SEQ}")
         return rows[0][0] == len(probes)
 
-    await wait_for(all_stored, 60, 0.3)
+    await eventually(all_stored, 60, 0.3)
 
 
 async def all_stored(url: str, n: int, tails: Callable[[], str]) -> None:
     try:
-        await wait_for(lambda: _at_least(url, n), 60)
+        await eventually(lambda: _at_least(url, n), 60)
     except AssertionError:
         raise AssertionError(f"{await stored(url)} of {n} stored{tails()}") from None
 
@@ -198,7 +198,7 @@ async def test_two_workers_sigkill_one_and_restart(clean_db, own_broker, tmp_pat
         except AssertionError:
             raise AssertionError(f"workers not ready{tails()}") from None
         sender = asyncio.create_task(publish(own_broker.port, stream, rate=RATE))
-        await wait_for(lambda: _at_least(clean_db.url, len(stream) // 3), 60, 0.01)
+        await eventually(lambda: _at_least(clean_db.url, len(stream) // 3), 60, 0.01)
         killed_at = datetime.now(UTC)
         workers[1].send_signal(signal.SIGKILL)
         workers[1].wait(10)
@@ -260,11 +260,11 @@ async def test_a_standby_takes_over_the_partition_of_a_killed_worker(
             await ready(clean_db.url, own_broker.port,
                         [next(d for d in part if part[d] == p) for p in range(P)])
             workers.append(spawn_worker(clean_db.url, own_broker.url, 0, 0, logs[2]))
-            await wait_for(lambda: _true("standing by for partition(s) 0" in logs[2].read_text()), 30)
+            await eventually(lambda: _true("standing by for partition(s) 0" in logs[2].read_text()), 30)
         except AssertionError:
             raise AssertionError(f"workers not ready{tails()}") from None
         sender = asyncio.create_task(publish(own_broker.port, stream, rate=1000))
-        await wait_for(lambda: _at_least(clean_db.url, len(stream) // 3), 60, 0.01)
+        await eventually(lambda: _at_least(clean_db.url, len(stream) // 3), 60, 0.01)
         killed_at = datetime.now(UTC)
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(10)
@@ -305,7 +305,7 @@ async def test_a_worker_that_loses_its_lease_exits_at_once(clean_db, broker, tmp
     log = tmp_path / "worker.log"
     worker = spawn_worker(clean_db.url, broker.url, 0, 0, log)
     try:
-        await wait_for(lambda: _true("partition lease: holding" in log.read_text()), 30)
+        await eventually(lambda: _true("partition lease: holding" in log.read_text()), 30)
         rows = await fetch(clean_db.url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                                          " WHERE application_name = 'scale-test lease p0'")
         assert [r[0] for r in rows] == [True]
@@ -345,8 +345,8 @@ async def test_a_stale_subscription_is_stored_but_not_evaluated(clean_db, broker
         body_ = encode({"seq": 1, "ts": ts, "temperature_c": 20.0})
         await publish(broker.port, [(topic_for("dev-mine", "telemetry"), body_),
                                     (topic_for("dev-other", "telemetry"), body_)])
-        await wait_for(lambda: _stored_of(clean_db.url, "dev-other"), 10)
-        await wait_for(lambda: _stored_of(clean_db.url, "dev-mine"), 10)
+        await eventually(lambda: _stored_of(clean_db.url, "dev-other"), 10)
+        await eventually(lambda: _stored_of(clean_db.url, "dev-mine"), 10)
         assert recorder.devices == ["dev-mine"]
         assert ingester._strays == {"dev-other"}
     finally:
@@ -388,13 +388,13 @@ async def test_a_worker_subscribes_its_partition_and_new_devices_of_it(clean_db,
         # registered while running: subscribed through the registry's NOTIFY
         await register(clean_db.url, [("new-mine", "heat_detector")], site=mine[0])
         await register(clean_db.url, [("new-other", "heat_detector")], site=others[0])
-        await wait_for(lambda: _true(topic_filter("new-mine") in session.subscriptions), 10)
+        await eventually(lambda: _true(topic_filter("new-mine") in session.subscriptions), 10)
         ts = format_ts(datetime.now(UTC))
         msg = encode({"seq": 1, "ts": ts, "temperature_c": 21.0})
         await asyncio.sleep(0.2)  # the SUBSCRIBE is on its way to the broker
         await publish(broker.port, [(topic_for("new-mine", "telemetry"), msg),
                                     (topic_for("new-other", "telemetry"), msg)])
-        await wait_for(lambda: _stored_of(clean_db.url, "new-mine"), 10)
+        await eventually(lambda: _stored_of(clean_db.url, "new-mine"), 10)
         await asyncio.sleep(0.3)
         assert not await _stored_of(clean_db.url, "new-other")  # not this worker's device
         assert topic_filter("new-other") not in session.subscriptions
@@ -418,7 +418,7 @@ async def test_a_worker_that_owns_every_partition_runs_a_session_for_each(clean_
         await publish(broker.port, [(topic_for(f"{s}-d0", "telemetry"),
                                      encode({"seq": 1, "ts": ts, "temperature_c": 20.0}))
                                     for s in sites])
-        await wait_for(lambda: _true(ingester.totals["stored"] == len(sites)), 10)
+        await eventually(lambda: _true(ingester.totals["stored"] == len(sites)), 10)
     finally:
         await ingester.stop()
 

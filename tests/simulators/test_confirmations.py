@@ -17,7 +17,7 @@ from simulators.confirmations import Pending
 from simulators.publisher import publish
 from simulators.stream import Outgoing
 from tests.alerting.common import register, running_centre
-from tests.conftest import wait_for
+from tests.helpers import eventually
 
 
 def event(device: str, seq: int, when: datetime | None = None) -> Outgoing:
@@ -80,7 +80,7 @@ async def test_events_sent_while_the_centre_is_away_are_resent_confirmed_and_sto
             async def all_alarmed() -> bool:
                 return await run.conn.fetchval(
                     "SELECT count(*) FROM alarms WHERE device_id = 'pnl-c2'") == 5
-            await wait_for(all_alarmed, 30)
+            await eventually(all_alarmed, 30)
             await asyncio.sleep(0.5)  # any late resend is stored once too
             return await run.conn.fetchval("SELECT count(*) FROM events")
 

@@ -14,7 +14,8 @@ from simulators.fleet import build_fleet
 from simulators.publisher import publish
 from simulators.registry import register_fleet
 from simulators.scenarios import generate
-from tests.conftest import settings_for, wait_for
+from tests.conftest import settings_for
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ async def test_ingester_agrees_with_the_simulator(clean_db, clean_broker) -> Non
             return (row["stored"], row["rejected"]) == (valid, len(bad)) or None
 
         try:
-            await wait_for(settled, 30)
+            await eventually(settled, 30)
         except AssertionError:
             row = await conn.fetchrow(
                 "SELECT (SELECT count(*) FROM telemetry) t, (SELECT count(*) FROM events) e,"
@@ -88,7 +89,7 @@ async def test_broker_sent_will_is_stored(clean_db, clean_broker) -> None:
                                     " ORDER BY received_at, seq", panel)
             return len(rows) == 3 and rows
 
-        rows = await wait_for(three, 20)
+        rows = await eventually(three, 20)
         births = [m for m in msgs if m.device_id == panel and m.will_payload]
         assert [(r["seq"], r["online"]) for r in rows] == [
             (births[0].seq, True), (births[0].seq + 1, False), (births[1].seq, True)]

@@ -16,7 +16,7 @@ from firetower.mqtt import AsyncMqtt
 from simulators.fleet import build_fleet
 from simulators.publisher import publish
 from simulators.scenarios import generate
-from tests.conftest import wait_for
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ async def test_ten_thousand_messages_from_a_thousand_devices(clean_broker, proce
         async def all_in() -> bool:
             return len(sub.live) >= len(msgs)
 
-        await wait_for(all_in, 60)
+        await eventually(all_in, 60)
         await asyncio.sleep(0.2)
     assert len(sub.live) == len(msgs)
     assert sorted(sub.live) == sorted((m.topic, m.payload) for m in msgs)
@@ -146,7 +146,7 @@ async def test_panel_offline_will_comes_from_the_broker(clean_broker) -> None:
         async def three() -> bool:
             return len(sub.live) >= 3
 
-        await wait_for(three, 20)
+        await eventually(three, 20)
     payloads = [p for _, p in sub.live]
     births = [m.payload for m in msgs if m.device_id == panel and m.will_payload]
     assert payloads == [births[0], wills[0].payload, births[1]]
@@ -166,7 +166,7 @@ async def test_cli_publishes_a_count(clean_broker) -> None:
         async def enough() -> bool:
             return len(sub.live) >= 500
 
-        await wait_for(enough, 20)
+        await eventually(enough, 20)
 
 
 async def test_broker_restart_loses_nothing(own_broker) -> None:
