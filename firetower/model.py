@@ -21,7 +21,7 @@ class Lifecycle(StrEnum):
     COMMISSIONED = "commissioned"
     IN_SERVICE = "in_service"
     DECOMMISSIONED = "decommissioned"
-    STORAGE_ERROR = "storage_error"  # the database refused the row itself (never seen in tests)
+    STORAGE_ERROR = "storage_error"  # the database refused the row itself (tests/ingest/test_poison_batch.py)
 
 
 class EventCategory(StrEnum):
@@ -75,7 +75,7 @@ class RejectReason(StrEnum):
     BAD_TIMESTAMP = "bad_timestamp"  # no longer given (a ts is never refused); kept for old rows
     BAD_VALUE = "bad_value"
     DECOMMISSIONED = "decommissioned"
-    STORAGE_ERROR = "storage_error"  # the database refused the row itself (never seen in tests)
+    STORAGE_ERROR = "storage_error"  # the database refused the row itself (tests/ingest/test_poison_batch.py)
 
 
 # The three decoded message types are built once per MQTT message on the ingester's hot path.
