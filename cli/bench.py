@@ -22,6 +22,8 @@ BENCHMARKS = {
             "-> webhook receiver, each component its own process"),
     "broker-kill": ("bench.broker", "acknowledged messages a broker SIGKILL "
                     "loses, and the throughput cost, per persistence setting"),
+    "mqtt-boundary": ("bench.mqtt_boundary", "the ingester's MQTT receive path against "
+                      "paho's public API: rate and CPU per message"),
 }
 # not a benchmark: no record, no checks
 REPORT = ("bench.report", "regenerate docs/performance.md from its template and the kept "

@@ -5,6 +5,9 @@ loop thread and may touch asyncio objects directly. One readable event drains ev
 already buffered, not one packet per loop turn as `loop_read()` does. Incoming QoS 0/1
 PUBLISH packets skip paho's generic packet path (`firetower.mqtt_wire`); the handler gets a
 `Publish` with paho's `MQTTMessage` attributes (topic, payload, qos, mid, retain, dup).
+
+This module uses paho's private attributes (`client._…`): paho is pinned exactly, and
+tests/unit/test_paho_boundary.py lists and checks every one (docs/mqtt-boundary.md says why).
 """
 
 from __future__ import annotations
@@ -133,6 +136,8 @@ class AsyncMqtt:
         self.client.on_socket_unregister_write = self._on_unregister_write
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_unsubscribe = self._on_unsubscribe
+        self._barriers: dict[int, asyncio.Future[None]] = {}
         self.connected = asyncio.Event()
         self.generation = 0
         self.subscriptions: dict[str, int] = {}  # topic filter -> QoS, renewed on every connect
@@ -161,9 +166,34 @@ class AsyncMqtt:
                 raise MqttError(f"no connection to mqtt://{self.host}:{self.port}: "
                                 f"{self.connect_error or 'timed out'}") from None
 
+    async def flush(self, timeout: float = 5.0) -> bool:
+        """A round trip with the broker: returns True once it has processed every packet this
+        client wrote before the call (PUBACKs above all), False on timeout or no connection.
+
+        The barrier is an UNSUBSCRIBE of a filter never subscribed, which the broker answers
+        in order with an UNSUBACK (MQTT 3.1.1 §3.10.4). It matters on the way out: Mosquitto
+        2.0 dropped thousands of PUBACKs written just before a DISCONNECT (measured in
+        `firetower bench mqtt-boundary`, docs/mqtt-boundary.md), so their messages came back
+        on the next session."""
+        if not self.client.is_connected():
+            return False
+        rc, mid = self.client.unsubscribe(f"firetower/barrier/{uuid.uuid4().hex}")
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            return False
+        done = self._loop.create_future()
+        self._barriers[mid] = done
+        try:
+            await asyncio.wait_for(done, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._barriers.pop(mid, None)
+
     async def stop(self) -> None:
         self._closing = True
         if self.client.is_connected():
+            await self.flush(2.0)  # acknowledgements written so far reach the broker
             self.client.disconnect()
             # let the DISCONNECT packet go out
             for _ in range(20):
@@ -381,6 +411,12 @@ class AsyncMqtt:
         self.connected.set()
         if self.on_connected is not None:
             self.on_connected()
+
+    def _on_unsubscribe(self, client: paho.Client, userdata: Any, mid: int, reasons: Any,
+                        properties: Any) -> None:
+        done = self._barriers.pop(mid, None)
+        if done is not None and not done.done():
+            done.set_result(None)
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:

@@ -238,3 +238,20 @@ async def test_control_without_clientid_binding_the_attack_works(clean_db: Datab
                                                     clientid_is_username=False)
     assert accepted >= 8
     assert generations > 2
+
+
+async def test_the_flush_barrier_works_under_the_acl(broker_dir: Path) -> None:
+    """`AsyncMqtt.flush` (the UNSUBSCRIBE round trip `stop()` waits for, so that acknowledgements
+    reach the broker) is answered for a device account and a service account alike: the ACL
+    grants neither the barrier's topic."""
+    broker = _auth_broker(broker_dir, {"dev-flush-1": "device-pass-1"}, clientid_is_username=True)
+    try:
+        for creds in (("dev-flush-1", "device-pass-1"), (INGEST_ID, SERVICE_PASSWORD)):
+            client = AsyncMqtt("127.0.0.1", broker.port, client_id=creds[0], credentials=creds)
+            await client.start()
+            try:
+                assert await client.flush(10.0), f"no UNSUBACK for {creds[0]}"
+            finally:
+                await client.stop()
+    finally:
+        broker.stop()
