@@ -21,10 +21,18 @@ def test_bench_e2e_tiny(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "firetower", "bench", "e2e", "--devices", "300", "--interval", "1",
          "--duration", "16", "--fires", "2", "--fire-kind", "mixed", "--burst", "2",
-         "--burst-duration", "1", "--publishers", "2", "--json", str(out), "--plot", str(png)],
+         "--burst-duration", "1", "--publishers", "2", "--json", str(out), "--plot", str(png),
+         "--records", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=140)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r = json.loads(out.read_text())
+    # the run's record (bench/records.py): its summary and its checks, all passed
+    [path] = tmp_path.glob("e2e-*.json")
+    record = json.loads(path.read_text())
+    assert record["passed"] is True and len(record["checks"]) == 5
+    assert record["checks"] == r["checks"] and all(c["passed"] for c in r["checks"])
+    assert record["results"]["throughput"] == r["throughput"]
+    assert "samples" not in record["results"] and record["params"]["devices"] == 300
 
     th = r["throughput"]
     # 310 msg/s for 16 s + the burst; the panel fire's event; the smoke fire's 2 + 13 readings
