@@ -53,6 +53,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.lease import PartitionLease
     from ingest.partition import Partitioning
     from ingest.service import Ingester
+    from ingest.storage import StoragePolicies
 
     if args.client_id:
         settings = settings.model_copy(update={"ingest_client_id": args.client_id})
@@ -120,6 +121,10 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         ingester = Ingester(settings, listeners=listeners, sys_listener=watch.on_sys)
         await ingester.start()
         await watch.start()
+        # TimescaleDB's policies, run here rather than by its workers (docs/storage.md); one
+        # ingest worker of a database runs them, the others stand by
+        policies = StoragePolicies(settings.database_url)
+        await policies.start()
         try:
             waits: list[asyncio.Future[Any]] = [asyncio.ensure_future((lease.lost if lease is not None
                                             else asyncio.Event()).wait())]
@@ -133,6 +138,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_TEMPFAIL
         finally:
             waits[0].cancel()
+            await policies.stop()
             await watch.stop()
             await ingester.stop()
             if alerting is not None:
