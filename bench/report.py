@@ -196,8 +196,9 @@ def t_alerting_latency(recs: list[dict[str, Any]]) -> list[str]:
         if "latency" in x:
             lt = x["latency"]
             rows.append(_lat_row(
-                f"`{r['id']}`: fire event → stored alarm, in process, telemetry at "
-                f"{lt['telemetry_rate_per_s']:,} readings/s", lt["arrival_to_commit_ms"]))
+                f"`{r['id']}`: {lt['events']:,} fire events → alarm decisions committed, in "
+                f"process, telemetry at {lt['telemetry_rate_per_s']:,} readings/s (n: every "
+                "decision the writer committed)", lt["arrival_to_commit_ms"]))
             rows.append(_lat_row("  the alarm row's stored_at - received_at",
                                  lt["db_stored_minus_received_ms"]))
         if "end_to_end" in x:
@@ -370,7 +371,7 @@ def render(template: str, directory: Path = RECORDS_DIR) -> str:
         if stripped == "{{records}}":
             records_at = len(lines)
             continue
-        m = re.fullmatch(r"\{\{table ([\w-]+)((?: [\w.-]+)+)\}\}", stripped)
+        m = re.fullmatch(r"\{\{table ([\w-]+)((?: [\w.-]+)+) *\}\}", stripped)
         if m:
             name = m.group(1)
             if name not in TABLES:
@@ -381,6 +382,18 @@ def render(template: str, directory: Path = RECORDS_DIR) -> str:
     if records_at is not None:
         lines[records_at:records_at] = records_section(recs.used)
     return HEADER + "\n".join(lines) + "\n"
+
+
+def record_ids(template: str) -> list[str]:
+    """The ids of the records a template names, sorted."""
+    ids = set()
+    for line in template.splitlines():
+        m = re.fullmatch(r"\{\{table [\w-]+((?: [\w.-]+)+) *\}\}", line.strip())
+        if m:
+            ids.update(m.group(1).split())
+            continue
+        ids.update(b.partition(":")[0].strip() for b in PLACEHOLDER.findall(line) if ":" in b)
+    return sorted(ids)
 
 
 def _figure(recs: Records, body: str) -> str:

@@ -24,6 +24,8 @@ async def test_latency_figures(database, broker) -> None:  # type: ignore[no-unt
     lat = await bench_alerting.latency(settings_for(database.url, broker), args)
     assert lat["events"] == lat["alarms_stored"] == 20
     assert lat["arrival_to_commit_ms"]["p50"] < 1000
-    text = bench_alerting.render({"throughput": bench_alerting.throughput(200, 2000),
-                                  "latency": lat})
-    assert "p99" in text
+    report = {"throughput": bench_alerting.throughput(200, 2000), "latency": lat}
+    assert "p99" in bench_alerting.render(report)
+    # the run's correctness checks (they decide `firetower bench alerting`'s exit status)
+    checks = bench_alerting.checks(report)
+    assert [c.name for c in checks if not c.passed] == [] and len(checks) == 2
