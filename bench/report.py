@@ -299,11 +299,13 @@ def t_broker_kill(recs: list[dict[str, Any]]) -> list[str]:
             k, i, t = x.get("kill"), x.get("ingest"), x.get("throughput")
             rows.append([
                 f"`{r['id']}`", name,
-                f"{k['lost']:,} of {k['acked']:,} ({k['lost_pct']:g} %)" if k else DASH,
+                f"{k['lost']:,} of {k['acked']:,} ({k['lost_pct']:.2f} %)" if k else DASH,
                 f"{k['fire_events_lost']} of {k['fire_events_acked']}" if k else DASH,
                 f"{i['lost']:,} of {i['acked']:,}" if i else DASH,
-                (f"{t['msgs_per_s']:,.0f} ({t['msgs_per_s_ratio_to_first']:.2f})" if t
-                 else DASH)])
+                (f"{t['msgs_per_s']:,.0f} ({t['msgs_per_s_ratio_to_first']:.2f})"
+                 + ("" if all(t.get("complete", [True])) else
+                    f", {t['complete'].count(False)} of {len(t['complete'])} bursts cut off "
+                    "by the phase timeout") if t else DASH)])
     return table(["record", "configuration", "kill cycles: acknowledged, then lost",
                   "fire events lost", "real ingester: acknowledged, then not stored",
                   "throughput msg/s (ratio to the first)"], rows)
