@@ -42,6 +42,8 @@ from firetower import db
 log = logging.getLogger(__name__)
 
 POLICIES = ("policy_refresh_continuous_aggregate", "policy_compression", "policy_retention")
+# TimescaleDB's own job of each database: it prunes the job history (no table of ours)
+HISTORY_RETENTION = "policy_job_stat_history_retention"
 # One runner per database: pg_try_advisory_lock(bigint) on this key.
 LOCK_KEY = zlib.crc32(b"firetower-storage-policies")
 
@@ -57,8 +59,9 @@ _JOBS_SQL = """
 SELECT j.job_id, j.proc_name, j.hypertable_name, j.schedule_interval, j.retry_period,
        j.scheduled, j.config, s.next_start
 FROM timescaledb_information.jobs j LEFT JOIN storage_jobs s USING (job_id)
-WHERE j.hypertable_schema = 'public' AND j.proc_name = ANY($1::text[])
-ORDER BY array_position($1::text[], j.proc_name::text), j.job_id
+WHERE (j.hypertable_schema = 'public' AND j.proc_name = ANY($1::text[]))
+   OR j.proc_name = $2
+ORDER BY array_position($1::text[], j.proc_name::text) NULLS LAST, j.job_id
 """
 _RECORD_SQL = """
 INSERT INTO storage_jobs AS s (job_id, name, next_start, last_start, last_finish, last_success,
@@ -85,7 +88,7 @@ class Job:
 
     job_id: int
     proc: str
-    target: str  # the hypertable or continuous aggregate (schema public)
+    target: str  # the hypertable or continuous aggregate (schema public); "" for none
     schedule: timedelta
     retry: timedelta
     config: dict[str, Any]
@@ -94,6 +97,8 @@ class Job:
 
     @property
     def name(self) -> str:
+        if self.proc == HISTORY_RETENTION:
+            return "job history retention"
         kind = {"policy_refresh_continuous_aggregate": "refresh",
                 "policy_compression": "compression",
                 "policy_retention": "retention"}.get(self.proc, self.proc)
@@ -116,7 +121,7 @@ def _job(row: asyncpg.Record) -> Job:
     config = row["config"]
     if isinstance(config, str):
         config = json.loads(config)
-    return Job(job_id=row["job_id"], proc=row["proc_name"], target=row["hypertable_name"],
+    return Job(job_id=row["job_id"], proc=row["proc_name"], target=row["hypertable_name"] or "",
                schedule=row["schedule_interval"], retry=row["retry_period"],
                config=dict(config or {}), scheduled=row["scheduled"],
                next_start=row["next_start"])
@@ -206,9 +211,10 @@ class StoragePolicies:
 
     # -- the jobs ----------------------------------------------------------------------------
     async def jobs(self, conn: asyncpg.Connection) -> list[Job]:
-        """The policy jobs on the project's tables, refreshes first; any still scheduled for
+        """The policy jobs on the project's tables, refreshes first, and TimescaleDB's job
+        history retention; any still scheduled for
         TimescaleDB's workers (a policy added by hand) is switched over to this runner."""
-        found = [_job(r) for r in await conn.fetch(_JOBS_SQL, list(POLICIES))]
+        found = [_job(r) for r in await conn.fetch(_JOBS_SQL, list(POLICIES), HISTORY_RETENTION)]
         for job in found:
             if job.scheduled:
                 await conn.execute("SELECT alter_job($1, scheduled => false)", job.job_id)

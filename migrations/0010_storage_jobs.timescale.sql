@@ -12,6 +12,8 @@ COMMENT ON VIEW telemetry_1m IS  -- a continuous aggregate is a view to PostgreS
 -- TimescaleDB's background workers record every policy run as failed on PostgreSQL 15.20
 -- (SQLSTATE 24000 after the work is done) and back off: the centre runs the policies in the
 -- foreground instead (ingest/storage.py), so their scheduled runs are switched off.
+-- TimescaleDB's own pruning of its job history (job 3) fails the same way and is run there too.
 SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs
-WHERE hypertable_schema = 'public' AND proc_name IN
-    ('policy_compression', 'policy_retention', 'policy_refresh_continuous_aggregate');
+WHERE (hypertable_schema = 'public' AND proc_name IN
+        ('policy_compression', 'policy_retention', 'policy_refresh_continuous_aggregate'))
+   OR proc_name = 'policy_job_stat_history_retention';

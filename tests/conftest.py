@@ -107,6 +107,18 @@ async def timescale_database() -> AsyncIterator[Database]:
 
 
 @pytest.fixture
+async def fresh_timescale_database() -> AsyncIterator[Database]:
+    """A TimescaleDB database for one test. Running the storage policies moves the continuous
+    aggregate's materialized horizon, and `reset()` does not empty the aggregate (truncating
+    the raw table leaves it as it is), so such tests do not share the session's database."""
+    if not await _timescale_installable():
+        pytest.skip("timescaledb extension is not installed on this PostgreSQL")
+    d = await make_database("timescale")
+    yield d
+    await _drop(d.url.rpartition("/")[2])
+
+
+@pytest.fixture
 async def clean_db(database: Database) -> Database:
     await database.reset()
     return database

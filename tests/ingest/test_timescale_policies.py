@@ -1,7 +1,8 @@
 """The TimescaleDB policies as the centre runs them (ingest/storage.py, docs/storage.md): in
 the foreground and recorded as succeeded, late rows materialized, telemetry_1m compressed and
-kept like the raw data. Real database, real ingester; skipped where the extension is absent.
-The plain path: the same schema, nothing to run."""
+kept like the raw data. Real database, real ingester; skipped where the extension is absent;
+a database of its own per test (the policies move the aggregate's horizon). The plain path:
+the same schema, nothing to run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from firetower import db
 from ingest.service import Ingester
-from ingest.storage import POLICIES, StoragePolicies
+from ingest.storage import HISTORY_RETENTION, POLICIES, StoragePolicies
 from tests.conftest import settings_for, wait_for
 from tests.helpers import fleet, publish, register, telemetry_stream
 
@@ -52,17 +53,18 @@ async def _settled(ingester: Ingester, n: int) -> bool:
 
 
 @pytest.mark.timescale
-async def test_policies_run_in_the_foreground_and_succeed(timescale_database) -> None:  # type: ignore[no-untyped-def]
-    await timescale_database.reset()
-    policies = StoragePolicies(timescale_database.url, tick_s=0.1)
-    other = StoragePolicies(timescale_database.url, tick_s=0.1)
-    conn = await db.connect(timescale_database.url)
+async def test_policies_run_in_the_foreground_and_succeed(fresh_timescale_database) -> None:  # type: ignore[no-untyped-def]
+    policies = StoragePolicies(fresh_timescale_database.url, tick_s=0.1)
+    other = StoragePolicies(fresh_timescale_database.url, tick_s=0.1)
+    conn = await db.connect(fresh_timescale_database.url)
     try:
         jobs = await conn.fetch(
             "SELECT job_id, proc_name, hypertable_name, scheduled FROM "
-            "timescaledb_information.jobs WHERE proc_name = ANY($1::text[])", list(POLICIES))
-        # compression and retention of the three hypertables and of the aggregate, its refresh
-        assert len(jobs) == 9
+            "timescaledb_information.jobs WHERE proc_name = ANY($1::text[])",
+            [*POLICIES, HISTORY_RETENTION])
+        # compression and retention of the three hypertables and of the aggregate, its
+        # refresh, and TimescaleDB's pruning of its job history
+        assert len(jobs) == 10
         assert not any(j["scheduled"] for j in jobs)  # TimescaleDB's workers do not run them
         await policies.start()
 
@@ -97,10 +99,9 @@ async def test_policies_run_in_the_foreground_and_succeed(timescale_database) ->
 
 
 @pytest.mark.timescale
-async def test_a_failing_policy_is_recorded_as_failed(timescale_database) -> None:  # type: ignore[no-untyped-def]
-    await timescale_database.reset()
-    policies = StoragePolicies(timescale_database.url)
-    conn = await db.connect(timescale_database.url)
+async def test_a_failing_policy_is_recorded_as_failed(fresh_timescale_database) -> None:  # type: ignore[no-untyped-def]
+    policies = StoragePolicies(fresh_timescale_database.url)
+    conn = await db.connect(fresh_timescale_database.url)
     try:
         job = next(j for j in await policies.jobs(conn) if j.name == "retention telemetry")
         broken = job.__class__(**{**{f: getattr(job, f) for f in job.__slots__},
@@ -117,11 +118,10 @@ async def test_a_failing_policy_is_recorded_as_failed(timescale_database) -> Non
 
 
 @pytest.mark.timescale
-async def test_late_rows_reach_the_aggregate(timescale_database, broker) -> None:  # type: ignore[no-untyped-def]
+async def test_late_rows_reach_the_aggregate(fresh_timescale_database, broker) -> None:  # type: ignore[no-untyped-def]
     """Rows 3 h late (beyond the refresh window's 2 h) after an outage, and rows 10 days late
     into a compressed chunk: the refresh job alone leaves them out, the centre's run does not."""
-    await timescale_database.reset()
-    url = timescale_database.url
+    url = fresh_timescale_database.url
     policies = StoragePolicies(url)
     conn = await db.connect(url)
     try:
@@ -154,10 +154,9 @@ async def test_late_rows_reach_the_aggregate(timescale_database, broker) -> None
 
 
 @pytest.mark.timescale
-async def test_aggregate_is_compressed_and_kept_like_the_raw_data(timescale_database) -> None:  # type: ignore[no-untyped-def]
-    await timescale_database.reset()
-    policies = StoragePolicies(timescale_database.url)
-    conn = await db.connect(timescale_database.url)
+async def test_aggregate_is_compressed_and_kept_like_the_raw_data(fresh_timescale_database) -> None:  # type: ignore[no-untyped-def]
+    policies = StoragePolicies(fresh_timescale_database.url)
+    conn = await db.connect(fresh_timescale_database.url)
     try:
         jobs = {(j.proc, j.target): j.config for j in await policies.jobs(conn)}
         for proc, key in (("policy_compression", "compress_after"),
@@ -170,11 +169,11 @@ async def test_aggregate_is_compressed_and_kept_like_the_raw_data(timescale_data
             "WHERE c.view_name = 'telemetry_1m' AND s.segmentby_column_index IS NOT NULL")
         assert [r["attname"] for r in segment] == ["device_id"]
 
-        # ten days of readings, one a minute from 3 devices: the chunks older than 7 days are
-        # compressed by the centre's run of the aggregate's compression policy
-        start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=10)
+        # readings from 9 to 6 days ago, every 10 minutes from 3 devices: the aggregate's
+        # chunks older than 7 days are compressed by the centre's run of its policy
+        start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=9)
         rows = [(start + timedelta(minutes=m), f"agg-{d}", m, 20.0 + d)
-                for m in range(0, 10 * 1440, 10) for d in range(3)]
+                for m in range(0, 3 * 1440, 10) for d in range(3)]
         await conn.copy_records_to_table(
             "telemetry", records=[(ts, ts, dev, seq, t) for ts, dev, seq, t in rows],
             columns=["ts", "received_at", "device_id", "seq", "temperature_c"])
@@ -188,6 +187,7 @@ async def test_aggregate_is_compressed_and_kept_like_the_raw_data(timescale_data
             "WHERE a.view_name = 'telemetry_1m'")
         cutoff = datetime.now(UTC) - timedelta(days=7)
         assert any(c["is_compressed"] for c in chunks)
+        assert not all(c["is_compressed"] for c in chunks)
         assert all(c["is_compressed"] == (c["range_end"] <= cutoff) for c in chunks)
         assert await conn.fetchval("SELECT sum(samples) FROM telemetry_1m") == len(rows)
         assert await conn.fetchval("SELECT max(temperature_max) FROM telemetry_1m "
