@@ -54,7 +54,8 @@ async def _settled(ingester: Ingester, n: int) -> bool:
 
 @pytest.mark.timescale
 async def test_policies_run_in_the_foreground_and_succeed(fresh_timescale_database) -> None:  # type: ignore[no-untyped-def]
-    policies = StoragePolicies(fresh_timescale_database.url, tick_s=0.1)
+    policies = StoragePolicies(fresh_timescale_database.url, tick_s=0.1,
+                               backoff=db.Backoff(0.05, 0.2))
     other = StoragePolicies(fresh_timescale_database.url, tick_s=0.1)
     conn = await db.connect(fresh_timescale_database.url)
     try:
@@ -90,6 +91,21 @@ async def test_policies_run_in_the_foreground_and_succeed(fresh_timescale_databa
                                        "WHERE job_id = $1", refresh["job_id"]) == 2
 
         await wait_for(ran_twice, 30)
+        # the runner's session ends (a restart, a network cut): it reconnects, takes the lock
+        # again and runs the job when it is next due
+        assert await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'firetower storage policies' AND datname = current_database()"
+        ) == 2  # the runner's and the standby's
+        await conn.execute("UPDATE storage_jobs SET next_start = now() WHERE job_id = $1",
+                           refresh["job_id"])
+
+        async def ran_thrice() -> bool:
+            return await conn.fetchval("SELECT total_successes FROM storage_jobs "
+                                       "WHERE job_id = $1", refresh["job_id"]) == 3
+
+        await wait_for(ran_thrice, 30)
+        assert policies.leader
         lag = await policies.measure_lag(conn)
         assert set(lag) == {"telemetry_1m"}
     finally:
