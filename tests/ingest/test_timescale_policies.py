@@ -52,6 +52,17 @@ async def _settled(ingester: Ingester, n: int) -> bool:
     return ingester.totals["stored"] + ingester.totals["duplicates"] >= n
 
 
+async def _due_then_run(conn: asyncpg.Connection, job_id: int, successes: int) -> None:
+    """Make the job due now; wait until the running loop has run it to `successes`."""
+    await conn.execute("UPDATE storage_jobs SET next_start = now() WHERE job_id = $1", job_id)
+
+    async def ran() -> bool:
+        return await conn.fetchval("SELECT total_successes FROM storage_jobs WHERE job_id = $1",
+                                   job_id) == successes
+
+    await wait_for(ran, 30)
+
+
 @pytest.mark.timescale
 async def test_policies_run_in_the_foreground_and_succeed(fresh_timescale_database) -> None:  # type: ignore[no-untyped-def]
     policies = StoragePolicies(fresh_timescale_database.url, tick_s=0.1,
@@ -83,28 +94,14 @@ async def test_policies_run_in_the_foreground_and_succeed(fresh_timescale_databa
         assert await other.tick() is True
         assert policies.leader and not other.leader
         # the job comes round again at its schedule: make it due, it runs once more
-        await conn.execute("UPDATE storage_jobs SET next_start = now() WHERE job_id = $1",
-                           refresh["job_id"])
-
-        async def ran_twice() -> bool:
-            return await conn.fetchval("SELECT total_successes FROM storage_jobs "
-                                       "WHERE job_id = $1", refresh["job_id"]) == 2
-
-        await wait_for(ran_twice, 30)
+        await _due_then_run(conn, refresh["job_id"], 2)
         # the runner's session ends (a restart, a network cut): it reconnects, takes the lock
         # again and runs the job when it is next due
         assert await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE application_name = 'firetower storage policies' AND datname = current_database()"
         ) == 2  # the runner's and the standby's
-        await conn.execute("UPDATE storage_jobs SET next_start = now() WHERE job_id = $1",
-                           refresh["job_id"])
-
-        async def ran_thrice() -> bool:
-            return await conn.fetchval("SELECT total_successes FROM storage_jobs "
-                                       "WHERE job_id = $1", refresh["job_id"]) == 3
-
-        await wait_for(ran_thrice, 30)
+        await _due_then_run(conn, refresh["job_id"], 3)
         assert policies.leader
         lag = await policies.measure_lag(conn)
         assert set(lag) == {"telemetry_1m"}
