@@ -267,14 +267,16 @@ def t_e2e_stages(recs: list[dict[str, Any]]) -> list[str]:
     rows = []
     for r in recs:
         for st in r["results"]["latency_ms"].values():
+            label = st["label"].replace("->", "\u2192")
             for src in ("client", "clocks"):
                 p = st[src]
                 if p and p.get("n"):
-                    rows.append([f"{st['label']} ({src})", ms(p, "p50"), ms(p, "p95"),
-                                 ms(p, "p99"), ms(p, "max"), f"{p['n']:,}"])
+                    if p["max"] != 0:  # a panel fire's condition is its event: no hold
+                        rows.append([f"{label} ({src})", ms(p, "p50"), ms(p, "p95"),
+                                     ms(p, "p99"), ms(p, "max"), f"{p['n']:,}"])
                     break
             else:
-                rows.append([f"{st['label']}", DASH, DASH, DASH, DASH, "0"])
+                rows.append([label, DASH, DASH, DASH, DASH, "0"])
     return table(["stage (`client`: the benchmark's own observations; `clocks`: the alarm "
                   "row's)", "p50", "p95", "p99", "max", "n"], rows)
 
