@@ -62,7 +62,7 @@ class PgCluster(Cluster):
         while not self.in_recovery():
             if time.monotonic() > deadline:
                 raise RuntimeError(f"cluster did not come up in recovery:\n{self.log_tail()}")
-            time.sleep(0.05)
+            time.sleep(0.05)  # a probe's polling interval (deadline above)
 
     def in_recovery(self) -> bool:
         """Up and refusing connections because it is not ready (pg_isready status 1)."""

@@ -19,7 +19,7 @@ import pytest
 
 from firetower.broker import DEFAULT_SAVE_EVERY, Broker, BrokerError, free_port, run_user
 from firetower.mqtt import AsyncMqtt
-from tests.helpers import eventually
+from tests.helpers import eventually, start_subscribed
 
 pytestmark = pytest.mark.integration
 ROOT = os.geteuid() == 0
@@ -39,8 +39,7 @@ async def _queue_for_offline_session(port: int, client_id: str, n: int) -> None:
     sub = AsyncMqtt("127.0.0.1", port, client_id=client_id, clean_session=False,
                     manual_ack=True)
     sub.subscribe("fire/#", 1)
-    await sub.start()
-    await asyncio.sleep(0.2)  # SUBACK
+    await start_subscribed(sub)
     await sub.stop()
     pub = AsyncMqtt("127.0.0.1", port)
     acked: set[int] = set()
@@ -52,7 +51,7 @@ async def _queue_for_offline_session(port: int, client_id: str, n: int) -> None:
     async def all_acked() -> bool:
         return mids <= acked
 
-    await eventually(all_acked, 10)
+    await eventually(all_acked, 30)
     await pub.stop()
 
 
@@ -67,8 +66,8 @@ async def _drain(port: int, client_id: str, expect: int) -> list[bytes]:
         return len(got) >= expect
 
     try:
-        await eventually(enough, 10)
-        await asyncio.sleep(0.2)  # nothing more than expected arrives
+        await eventually(enough, 30)
+        await asyncio.sleep(0.2)  # on purpose: time for a message too many to arrive
     finally:
         await sub.stop()
     return got
@@ -169,9 +168,9 @@ async def test_shipped_launcher_save_bounds_the_window(open_dir: Path, shipped: 
             return (broker.saved_through or 0.0) > acked_at
 
         if shipped:
-            await eventually(saved_after_acks, 5)
+            await eventually(saved_after_acks, 30)
         else:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # on purpose: the launcher's save would have landed by now
         broker.kill()
         broker.start()
         sub = AsyncMqtt("127.0.0.1", broker.port, client_id="window-test", clean_session=False)
@@ -182,8 +181,8 @@ async def test_shipped_launcher_save_bounds_the_window(open_dir: Path, shipped: 
             return len(got) >= 300
 
         if shipped:
-            await eventually(drained, 10)
-        await asyncio.sleep(0.5)
+            await eventually(drained, 30)
+        await asyncio.sleep(0.5)  # on purpose: time for a message too many (or a lost one)
         await sub.stop()
     finally:
         broker.stop()
@@ -201,8 +200,7 @@ async def test_sigkill_mid_stream_loses_nothing_acknowledged_before_the_last_sav
     try:
         sub = AsyncMqtt("127.0.0.1", broker.port, client_id="stream-test", clean_session=False)
         sub.subscribe("fire/#", 1)
-        await sub.start()
-        await asyncio.sleep(0.2)
+        await start_subscribed(sub)
         await sub.stop()
         pub = AsyncMqtt("127.0.0.1", broker.port)
         by_mid: dict[int, int] = {}
@@ -213,7 +211,7 @@ async def test_sigkill_mid_stream_loses_nothing_acknowledged_before_the_last_sav
         for seq in range(1500):  # ~1,000 msg/s for 1.5 s
             by_mid[pub.publish(f"fire/v1/dev-{seq % 9}/event", str(seq).encode()).mid] = seq
             if seq % 10 == 9:
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # pacing: about 1,000 msg/s
         through = broker.saved_through
         broker.kill()
         killed_at = time.monotonic()
@@ -236,6 +234,6 @@ async def _drain_all(port: int, client_id: str) -> list[bytes]:
     last = -1
     while last != len(got):  # until nothing more arrives for 0.3 s
         last = len(got)
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # on purpose: drained once nothing arrives for 0.3 s
     await sub.stop()
     return got

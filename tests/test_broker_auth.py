@@ -31,7 +31,7 @@ from firetower.settings import Settings
 from ingest.partition import priority_client_id, session_client_id
 from ingest.service import Ingester
 from tests.conftest import Database, settings_for
-from tests.helpers import eventually, register
+from tests.helpers import PROBE_TIMEOUT_S, eventually, register
 from tests.ingest.test_exactly_once import count
 
 SERVICE_PASSWORD = "service-secret-for-tests"
@@ -161,7 +161,7 @@ async def _device_stream(port: int, device: str, password: str, n: int) -> int:
             if i % 10 == 0:
                 mids.append(pub.publish(f"fire/v1/{device}/event", _event(i // 10)).mid)
             if i % 20 == 0:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # pacing: about 400 msg/s
 
         async def done() -> bool:
             return set(mids) <= acked
@@ -185,7 +185,7 @@ async def _attack(port: int, device: str, password: str, client_ids: list[str],
             try:
                 await c.start(timeout=5)
                 accepted += 1
-                await asyncio.sleep(0.15)
+                await asyncio.sleep(0.15)  # on purpose: the attacker holds the session a while
             finally:
                 await c.stop()
     return accepted
@@ -202,7 +202,9 @@ async def _run_attack(clean_db: Database, root: Path, *, clientid_is_username: b
     ingester = Ingester(settings)
     try:
         await ingester.start()
-        await asyncio.sleep(0.3)  # SUBACKs
+        for session in [*ingester.sessions.values(), *ingester.priority_sessions.values()]:
+            # a round trip after the SUBSCRIBEs it sent on connecting: they are in place
+            assert await session.flush(PROBE_TIMEOUT_S), "an ingest session never subscribed"
         stop = asyncio.Event()
         targets = [INGEST_ID, f"{INGEST_ID}-priority", "dev-b", f"x-{uuid.uuid4().hex[:8]}"]
         attacker = asyncio.create_task(_attack(broker.port, "dev-a", devices["dev-a"],

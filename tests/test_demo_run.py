@@ -98,7 +98,7 @@ async def test_every_demo_scenario_raises_its_alarm(clean_db, own_broker, tmp_pa
                         if (r["device_id"] == device and r["class"] in classes
                                 and r["type"] in TYPES.get(scenario, {r["type"]})):
                             seen.setdefault((scenario, device), time.monotonic() - t0)
-                await asyncio.sleep(2.0)
+                await asyncio.sleep(2.0)  # a probe's polling interval (deadline WAIT_S)
             alarms = await conn.fetch("SELECT device_id, class, type, raised_at FROM alarms")
             floors = await conn.fetchval("SELECT count(*) FROM floors WHERE plan_image IS NOT "
                                          "NULL")

@@ -68,7 +68,7 @@ class Centre:
             seen = len(self.lines)
             if self.proc.poll() is not None and seen == len(self.lines):
                 break
-            time.sleep(0.05)
+            time.sleep(0.05)  # a probe's polling interval (deadline above)
         raise AssertionError(f"{pattern!r} not printed in {timeout} s:\n" + "\n".join(self.lines))
 
     def stop(self, timeout: float = 30) -> int:
@@ -81,8 +81,12 @@ class Centre:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(timeout)
             raise
-        self.reader.join(5)
+        finally:
+            self.reader.join(5)
+            if self.proc.stdout is not None and not self.reader.is_alive():
+                self.proc.stdout.close()
         return code
 
 
@@ -195,7 +199,7 @@ def test_a_hung_service_is_killed_and_restarted(var: Path, something_on_1883: No
         deadline = time.monotonic() + 30
         while not (beat.exists() and time.time() - beat.stat().st_mtime < 5):
             assert time.monotonic() < deadline, "the restarted dispatcher does not beat"
-            time.sleep(0.1)
+            time.sleep(0.1)  # a probe's polling interval (deadline above)
         # the others were left alone
         assert "api (pid" not in "\n".join(centre.lines)
     finally:

@@ -5,7 +5,6 @@ on the way, in order). Hours of scenario replay in seconds, and deadlines stay e
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from firetower.model import DeviceKind
 from firetower.mqtt import AsyncMqtt
 from ingest.service import Ingester
 from tests.conftest import settings_for
+from tests.helpers import eventually
 
 
 def start_for(duration_s: float) -> datetime:
@@ -92,12 +92,13 @@ async def replay(url: str, broker: Any, run: Any,
     engine = svc.engine
     assert engine is not None
 
+    async def received() -> bool:
+        return ing.totals["received"] >= published
+
     async def caught_up() -> None:
-        for _ in range(200_000):
-            if ing.totals["received"] >= published:
-                return
-            await asyncio.sleep(0.0005)
-        raise AssertionError("the ingester did not take the published messages")
+        # the listeners evaluate a message as it is received: its decisions are made by now
+        await eventually(received, 120, 0.0005,
+                         what=f"the ingester received the {published} published messages")
 
     def advance(to: float) -> None:
         while True:
@@ -120,8 +121,7 @@ async def replay(url: str, broker: Any, run: Any,
         await caught_up()
         advance(run.start.timestamp() + run.duration + tail_s)
         assert svc.writer is not None
-        await asyncio.sleep(0.05)
-        await svc.writer.drain()
+        await svc.writer.drain()  # advance() made its decisions synchronously
         conn = await db.connect(url)
         try:
             alarms = await conn.fetch("SELECT * FROM alarms ORDER BY id")

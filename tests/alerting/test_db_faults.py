@@ -101,7 +101,7 @@ async def test_database_crash_and_recovery_every_stored_fire_event_is_one_alarm(
         for _ in range(n):
             sent += 1
             pub.publish(topic_for("pnl-1", "event"), fire_event(sent, sent), 1)
-            await asyncio.sleep(every_s)
+            await asyncio.sleep(every_s)  # pacing: a fire event every every_s
 
     try:
         await publish(25)  # 1 s of fire events with the database up
@@ -111,8 +111,8 @@ async def test_database_crash_and_recovery_every_stored_fire_event_is_one_alarm(
         await publish(round(RECOVERY_S / EVERY_S))  # in crash recovery
         await asyncio.to_thread(cluster.end_recovery)
         await publish(25)  # and after
-        while pub.outstanding:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: pub.outstanding == 0,
+                         what="the broker's PUBACK of every fire event")
         conn = await db.connect(cluster_db)
         try:
             await eventually(lambda: _count(conn, "SELECT count(*) FROM events", sent), 60)
@@ -200,13 +200,14 @@ async def test_writer_connection_terminated_while_the_database_refuses_connectio
                     "SELECT pid FROM pg_stat_activity WHERE application_name = $1"
                     " AND wait_event_type = 'Lock'", app)]
 
-            pids = await eventually(writer_waiting, 10)
+            pids = await eventually(writer_waiting, 30)
             dbname = clean_db.url.rpartition("/")[2]
             await admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
             try:
                 await admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid", pids)
-                await asyncio.sleep(1.5)  # the writer's reconnections are refused meanwhile
+                await eventually(lambda: _logged(caplog, "is not currently accepting connections"),
+                                 what="the writer's reconnection refused")
                 assert w.written == 0
             finally:
                 await admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
@@ -241,7 +242,8 @@ async def test_no_connection_slot_for_the_writer_53300(
     try:
         async with writer_on(pool) as w:
             w.put(fire_decision("pnl-2", "1/2"))
-            await asyncio.sleep(1.5)  # the writer cannot get a connection meanwhile
+            await eventually(lambda: _logged(caplog, "TooManyConnectionsError"),
+                             what="the writer refused a connection slot")
             assert w.written == 0
             await hog.close()  # a slot frees up
             await asyncio.wait_for(w.drain(), 20)
@@ -264,10 +266,11 @@ async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
 # -- the ingester dies between the data commit and the alarm commit ------------------------------
 async def spawn(db_url: str, mqtt_url: str, client_id: str, log: Path
                 ) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.alerting.proc", db_url, mqtt_url, client_id, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=log.open("ab"),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    with log.open("ab") as err:  # the child keeps its own copy of the file
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.alerting.proc", db_url, mqtt_url, client_id, cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=err,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
     assert line.strip() == b"ready", (line, log.read_text()[-2000:])
@@ -289,8 +292,8 @@ async def test_killed_before_the_alarm_commit_the_fire_event_comes_back(
         await tx.start()  # the alarm writer's transaction waits on this lock
         await blocker.execute("LOCK TABLE alarms IN ACCESS EXCLUSIVE MODE")
         pub.publish(topic_for("pnl-1", "event"), fire_event(1, 7), 1)
-        await eventually(lambda: fires_stored(conn), 10)  # the data is committed ...
-        await asyncio.sleep(0.5)  # ... (and, before issue 11, acknowledged at once)
+        await eventually(lambda: fires_stored(conn), 30)  # the data is committed ...
+        await asyncio.sleep(0.5)  # on purpose: (before issue 11, acknowledged within it)
         assert await conn.fetchval("SELECT count(*) FROM alarm_events") == 0
         proc.send_signal(signal.SIGKILL)  # ... and the alarm is not
         await proc.wait()
@@ -302,7 +305,7 @@ async def test_killed_before_the_alarm_commit_the_fire_event_comes_back(
             return await conn.fetch("SELECT point, count FROM alarms WHERE type = 'panel.fire'")
 
         try:
-            rows = await eventually(alarmed, 15)
+            rows = await eventually(alarmed, 30)
         except AssertionError:
             raise AssertionError("the fire event's alarm was lost with the killed ingester; "
                                  f"log:\n{log.read_text()[-3000:]}") from None

@@ -57,15 +57,15 @@ async def test_sigkill_with_open_alarm_and_pending_duration(clean_db, broker) ->
                    "zone": 1, "point": 7})
     try:
         pub.publish(topic_for("pnl-1", "event"), fire)
-        await eventually(lambda: alarms(conn), 10)
+        await eventually(lambda: alarms(conn), 30)
         for _ in range(4):  # 2 s of smoke: pending, 4 s short of its 6 s
             send_smoke()
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # pacing: a reading every 0.5 s
 
         async def pending_saved():  # type: ignore[no-untyped-def]
             return await conn.fetchval("SELECT count(*) FROM rule_state WHERE device_id = 'smk-1'")
 
-        await eventually(pending_saved, 5)
+        await eventually(pending_saved, what="smk-1's pending state saved")
         assert len(await alarms(conn)) == 1
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
@@ -75,12 +75,12 @@ async def test_sigkill_with_open_alarm_and_pending_duration(clean_db, broker) ->
         deadline = t0 + timedelta(seconds=12)
         while datetime.now(UTC) < deadline:
             send_smoke()
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # pacing: a reading every 0.5 s
 
         async def smoke_alarm():  # type: ignore[no-untyped-def]
             return [r for r in await alarms(conn) if r["type"] == "smoke.threshold"]
 
-        smoke = (await eventually(smoke_alarm, 10))[0]
+        smoke = (await eventually(smoke_alarm, 30))[0]
         rows = await alarms(conn)
         assert sorted((r["type"], r["count"]) for r in rows) == [
             ("panel.fire", 1), ("smoke.threshold", 1)]
@@ -97,5 +97,6 @@ async def test_sigkill_with_open_alarm_and_pending_duration(clean_db, broker) ->
             await asyncio.wait_for(proc.wait(), 10)
         except TimeoutError:
             proc.kill()
+            await proc.wait()
         await conn.close()
         await pub.stop()

@@ -62,7 +62,7 @@ async def test_rule_state_is_saved_only_once_every_decision_is_committed(
             await eventually(decided_not_committed, what="the fire decided, its write waiting")
             # Let several saves of the loop come and go on purpose: none may store a state
             # that is ahead of the stored alarms.
-            await asyncio.sleep(4 * svc.state_flush_s)
+            await asyncio.sleep(4 * svc.state_flush_s)  # on purpose: four save periods
             assert await conn.fetchval("SELECT count(*) FROM rule_state") == 0
             assert await decided_not_committed()
             # The next save is refused by the database (the table is away) ...

@@ -46,11 +46,11 @@ async def test_fires_with_unreadable_stamps_are_alarms_and_raise_clock_faults(cl
             rows = [a for a in await alarms(conn) if a["class"] == "fire"]
             return rows if len(rows) == 2 else None
 
-        fires = await eventually(both_fires, 10)
+        fires = await eventually(both_fires, 30)
         # sent again (a device resending after a reconnect): received later, stored once
         for topic, body in messages:
             pub.publish(topic, encode(body), 1)
-        await eventually(lambda: _received(ing, 6), 10)
+        await eventually(lambda: _received(ing, 6), 30)
         await svc.writer.drain()  # type: ignore[union-attr]
         events = await conn.fetch("SELECT * FROM events ORDER BY seq")
         telemetry = await conn.fetch("SELECT * FROM telemetry")

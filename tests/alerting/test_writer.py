@@ -45,7 +45,7 @@ class RecordingStore:
         self.calls.append(occ.key.device_id)
         if self.writer is not None:
             self.low_at_call.append(self.writer.low)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # an await point, as the real store has
 
 
 def decision(device: str, cls: AlarmClass) -> Decision:

@@ -44,11 +44,11 @@ async def test_wrong_clocks_lose_nothing_and_raise_clock_faults(clean_db, broker
             rows = [a for a in await alarms(conn) if a["class"] == "fire"]
             return rows if len(rows) == 2 else None
 
-        fires = await eventually(both_fires, 10)
+        fires = await eventually(both_fires, 30)
         # sent again (a device resending after a reconnect): received later, stored once
         for topic, body in messages:
             pub.publish(topic, encode(body), 1)
-        await eventually(lambda: _received(ing, 6), 10)
+        await eventually(lambda: _received(ing, 6), 30)
         await svc.writer.drain()  # type: ignore[union-attr]
         events = await conn.fetch("SELECT * FROM events ORDER BY seq")
         telemetry = await conn.fetch("SELECT * FROM telemetry")

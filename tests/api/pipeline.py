@@ -3,7 +3,6 @@ the API on a free port (own thread), users and a panel registered through the AP
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -25,6 +24,7 @@ from ingest.service import Ingester
 from tests.api.conftest import TEST_SECRET, World, api_settings_for, seed
 from tests.api.server import running_api
 from tests.conftest import Database
+from tests.helpers import ingester_subscribed
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -100,7 +100,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) 
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
-            time.sleep(0.05)
+            time.sleep(0.05)  # a probe's polling interval (deadline above)
     raise RuntimeError(f"nothing listens on {port}")
 
 
@@ -127,7 +127,7 @@ async def process_pipeline(database: Database, broker: Broker, panels: list[str]
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         publisher = AsyncMqtt("127.0.0.1", broker.port)
         await publisher.start()
-        await asyncio.sleep(2.0)  # the ingester connects and loads the registry
+        await ingester_subscribed(database.url, broker.port)  # connected, registry loaded
         try:
             yield Pipeline(world, publisher)
         finally:
@@ -139,3 +139,6 @@ async def process_pipeline(database: Database, broker: Broker, panels: list[str]
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(15)
+            if proc.stderr is not None:
+                proc.stderr.close()

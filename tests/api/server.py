@@ -36,7 +36,7 @@ class ApiServer:
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("API server did not start")
-            time.sleep(0.02)
+            time.sleep(0.02)  # a probe's polling interval (deadline above)
         return self
 
     def stop(self) -> None:

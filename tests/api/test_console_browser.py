@@ -195,7 +195,7 @@ async def test_active_fire_pops_up_and_sounds_on_sign_in_reload_and_reconnect(
         async with con.world.client("operator") as c:
             assert (await c.get(f"/alarms/{fire}")).json()["state"] == "acknowledged"
         stopped = await beeps(page)
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # on purpose: 2 s in which a beep would come (none may)
         assert await beeps(page) == stopped
         assert ERRORS == []
 
@@ -213,7 +213,7 @@ async def test_token_expiry_with_the_page_open_keeps_the_session_and_the_action(
         second = await raise_alarm(con.store, "smk-2", "s2", "fault", "panel.fault")
         page = await login(await browser.new_context(), con.world.url, "operator")
         initial = await page.evaluate("sessionStorage.getItem('firetower.token')")
-        await asyncio.sleep(70)
+        await asyncio.sleep(70)  # on purpose: past the 1-minute token's expiry
         async with httpx.AsyncClient(base_url=f"{con.world.url}/api/v1") as c:
             r = await c.get("/auth/me", headers={"Authorization": f"Bearer {initial}"})
             assert r.status_code == 401  # the token the console signed in with has expired
@@ -291,7 +291,7 @@ async def test_stalled_stream_turns_the_connection_state_red(clean_db) -> None: 
             page = await login(await browser.new_context(), con.world.url, "operator",
                                base=f"http://127.0.0.1:{proxy.port}")
             await page.wait_for_selector('#live[data-state="live"]')
-            await asyncio.sleep(4)  # keep-alives every second keep it green
+            await asyncio.sleep(4)  # on purpose: 4 keep-alive periods, which keep it green
             assert await page.get_attribute("#live", "data-state") == "live"
             proxy.flowing.clear()
             t0 = time.monotonic()

@@ -66,7 +66,7 @@ async def test_fire_clocks_are_recorded_in_order_and_counted(clean_db: Database,
                                   json={"verdict": "true_fire", "reason": "CCTV shows smoke"})
                 assert r.status_code == 200, r.text
             await eventually(lambda: pool.fetchval(
-                "SELECT delivered_at FROM alarms WHERE id = $1", alarm_id), timeout=10)
+                "SELECT delivered_at FROM alarms WHERE id = $1", alarm_id), timeout=30)
             assert len(rx.unique) == 1 and rx.unique[0].type == "alarm.forwarded"
 
             async with p.world.client("operator") as op:

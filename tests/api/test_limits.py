@@ -25,7 +25,7 @@ from firetower.broker import free_port
 from tests.api.conftest import TEST_SECRET, World, api_settings_for, seed
 from tests.api.server import running_api
 from tests.conftest import Database
-from tests.helpers import eventually
+from tests.helpers import eventually, spawn_logged
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
@@ -66,9 +66,8 @@ async def api_process(clean_db: Database, tmp_path: Path) -> AsyncIterator[ApiPr
                FIRETOWER_PASSWORD_HASH_CONCURRENCY=str(HASHES_AT_ONCE),
                # this test measures hashing, not throttling
                FIRETOWER_LOGIN_ACCOUNT_FAILURES="1000", FIRETOWER_LOGIN_ADDRESS_FAILURES="1000")
-    proc = subprocess.Popen([sys.executable, "-m", "firetower", "api", "--no-migrate",
-                             "--port", str(port)], env=env,
-                            stdout=(tmp_path / "api.log").open("wb"), stderr=subprocess.STDOUT)
+    proc = spawn_logged([sys.executable, "-m", "firetower", "api", "--no-migrate",
+                         "--port", str(port)], tmp_path / "api.log", env=env)
     server = ApiProcess(proc, port)
 
     async def up() -> bool:

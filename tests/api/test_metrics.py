@@ -24,7 +24,7 @@ from firetower.broker import free_port
 from tests.api.conftest import World, raise_alarm
 from tests.api.sse import events
 from tests.conftest import Database
-from tests.helpers import eventually
+from tests.helpers import eventually, spawn_logged
 
 pytestmark = pytest.mark.integration
 ALARM = "/api/v1/alarms/{alarm_id}"
@@ -107,12 +107,12 @@ async def test_stream_clients_and_events_sent(world: World, store: AlarmStore) -
         async def counted() -> bool:  # counted just after the frame is handed to the server
             return value("firetower_stream_events_sent_total") - sent == 1
 
-        await eventually(counted, 5)
+        await eventually(counted, 30)
 
     async def gone() -> bool:
         return value("firetower_stream_clients") == clients
 
-    await eventually(gone, 5)
+    await eventually(gone, 30)
 
 
 def _api_process(db_url: str, metrics_port: int, log: Path) -> tuple[subprocess.Popen[bytes],
@@ -121,8 +121,7 @@ def _api_process(db_url: str, metrics_port: int, log: Path) -> tuple[subprocess.
     env = dict(os.environ, FIRETOWER_DATABASE_URL=db_url, FIRETOWER_ENV="development",
                FIRETOWER_API_PORT=str(port), FIRETOWER_API_METRICS_PORT=str(metrics_port),
                FIRETOWER_EVENT_LOOP="asyncio")
-    proc = subprocess.Popen([sys.executable, "-m", "firetower", "api", "--no-migrate"], env=env,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = spawn_logged([sys.executable, "-m", "firetower", "api", "--no-migrate"], log, env=env)
     return proc, port
 
 
@@ -152,7 +151,7 @@ async def test_firetower_api_serves_metrics_on_its_port(database: Database,
                      if s.name.endswith("_total")}
             return found or None
 
-        found = await eventually(scraped, 10, 0.2)
+        found = await eventually(scraped, 30, 0.2)
         assert found[("/api/v1/openapi.json", "GET", "2xx")] >= 1
     finally:
         proc.terminate()

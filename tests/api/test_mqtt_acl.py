@@ -4,7 +4,6 @@ only on its own topics (checked by subscribing as the centre's service account).
 
 from __future__ import annotations
 
-import asyncio
 import grp
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from firetower.mqtt import AsyncMqtt, MqttError
 from tests.api.conftest import api_settings_for, seed
 from tests.api.server import running_api
 from tests.conftest import Database
-from tests.helpers import eventually
+from tests.helpers import count_subacks, eventually, subscribe_acked
 
 
 def _has_group(name: str) -> bool:
@@ -116,37 +115,47 @@ async def test_device_publishes_only_on_its_own_topics(clean_db: Database,
             service = await _client(broker.port, *SERVICE)
             clients.append(service)
             service.set_on_message(lambda c, u, m: received.append(m.topic))
-            service.subscribe("fire/v1/#", 1)
-            await asyncio.sleep(0.3)  # SUBACK
+            await subscribe_acked(service, "fire/v1/#")
             # Forged publishes, each on a connection of its own: with max_queued_messages 0,
             # Mosquitto 2.0.11 drops a connection after its second denied QoS 1 publish in a
             # row, and paho re-sends both on the next connection (docs/broker.md).
             for forged in ("fire/v1/smk-b/event", "fire/v1/other/telemetry"):
-                forger = await eventually(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 10)
+                forger = await eventually(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 30)
                 forger.publish(forged, b"{}")  # dropped by the ACL
-                await asyncio.sleep(0.2)
+                await _processed(forger)
                 await forger.stop()
-            dev_a = await eventually(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 10)
+            dev_a = await eventually(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 30)
             clients.append(dev_a)
             dev_a.publish("fire/v1/smk-a/event", b"{}")     # its own: delivered
-            await eventually(lambda: _has(received, "fire/v1/smk-a/event"), 10)
-            await asyncio.sleep(0.5)
+            await eventually(lambda: _has(received, "fire/v1/smk-a/event"))
+            # The broker processed each forgery (PUBACK) before this was sent, and delivers to
+            # the service in that order: a forgery let through would be in `received` first.
             assert received == ["fire/v1/smk-a/event"]
             # The downlink (the centre's event confirmations): a device reads only its own,
             # and cannot write any, its own included.
             down: list[str] = []
             dev_a.set_on_message(lambda c, u, m: down.append(f"{m.topic} {bytes(m.payload)!r}"))
-            dev_a.subscribe("centre/v1/#", 1)
-            await asyncio.sleep(0.3)  # SUBACK
-            forger = await eventually(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 10)
+            await subscribe_acked(dev_a, "centre/v1/#")
+            # The forger logs in as smk-a, so the broker hands it smk-a's client id and drops
+            # dev_a's connection (use_username_as_clientid); dev_a then reconnects and renews
+            # its subscription, which the confirmations below must find in place.
+            renewed, generation = count_subacks(dev_a), dev_a.generation
+            forger = await eventually(lambda: _try(broker.port, "smk-a", creds["smk-a"]), 30)
             forger.publish("centre/v1/smk-a/confirm", b'{"seq": 99}')  # dropped by the ACL
-            await asyncio.sleep(0.2)
+            await _processed(forger)
             await forger.stop()
+
+            async def back() -> bool:
+                return (dev_a.generation > generation and dev_a.connected.is_set()
+                        and bool(renewed))
+
+            await eventually(back, what="smk-a reconnected, its subscription renewed")
             for dev in ("smk-b", "smk-a"):
                 service.publish(f"centre/v1/{dev}/confirm", b'{"seq": 1}')
             mine = "centre/v1/smk-a/confirm b'{\"seq\": 1}'"
-            await eventually(lambda: _has(down, mine), 10)
-            await asyncio.sleep(0.5)
+            await eventually(lambda: _has(down, mine))
+            # the forgery was processed before, smk-b's confirmation sent before on the same
+            # connection: either, let through, would be in `down` before it
             assert down == [mine]  # not smk-b's, and not the forgery (seq 99)
             # Wrong password and unknown users are refused.
             with pytest.raises(MqttError):
@@ -160,9 +169,13 @@ async def test_device_publishes_only_on_its_own_topics(clean_db: Database,
             text = pw_file.read_text()
             assert "\nfiretower-ingest:" in text and "\nfiretower-ingest-priority:" in text
             assert "user firetower-ingest-priority\ntopic read fire/v1/#" in acl_file.read_text()
-            await asyncio.sleep(0.3)
-            with pytest.raises(MqttError):
-                await _client(broker.port, "smk-b", creds["smk-b"])
+            async def refused() -> bool:  # once the broker has reloaded its password file
+                client = await _try(broker.port, "smk-b", creds["smk-b"])
+                if client is not None:
+                    await client.stop()
+                return client is None
+
+            await eventually(refused, what="the broker refusing the decommissioned smk-b")
     finally:
         for c in clients:
             await c.stop()
@@ -178,3 +191,12 @@ async def _try(port: int, user: str, password: str) -> AsyncMqtt | None:
 
 async def _has(items: list[str], item: str) -> bool:
     return item in items
+
+
+async def _processed(client: AsyncMqtt) -> None:
+    """The broker has processed every QoS 1 publish of `client` (it PUBACKs them all, the ones
+    its ACL drops included)."""
+    async def acked() -> bool:
+        return client.outstanding == 0
+
+    await eventually(acked, what="the broker's PUBACK of every publish")

@@ -17,6 +17,7 @@ from firetower.alarm_store import AlarmStore
 from firetower.alarms import InvalidTransition, Trigger, Verdict
 from tests.api.conftest import World, raise_alarm
 from tests.api.sse import SseEvent, events
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 DEVICES = [f"smk-{i}" for i in range(12)]
@@ -48,7 +49,7 @@ async def churn(store: AlarmStore, seed: int) -> None:
                                        if trigger is Trigger.VERDICT else None)
             except InvalidTransition:
                 pass
-        await asyncio.sleep(rng.random() * 0.01)
+        await asyncio.sleep(rng.random() * 0.01)  # pacing: the writers interleave at random
 
 
 async def read(client: httpx.AsyncClient, headers: dict[str, str], stop_after: int | None,
@@ -67,6 +68,12 @@ async def read(client: httpx.AsyncClient, headers: dict[str, str], stop_after: i
             if stop_after is not None and count >= stop_after:
                 return last
     return last
+
+
+async def seen(sink: list[SseEvent], kind: str, event_id: int | None = None) -> bool:
+    """The stream has sent a `kind` event (an alarm event: the one with `event_id`)."""
+    return any(e.event == kind and (event_id is None or e.data["event"]["id"] == event_id)
+               for e in sink)
 
 
 async def all_event_ids(pool) -> list[int]:  # type: ignore[no-untyped-def]
@@ -100,11 +107,8 @@ async def test_reconnect_loses_and_duplicates_nothing(world: World, pool) -> Non
             return set(ids) >= a_expected
 
         resume = asyncio.create_task(read(c, {"Last-Event-ID": last or "0"}, None, rest, done))
-        deadline = asyncio.get_running_loop().time() + 20
-        while not await a_has_all():
-            assert asyncio.get_running_loop().time() < deadline, "client A missed events"
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)  # let any duplicate arrive
+        await eventually(a_has_all, what="client A has every event it missed")
+        await asyncio.sleep(0.3)  # on purpose: time for a duplicate to arrive (there must be none)
         resume.cancel()
         b_task.cancel()
         await asyncio.gather(resume, b_task, return_exceptions=True)
@@ -139,7 +143,7 @@ async def test_late_commit_of_a_lower_id_is_not_skipped(world: World, pool) -> N
     async with world.client("operator") as c:
         c.timeout = httpx.Timeout(30)
         reader = asyncio.create_task(read(c, {}, 2, got, asyncio.Event()))
-        await asyncio.sleep(0.5)
+        await eventually(lambda: seen(got, "snapshot"), what="the stream's snapshot")
         slow = await pool.acquire()
         tx = slow.transaction()
         await tx.start()
@@ -150,7 +154,8 @@ async def test_late_commit_of_a_lower_id_is_not_skipped(world: World, pool) -> N
         await slow.execute("SELECT pg_notify('firetower_alarm_events', $1)", str(low))
         high = (await asyncio.wait_for(store.transition(
             alarm_id, Trigger.ACKNOWLEDGE, actor="operator:fast"), 5)).event_id
-        await asyncio.sleep(0.5)
+        # the higher id is on the stream before the lower one commits
+        await eventually(lambda: seen(got, "alarm", high), what=f"event {high} on the stream")
         await tx.commit()
         await pool.release(slow)
         last = await asyncio.wait_for(reader, 10)
@@ -167,7 +172,7 @@ async def test_scoped_user_streams_only_its_sites(world: World, pool) -> None:  
     async with world.client("installer") as c:
         c.timeout = httpx.Timeout(30)
         reader = asyncio.create_task(read(c, {}, 2, got, asyncio.Event()))
-        await asyncio.sleep(0.5)
+        await eventually(lambda: seen(got, "snapshot"), what="the stream's snapshot")
         await raise_alarm(store, "far-1", "s2")
         own = await raise_alarm(store, "smk-1", "s1")
         await raise_alarm(store, "far-1", "s2", rule="other")

@@ -118,7 +118,7 @@ async def test_a_stream_closes_when_its_token_expires(world: World) -> None:
                         "exp": datetime.now(UTC) + timedelta(seconds=2)}, TEST_SECRET,
                        algorithm="HS256")
     async with world.client() as c:
-        reason, _ = await _closed_by(c, lambda: asyncio.sleep(0),
+        reason, _ = await _closed_by(c, lambda: asyncio.sleep(0),  # no action: it expires
                                      {"Authorization": f"Bearer {token}"},
                                      2 + BOUND_S)
     assert reason in {"token expired", "credentials no longer valid"}

@@ -56,7 +56,7 @@ async def test_ping_verdict_log_replay_rotate(world: World) -> None:  # noqa: F8
             rx.secrets.append(hook["secret"])
             r = await c.post(f"/webhooks/{hook['id']}/ping")
             assert r.status_code == 202
-            await eventually(lambda: _n(rx, 1), timeout=10)
+            await eventually(lambda: _n(rx, 1), timeout=30)
             assert rx.unique[0].type == "webhook.ping"
 
             await pool.execute("INSERT INTO devices (id, kind, site_id) VALUES"
@@ -66,7 +66,7 @@ async def test_ping_verdict_log_replay_rotate(world: World) -> None:  # noqa: F8
                 r = await op.post(f"/alarms/{alarm}/verdict",
                                   json={"verdict": "false_alarm", "reason": "cooking steam"})
                 assert r.status_code == 200, r.text
-            await eventually(lambda: _n(rx, 2), timeout=10)
+            await eventually(lambda: _n(rx, 2), timeout=30)
             verdict = rx.unique[1]
             assert verdict.type == "alarm.verdict"
             assert verdict.body["data"]["alarm"]["verdict"] == "false_alarm"
@@ -82,7 +82,7 @@ async def test_ping_verdict_log_replay_rotate(world: World) -> None:  # noqa: F8
 
             r = await c.post(f"/webhooks/{hook['id']}/replay", json={"delivery_ids": [first]})
             assert r.status_code == 202
-            await eventually(lambda: _requests(rx, 3), timeout=10)
+            await eventually(lambda: _requests(rx, 3), timeout=30)
             assert rx.requests[2].id == verdict.id and len(rx.unique) == 2  # same id: dropped
             assert (await c.post(f"/webhooks/{hook['id']}/replay",
                                  json={"delivery_ids": [first, 999999]})).status_code == 404
@@ -91,7 +91,7 @@ async def test_ping_verdict_log_replay_rotate(world: World) -> None:  # noqa: F8
             assert r.status_code == 200 and r.json()["secret"] != hook["secret"]
             rx.secrets[:] = [r.json()["secret"]]  # the receiver switches to the new secret
             await c.post(f"/webhooks/{hook['id']}/ping")
-            await eventually(lambda: _n(rx, 3), timeout=10)
+            await eventually(lambda: _n(rx, 3), timeout=30)
     await rx.stop()
     assert rx.bad_signatures == 0
 

@@ -27,7 +27,7 @@ from firetower import db
 from firetower.alarm_store import AlarmStore
 from tests.conftest import ADMIN_URL, Database
 from tests.dispatch.common import LOOPBACK, PUBLIC_URL, endpoint, raise_fire, seed
-from tests.helpers import eventually
+from tests.helpers import eventually, spawn_logged
 from tests.pgcluster import PgCluster
 
 pytestmark = pytest.mark.integration
@@ -51,8 +51,8 @@ def spawn(db_url: str, log: Path) -> subprocess.Popen[bytes]:
            "FIRETOWER_WEBHOOK_ALLOW_NETWORKS": LOOPBACK}
     env.pop("FIRETOWER_METRICS_PORT", None)
     env.pop("FIRETOWER_DISPATCH_METRICS_PORT", None)
-    return subprocess.Popen([sys.executable, "-m", "dispatch", "--no-migrate"], cwd=ROOT,
-                            env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return spawn_logged([sys.executable, "-m", "dispatch", "--no-migrate"], log, "ab", cwd=ROOT,
+                        env=env)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -109,9 +109,9 @@ async def test_dispatcher_survives_a_database_crash_and_delivers_after(
             await eventually(lambda: _received(rx, 1), 30)
 
             cluster.crash()
-            await asyncio.sleep(1.0)  # down: connections refused
+            await asyncio.sleep(1.0)  # on purpose: 1 s down, connections refused
             await asyncio.to_thread(cluster.start_in_recovery)
-            await asyncio.sleep(5.0)  # in crash recovery: 57P03 (the old process exited here)
+            await asyncio.sleep(5.0)  # on purpose: 5 s of 57P03 (the old process exited here)
             assert proc.poll() is None, log.read_text()[-3000:]
             await asyncio.to_thread(cluster.end_recovery)
 
@@ -160,7 +160,7 @@ async def test_dispatcher_connections_terminated_57P01(clean_db: Database,
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                     " WHERE datname = $1 AND application_name <> 'the-test'", dbname)
                 assert killed >= 2  # the listening connection and the pools' connections
-                await asyncio.sleep(4.0)  # longer than the old process's check interval
+                await asyncio.sleep(4.0)  # on purpose: past the old process's check interval
                 assert proc.poll() is None, log.read_text()[-3000:]
             await raise_fire(store, "d1", rule="after")
             await eventually(lambda: _received(rx, 2), 30)

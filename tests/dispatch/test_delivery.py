@@ -30,7 +30,7 @@ async def test_lifecycle_events_signed_with_payload(clean_db: Database) -> None:
         await store.transition(alarm, Trigger.ACKNOWLEDGE, actor="operator:alice")
         await store.transition(alarm, Trigger.VERDICT, actor="operator:alice",
                                verdict=Verdict.FALSE_ALARM)
-        await eventually(lambda: _n(rx, 3), timeout=10)
+        await eventually(lambda: _n(rx, 3), timeout=30)
         await rx.stop()
     assert [r.type for r in rx.unique] == ["alarm.raised", "alarm.acknowledged",
                                            "alarm.verdict"]
@@ -73,8 +73,11 @@ async def test_filters(clean_db: Database) -> None:
         await store.transition(a0, Trigger.VERDICT, actor="op", verdict=Verdict.TRUE_FIRE)
         await store.transition(a1, Trigger.VERDICT, actor="op", verdict=Verdict.TRUE_FIRE)
         # a0: raised, verdict, forwarded; a1 the same; the fault: raised
-        await eventually(lambda: _n(rx_all, 7), timeout=10)
-        await asyncio.sleep(0.3)
+        await eventually(lambda: _n(rx_all, 7))
+        await eventually(lambda: _n(rx_fault, 1))
+        await eventually(lambda: _n(rx_s2, 3))  # a1: raised, verdict, forwarded
+        await eventually(lambda: _n(rx_j7_verdicts, 1))
+        await asyncio.sleep(0.3)  # on purpose: time for a delivery a filter should stop
         for rx in (rx_all, rx_fault, rx_s2, rx_j7_verdicts):
             await rx.stop()
     assert len(rx_all.unique) == 7
@@ -109,8 +112,14 @@ async def test_retry_policy(clean_db: Database) -> None:
         await rx.start()
         for i in range(4):
             await raise_fire(store, f"d{i}", site="s1" if i % 2 == 0 else "s2")
-        await eventually(lambda: _n(rx, 3), timeout=15)
-        await asyncio.sleep(0.2)
+        await eventually(lambda: _n(rx, 3))
+
+        async def settled() -> bool:  # delivered or rejected, none left to retry
+            rows = await pool.fetch("SELECT status FROM webhook_deliveries"
+                                    " WHERE endpoint_id = $1", eid)
+            return len(rows) == 4 and all(r["status"] != "pending" for r in rows)
+
+        await eventually(settled, what="every delivery delivered or rejected")
         await rx.stop()
         async with pool.acquire() as conn:
             rows = await delivery_log.deliveries(conn, eid)
@@ -143,22 +152,22 @@ async def test_dead_letter_failing_alarm_and_replay(clean_db: Database) -> None:
         async def dead() -> bool:
             return await pool.fetchval("SELECT count(*) FROM webhook_deliveries"
                                        " WHERE status = 'dead'") == 1
-        await eventually(dead, timeout=10)
+        await eventually(dead, timeout=30)
         failing = await pool.fetchrow("SELECT * FROM alarms WHERE type = 'webhook.failing'")
         assert failing is not None and failing["class"] == "fault"
         assert failing["device_id"] == f"webhook:{eid}" and failing["state"] == "active"
         down = False
         await raise_fire(store, "d2")
-        await eventually(lambda: _n(rx, 1), timeout=10)
+        await eventually(lambda: _n(rx, 1), timeout=30)
 
         async def cleared() -> bool:
             return await pool.fetchval("SELECT state FROM alarms WHERE type = 'webhook.failing'"
                                        ) == "cleared_unack"
-        await eventually(cleared, timeout=5)
+        await eventually(cleared, timeout=30)
         async with pool.acquire() as conn:
             replayed = await delivery_log.replay(conn, eid)
         assert len(replayed) == 1
-        await eventually(lambda: _n(rx, 2), timeout=10)
+        await eventually(lambda: _n(rx, 2), timeout=30)
         await rx.stop()
         attempts = await pool.fetchval(
             "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d"
@@ -172,27 +181,33 @@ async def test_secret_rotation(clean_db: Database) -> None:
     """During the overlap every message carries a signature per secret, so receivers holding
     either the old or the new secret verify it; after the overlap only the new one signs."""
     await seed(clean_db.url)
-    async with pool_for(clean_db.url) as pool, running(clean_db.url):
+    async with pool_for(clean_db.url) as pool, running(clean_db.url) as dispatcher:
         store = AlarmStore(pool)
         rx_old = await Receiver([]).start()
         eid, old = await endpoint(pool, rx_old.url, event_types=["alarm.raised"])
         rx_old.secrets.append(old)
         await raise_fire(store, "d0")
-        await eventually(lambda: _n(rx_old, 1), timeout=10)
+        await eventually(lambda: _n(rx_old, 1), timeout=30)
         async with pool.acquire() as conn:
             new, _ = await subscriptions.rotate(conn, BOX, eid, overlap_s=1.5)
         rx_new = await Receiver([new]).start()
         async with pool.acquire() as conn:  # both receivers: same secret set, old url swapped
             await subscriptions.update(conn, eid, {"url": rx_new.url})
-        await asyncio.sleep(0.3)
+
+        async def swapped() -> bool:  # the dispatcher's worker has the new url and both keys
+            worker = dispatcher._workers.get(eid)
+            return (worker is not None and worker.endpoint.url == rx_new.url
+                    and len(worker.endpoint.keys) == 2)
+
+        await eventually(swapped, what="the dispatcher delivering to the new url")
         await raise_fire(store, "d2")
-        await eventually(lambda: _n(rx_new, 1), timeout=10)
+        await eventually(lambda: _n(rx_new, 1), timeout=30)
         first = rx_new.unique[0]
         both = first.headers["webhook-signature"].split()
         assert verify([old], first.headers, first.raw) == verify([new], first.headers, first.raw)
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # on purpose: past the 1.5 s overlap
         await raise_fire(store, "d4")
-        await eventually(lambda: _n(rx_new, 2), timeout=10)
+        await eventually(lambda: _n(rx_new, 2), timeout=30)
         only_new = rx_new.unique[1].headers["webhook-signature"].split()
         await rx_old.stop()
         await rx_new.stop()
@@ -216,15 +231,15 @@ async def test_second_dispatcher_is_a_standby(clean_db: Database) -> None:
         await leader.start()
         standby = Dispatcher(settings(clean_db.url), config())
         waiting = asyncio.create_task(standby.start())
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # on purpose: 0.5 s in which the standby must not lead
         assert not standby.leader.is_set()
         await raise_fire(store, "d0")
-        await eventually(lambda: _n(rx, 1), timeout=10)
+        await eventually(lambda: _n(rx, 1), timeout=30)
         await leader.stop()
         await asyncio.wait_for(waiting, 10)
         assert standby.leader.is_set()
         await raise_fire(store, "d2")
-        await eventually(lambda: _n(rx, 2), timeout=10)
+        await eventually(lambda: _n(rx, 2), timeout=30)
         await standby.stop()
         await rx.stop()
     assert len(rx.requests) == 2 and rx.bad_signatures == 0
@@ -245,12 +260,12 @@ async def test_unreadable_secret_keeps_messages_queued(clean_db: Database) -> No
             async def tried() -> bool:
                 return bool(await pool.fetchval(
                     "SELECT attempts FROM webhook_deliveries WHERE endpoint_id = $1", eid))
-            await eventually(tried, timeout=10)
+            await eventually(tried, timeout=30)
             row = await pool.fetchrow("SELECT status, last_error FROM webhook_deliveries")
             assert row["status"] == "pending" and "signing secret" in row["last_error"]
             assert rx.requests == []
         async with running(clean_db.url):
-            await eventually(lambda: _n(rx, 1), timeout=10)
+            await eventually(lambda: _n(rx, 1), timeout=30)
         await rx.stop()
     assert rx.bad_signatures == 0
 
@@ -272,13 +287,13 @@ async def test_failing_alarm_cleared_when_endpoint_deleted_and_prune(clean_db: D
         async def alarm_state() -> str | None:
             return await pool.fetchval("SELECT state FROM alarms WHERE device_id = $1",
                                        f"webhook:{eid_bad}")
-        await eventually(alarm_state, timeout=10)
-        await eventually(lambda: _n(ok, 2), timeout=10)
+        await eventually(alarm_state, timeout=30)
+        await eventually(lambda: _n(ok, 2), timeout=30)
         await pool.execute("DELETE FROM webhook_endpoints WHERE id = $1", eid_bad)
 
         async def cleared() -> bool:
             return await alarm_state() == "cleared_unack"
-        await eventually(cleared, timeout=10)
+        await eventually(cleared, timeout=30)
         await ok.stop()
         assert await prune(pool, 30) == 0  # nothing old enough
         oldest = await pool.fetchrow("SELECT id, event_id FROM webhook_deliveries ORDER BY id"

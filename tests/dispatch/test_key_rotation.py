@@ -50,7 +50,7 @@ async def test_legacy_secret_delivers_and_is_resealed(clean_db: Database) -> Non
         await d.start()
         try:
             await raise_fire(store, "d0")
-            await eventually(lambda: _delivered(rx, 1), timeout=10)
+            await eventually(lambda: _delivered(rx, 1), timeout=30)
         finally:
             await d.stop()
         sealed = await pool.fetchval("SELECT sealed FROM webhook_secrets WHERE endpoint_id = $1",
@@ -60,7 +60,7 @@ async def test_legacy_secret_delivers_and_is_resealed(clean_db: Database) -> Non
         await d.start()
         try:
             await raise_fire(store, "d2")
-            await eventually(lambda: _delivered(rx, 2), timeout=10)
+            await eventually(lambda: _delivered(rx, 2), timeout=30)
         finally:
             await d.stop()
     await rx.stop()

@@ -6,7 +6,6 @@ without metrics. Metrics are process-global: every assertion is on a difference.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from firetower.alarms import Verdict
 from firetower.broker import free_port
 from tests.conftest import Database
 from tests.dispatch.common import endpoint, pool_for, raise_fire, running, seed, verdict
-from tests.helpers import eventually
+from tests.helpers import eventually, spawn_logged
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +48,7 @@ async def test_deliveries_and_forwards_are_counted(clean_db: Database) -> None:
         async def all_arrived() -> bool:  # raised, verdict, forwarded
             return len(rx.unique) >= 3
 
-        await eventually(all_arrived, timeout=10)
+        await eventually(all_arrived, timeout=30)
         assert dispatcher.leader.is_set()
         assert value("firetower_dispatch_leader") == 1
 
@@ -58,7 +57,7 @@ async def test_deliveries_and_forwards_are_counted(clean_db: Database) -> None:
                 and REGISTRY.get_sample_value("firetower_dispatch_pending_deliveries",
                                               {"endpoint": str(eid)}) is not None
 
-        await eventually(outbox_empty, timeout=5)
+        await eventually(outbox_empty, timeout=30)
         await rx.stop()
     after = (attempts("delivered"), value("firetower_dispatch_attempt_seconds_count"),
              value("firetower_dispatch_delivery_seconds_count"),
@@ -82,7 +81,7 @@ async def test_retries_rejections_and_a_failing_endpoint(clean_db: Database) -> 
         async def failing() -> bool:  # 3 failures make the endpoint failing (tests' config)
             return value("firetower_dispatch_endpoint_failing", endpoint=str(eid)) == 1
 
-        await eventually(failing, timeout=10)
+        await eventually(failing, timeout=30)
         assert attempts("retry") - before[0] >= 3
         pending = await pool.fetchval("SELECT count(*) FROM webhook_deliveries"
                                       " WHERE status = 'pending'")
@@ -91,20 +90,20 @@ async def test_retries_rejections_and_a_failing_endpoint(clean_db: Database) -> 
         async def counted_pending() -> bool:
             return value("firetower_dispatch_pending_deliveries", endpoint=str(eid)) == 1
 
-        await eventually(counted_pending, timeout=5)
+        await eventually(counted_pending, timeout=30)
         answer["status"] = 400  # the receiver refuses the message: not retried
 
         async def rejected() -> bool:
             return attempts("rejected") - before[1] == 1
 
-        await eventually(rejected, timeout=10)
+        await eventually(rejected, timeout=30)
         answer["status"] = 204
         await raise_fire(store, "d2")
 
         async def recovered() -> bool:
             return value("firetower_dispatch_endpoint_failing", endpoint=str(eid)) == 0
 
-        await eventually(recovered, timeout=10)
+        await eventually(recovered, timeout=30)
         assert attempts("delivered") - before[2] == 1
         await rx.stop()
 
@@ -124,7 +123,7 @@ async def test_firetower_dispatch_serves_metrics_and_a_standby_runs_without(
                FIRETOWER_DISPATCH_METRICS_PORT=str(port))
     cmd = [sys.executable, "-m", "firetower", "dispatch", "--no-migrate"]
     logs = [tmp_path / "leader.log", tmp_path / "standby.log"]
-    leader = subprocess.Popen(cmd, env=env, stdout=logs[0].open("wb"), stderr=subprocess.STDOUT)
+    leader = spawn_logged(cmd, logs[0], env=env)
     standby = None
     try:
         async def leading() -> bool:
@@ -132,8 +131,7 @@ async def test_firetower_dispatch_serves_metrics_and_a_standby_runs_without(
             return text is not None and "firetower_dispatch_leader 1.0" in text
 
         await eventually(leading, timeout=30, interval=0.2)
-        standby = subprocess.Popen(cmd, env=env, stdout=logs[1].open("wb"),
-                                   stderr=subprocess.STDOUT)
+        standby = spawn_logged(cmd, logs[1], env=env)
 
         async def warned() -> bool:
             return "metrics not served" in logs[1].read_text()

@@ -24,7 +24,7 @@ from dispatch.receiver import Receiver
 from firetower.alarm_store import AlarmStore
 from tests.conftest import Database
 from tests.dispatch.common import LOOPBACK, PUBLIC_URL, endpoint, pool_for, raise_fire, running, seed
-from tests.helpers import eventually
+from tests.helpers import eventually, spawn_logged
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ async def test_receiver_down_then_back(clean_db: Database) -> None:
                 await raise_fire(store, f"d{n % 4}", site="s1" if n % 2 == 0 else "s2",
                                  rule=f"rule.{n}")
                 n += 1
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)  # pacing: an alarm every 0.5 s
         assert flaky.unique == []
         flaky.answer = lambda _r: 204
         want_flaky = await expected_ids(pool, e_flaky)
@@ -85,8 +85,8 @@ def _spawn(db_url: str, log: Path) -> subprocess.Popen[bytes]:
            "FIRETOWER_WEBHOOK_ALLOW_NETWORKS": LOOPBACK,
            "FIRETOWER_DISPATCH_BACKOFF_BASE_S": "0.1", "FIRETOWER_DISPATCH_BACKOFF_MAX_S": "1"}
     env.pop("FIRETOWER_METRICS_PORT")
-    return subprocess.Popen([sys.executable, "-m", "dispatch", "--no-migrate"], cwd=ROOT,
-                            env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return spawn_logged([sys.executable, "-m", "dispatch", "--no-migrate"], log, "ab", cwd=ROOT,
+                        env=env)
 
 
 async def test_sigkill_mid_delivery_loses_nothing(clean_db: Database, tmp_path: Path) -> None:
@@ -111,12 +111,12 @@ async def test_sigkill_mid_delivery_loses_nothing(clean_db: Database, tmp_path: 
                 await eventually(functools.partial(_all, slow, kill_at), timeout=30)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
-                await asyncio.sleep(0.2)  # the request in flight may still be answered
+                await asyncio.sleep(0.2)  # on purpose: a request in flight at the kill may end
                 mid = len(slow.unique)
                 assert mid < 150  # killed mid-stream
                 for i in range(10):  # more alarms while no dispatcher runs
                     await raise_fire(store, f"d{i % 4}", rule=f"late.{kill_at}.{i}")
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)  # on purpose: nothing may be delivered meanwhile
                 assert len(slow.unique) == mid
                 proc = _spawn(clean_db.url, log)
             want1, want2 = await expected_ids(pool, e1), await expected_ids(pool, e2)
@@ -158,7 +158,7 @@ async def test_receiver_down_for_minutes(clean_db: Database) -> None:
             await raise_fire(store, f"d{n % 4}", site="s1" if n % 2 == 0 else "s2",
                              rule=f"rule.{n}")
             n += 1
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(2.0)  # pacing: an alarm every 2 s of the outage
         want = await expected_ids(pool, eid)
         await rx.start()
         t_back = loop.time()

@@ -91,7 +91,7 @@ async def test_name_resolving_to_loopback_refused_at_delivery(clean_db: Database
         rx.secrets.append(secret)
         async with running(clean_db.url, allow=""):
             await raise_fire(store, "d0")
-            await eventually(lambda: _attempts(pool, eid), timeout=10)
+            await eventually(lambda: _attempts(pool, eid), timeout=30)
             tries = await _attempts(pool, eid)
             assert tries[0] == {"status_code": None, "error": "address not allowed",
                                 "outcome": "retry"}
@@ -100,7 +100,7 @@ async def test_name_resolving_to_loopback_refused_at_delivery(clean_db: Database
             assert health["last_error"] == "address not allowed"
         assert rx.requests == []
         async with running(clean_db.url):  # loopback allow-listed: the same message arrives
-            await eventually(lambda: _n(rx, 1), timeout=10)
+            await eventually(lambda: _n(rx, 1), timeout=30)
     await rx.stop()
     assert rx.bad_signatures == 0
 
@@ -175,7 +175,7 @@ async def world_with_dispatch(clean_db: Database) -> AsyncIterator[tuple[World, 
 
                 async def both_tried() -> bool:
                     return all([await _attempts(pool, i) for i in ids])
-                await eventually(both_tried, timeout=15)
+                await eventually(both_tried, timeout=30)
             yield w, *ids
         finally:
             server.close()

@@ -255,7 +255,7 @@ class Centre:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{command}: {text!r} not logged in {timeout}s:\n"
                                      f"{proc.log_tail()}")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # a probe's polling interval (deadline above)
 
     async def probe(self, timeout: float = 60) -> None:
         """Wait until the ingester stores what devices publish: the probe device publishes a
@@ -274,7 +274,7 @@ class Centre:
             if time.monotonic() > deadline:
                 raise AssertionError(f"the ingester stored no probe in {timeout}s:\n"
                                      f"{self.procs['ingest'].log_tail()}")
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # a probe's polling interval (deadline above)
 
     async def _probe_stored(self, device: str, seq: int) -> bool:
         for _ in range(10):
@@ -291,7 +291,7 @@ class Centre:
                 await conn.close()
             if n == 2:
                 return True
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # a probe's polling interval (up to 1 s per probe)
         return False
 
     # -- supervision and teardown --------------------------------------------------------
@@ -299,7 +299,7 @@ class Centre:
         while True:
             for proc in list(self.procs.values()):
                 proc.supervise()
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the supervisor's period, like `firetower run`'s
 
     async def close(self) -> None:
         if self._supervisor is not None:

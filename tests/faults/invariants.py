@@ -38,7 +38,7 @@ async def _until(check: Callable[[], Awaitable[str | None]], timeout: float) -> 
             problem = f"database not reachable: {exc!r}"
         if problem is None or time.monotonic() > deadline:
             return problem
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.25)  # a probe's polling interval (deadline above)
 
 
 async def stored_once(centre: Centre, stream: Stream, timeout: float = 60) -> str | None:

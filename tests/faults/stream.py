@@ -87,7 +87,7 @@ async def probe_once(port: int, device: Device, seq: int) -> None:
                            encode({"seq": seq, "ts": format_ts(now), "online": True}), 1)]
         deadline = time.monotonic() + 5
         while not all(i._published for i in infos) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # a probe's polling interval (deadline above)
     finally:
         await c.stop()
 
@@ -143,7 +143,7 @@ class Stream:
         deadline = time.monotonic() + settle_s
         while (any(not s.acked for s in self.sent) or (self._resender and self._unconfirmed)) \
                 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # a probe's polling interval (deadline settle_s)
         if self._resender is not None:
             self._resender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -169,7 +169,7 @@ class Stream:
     async def _resend(self) -> None:
         """Send every event that is still unconfirmed when its resend is due (same bytes)."""
         while True:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the resender's period
             now = time.monotonic()
             for key, (topic, payload, due, backoff) in list(self._unconfirmed.items()):
                 if now < due:
@@ -212,7 +212,7 @@ class Stream:
                     next_fire[p.id] += self.fire_every_s
                     self.fire(p)
             tick += period
-            await asyncio.sleep(max(0.0, tick - time.monotonic()))
+            await asyncio.sleep(max(0.0, tick - time.monotonic()))  # pacing: the stream's rate
 
     # -- what happened ------------------------------------------------------------------
     def acked(self) -> list[Sent]:

@@ -59,7 +59,7 @@ class RetryingDevice:
                     asyncio.open_connection("127.0.0.1", self.port), 5)
             except (OSError, TimeoutError):
                 self.record.connect_failures += 1
-                await asyncio.sleep(self.retry_s)
+                await asyncio.sleep(self.retry_s)  # a device's retry interval
                 continue
             try:
                 await self._session(reader, writer, end)
@@ -68,7 +68,7 @@ class RetryingDevice:
                 with contextlib.suppress(OSError, ConnectionError):
                     await writer.wait_closed()
             if not self.done:
-                await asyncio.sleep(self.retry_s)
+                await asyncio.sleep(self.retry_s)  # a device's retry interval
         return self.record
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,

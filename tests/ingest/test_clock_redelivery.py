@@ -54,7 +54,7 @@ async def test_a_broker_redelivery_of_restamped_messages_is_stored_once(clean_db
             rows = await _rows(clean_db.url)
             return rows if len(rows) == 3 else None
 
-        before = await eventually(stored, 15)
+        before = await eventually(stored, 30)
         await first.stop()
         second = Ingester(settings)  # the same persistent sessions: the broker redelivers
         await second.start()
@@ -62,7 +62,7 @@ async def test_a_broker_redelivery_of_restamped_messages_is_stored_once(clean_db
             async def redelivered() -> bool:
                 return second.totals["duplicates"] >= 3
 
-            await eventually(redelivered, 15)
+            await eventually(redelivered, 30)
         finally:
             await second.stop()
     finally:
@@ -101,7 +101,7 @@ async def test_a_broker_redelivery_of_unreadable_stamps_is_stored_once(clean_db,
             rows = await _rows(clean_db.url)
             return rows if len(rows) == 4 else None
 
-        before = await eventually(stored, 15)
+        before = await eventually(stored, 30)
         await first.stop()
         second = Ingester(settings)  # the same persistent sessions: the broker redelivers
         await second.start()
@@ -109,7 +109,7 @@ async def test_a_broker_redelivery_of_unreadable_stamps_is_stored_once(clean_db,
             async def redelivered() -> bool:
                 return second.totals["duplicates"] >= 4
 
-            await eventually(redelivered, 15)
+            await eventually(redelivered, 30)
             assert second.totals["stored"] == 0
             assert await _rows(clean_db.url) == before
             # the panel restarted its counter: seq 1 again, another fire
@@ -119,7 +119,7 @@ async def test_a_broker_redelivery_of_unreadable_stamps_is_stored_once(clean_db,
             async def new_fire() -> bool:
                 return second.totals["stored"] >= 1
 
-            await eventually(new_fire, 15)
+            await eventually(new_fire, 30)
         finally:
             await second.stop()
     finally:

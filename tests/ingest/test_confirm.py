@@ -47,9 +47,9 @@ async def test_an_event_is_confirmed_after_its_alarm_commit_and_again_on_resend(
                            "active": True, "zone": 2, "point": 5,
                            "component": "smoke_detector", "location": "3F corridor"})
             device.publish(topic_for("pnl-c1", "event"), fire, 1)
-            await eventually(lambda: confirmed(1), 10)
+            await eventually(lambda: confirmed(1), 30)
             device.publish(topic_for("pnl-c1", "event"), fire, 1)  # no confirmation seen: resend
-            await eventually(lambda: confirmed(2), 10)
+            await eventually(lambda: confirmed(2), 30)
         finally:
             await device.stop()
         assert seen == [(7, 1, 1), (7, 1, 1)], seen

@@ -26,7 +26,7 @@ async def test_placement_changes_notify_and_others_do_not(clean_db: Database) ->
             await conn.execute(f"UPDATE devices SET {change} WHERE id = 'nd-1'")
             assert await asyncio.wait_for(got.get(), 5) == "nd-1", change
         await conn.execute("UPDATE devices SET location = 'east stair' WHERE id = 'nd-1'")
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # on purpose: time for a wrong notification to arrive
         assert got.empty()
     finally:
         await conn.close()

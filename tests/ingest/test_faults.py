@@ -15,7 +15,7 @@ import pytest
 
 from ingest.service import Ingester
 from tests.conftest import ADMIN_URL, settings_for
-from tests.helpers import eventually, fleet, publish, register, telemetry_stream
+from tests.helpers import eventually, fleet, ingester_subscribed, publish, register, telemetry_stream
 from tests.ingest.test_exactly_once import count, stored_rows
 
 pytestmark = pytest.mark.integration
@@ -75,7 +75,7 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(clean_db, own_broke
     await register(clean_db.url, devices)
     proc = spawn_ingester(clean_db.url, own_broker.url, "ingest-kill-test", log)
     try:
-        await subscribed(clean_db.url, own_broker.port)
+        await ingester_subscribed(clean_db.url, own_broker.port)
         sender = asyncio.create_task(publish(own_broker.port, stream, rate=3000))
         try:
             await eventually(lambda: _at_least(clean_db.url, 2000), 60, 0.01)
@@ -101,19 +101,6 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(clean_db, own_broke
     rows = await stored_rows(clean_db.url)
     assert len(rows) == await count(clean_db.url) == len(stream)
 
-
-async def subscribed(url: str, port: int) -> None:
-    """Wait until the ingester's subscription exists: a probe from an unknown id is recorded."""
-    async def probe_recorded() -> bool:
-        await publish(port, [("fire/v1/probe/status", b"{}")])
-        conn = await asyncpg.connect(url)
-        try:
-            return bool(await conn.fetchval(
-                "SELECT 1 FROM unregistered_devices WHERE device_id = 'probe'"))
-        finally:
-            await conn.close()
-
-    await eventually(probe_recorded, 60, 0.2)
 
 
 async def _at_least(url: str, n: int) -> bool:

@@ -58,7 +58,7 @@ async def test_accepts_rejects_and_records_unknown(clean_db, own_broker) -> None
                 "(SELECT coalesce(sum(message_count), 0) FROM unregistered_devices) u")
             return tuple(counts) == (1, 1, 3, 1) and counts
 
-        await eventually(settled, 10)
+        await eventually(settled, 30)
         row = await conn.fetchrow("SELECT * FROM telemetry")
         assert row["device_id"] == "smk-1" and row["seq"] == 1
         assert row["obscuration_pct_per_m"] == pytest.approx(0.4)

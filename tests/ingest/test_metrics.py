@@ -13,8 +13,7 @@ import pytest
 
 from bench.support import REDELIVERED_METRIC, scrape_metrics
 from firetower.broker import free_port
-from tests.helpers import eventually, fleet, publish, register, telemetry_stream
-from tests.ingest.test_faults import subscribed
+from tests.helpers import eventually, fleet, ingester_subscribed, publish, register, telemetry_stream
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +29,7 @@ async def test_metrics_endpoint_counts_stored_and_rejected(clean_db, broker, tmp
     proc = subprocess.Popen([sys.executable, "-m", "firetower", "ingest", "--no-alerting"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        await subscribed(clean_db.url, broker.port)
+        await ingester_subscribed(clean_db.url, broker.port)
         broken = ("fire/v1/" + devices[0][0] + "/telemetry", b"{broken")
         stream = telemetry_stream(devices, per_device=2)
         await publish(broker.port, [*stream, broken])

@@ -91,7 +91,7 @@ async def test_backlog_alarms_before_the_budget_and_nothing_acknowledged_lost(
     tx = lock.transaction()
     locked = False
     try:
-        await eventually(lambda: _ready(watch), 10)
+        await eventually(lambda: _ready(watch), 30)
         # the consumer stalls: its database holds telemetry locked, so nothing is acknowledged
         # and the broker keeps every reading
         await tx.start()
@@ -160,8 +160,12 @@ async def _next_figure(watch: BacklogWatch) -> None:
     async def newer() -> bool:
         return watch.figures.updated != before
 
-    await eventually(newer, 5, 0.02)
-    await asyncio.sleep(0.5)  # a tick writes the alarms the new figure asks for
+    async def written() -> bool:  # a tick has stored the alarms the new figure asks for
+        return (watch.open == watch.wanted(time.monotonic())
+                and watch.stored is not None and watch.stored == set(watch.open))
+
+    await eventually(newer, interval=0.02, what="a new backlog figure")
+    await eventually(written, interval=0.02, what="the backlog alarms of the new figure stored")
 
 
 async def _cleared(url: str, device_id: str) -> bool:
@@ -179,7 +183,7 @@ async def test_a_queue_cap_acknowledges_then_drops_and_the_watch_raises_an_alarm
     await ingester.start()
     await watch.start()
     try:
-        await eventually(lambda: _ready(watch), 10)
+        await eventually(lambda: _ready(watch), 30)
         stream = per_device(telemetry_stream(devices, per_device=100, seed=5))  # 400
         records = await asyncio.gather(*(RetryingDevice(capped_broker.port, dev, msgs).run(60)
                                          for dev, msgs in stream.items()))
@@ -189,14 +193,14 @@ async def test_a_queue_cap_acknowledges_then_drops_and_the_watch_raises_an_alarm
             found = await open_alarms(clean_db.url, watch.device_id)
             return found.get(BacklogAlarm.DROPPED)
 
-        evidence = await eventually(dropped, 15, 0.2)
+        evidence = await eventually(dropped, 30, 0.2)
         assert 0 < evidence["dropped_since_start"] <= 300, evidence
 
         async def all_counted() -> bool:
             return watch.figures.drops_seen == 300
 
         # ... and 300 of them will never reach the offline session: it gets its cap's worth
-        await eventually(all_counted, 10, 0.1)
+        await eventually(all_counted, 30, 0.1)
         assert BacklogAlarm.HIGH not in await open_alarms(clean_db.url, watch.device_id)
         assert await _drain_session(capped_broker.port, "offline-consumer") == 100
     finally:
@@ -214,7 +218,7 @@ async def _drain_session(port: int, client_id: str) -> int:
     await mqtt.start()
     last, quiet_since = -1, time.monotonic()
     while time.monotonic() - quiet_since < 1.5:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # on purpose: drained once nothing arrives for 1.5 s
         if len(got) != last:
             last, quiet_since = len(got), time.monotonic()
     await mqtt.stop()
@@ -280,7 +284,7 @@ async def test_memory_limit_is_no_refusal_mosquitto_acknowledges_then_loses(
 
 async def _ack_slowly(mqtt, acks: list[tuple[int, int]], rate: float) -> None:  # type: ignore[no-untyped-def]
     while True:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # pacing: `rate` acknowledgements a second
         n = int(rate * 0.05)
         mqtt.ack_many(acks[:n])
         del acks[:n]
@@ -292,7 +296,7 @@ async def _quiet(size, quiet_s: float, timeout: float = 60) -> bool:  # type: ig
     while time.monotonic() - since < quiet_s:
         if time.monotonic() - start > timeout:
             return False
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # on purpose: quiet means unchanged for quiet_s
         if size() != last:
             last, since = size(), time.monotonic()
     return True
@@ -310,7 +314,7 @@ async def _sys_value(port: int, topic: str) -> int:
         async def arrived() -> bool:
             return bool(value)
 
-        await eventually(arrived, 10, 0.05)
+        await eventually(arrived, 30, 0.05)
     finally:
         await mqtt.stop()
     return value[0]
@@ -348,7 +352,7 @@ async def test_an_account_that_cannot_read_sys_leaves_the_backlog_unwatched_and_
             return (await open_alarms(clean_db.url, watch.device_id)).get(
                 BacklogAlarm.UNWATCHED)
 
-        evidence = await eventually(unwatched, 15, 0.2)
+        evidence = await eventually(unwatched, 30, 0.2)
         assert evidence["heap_bytes"] is None and watch.figures.updated is None
         # the ACL the centre writes for its service accounts (firetower/mqtt_auth.py) has the
         # `topic read $SYS/broker/#` line this account lacked
@@ -358,7 +362,7 @@ async def test_an_account_that_cannot_read_sys_leaves_the_backlog_unwatched_and_
         async def watched_again() -> bool:
             return await unwatched() is None and (watch.figures.heap or 0) > 0
 
-        await eventually(watched_again, 15, 0.2)
+        await eventually(watched_again, 30, 0.2)
     finally:
         await watch.stop()
         await ingester.stop()

@@ -40,7 +40,7 @@ from ingest.lease import PartitionLease
 from ingest.partition import partition_of, topic_filter
 from ingest.service import Ingester
 from tests.conftest import settings_for
-from tests.helpers import KINDS, body, eventually, publish, register
+from tests.helpers import KINDS, body, count_subacks, eventually, publish, register
 
 pytestmark = pytest.mark.integration
 
@@ -203,7 +203,7 @@ async def test_two_workers_sigkill_one_and_restart(clean_db, own_broker, tmp_pat
         workers[1].send_signal(signal.SIGKILL)
         workers[1].wait(10)
         stored_at_kill = await stored(clean_db.url)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # on purpose: partition 1 has no worker for 1 s
         restarted_at = datetime.now(UTC)
         workers[1] = spawn_worker(clean_db.url, own_broker.url, 1, ports[1], logs[1])
         assert await sender == len(stream)  # the broker queues partition 1 meanwhile
@@ -270,7 +270,7 @@ async def test_a_standby_takes_over_the_partition_of_a_killed_worker(
         workers[0].wait(10)
         assert await sender == len(stream)
         await all_stored(clean_db.url, len(stream), tails)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # a redelivery after the last row would show up as a dup
     finally:
         stop(workers)
     rows = await stored_once(clean_db.url, len(stream))
@@ -289,7 +289,8 @@ async def test_a_lease_is_held_by_one_worker_at_a_time(clean_db) -> None:
     waiting = asyncio.create_task(second.acquire())
     try:
         await asyncio.wait_for(other.acquire(), 5)  # another client-id base: other locks
-        await asyncio.sleep(0.3)
+        await eventually(lambda: second.held == {2}, what="the second lease holding 2")
+        await asyncio.sleep(0.3)  # on purpose: time to take 1 wrongly (first holds it)
         assert not waiting.done() and second.held == {2}
         await first.release()
         await asyncio.wait_for(waiting, 5)
@@ -309,10 +310,7 @@ async def test_a_worker_that_loses_its_lease_exits_at_once(clean_db, broker, tmp
         rows = await fetch(clean_db.url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                                          " WHERE application_name = 'scale-test lease p0'")
         assert [r[0] for r in rows] == [True]
-        for _ in range(100):
-            if worker.poll() is not None:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(lambda: worker.poll() is not None, what="the worker's exit")
         assert worker.returncode == 75, log.read_text()[-2000:]
         assert "partition lease of 0 lost" in log.read_text()
     finally:
@@ -339,14 +337,15 @@ async def test_a_stale_subscription_is_stored_but_not_evaluated(clean_db, broker
                                      ingest_owned_partitions="0"), listeners=[recorder])
     await ingester.start()
     try:
+        subacks = count_subacks(ingester.sessions[0])
         ingester.sessions[0].subscribe_many([topic_filter("dev-other")])  # left from before
-        await asyncio.sleep(0.2)
+        await eventually(lambda: bool(subacks), what="the SUBACK of the stale subscription")
         ts = format_ts(datetime.now(UTC))
         body_ = encode({"seq": 1, "ts": ts, "temperature_c": 20.0})
         await publish(broker.port, [(topic_for("dev-mine", "telemetry"), body_),
                                     (topic_for("dev-other", "telemetry"), body_)])
-        await eventually(lambda: _stored_of(clean_db.url, "dev-other"), 10)
-        await eventually(lambda: _stored_of(clean_db.url, "dev-mine"), 10)
+        await eventually(lambda: _stored_of(clean_db.url, "dev-other"), 30)
+        await eventually(lambda: _stored_of(clean_db.url, "dev-mine"), 30)
         assert recorder.devices == ["dev-mine"]
         assert ingester._strays == {"dev-other"}
     finally:
@@ -386,16 +385,17 @@ async def test_a_worker_subscribes_its_partition_and_new_devices_of_it(clean_db,
         assert set(ingester.registry.devices) == {f"{s}-d{k}" for s in mine for k in range(4)}
 
         # registered while running: subscribed through the registry's NOTIFY
+        subacks = count_subacks(session)
         await register(clean_db.url, [("new-mine", "heat_detector")], site=mine[0])
         await register(clean_db.url, [("new-other", "heat_detector")], site=others[0])
-        await eventually(lambda: _true(topic_filter("new-mine") in session.subscriptions), 10)
+        await eventually(lambda: _true(topic_filter("new-mine") in session.subscriptions), 30)
         ts = format_ts(datetime.now(UTC))
         msg = encode({"seq": 1, "ts": ts, "temperature_c": 21.0})
-        await asyncio.sleep(0.2)  # the SUBSCRIBE is on its way to the broker
+        await eventually(lambda: bool(subacks), what="the broker's SUBACK of new-mine")
         await publish(broker.port, [(topic_for("new-mine", "telemetry"), msg),
                                     (topic_for("new-other", "telemetry"), msg)])
-        await eventually(lambda: _stored_of(clean_db.url, "new-mine"), 10)
-        await asyncio.sleep(0.3)
+        await eventually(lambda: _stored_of(clean_db.url, "new-mine"), 30)
+        await asyncio.sleep(0.3)  # on purpose: time to store new-other wrongly
         assert not await _stored_of(clean_db.url, "new-other")  # not this worker's device
         assert topic_filter("new-other") not in session.subscriptions
     finally:
@@ -418,7 +418,7 @@ async def test_a_worker_that_owns_every_partition_runs_a_session_for_each(clean_
         await publish(broker.port, [(topic_for(f"{s}-d0", "telemetry"),
                                      encode({"seq": 1, "ts": ts, "temperature_c": 20.0}))
                                     for s in sites])
-        await eventually(lambda: _true(ingester.totals["stored"] == len(sites)), 10)
+        await eventually(lambda: _true(ingester.totals["stored"] == len(sites)), 30)
     finally:
         await ingester.stop()
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from firetower.broker import Broker
 from firetower.mqtt import AsyncMqtt
+from tests.helpers import delivered_so_far, eventually, start_subscribed
 
 
 async def clear_retained(port: int, pattern: str = "fire/#") -> int:
@@ -18,14 +18,11 @@ async def clear_retained(port: int, pattern: str = "fire/#") -> int:
     sub = AsyncMqtt("127.0.0.1", port)
     sub.set_on_message(lambda c, u, m: seen.add(m.topic) if m.retain and m.payload else None)
     sub.subscribe(pattern, 1)
-    await sub.start()
-    await asyncio.sleep(0.3)
+    await start_subscribed(sub)
+    await delivered_so_far(sub, pattern.replace("#", "barrier").replace("+", "barrier"))
     for topic in seen:
         sub.publish(topic, b"", 1, True)
-    for _ in range(100):
-        if sub.outstanding == 0:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: sub.outstanding == 0, what="the broker's PUBACK of every clear")
     await sub.stop()
     return len(seen)
 

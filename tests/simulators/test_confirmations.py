@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firetower.mqtt import AsyncMqtt
 from firetower.protocol import encode, format_ts, topic_for
 from simulators.confirmations import Pending
 from simulators.publisher import publish
 from simulators.stream import Outgoing
 from tests.alerting.common import register, running_centre
-from tests.helpers import eventually
+from tests.helpers import eventually, start_subscribed
 
 
 def event(device: str, seq: int, when: datetime | None = None) -> Outgoing:
@@ -73,15 +74,21 @@ async def test_events_sent_while_the_centre_is_away_are_resent_confirmed_and_sto
     save): only the resends reach the centre, and every event becomes an alarm."""
     await register(clean_db.url, [("pnl-c2", "alarm_panel", None, None)])
     events = [event("pnl-c2", seq) for seq in range(1, 6)]
+    taken: set[bytes] = set()  # first sends the broker took (and, with no session, dropped)
+    watcher = AsyncMqtt("127.0.0.1", own_broker.port)
+    watcher.set_on_message(lambda c, u, m: taken.add(bytes(m.payload)))
+    watcher.subscribe(topic_for("pnl-c2", "event"), 1)
+    await start_subscribed(watcher)
 
     async def centre_later() -> int:
-        await asyncio.sleep(1.0)  # the events are acknowledged and gone by now
+        await eventually(lambda: len(taken) >= 5, what="the broker took all five events")
+        await watcher.stop()
         async with running_centre(clean_db.url, own_broker) as run:
             async def all_alarmed() -> bool:
                 return await run.conn.fetchval(
                     "SELECT count(*) FROM alarms WHERE device_id = 'pnl-c2'") == 5
             await eventually(all_alarmed, 30)
-            await asyncio.sleep(0.5)  # any late resend is stored once too
+            await asyncio.sleep(0.5)  # on purpose: time for a late resend (stored once too)
             return await run.conn.fetchval("SELECT count(*) FROM events")
 
     stored, stats = await asyncio.gather(

@@ -16,7 +16,7 @@ from firetower.mqtt import AsyncMqtt
 from simulators.fleet import build_fleet
 from simulators.publisher import publish
 from simulators.scenarios import generate
-from tests.helpers import eventually
+from tests.helpers import delivered_so_far, eventually, start_subscribed
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +25,7 @@ class Counter:
     """Subscribes to everything; keeps live (non-retained) deliveries per topic."""
 
     def __init__(self, port: int, topic: str = "fire/v1/#") -> None:
+        self.topic = topic
         self.mqtt = AsyncMqtt("127.0.0.1", port)
         self.live: list[tuple[str, bytes]] = []
         self.retained: list[tuple[str, bytes]] = []
@@ -35,8 +36,9 @@ class Counter:
         (self.retained if msg.retain else self.live).append((msg.topic, msg.payload))
 
     async def __aenter__(self) -> Counter:
-        await self.mqtt.start()
-        await asyncio.sleep(0.3)   # let retained messages from earlier tests arrive
+        await start_subscribed(self.mqtt)
+        # the retained messages of earlier tests have arrived: forget them
+        await delivered_so_far(self.mqtt, self.topic.replace("#", "barrier").replace("+", "barrier"))
         self.retained.clear()
         return self
 
@@ -64,7 +66,7 @@ async def test_ten_thousand_messages_from_a_thousand_devices(clean_broker, proce
             return len(sub.live) >= len(msgs)
 
         await eventually(all_in, 60)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # on purpose: time for a message too many to arrive
     assert len(sub.live) == len(msgs)
     assert sorted(sub.live) == sorted((m.topic, m.payload) for m in msgs)
     per_device_sent: dict[str, list[bytes]] = defaultdict(list)
@@ -177,7 +179,7 @@ async def test_broker_restart_loses_nothing(own_broker) -> None:
     msgs = run.messages()
     assert len(msgs) > 6000
     task = asyncio.create_task(publish(msgs, port=own_broker.port, rate=3000.0, quiet=True))
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(0.7)  # on purpose: restart the broker 0.7 s into the run
     await asyncio.get_running_loop().run_in_executor(None, own_broker.restart)
     assert not task.done()
     stats = await asyncio.wait_for(task, 120)

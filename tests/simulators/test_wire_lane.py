@@ -3,8 +3,6 @@ acknowledged once and arrives once, in order, through the project's own subscrib
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +11,7 @@ from firetower.broker import Broker
 from firetower.mqtt import AsyncMqtt
 from firetower.mqtt_wire import Publish, Stop, split_publishes
 from simulators.wire_lane import WireLane, publish_packet
+from tests.helpers import eventually, start_subscribed
 
 
 @given(st.text(min_size=1, max_size=60).filter(lambda t: "\x00" not in t),
@@ -32,8 +31,7 @@ async def test_every_message_is_acked_and_arrives_once_in_order(own_broker: Brok
     sub = AsyncMqtt("127.0.0.1", own_broker.port)
     sub.set_on_message(lambda c, u, m: got.append(m.payload))
     sub.subscribe("wire/#", 1)
-    await sub.start()
-    await asyncio.sleep(0.2)
+    await start_subscribed(sub)
     lane = WireLane("127.0.0.1", own_broker.port, window=500)  # far below the count: waits
     await lane.start()
     n = 20_000
@@ -41,10 +39,7 @@ async def test_every_message_is_acked_and_arrives_once_in_order(own_broker: Brok
         await lane.put(f"wire/{i % 7}", b"%d" % i, 1)
     assert await lane.drain(30)
     await lane.stop()
-    for _ in range(200):
-        if len(got) >= n:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: len(got) >= n, what=f"all {n} messages at the subscriber")
     await sub.stop()
     assert lane.stats.sent == lane.stats.acked == n and lane.stats.errors == 0
     assert got == [b"%d" % i for i in range(n)]

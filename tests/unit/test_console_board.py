@@ -63,6 +63,9 @@ class Node:
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(5)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 @pytest.fixture(scope="module")
