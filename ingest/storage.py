@@ -9,12 +9,13 @@ run_job(id)`) the same policies succeed. So migration 0010 switches the schedule
 job table, which stays the one place that configures a policy), one job at a time, with each
 outcome recorded in `storage_jobs`, in the log and in metrics.
 
-After a continuous aggregate's refresh job it also refreshes everything older than the job's
-window (its `start_offset`): TimescaleDB logs rows written below the refreshed horizon as
-invalidations, but its policy only ever refreshes its own window, so rows that arrive more
+After a continuous aggregate's refresh job it also refreshes from the beginning up to the
+job's window end (`refresh_late`): TimescaleDB logs rows written below the refreshed horizon
+as invalidations, but its policy only ever refreshes its own window, so rows that arrive more
 than `start_offset` late (a gateway or a broker coming back after an outage) would never be
 materialized. That refresh touches only the invalidated buckets (about a millisecond when
-there are none).
+there are none). TimescaleDB's own pruning of its job history fails like the policies and is
+run here too; its telemetry reporter is the one job left to its workers.
 
 One process of the centre runs the policies: the one holding a session advisory lock (the
 others, e.g. further ingest workers, stand by and take over when its connection goes). A
