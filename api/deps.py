@@ -21,6 +21,8 @@ from api.permissions import ROLE_PERMISSIONS, Permission, Role
 from api.security import Hashing, api_key_digest, read_token, split_api_key
 from api.throttle import LoginThrottle
 from firetower.settings import Settings
+from org.scope import UNSCOPED, Scope, visible_sites
+from org.store import Actor
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -31,9 +33,10 @@ class Principal:
     id: int
     name: str
     role: Role
-    site_ids: frozenset[str] | None  # None: every site
+    site_ids: frozenset[str] | None  # None: every site; else what org.scope resolved
     token_version: int = 0
     expires_at: datetime | None = None  # of the bearer token; None for an API key
+    scope: Scope = UNSCOPED  # what the user is attached to (org/scope.py)
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]
@@ -50,6 +53,11 @@ class Principal:
     def check_site(self, site_id: str | None, what: str = "object") -> None:
         if not self.sees(site_id):
             raise NotFound(f"{what} not found")
+
+
+def actor(user: Principal) -> Actor:
+    """The caller as the audit log names it."""
+    return Actor(user.id, user.name)
 
 
 def get_pool(request: Request) -> asyncpg.Pool:
@@ -78,21 +86,25 @@ LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ApiSettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
 
-_USER_SQL = ("SELECT id, name, role, site_ids, token_version FROM users "
+_USER_SQL = ("SELECT id, name, role, site_ids, token_version, scope_kind, scope_id FROM users "
              "WHERE active AND id = $1")
 _KEY_SQL = """
 UPDATE api_keys k SET last_used_at = now()
 FROM users u
 WHERE k.prefix = $1 AND k.key_sha256 = $2 AND k.revoked_at IS NULL
   AND u.id = k.user_id AND u.active
-RETURNING u.id, u.name, u.role, u.site_ids, u.token_version"""
+RETURNING u.id, u.name, u.role, u.site_ids, u.token_version, u.scope_kind, u.scope_id"""
 
 
-def _principal(row: Any, expires_at: datetime | None = None) -> Principal:
-    sites = row["site_ids"]
-    return Principal(row["id"], row["name"], Role(row["role"]),
-                     None if sites is None else frozenset(sites), row["token_version"],
-                     expires_at)
+async def _principal(pool: asyncpg.Pool, row: Any,
+                     expires_at: datetime | None = None) -> Principal:
+    """The caller, with its scope resolved to sites by the one rule (org.scope)."""
+    named = row["site_ids"]
+    scope = Scope(row["scope_kind"], row["scope_id"],
+                  None if named is None else frozenset(named))
+    sites = await visible_sites(pool, scope)
+    return Principal(row["id"], row["name"], Role(row["role"]), sites, row["token_version"],
+                     expires_at, scope)
 
 
 async def authenticate(pool: asyncpg.Pool, settings: Settings, token: str | None,
@@ -102,7 +114,7 @@ async def authenticate(pool: asyncpg.Pool, settings: Settings, token: str | None
         if prefix is not None:
             row = await pool.fetchrow(_KEY_SQL, prefix, api_key_digest(api_key))
             if row is not None:
-                return _principal(row)
+                return await _principal(pool, row)
         raise Unauthorized("invalid API key")
     if token:
         # A token issued before the user's last password, role, sites or active change has
@@ -111,7 +123,7 @@ async def authenticate(pool: asyncpg.Pool, settings: Settings, token: str | None
         if claims is not None:
             row = await pool.fetchrow(_USER_SQL, claims.user_id)
             if row is not None and row["token_version"] == claims.version:
-                return _principal(row, claims.expires_at)
+                return await _principal(pool, row, claims.expires_at)
         raise Unauthorized("invalid or expired token")
     raise Unauthorized("not authenticated: send a bearer token or an X-API-Key")
 

@@ -24,7 +24,7 @@ from api.broker_sync import BrokerSync
 from api.config import ApiSettings
 from api.limits import BodyLimits
 from api.metrics import MeteredAlarmStore, RequestMetrics
-from api.routes import alarms, auth, devices, rules, sites, stats, stream, telemetry, webhooks
+from api.routes import alarms, auth, devices, org, rules, sites, stats, stream, telemetry, webhooks
 from api.security import Hashing
 from api.stream import Hub
 from api.throttle import LoginThrottle
@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(BodyLimits, api_settings=api_settings)
     app.add_middleware(RequestMetrics, routes=app.router.routes)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats, webhooks):
+    for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats, webhooks, org):
         errors.document(module.router)  # every error answer in the OpenAPI document
         api.include_router(module.router)
     app.include_router(api)

@@ -34,10 +34,13 @@ class Permission(StrEnum):
     RULE_MODE = "rule:mode"            # test / disabled / maintenance modes
     USER_ADMIN = "user:admin"          # users and API keys
     STATS_READ = "stats:read"
+    ORG_READ = "org:read"              # jurisdictions, units, companies, contracts (in scope)
+    ORG_WRITE = "org:write"            # change the tree, units, companies, contracts; placement
+    AUDIT_READ = "audit:read"          # the audit log of organisation and user changes
 
 
 _READ = {Permission.SITE_READ, Permission.DEVICE_READ, Permission.TELEMETRY_READ,
-         Permission.ALARM_READ}
+         Permission.ALARM_READ, Permission.ORG_READ}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),

@@ -57,6 +57,9 @@ SPACE = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205
 MAX_ID = 2**53 - 1
 
 
+ScopeKind = Literal["jurisdiction", "department", "unit", "company"]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,19 +77,26 @@ class UserCreate(Strict):  # admin creates a user
         {"if": {"properties": {"role": {"const": "integration"}}},
          "else": {"required": ["password"], "properties": {"password": {"type": "string"}}}},
         {"if": {"properties": {"role": {"enum": ["installer", "site_manager"]}}},
-         "then": {"required": ["site_ids"],
-                  "properties": {"site_ids": {"type": "array", "minItems": 1}}}}]})
+         "then": {"anyOf": [
+             {"required": ["site_ids"],
+              "properties": {"site_ids": {"type": "array", "minItems": 1}}},
+             {"required": ["scope_kind", "scope_id"]}]}}]})
 
     name: UserName
     role: Role
     password: Annotated[str, StringConstraints(min_length=8, max_length=200)] | None = None
     site_ids: list[Id] | None = None
+    # attached to a jurisdiction node, department, unit or maintenance company (org/scope.py)
+    scope_kind: ScopeKind | None = None
+    scope_id: Annotated[int, NotBool] | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class UserUpdate(Strict):  # admin changes role, scope, password or disables a user
     role: Role | None = None
     password: Annotated[str, StringConstraints(min_length=8, max_length=200)] | None = None
     site_ids: list[Id] | None = None
+    scope_kind: ScopeKind | None = None  # with scope_id; both null: no organisation scope
+    scope_id: Annotated[int, NotBool] | None = Field(default=None, ge=1, le=MAX_ID)
     active: StrictBool | None = None  # true or false, not 0 or "yes"
 
 
@@ -95,6 +105,8 @@ class UserPublic(BaseModel):  # a user as shown to admins and to itself
     name: str
     role: Role
     site_ids: list[str] | None
+    scope_kind: ScopeKind | None = None
+    scope_id: int | None = None
     active: bool = True
     permissions: list[str] = []
 

@@ -17,6 +17,7 @@ from api.deps import (
     PoolDep,
     Principal,
     SettingsDep,
+    actor,
     api_key_header,
     oauth2,
 )
@@ -41,7 +42,8 @@ from api.schemas import (
 )
 from api.security import create_token, new_api_key
 from api.throttle import retry_after_s
-from api.users import UserError, add_user, check_scope
+from api.users import USER_COLS, UserError, add_user, check_scope, check_scope_target
+from org.store import audit
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["auth"])
@@ -98,32 +100,39 @@ async def refresh(user: CurrentUser, settings: SettingsDep, api_settings: ApiSet
 async def me(user: CurrentUser) -> UserPublic:
     return UserPublic(id=user.id, name=user.name, role=user.role,
                       site_ids=None if user.site_ids is None else sorted(user.site_ids),
+                      scope_kind=user.scope.kind, scope_id=user.scope.id,  # type: ignore[arg-type]
                       permissions=sorted(ROLE_PERMISSIONS[user.role]))
 
 
 @router.get("/users", response_model=UsersPublic)
 async def list_users(_: Admin, pool: PoolDep) -> UsersPublic:
-    rows = await pool.fetch("SELECT id, name, role, site_ids, active FROM users ORDER BY id")
+    rows = await pool.fetch(f"SELECT {USER_COLS} FROM users ORDER BY id")
     return UsersPublic(data=[_user(r) for r in rows], count=len(rows))
 
 
-def _check_grant(admin: Principal, sites: list[str] | None) -> None:
+def _check_grant(admin: Principal, sites: list[str] | None, scope_kind: str | None = None) -> None:
     """An admin limited to sites grants only those: it may not create or change a user (itself
-    included) to see other sites or every site, so it cannot widen its own reach."""
-    if admin.site_ids is not None and (sites is None or not set(sites) <= admin.site_ids):
+    included) to see other sites or every site, so it cannot widen its own reach. Organisation
+    scopes (which grow as sites are added under them) are granted by unscoped admins only."""
+    if admin.site_ids is not None and (sites is None or not set(sites) <= admin.site_ids
+                                       or scope_kind is not None):
         raise Forbidden("an admin limited to sites may only grant those sites")
 
 
 @router.post("/users", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
 async def create_user(body: UserCreate, admin: Admin, pool: PoolDep,
                       hashing: HashingDep) -> UserPublic:
-    _check_grant(admin, body.site_ids)
+    _check_grant(admin, body.site_ids, body.scope_kind)
     pw_hash = await hashing.hash(body.password) if body.password else None
-    try:
-        return _user(await add_user(pool, body.name, body.role, body.password, body.site_ids,
-                                    password_hash=pw_hash))
-    except UserError as exc:
-        raise Unprocessable(str(exc)) from None
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            row = await add_user(conn, body.name, body.role, body.password, body.site_ids,
+                                 password_hash=pw_hash, scope_kind=body.scope_kind,
+                                 scope_id=body.scope_id)
+        except UserError as exc:
+            raise Unprocessable(str(exc)) from None
+        await audit(conn, actor(admin), "create", "user", row["id"], None, row)
+    return _user(row)
 
 
 @router.patch("/users/{user_id}", response_model=UserPublic)
@@ -142,24 +151,36 @@ async def update_user(user_id: int, body: UserUpdate, admin: Admin, pool: PoolDe
             raise NotFound("user not found")
         role = Role(fields.get("role") or row["role"])
         sites = fields["site_ids"] if "site_ids" in fields else row["site_ids"]
+        scope_kind = fields["scope_kind"] if "scope_kind" in fields else row["scope_kind"]
+        scope_id = fields["scope_id"] if "scope_id" in fields else row["scope_id"]
         if user_id == admin.id and role.value != row["role"]:
             raise Forbidden("you may not change your own role")
         if user_id == admin.id and fields.get("active") is False:
             raise Forbidden("you may not disable yourself")
-        _check_grant(admin, row["site_ids"])  # the user as it is: within the admin's sites
-        _check_grant(admin, sites)
+        # the user as it is, then as it will be: within the admin's sites
+        _check_grant(admin, row["site_ids"], row["scope_kind"])
+        _check_grant(admin, sites, scope_kind)
         try:
-            check_scope(role, sites)
+            await check_scope_target(conn, scope_kind, scope_id)
+        except UserError as exc:
+            raise Unprocessable(str(exc)) from None
+        try:
+            check_scope(role, sites, scope_kind)
         except UserError as exc:  # with the user's stored role or sites: a conflict
             raise Conflict(str(exc)) from None
         active = fields["active"] if fields.get("active") is not None else row["active"]
         changed = (pw_hash is not None or role.value != row["role"] or sites != row["site_ids"]
+                   or scope_kind != row["scope_kind"] or scope_id != row["scope_id"]
                    or (row["active"] and not active))
         new = await conn.fetchrow(
             "UPDATE users SET role = $2, site_ids = $3, password_hash = $4, active = $5, "
-            "token_version = token_version + $6 WHERE id = $1 "
-            "RETURNING id, name, role, site_ids, active",
-            user_id, role.value, sites, pw_hash or row["password_hash"], active, int(changed))
+            "token_version = token_version + $6, scope_kind = $7, scope_id = $8 WHERE id = $1 "
+            f"RETURNING {USER_COLS}",
+            user_id, role.value, sites, pw_hash or row["password_hash"], active, int(changed),
+            scope_kind, scope_id)
+        assert new is not None
+        await audit(conn, actor(admin), "update", "user", user_id,
+                    {k: row[k] for k in USER_COLS.split(", ")}, dict(new))
     if changed:
         request.state.hub.users_changed()  # open streams re-check their user now
     return _user(new)
@@ -168,10 +189,11 @@ async def update_user(user_id: int, body: UserUpdate, admin: Admin, pool: PoolDe
 @router.post("/auth/api-keys", response_model=ApiKeyPublic, status_code=201)
 async def create_api_key(body: ApiKeyCreate, admin: Admin, pool: PoolDep) -> ApiKeyPublic:
     """Issue an API key (sent as `X-API-Key`). The key is shown in this response only."""
-    row = await pool.fetchrow("SELECT site_ids FROM users WHERE id = $1", body.user_id)
+    row = await pool.fetchrow("SELECT site_ids, scope_kind FROM users WHERE id = $1",
+                              body.user_id)
     if row is None:
         raise NotFound("user not found")
-    _check_grant(admin, row["site_ids"])
+    _check_grant(admin, row["site_ids"], row["scope_kind"])
     key, prefix, digest = new_api_key()
     row = await pool.fetchrow(
         "INSERT INTO api_keys (prefix, key_sha256, user_id, name) VALUES ($1, $2, $3, $4) "

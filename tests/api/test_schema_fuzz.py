@@ -38,7 +38,9 @@ ST = Path(sys.executable).with_name("st")
 # A few routes refuse schema-valid requests with 422 for rules a JSON schema cannot state
 # (docs/api.md, "Errors"): the webhook address policy (a name or address that resolves to an
 # internal network) and the URL rules, the telemetry range (at most 400 days, 5,000 buckets),
-# and the CSV inside an import body (its header and rows). For those, and only those, 422 is
+# the CSV inside an import body (its header and rows), and the organisation's rules (a credit
+# code's check character, the tree's levels, codes and cycles, GeoJSON, contracts that do not
+# overlap: org/). For those, and only those, 422 is
 # an expected answer to schema-valid data; every other check applies to them as to any route.
 CONFIG = """
 max-stream-events = 1
@@ -51,7 +53,7 @@ request-timeout = 2
 algorithms = ["dependency-analysis"]
 
 [[operations]]
-include-path-regex = "^/api/v1/(webhooks|devices/import|devices/[^/]+/telemetry)"
+include-path-regex = "^/api/v1/(webhooks|devices/import|devices/[^/]+/telemetry|jurisdictions|units|companies|contracts|departments|sites/[^/]+/placement)"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 """
 
