@@ -44,9 +44,11 @@ demo: setup localdb
 
 ## Run the whole test suite: the tests start their own Mosquitto brokers on free ports and use
 ## throwaway databases on the private PostgreSQL (or on FIRETOWER_TEST_ADMIN_URL's server).
+## With coverage of the project's packages: below the floor ([tool.coverage.report] fail_under
+## in pyproject.toml) the run fails even when every test passes.
 test: setup localdb chromium
 	@echo "tests: Mosquitto brokers of their own on free ports of 127.0.0.1"
-	$(BIN)/pytest
+	$(BIN)/pytest --cov
 
 test-fast: setup
 	$(BIN)/pytest -m "not integration and not browser"
