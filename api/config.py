@@ -27,6 +27,8 @@ class ApiSettings(BaseSettings):
     floor_plan_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     # Largest bulk-import CSV accepted, bytes.
     import_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    # Largest organisation import (CSV or XLSX: a city's jurisdictions, units, sites...), bytes.
+    org_import_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # Live stream: keep-alive comment interval, seconds.
     stream_keepalive_s: float = Field(default=15.0, gt=0)
     # Largest request body of every other route, bytes (api/limits.py): refused with 413

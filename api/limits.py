@@ -3,7 +3,7 @@ authentication, before routing.
 
 `BodyLimits` is the outermost ASGI middleware of the API. Each request gets the limit of its
 route: `ApiSettings.body_max_bytes` (64 KiB) for every JSON and form route, larger only where
-a route needs it (`LARGE_BODIES`: floor-plan images, CSV import). A `Content-Length` above the
+a route needs it (`LARGE_BODIES`: floor-plan images, CSV and XLSX imports). A `Content-Length` above the
 limit is answered 413 at once, without reading a byte of the body; a body without one
 (chunked) is counted as the application reads it, and the read that crosses the limit raises
 `BodyTooLarge` (an HTTP 413), so nothing beyond the limit is ever buffered. Uvicorn stops
@@ -27,6 +27,7 @@ API_PREFIX = "/api/v1"
 LARGE_BODIES: tuple[tuple[str, str, str, str], ...] = (
     ("PUT", r"/sites/[^/]+/floors/[^/]+/plan", "floor_plan_max_bytes", "floor plan"),
     ("POST", r"/devices/import", "import_max_bytes", "CSV"),
+    ("POST", r"/org/import/[a-z]+", "org_import_max_bytes", "import file"),
 )
 DEFAULT_WHAT = "request body"
 

@@ -243,3 +243,24 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     data: list[T]
     count: int
+
+
+ImportKind = Literal["jurisdictions", "departments", "units", "companies", "sites", "contracts"]
+
+
+class ImportSummary(BaseModel):
+    kind: str
+    created: int
+    updated: int
+    unchanged: int
+
+
+class ImportRowError(BaseModel):
+    row: int      # as the spreadsheet numbers it: the header is row 1
+    column: str
+    reason: str
+
+
+class ImportRefusal(BaseModel):
+    detail: str
+    errors: list[ImportRowError]

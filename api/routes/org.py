@@ -13,11 +13,20 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.deps import PoolDep, Principal, actor, require
-from api.errors import ApiError, Conflict, NotFound, Unprocessable, responses
+from api.errors import (
+    ApiError,
+    Conflict,
+    ErrorBody,
+    Forbidden,
+    NotFound,
+    Unprocessable,
+    responses,
+)
 from api.org_schemas import (
     AuditEntry,
     CompanyCreate,
@@ -29,6 +38,10 @@ from api.org_schemas import (
     DepartmentCreate,
     DepartmentPublic,
     DepartmentUpdate,
+    ImportKind,
+    ImportRefusal,
+    ImportRowError,
+    ImportSummary,
     JurisdictionCreate,
     JurisdictionPublic,
     JurisdictionUpdate,
@@ -42,13 +55,25 @@ from api.org_schemas import (
 )
 from api.permissions import Permission
 from api.schemas import MAX_ID, Timestamp
-from org import store
+from org import importing, store
+from org.importing import XLSX_TYPE
 from org.scope import visible_ids, visible_nodes
 
 router = APIRouter(tags=["organisation"])
 # Annotated aliases (not `Needs(...)`), so that type checkers see a Principal
 Reader = Annotated[Principal, require(Permission.ORG_READ)]
-Writer = Annotated[Principal, require(Permission.ORG_WRITE)]
+
+
+async def _unscoped_writer(user: Annotated[Principal, require(Permission.ORG_WRITE)]) -> Principal:
+    """The organisation is the city's: an admin limited to sites or to part of it reads its
+    part but changes none of it."""
+    if user.site_ids is not None:
+        raise Forbidden("only an admin without a site or organisation scope changes the "
+                        "organisation")
+    return user
+
+
+Writer = Annotated[Principal, Depends(_unscoped_writer)]
 Auditor = Annotated[Principal, require(Permission.AUDIT_READ)]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
@@ -257,3 +282,109 @@ async def audit_log(_: Auditor, pool: PoolDep,
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
+
+
+# -- bulk import and export ----------------------------------------------------------------
+
+_IMPORT_BODY = {"requestBody": {"required": True, "content": {
+    "text/csv": {"schema": {"type": "string"}},
+    XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.post("/org/import/{kind}", response_model=ImportSummary, responses={
+    413: {"description": "file larger than the import limit"},
+    422: {"model": ImportRefusal | ErrorBody,
+          "description": "bad rows (each listed with its row, column and reason), or a file "
+                         "that cannot be read; nothing was imported"}},
+             openapi_extra=_IMPORT_BODY)
+async def import_org(kind: ImportKind, request: Request, user: Writer,
+                     pool: PoolDep) -> Any:
+    """Create or update `kind` from a CSV (UTF-8 or GBK) or XLSX file with a header row
+    (docs/organisation.md lists the columns). All or nothing, and idempotent by each kind's
+    code: importing the same file again changes nothing."""
+    raw = await request.body()  # at most FIRETOWER_ORG_IMPORT_MAX_BYTES: api/limits.py, 413
+    try:
+        records, problems = importing.parse(
+            kind, importing.table(raw, request.headers.get("content-type", "")))
+        if not problems:
+            async with pool.acquire() as conn:
+                result = await store.import_records(conn, actor(user), kind, records)
+    except importing.FileError as exc:
+        raise Unprocessable(str(exc)) from None
+    except store.ImportRefused as exc:
+        problems = exc.problems
+    except store.OrgError as exc:
+        raise {404: NotFound, 409: Conflict}.get(exc.status, Unprocessable)(str(exc)) from None
+    if problems:
+        body = ImportRefusal(detail=f"{len(problems)} bad rows; nothing imported",
+                             errors=[ImportRowError(row=p.row, column=p.column, reason=p.reason)
+                                     for p in problems[:1000]])
+        return JSONResponse(body.model_dump(mode="json"), status_code=422)
+    return ImportSummary(kind=kind, created=result.created, updated=result.updated,
+                         unchanged=result.unchanged)
+
+
+_EXPORT_SQL: dict[str, str] = {
+    "jurisdictions": "SELECT j.code, j.name, j.level, p.code AS parent_code, j.center_lat, "
+                     "j.center_lon, j.boundary FROM jurisdictions j LEFT JOIN jurisdictions p "
+                     "ON p.id = j.parent_id WHERE ($1::bigint[] IS NULL OR j.id = ANY($1)) "
+                     "ORDER BY cardinality(j.path), j.code",
+    "departments": "SELECT code, name, array_to_string(industries, ';') AS industries "
+                   "FROM departments WHERE ($1::bigint[] IS NULL OR id = ANY($1)) ORDER BY code",
+    "units": "SELECT u.credit_code, u.name, u.industry, d.code AS department_code, u.risk_class, "
+             "u.nine_small, u.responsible_name, u.responsible_phone, u.manager_name, "
+             "u.manager_phone, u.address, g.code AS grid_code FROM units u LEFT JOIN "
+             "departments d ON d.id = u.department_id LEFT JOIN jurisdictions g ON "
+             "g.id = u.grid_id WHERE u.credit_code IS NOT NULL AND ($1::bigint[] IS NULL OR "
+             "u.id = ANY($1)) ORDER BY u.credit_code",
+    "companies": "SELECT credit_code, name, licence_no, licence_level, licence_valid_until, "
+                 "phone, address FROM maintenance_companies WHERE ($1::bigint[] IS NULL OR "
+                 "id = ANY($1)) ORDER BY credit_code",
+    "sites": "SELECT s.id, s.name, s.address, s.latitude, s.longitude, u.credit_code AS "
+             "unit_credit_code, j.code AS jurisdiction_code FROM sites s LEFT JOIN units u ON "
+             "u.id = s.unit_id LEFT JOIN jurisdictions j ON j.id = s.jurisdiction_id WHERE "
+             "($1::text[] IS NULL OR s.id = ANY($1)) ORDER BY s.id",
+    "contracts": "SELECT c.site_id, c.starts_on, c.ends_on, m.credit_code AS "
+                 "company_credit_code, c.scope FROM contracts c JOIN maintenance_companies m ON "
+                 "m.id = c.company_id WHERE ($1::bigint[] IS NULL OR c.id = ANY($1)) "
+                 "ORDER BY c.site_id, c.starts_on",
+}
+_EXPORT_ENTITY = {"departments": "department", "units": "unit", "companies": "company",
+                  "contracts": "contract"}
+
+
+@router.get("/org/export/{kind}", responses={200: {"content": {
+    "text/csv": {"schema": {"type": "string"}},
+    XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    "description": "the file, in the import format"}})
+async def export_org(kind: ImportKind, user: Reader, pool: PoolDep,
+                     format: Annotated[str, Query(pattern="^(csv|xlsx)$")] = "csv") -> Response:
+    """What the caller sees of `kind`, in the columns the import reads back."""
+    ids: frozenset[int] | None = None
+    if kind == "jurisdictions":
+        ids = await _nodes(pool, user)
+    elif kind != "sites":
+        ids = await visible_ids(pool, _EXPORT_ENTITY[kind], user.scope, user.site_ids)
+    rows = await pool.fetch(_EXPORT_SQL[kind], user.site_filter if kind == "sites" else
+                            None if ids is None else sorted(ids))
+    columns = list(importing.COLUMNS[kind])
+    data = [[_cell(r[c]) for c in columns] for r in rows]
+    name = f"{kind}.{format}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if format == "xlsx":
+        return Response(importing.xlsx_bytes(columns, data), media_type=XLSX_TYPE,
+                        headers=headers)
+    return Response(importing.csv_text(columns, data), media_type="text/csv; charset=utf-8",
+                    headers=headers)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
