@@ -195,7 +195,9 @@ def _boundary(value: Any) -> dict[str, Any] | None:
     from pydantic import ValidationError
 
     kind = value.get("type") if isinstance(value, dict) else None
-    model = {"Polygon": Polygon, "MultiPolygon": MultiPolygon}.get(kind or "")
+    models: dict[str, type[Polygon] | type[MultiPolygon]] = {"Polygon": Polygon,
+                                                             "MultiPolygon": MultiPolygon}
+    model = models.get(kind or "")
     if model is None:
         raise OrgError("boundary: a GeoJSON Polygon or MultiPolygon is required")
     try:
@@ -509,25 +511,25 @@ async def _import_tree(conn: Conn, actor: Actor, records: list[dict[str, Any]]) 
     for node_id in tree:
         paths[node_id] = path(tree, node_id)
     result = ImportResult()
-    incoming = {r["code"]: r for r in records}
+    incoming: dict[str, dict[str, Any] | None] = {r["code"]: r for r in records}
     new, changed = [], []
     for code, node_id in by_code.items():
         old = rows.get(code)
-        r = incoming.get(code)
+        rec = incoming.get(code)
         if old is None:
-            assert r is not None
-            new.append({"id": node_id, "code": code, "name": r["name"], "level": r["level"],
-                        "parent_id": r["parent_id"], "path": list(paths[node_id]),
-                        "boundary": r.get("boundary"), "center_lat": r.get("center_lat"),
-                        "center_lon": r.get("center_lon")})
+            assert rec is not None
+            new.append({"id": node_id, "code": code, "name": rec["name"], "level": rec["level"],
+                        "parent_id": rec["parent_id"], "path": list(paths[node_id]),
+                        "boundary": rec.get("boundary"), "center_lat": rec.get("center_lat"),
+                        "center_lon": rec.get("center_lon")})
             continue
-        want = {"path": list(paths[node_id])}
-        if r is not None:
-            want |= {k: r[k] for k in ("name", "level", "parent_id", "boundary", "center_lat",
-                                       "center_lon") if k in r}
+        want: dict[str, Any] = {"path": list(paths[node_id])}
+        if rec is not None:
+            want |= {k: rec[k] for k in ("name", "level", "parent_id", "boundary", "center_lat",
+                                         "center_lon") if k in rec}
         if any(_differs(old[k], v) for k, v in want.items()):
             changed.append((old, want))
-        elif r is not None:
+        elif rec is not None:
             result.unchanged += 1
     if new:
         out = await conn.fetch(

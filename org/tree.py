@@ -53,12 +53,13 @@ def subtree(tree: Mapping[int, Node], node_id: int) -> set[int]:
     children: dict[int | None, list[int]] = {}
     for n in tree.values():
         children.setdefault(n.parent_id, []).append(n.id)
-    out, stack = set(), [node_id]
+    out: set[int] = set()
+    stack = [node_id]
     while stack:
-        n = stack.pop()
-        if n not in out:
-            out.add(n)
-            stack.extend(children.get(n, ()))
+        nid = stack.pop()
+        if nid not in out:
+            out.add(nid)
+            stack.extend(children.get(nid, ()))
     return out
 
 
