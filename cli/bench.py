@@ -22,6 +22,8 @@ BENCHMARKS = {
             "-> webhook receiver, each component its own process"),
     "broker-kill": ("bench.broker", "acknowledged messages a broker SIGKILL "
                     "loses, and the throughput cost, per persistence setting"),
+    "org-import": ("bench.org_import", "a city's organisation (5,000 units, 20,000 sites) "
+                   "imported through the API, and imported again"),
     "mqtt-boundary": ("bench.mqtt_boundary", "the ingester's MQTT receive path against "
                       "paho's public API: rate and CPU per message"),
 }

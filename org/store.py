@@ -18,7 +18,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from org.codes import CodeError, admin_level, normalize_uscc
 from org.importing import Problem
-from org.tree import Node, TreeError, check_placement, path, subtree
+from org.tree import Node, TreeError, all_paths, check_nodes, check_placement, subtree
 
 # a connection, or one borrowed from a pool
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -498,18 +498,13 @@ async def _import_tree(conn: Conn, actor: Actor, records: list[dict[str, Any]]) 
             except OrgError as exc:
                 problems.append(Problem(r["_row"], "boundary", str(exc)))
         tree[r["id"]] = Node(r["id"], r["parent_id"], r["level"], _admin_code(r["code"], r["level"]))
+    refused = check_nodes(tree, [r["id"] for r in records if "id" in r])
     for r in records:
-        if "id" in r:
-            try:
-                check_placement(tree, tree[r["id"]])
-                path(tree, r["id"])
-            except TreeError as exc:
-                problems.append(Problem(r["_row"], "parent_code", str(exc)))
+        if r.get("id") in refused:
+            problems.append(Problem(r["_row"], "parent_code", refused[r["id"]]))
     if problems:
         raise ImportRefused(problems)
-    paths: dict[int, tuple[int, ...]] = {}
-    for node_id in tree:
-        paths[node_id] = path(tree, node_id)
+    paths = all_paths(tree)
     result = ImportResult()
     incoming: dict[str, dict[str, Any] | None] = {r["code"]: r for r in records}
     new, changed = [], []

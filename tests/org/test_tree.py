@@ -9,7 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from org.tree import LEVELS, Node, TreeError, ancestors, check_placement, move, path, subtree
+from org.tree import (
+    LEVELS,
+    Node,
+    TreeError,
+    all_paths,
+    ancestors,
+    check_nodes,
+    check_placement,
+    move,
+    path,
+    subtree,
+)
 
 CITY = {
     1: Node(1, None, "city", "350100"),
@@ -78,9 +89,13 @@ def test_any_sequence_of_moves_keeps_a_forest(tree: dict[int, Node],
             continue
         before = subtree(tree, node_id)
         cycle = target is not None and target in before
+        # the bulk check (linear, for imports) agrees with the single one
+        asked = {**tree, node_id: Node(node_id, target, tree[node_id].level)}
+        bulk_refused = node_id in check_nodes(asked, [node_id])
         try:
             after = move(tree, node_id, target)
         except TreeError:
+            assert bulk_refused
             if not cycle and target is not None:
                 parent, node = tree[target], tree[node_id]
                 assert parent.level == "grid" or LEVELS.index(node.level) <= LEVELS.index(
@@ -88,8 +103,9 @@ def test_any_sequence_of_moves_keeps_a_forest(tree: dict[int, Node],
             else:
                 assert cycle
             continue
-        assert not cycle
+        assert not cycle and not bulk_refused
         tree = after
+        assert all_paths(tree) == {n: path(tree, n) for n in tree}
         assert subtree(tree, node_id) == before
         for n in tree:
             p = path(tree, n)
