@@ -1,7 +1,7 @@
 """`firetower bench org-import`: a whole city's organisation imported through the API.
 
 A generated city (by default 5,000 units and 20,000 sites, the size issue 15 names): a tree of
-one city, 13 districts, 10 townships each, 8 communities each and 2 grids each (3,394 nodes),
+one city, 13 districts, 10 townships each, 8 communities each and 2 grids each (3,264 nodes),
 10 departments, the units, 100 maintenance companies, the sites and one contract per site. The
 files go to a real `firetower api` process, one POST per kind in dependency order, as CSV.
 Measured: the time of each import and of the whole, the API process's peak resident memory
