@@ -40,7 +40,9 @@ async def test_lifecycle_events_signed_with_payload(clean_db: Database) -> None:
     a = raised["data"]["alarm"]
     assert a["id"] == alarm and a["class"] == "fire" and a["confidence"] == pytest.approx(0.8)
     assert a["site"] == {"id": "s1", "name": "Harbour Tower", "address": "1 Quay Road",
-                         "jurisdiction": "district-7", "latitude": None, "longitude": None}
+                         "jurisdiction": "district-7", "latitude": None, "longitude": None,
+                         # a site placed in no node of the tree and in no unit (org/)
+                         "jurisdiction_path": None, "unit": None}
     assert a["device"]["id"] == "d0" and a["device"]["location"] == "floor 0 corridor"
     assert a["evidence"] == {"obscuration_pct_per_m": 4.2}
     assert raised["links"]["console"] == f"{PUBLIC_URL}/console/#alarm={alarm}"
