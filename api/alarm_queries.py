@@ -21,10 +21,15 @@ SELECT a.id, a.device_id, a.site_id, s.name AS site_name, a.point, a.zone, a.typ
        a.delivered_at, a.inhibited_by, a.group_key,
        d.location, d.floor_id, d.x, d.y, d.kind AS device_kind, d.parent_id,
        (SELECT e.details->>'assignee' FROM alarm_events e
-         WHERE e.alarm_id = a.id AND e.kind = 'assign' ORDER BY e.id DESC LIMIT 1) AS assignee
+         WHERE e.alarm_id = a.id AND e.kind = 'assign' ORDER BY e.id DESC LIMIT 1) AS assignee,
+       s.unit_id, u.name AS unit_name,
+       coalesce((SELECT array_agg(j.name ORDER BY array_position(sj.path, j.id))
+                   FROM jurisdictions sj JOIN jurisdictions j ON j.id = ANY (sj.path)
+                  WHERE sj.id = s.jurisdiction_id), '{}') AS jurisdiction_path
 FROM alarms a
 LEFT JOIN devices d ON d.id = a.device_id
 LEFT JOIN sites s ON s.id = a.site_id
+LEFT JOIN units u ON u.id = s.unit_id
 """
 # Board order: fire > supervisory > fault > offline > early warning, then newest first.
 BOARD_ORDER = "ORDER BY a.priority, a.raised_at DESC, a.id DESC"

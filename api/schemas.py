@@ -353,6 +353,9 @@ class AlarmPublic(BaseModel):  # an alarm as listed on the board
     device_id: str
     site_id: str | None
     site_name: str | None
+    unit_id: int | None = None    # the unit the site belongs to (docs/organisation.md)
+    unit_name: str | None = None
+    jurisdiction_path: list[str] = []  # names of the site's nodes, the city first
     point: str
     zone: int | None
     type: str

@@ -128,6 +128,8 @@ async def test_scope_matrix(city: City) -> None:
             assert devices == {f"smk-{s[1]}" for s in sites}, who
             alarms = (await _ok(await c.get("/alarms"), 200))["data"]
             assert {a["site_id"] for a in alarms} == sites, who
+            for a in alarms:  # each alarm names the site's unit and its place in the city
+                assert a["jurisdiction_path"][0] == "Fuzhou" and a["unit_name"], a
             if who in ("admin", "county", "department"):
                 stats = await _ok(await c.get("/stats"), 200)
                 assert stats["alarms_by_class"].get("fire", 0) == len(sites), (who, stats)
