@@ -19,7 +19,7 @@ async def test_payload_and_subtree_filter(clean_db: Database) -> None:
     pool = await db.create_pool(clean_db.url, max_size=2)
     try:
         async with pool.acquire() as conn:
-            ids = {}
+            ids: dict[str, int] = {}
             for key, code, level, parent in (("city", "350100", "city", None),
                                              ("d1", "350102", "district", "city"),
                                              ("d2", "350103", "district", "city"),
