@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import random
 import time
 import tracemalloc
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bench import records
 from bench.stats import summary
-from bench.support import drop_database
+from bench.support import drop_database, fresh_broker
 from firetower.settings import Settings
 
 KINDS = ("smoke_detector", "heat_detector", "sprinkler_pressure", "alarm_panel")
@@ -47,7 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-db", action="store_true", help="throughput only")
     parser.add_argument("--through-broker", action="store_true",
                         help="also measure publish -> stored alarm through the broker and the "
-                             "ingester (FIRETOWER_MQTT_URL), with telemetry from --publishers")
+                             "ingester, with telemetry from --publishers (a broker of its own "
+                             "unless FIRETOWER_MQTT_URL is set)")
     parser.add_argument("--publishers", type=int, default=1,
                         help="telemetry publisher processes (about 20,000 msg/s each)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -404,7 +406,15 @@ def _publish_telemetry(host: str, port: int, devices: list[tuple[str, str]], rat
 async def end_to_end(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     """Publish -> stored alarm: fire events published every `--event-interval-ms` while
     `--publishers` processes send telemetry at `--rate` in total, all through the broker and
-    the ingester with the alerting service as its listener."""
+    the ingester with the alerting service as its listener. The broker is one of its own
+    (the project's configuration, a free port) unless FIRETOWER_MQTT_URL names one."""
+    if os.environ.get("FIRETOWER_MQTT_URL"):
+        return await _end_to_end(settings, args)
+    with fresh_broker() as broker:
+        return await _end_to_end(settings.model_copy(update={"mqtt_url": broker.url}), args)
+
+
+async def _end_to_end(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     import multiprocessing
 
     import asyncpg
