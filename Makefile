@@ -14,10 +14,13 @@ export FIRETOWER_ENV ?= development
 .PHONY: setup localdb demo test test-fast chromium bench lint clean
 
 ## Install system packages (Debian) and the Python environment; safe to re-run.
-## Installs programs only: no service is started, stopped or configured.
+## Installs programs only: no service is started, stopped or configured. The console's map
+## library (Leaflet) comes from the npm registry into node_modules (package-lock.json).
 setup: $(BIN)/firetower
 	@command -v mosquitto >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends mosquitto mosquitto-clients)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q postgresql)
+	@command -v npm >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends npm)
+	@test -f node_modules/leaflet/dist/leaflet.js || npm ci --no-audit --no-fund --loglevel=error
 
 $(BIN)/firetower: pyproject.toml
 	@command -v $(PY) >/dev/null || (echo "need $(PY)"; exit 1)
@@ -67,4 +70,4 @@ lint: $(BIN)/firetower
 ## Stops the private PostgreSQL before removing var/ (nothing else of the machine).
 clean:
 	-@test -x $(BIN)/firetower && $(BIN)/firetower localdb stop
-	rm -rf $(VENV) var .pytest_cache .hypothesis
+	rm -rf $(VENV) var node_modules .pytest_cache .hypothesis

@@ -27,6 +27,12 @@ class ApiSettings(BaseSettings):
     floor_plan_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     # Largest bulk-import CSV accepted, bytes.
     import_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    # The console's city map: a tile URL template ({z}/{x}/{y}, optionally {s}) of the base
+    # map, e.g. the government network's own tile server; unset, the map draws boundaries and
+    # markers on a blank ground. Its origin is added to the console's img-src.
+    map_tile_url: str | None = Field(default=None, max_length=500,
+                                     pattern=r"^https?://[^\s\"'<>]+\{z\}[^\s\"'<>]*$")
+    map_attribution: str = Field(default="", max_length=300)
     # Largest organisation import (CSV or XLSX: a city's jurisdictions, units, sites...), bytes.
     org_import_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # Live stream: keep-alive comment interval, seconds.

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import asyncpg
 from fastapi import APIRouter, FastAPI
@@ -39,20 +39,42 @@ DESCRIPTION = (Path(__file__).resolve().parent.parent / "docs" / "api.md")
 
 
 # The console renders data with textContent only; the CSP backs that up: no inline script,
-# no third-party origin, nothing framed.
-CONSOLE_HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; img-src 'self' blob: data:; "
-                                "style-src 'self'; script-src 'self'; connect-src 'self'; "
-                                "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+# no third-party origin (but the map's tile server, when one is configured), nothing framed.
+def console_headers(tile_origin: str | None = None) -> dict[str, str]:
+    images = "'self' blob: data:" + (f" {tile_origin}" if tile_origin else "")
+    return {
+        "Content-Security-Policy": (f"default-src 'self'; img-src {images}; "
+                                    "style-src 'self'; script-src 'self'; connect-src 'self'; "
+                                    "frame-ancestors 'none'; base-uri 'none'; "
+                                    "form-action 'self'"),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+
+
+CONSOLE_HEADERS = console_headers()
+# The map library, installed by `make setup` from the npm registry (package.json), served
+# from node_modules: never copied into the repository.
+LEAFLET_DIR = Path(__file__).resolve().parent.parent / "node_modules" / "leaflet" / "dist"
+
+
+def tile_origin(url: str | None) -> str | None:
+    """The scheme and host of a tile URL template ({s} subdomains become a wildcard)."""
+    if not url:
+        return None
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].replace("{s}", "*")
+    return f"{scheme}://{host}"
 
 
 class ConsoleFiles(StaticFiles):
+    def __init__(self, *args: Any, headers: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.headers = headers or CONSOLE_HEADERS
+
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
-        response.headers.update(CONSOLE_HEADERS)
+        response.headers.update(self.headers)
         return response
 
 
@@ -124,7 +146,12 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         errors.document(module.router)  # every error answer in the OpenAPI document
         api.include_router(module.router)
     app.include_router(api)
-    app.mount("/console", ConsoleFiles(directory=STATIC_DIR, html=True), name="console")
+    headers = console_headers(tile_origin(api_settings.map_tile_url))
+    if LEAFLET_DIR.is_dir():  # else the console's city view says the map is not installed
+        app.mount("/console/vendor/leaflet",
+                  ConsoleFiles(directory=LEAFLET_DIR, headers=headers), name="leaflet")
+    app.mount("/console", ConsoleFiles(directory=STATIC_DIR, html=True, headers=headers),
+              name="console")
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -264,3 +264,8 @@ class ImportRowError(BaseModel):
 class ImportRefusal(BaseModel):
     detail: str
     errors: list[ImportRowError]
+
+
+class MapConfig(BaseModel):
+    tile_url: str | None
+    attribution: str

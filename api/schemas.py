@@ -198,6 +198,8 @@ class SitePublic(SiteBase):
     id: str
     created_at: datetime
     floors: list[FloorPublic] = []
+    unit_id: int | None = None          # PUT /sites/{id}/placement (docs/organisation.md)
+    jurisdiction_id: int | None = None
 
 
 class SitesPublic(BaseModel):

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.deps import PoolDep, Principal, actor, require
+from api.deps import ApiSettingsDep, PoolDep, Principal, actor, require
 from api.errors import (
     ApiError,
     Conflict,
@@ -45,6 +45,7 @@ from api.org_schemas import (
     JurisdictionCreate,
     JurisdictionPublic,
     JurisdictionUpdate,
+    MapConfig,
     Page,
     PathStep,
     Placement,
@@ -388,3 +389,11 @@ def _cell(value: Any) -> str:
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     return str(value)
+
+
+@router.get("/map/config", response_model=MapConfig)
+async def map_config(_: Reader, api_settings: ApiSettingsDep) -> MapConfig:
+    """The console's city map: the base-map tile URL template and its attribution (none
+    configured: boundaries and markers on a blank ground)."""
+    return MapConfig(tile_url=api_settings.map_tile_url,
+                     attribution=api_settings.map_attribution)

@@ -29,7 +29,8 @@ FloorWriter = Needs(Permission.FLOOR_WRITE)
 PLAN_TYPES = {"image/png", "image/jpeg", "image/webp", "image/svg+xml"}
 PLAN_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
                 "Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"}
-_SITE_COLS = "id, name, address, latitude, longitude, contacts, fire_plan, created_at"
+_SITE_COLS = ("id, name, address, latitude, longitude, contacts, fire_plan, created_at, unit_id, "
+              "jurisdiction_id")
 
 
 def _floor(site_id: str, r: Any) -> FloorPublic:

@@ -541,6 +541,7 @@ function renderBoard() {
   $("board-empty").hidden = rows.length > 0;
   $("board-count").textContent = String([...state.alarms.values()]
     .filter((a) => a.state === "active").length);
+  if (window.cityAlarmsChanged) window.cityAlarmsChanged();  // the city map's colours
 }
 
 // -- fire pop-up and sound ------------------------------------------------------------------
@@ -657,7 +658,9 @@ function switchView(name) {
   for (const b of document.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.view === name);
   $("view-board").hidden = name !== "board";
   $("view-sites").hidden = name !== "sites";
+  $("view-city").hidden = name !== "city";
   if (name === "sites") renderSite().catch(() => {});
+  if (name === "city" && window.showCity) window.showCity();
 }
 for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => switchView(b.dataset.view));
 
