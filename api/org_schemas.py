@@ -269,3 +269,26 @@ class ImportRefusal(BaseModel):
 class MapConfig(BaseModel):
     tile_url: str | None
     attribution: str
+
+
+class GridMemberCreate(Strict):
+    grid_id: RefId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
+    phone: Phone = ""
+    user_id: RefId | None = None  # the member's account in the centre, if it has one
+
+
+class GridMemberUpdate(Partial):
+    grid_id: RefId | Absent = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100,
+                                           pattern=r"^[^\x00]*$")] | Absent = None
+    phone: Phone | Absent = None
+    user_id: RefId | None = None
+
+
+class GridMemberPublic(BaseModel):
+    id: int
+    grid_id: int
+    name: str
+    phone: str
+    user_id: int | None

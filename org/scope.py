@@ -95,6 +95,9 @@ _ENTITY_SQL: dict[str, str] = {
                "UNION SELECT id FROM maintenance_companies WHERE $2 = 'company' AND id = $3",
     "contract": "SELECT id FROM contracts WHERE site_id = ANY($1::text[]) "
                 "UNION SELECT id FROM contracts WHERE $2 = 'company' AND company_id = $3",
+    "grid_member": "SELECT m.id FROM grid_members m WHERE m.grid_id IN (SELECT jurisdiction_id "
+                   "FROM sites WHERE id = ANY($1::text[])) OR ($2 = 'jurisdiction' AND m.grid_id "
+                   "IN (SELECT id FROM jurisdictions WHERE path @> ARRAY[$3]::bigint[]))",
     "department": "SELECT department_id FROM units WHERE id IN (SELECT unit_id FROM sites "
                   "WHERE id = ANY($1::text[])) AND department_id IS NOT NULL "
                   "UNION SELECT id FROM departments WHERE $2 = 'department' AND id = $3",
@@ -104,7 +107,8 @@ _ENTITY_SQL: dict[str, str] = {
 async def visible_ids(conn: asyncpg.Connection | PoolConnectionProxy | asyncpg.Pool,
                       entity: str, scope: Scope,
                       sites: frozenset[str] | None) -> frozenset[int] | None:
-    """The ids of `entity` (unit, company, contract, department) the caller sees; None: all."""
+    """The ids of `entity` (unit, company, contract, department, grid_member) the caller sees;
+    None: all."""
     if sites is None:
         return None
     rows = await conn.fetch(_ENTITY_SQL[entity], sorted(sites), scope.kind or "", scope.id or 0)

@@ -61,6 +61,7 @@ ENTITIES: dict[str, Entity] = {
                                                 "licence_level", "licence_valid_until", "phone",
                                                 "address"), "credit_code"),
     "contract": Entity("contracts", ("company_id", "site_id", "starts_on", "ends_on", "scope")),
+    "grid_member": Entity("grid_members", ("grid_id", "name", "phone", "user_id")),
 }
 _JURISDICTION_COLS = ("code", "name", "level", "parent_id", "boundary", "center_lat",
                       "center_lon")
@@ -110,11 +111,23 @@ def _translate(exc: asyncpg.PostgresError, what: str) -> OrgError:
     raise exc
 
 
+async def _check_grid(conn: Conn, kind: str, values: dict[str, Any]) -> None:
+    """A grid member works in a grid: a leaf of the tree, not a township."""
+    if kind == "grid_member" and "grid_id" in values:
+        level = await conn.fetchval("SELECT level FROM jurisdictions WHERE id = $1",
+                                    values["grid_id"])
+        if level is None:
+            raise OrgError(f"grid_id: jurisdiction {values['grid_id']} does not exist")
+        if level != "grid":
+            raise OrgError(f"grid_id: jurisdiction {values['grid_id']} is a {level}, not a grid")
+
+
 async def create(conn: Conn, actor: Actor, kind: str,
                  values: dict[str, Any]) -> dict[str, Any]:
     ent = ENTITIES[kind]
     values = _check_codes(kind, dict(values))
     cols = [c for c in ent.columns if c in values]
+    await _check_grid(conn, kind, values)
     async with conn.transaction():
         try:
             row = await conn.fetchrow(
@@ -134,6 +147,7 @@ async def update(conn: Conn, actor: Actor, kind: str, id_: int,
     ent = ENTITIES[kind]
     values = _check_codes(kind, dict(values))
     cols = [c for c in ent.columns if c in values]
+    await _check_grid(conn, kind, values)
     async with conn.transaction():
         before = await conn.fetchrow(f"SELECT * FROM {ent.table} WHERE id = $1 FOR UPDATE", id_)
         if before is None:

@@ -38,6 +38,9 @@ from api.org_schemas import (
     DepartmentCreate,
     DepartmentPublic,
     DepartmentUpdate,
+    GridMemberCreate,
+    GridMemberPublic,
+    GridMemberUpdate,
     ImportKind,
     ImportRefusal,
     ImportRowError,
@@ -186,7 +189,6 @@ def _resource(kind: str, path: str, table: str, create_model: type[BaseModel],
               update_model: type[BaseModel], public: type[BaseModel],
               order: str = "id") -> None:
     page = Page[public]  # type: ignore[valid-type]
-    one = path.rstrip("s")
 
     async def visible(pool: asyncpg.Pool, user: Principal) -> frozenset[int] | None:
         return await visible_ids(pool, kind, user.scope, user.site_ids)
@@ -228,9 +230,9 @@ def _resource(kind: str, path: str, table: str, create_model: type[BaseModel],
 
     for fn, verb in ((list_all, "list"), (get_one, "get"), (create, "create"),
                      (update, "update"), (delete, "delete")):
-        fn.__name__ = f"{verb}_{one}"
+        fn.__name__ = f"{verb}_{kind}"
     router.add_api_route(f"/{path}", list_all, methods=["GET"], response_model=page,
-                         name=f"list_{path}")
+                         name=f"list_{path.replace('-', '_')}")
     router.add_api_route(f"/{path}/{{id}}", get_one, methods=["GET"], response_model=public)
     router.add_api_route(f"/{path}", create, methods=["POST"], response_model=public,
                          status_code=status.HTTP_201_CREATED, responses=responses(409))
@@ -247,6 +249,8 @@ _resource("company", "companies", "maintenance_companies", CompanyCreate, Compan
           CompanyPublic, "name, id")
 _resource("contract", "contracts", "contracts", ContractCreate, ContractUpdate, ContractPublic,
           "site_id, starts_on")
+_resource("grid_member", "grid-members", "grid_members", GridMemberCreate, GridMemberUpdate,
+          GridMemberPublic, "grid_id, name")
 
 
 # -- a site's place in the organisation, and the audit log ---------------------------------

@@ -162,6 +162,18 @@ async def test_the_tree_each_one_sees(city: City) -> None:
     async with city.client("admin") as c:
         city_node = await _ok(await c.get(f"/jurisdictions/{ids['city']}"), 200)
         assert city_node["sites"] == 3
+        # grid workers: only in a grid, seen by those who see the grid
+        r = await c.post("/grid-members", json={"grid_id": ids["t1"], "name": "Wang"})
+        assert r.status_code == 422 and "not a grid" in r.json()["detail"]
+        for grid, name in (("g1", "Wang"), ("g2", "Chen")):
+            await _ok(await c.post("/grid-members", json={
+                "grid_id": ids[grid], "name": name, "phone": "+86 138 0000 0000"}))
+    async with city.client("county") as c:
+        members = (await _ok(await c.get("/grid-members"), 200))["data"]
+        assert [m["name"] for m in members] == ["Wang"]
+    async with city.client("gridder") as c:
+        members = (await _ok(await c.get("/grid-members"), 200))["data"]
+        assert [m["name"] for m in members] == ["Chen"]
 
 
 async def test_tree_changes_and_their_refusals(city: City) -> None:

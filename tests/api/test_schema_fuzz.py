@@ -30,6 +30,10 @@ EXAMPLES = os.environ.get("FIRETOWER_FUZZ_EXAMPLES", "25")
 PHASES = os.environ.get("FIRETOWER_FUZZ_PHASES", "coverage,fuzzing,stateful")
 CHECKS = "all"
 ST = Path(sys.executable).with_name("st")
+# A crash inside the fuzzer (Hypothesis parsing a lambda's source hits a CPython 3.11 parser
+# bug in its recursion accounting), seen once on GET /alarms/stream: a tool error listed under
+# ERRORS, not a check the API failed.
+TOOL_CRASH = "AST constructor recursion depth mismatch"
 
 
 # The live stream never ends by itself: its answer is read up to its first event (the
@@ -44,7 +48,8 @@ ST = Path(sys.executable).with_name("st")
 # an expected answer to schema-valid data; every other check applies to them as to any route.
 RULE_BOUND_PATHS = "|".join([
     "webhooks", "devices/import", "devices/[^/]+/telemetry",
-    "jurisdictions", "units", "companies", "contracts", "departments", "sites/[^/]+/placement",
+    "jurisdictions", "units", "companies", "contracts", "departments", "grid-members",
+    "sites/[^/]+/placement",
     "org/import"])
 CONFIG = """
 max-stream-events = 1
@@ -109,5 +114,10 @@ async def test_the_api_keeps_its_contract(clean_db: Database, who: str, tmp_path
         world = await seed(clean_db.url, server.url)
         await _fixtures(world)
         code, out = await _run_st(world, who, tmp_path)
+        if code != 0 and TOOL_CRASH in out and "= FAILURES =" not in out:
+            # the fuzzer itself crashed while generating cases, and the API failed no check:
+            # run it once more (a second crash, or any failure, fails the test)
+            print(out[-4000:])
+            code, out = await _run_st(world, who, tmp_path)
     print(out[-4000:])
     assert code == 0, out[-6000:]
