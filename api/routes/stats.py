@@ -12,12 +12,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import Needs, PoolDep
-from api.errors import Unprocessable
+from api.deps import Needs, PoolDep, Principal
+from api.errors import NotFound, Unprocessable
 from api.latency import limits
 from api.permissions import Permission
 from api.presence import ONLINE_SQL
-from api.schemas import Timestamp
+from api.schemas import MAX_ID, Timestamp
+from org.scope import Scope, scope_target_exists, visible_nodes, visible_sites
 
 router = APIRouter(tags=["stats"])
 Reader = Needs(Permission.STATS_READ)
@@ -46,13 +47,31 @@ def _check_period(start: datetime, end: datetime) -> None:
         raise Unprocessable("start and end need a UTC offset")
 
 
+NodeId = Annotated[int | None, Query(ge=1, le=MAX_ID, description=(
+    "only the sites in this jurisdiction node's subtree (and in the caller's scope)"))]
+
+
+async def _sites(pool: Any, user: Principal, jurisdiction_id: int | None) -> list[str] | None:
+    """The caller's sites, narrowed to a node's subtree when one is asked for (a node the
+    caller does not see: 404)."""
+    if jurisdiction_id is None:
+        return user.site_filter
+    nodes = await visible_nodes(pool, user.scope, user.site_ids)
+    if (nodes is not None and jurisdiction_id not in nodes) or not await scope_target_exists(
+            pool, "jurisdiction", jurisdiction_id):
+        raise NotFound("jurisdiction not found")
+    under = await visible_sites(pool, Scope("jurisdiction", jurisdiction_id))
+    assert under is not None
+    return sorted(under if user.site_ids is None else under & user.site_ids)
+
+
 @router.get("/stats", response_model=Stats)
 async def stats(user: Reader, pool: PoolDep, start: Timestamp | None = None,
-                end: Timestamp | None = None) -> Stats:
+                end: Timestamp | None = None, jurisdiction_id: NodeId = None) -> Stats:
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=30)
     _check_period(start, end)
-    sites = user.site_filter
+    sites = await _sites(pool, user, jurisdiction_id)
     scope = "($1::text[] IS NULL OR site_id = ANY($1))"
     rows = await pool.fetch(f"SELECT class, count(*) n FROM alarms WHERE {scope} "
                             "AND raised_at >= $2 AND raised_at < $3 GROUP BY 1", sites, start, end)
@@ -168,7 +187,7 @@ async def compliance(user: Reader, pool: PoolDep, start: Timestamp | None = None
                      site_id: Annotated[str | None, Query(max_length=200)] = None,
                      tz: Annotated[str, Query(max_length=64,
                                               json_schema_extra={"enum": TIME_ZONES})] = "UTC",
-                     ) -> Compliance:
+                     jurisdiction_id: NodeId = None) -> Compliance:
     """Fire alarms (normal mode) raised in [start, end) against the response-time limits:
     GB 50440 display <= 20 s and forward <= 3 s, NFPA 72 display and retransmission <= 90 s;
     per `bucket` (in time zone `tz`) and site, per period for all sites, and in total.
@@ -180,7 +199,8 @@ async def compliance(user: Reader, pool: PoolDep, start: Timestamp | None = None
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise Unprocessable(f"unknown time zone {tz!r}") from None
-    rows = await pool.fetch(_FIRE_CLOCKS, user.site_filter, start, end, site_id)
+    rows = await pool.fetch(_FIRE_CLOCKS, await _sites(pool, user, jurisdiction_id), start, end,
+                            site_id)
     if len(rows) > MAX_ALARMS:
         raise Unprocessable(f"more than {MAX_ALARMS} fire alarms in the range: narrow it")
     now = datetime.now(UTC)

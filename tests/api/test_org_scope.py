@@ -133,6 +133,18 @@ async def test_scope_matrix(city: City) -> None:
             if who in ("admin", "county", "department"):
                 stats = await _ok(await c.get("/stats"), 200)
                 assert stats["alarms_by_class"].get("fire", 0) == len(sites), (who, stats)
+    # statistics of one subtree, within the caller's own scope
+    async with city.client("admin") as c:
+        for node, fires in (("city", 3), ("d1", 1), ("d2", 2), ("g2", 2)):
+            stats = await _ok(await c.get("/stats", params={
+                "jurisdiction_id": city.ids[node]}), 200)
+            assert stats["alarms_by_class"].get("fire", 0) == fires, (node, stats)
+    async with city.client("county") as c:
+        stats = await _ok(await c.get("/stats", params={"jurisdiction_id": city.ids["t1"]}), 200)
+        assert stats["alarms_by_class"]["fire"] == 1
+        assert (await c.get("/stats", params={"jurisdiction_id": city.ids["d2"]})).status_code == 404
+        r = await c.get("/stats/compliance", params={"jurisdiction_id": city.ids["d2"]})
+        assert r.status_code == 404
 
 
 async def test_the_tree_each_one_sees(city: City) -> None:
