@@ -1,7 +1,8 @@
 """The city's organisation through the API, and the scope matrix: a three-level tree (city,
 districts, townships, grids), units, a department, maintenance companies with a running and an
-expired contract, and one user per kind of attachment. Each sees exactly its part in the site
-and alarm lists, details, the organisation lists and statistics, and gets 404 elsewhere."""
+expired contract, and one user per kind of attachment. Each sees exactly its part in the site,
+device and alarm lists, details, the live stream's snapshot, the exports, the organisation
+lists and statistics, and gets 404 elsewhere."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from firetower import db
 from firetower.alarm_store import AlarmStore
 from tests.api.conftest import PASSWORD, World, raise_alarm
+from tests.api.sse import events
 
 pytestmark = pytest.mark.integration
 
@@ -130,6 +132,15 @@ async def test_scope_matrix(city: City) -> None:
             assert {a["site_id"] for a in alarms} == sites, who
             for a in alarms:  # each alarm names the site's unit and its place in the city
                 assert a["jurisdiction_path"][0] == "Fuzhou" and a["unit_name"], a
+            # the live stream's snapshot, and the exports
+            async with c.stream("GET", "/alarms/stream") as r:
+                assert r.status_code == 200
+                async for ev in events(r):
+                    if ev.event == "snapshot":
+                        assert {a["site_id"] for a in ev.data["alarms"]} == sites, who
+                        break
+            export = (await c.get("/org/export/sites")).text.splitlines()[1:]
+            assert {line.split(",")[0] for line in export} == sites, who
             if who in ("admin", "county", "department"):
                 stats = await _ok(await c.get("/stats"), 200)
                 assert stats["alarms_by_class"].get("fire", 0) == len(sites), (who, stats)
