@@ -91,7 +91,36 @@ async function renderSite(siteChanged = true) {
     $("plan").replaceChildren(h("p", { class: "empty" }, T("ui.no_plan")));
   }
   $("fire-plan").replaceChildren(...firePlanParts(site).filter(Boolean),
-    h("section", {}, h("h3", {}, T("ui.contacts")), contactsList(site)));
+    h("section", {}, h("h3", {}, T("ui.contacts")), contactsList(site)),
+    h("section", { id: "site-org" }), h("section", { id: "site-history" }));
+  siteOrganisation(site).catch((err) => console.warn("site organisation:", err && err.message));
+}
+
+// The site's place in the city (unit, jurisdiction path, today's maintenance company) and
+// its recent alarms, closed ones included: the site page of docs/organisation.md.
+async function siteOrganisation(site) {
+  const id = encodeURIComponent(site.id);
+  const today = new Date().toISOString().slice(0, 10);
+  const quiet = (p) => p.catch(() => null);  // a part the user may not see stays empty
+  const [unit, node, contracts, history] = await Promise.all([
+    site.unit_id ? quiet(api(`/units/${site.unit_id}`)) : null,
+    site.jurisdiction_id ? quiet(api(`/jurisdictions/${site.jurisdiction_id}`)) : null,
+    quiet(api("/contracts")), quiet(api(`/alarms?site_id=${id}&limit=20`))]);
+  const running = ((contracts && contracts.data) || []).find((k) => k.site_id === site.id
+    && k.starts_on <= today && today <= k.ends_on);
+  const company = running ? await quiet(api(`/companies/${running.company_id}`)) : null;
+  if ($("site-select").value !== site.id || !$("site-org")) return;  // another site meanwhile
+  $("site-org").replaceChildren(h("h3", {}, T("ui.organisation")), h("dl", { class: "contacts" },
+    h("dt", {}, T("ui.unit")), h("dd", { id: "site-unit" }, unit ? unit.name : "—"),
+    h("dt", {}, T("ui.jurisdiction")), h("dd", {}, node ? node.path.map((p) => p.name).join(" › ") : "—"),
+    h("dt", {}, T("ui.maintenance")), h("dd", { id: "site-company" },
+      company ? `${company.name} ${company.phone || ""} (${running.starts_on} – ${running.ends_on})` : "—")));
+  const alarms = (history && history.data) || [];
+  $("site-history").replaceChildren(h("h3", {}, T("ui.recent_alarms")), alarms.length
+    ? h("ul", { class: "plain" }, alarms.map((a) => h("li", { class: a.class },
+      `${fmtTime(a.raised_at)} · ${T(`class.${a.class}`)} · ${a.device_id} · ${L("state", a.state)}`
+      + (a.verdict ? ` · ${L("verdict", a.verdict)}` : ""))))
+    : h("p", { class: "empty" }, T("ui.no_recent_alarms")));
 }
 
 const CURVES = {

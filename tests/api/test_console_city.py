@@ -103,6 +103,15 @@ async def test_tree_unit_page_and_a_marker_turning_red(world: World) -> None:
                 label = await page.inner_text(".cluster-label")
                 assert label == "Gulou: 2 Sites, 1 open alarms", label
                 await page.screenshot(path=str(SHOTS / "city-zoomed-out.png"))
+                # the site page: its unit, place in the city, maintenance company, history
+                await page.click("#fire-ack")  # the fire's pop-up covers the tabs until then
+                await page.wait_for_selector("#fire-popup", state="hidden")
+                await page.click('.tab[data-view="sites"]')
+                await page.select_option("#site-select", "s1")
+                await page.wait_for_selector('#site-unit:has-text("Harbour Tower Co.")')
+                assert "Minjiang Fire Maintenance" in await page.inner_text("#site-company")
+                assert "Fuzhou › Gulou › Dongjie Grid 1" in await page.inner_text("#site-org")
+                await page.wait_for_selector("#site-history li.fire")
             finally:
                 await browser.close()
     finally:
