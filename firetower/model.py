@@ -21,7 +21,6 @@ class Lifecycle(StrEnum):
     COMMISSIONED = "commissioned"
     IN_SERVICE = "in_service"
     DECOMMISSIONED = "decommissioned"
-    STORAGE_ERROR = "storage_error"  # the database refused the row itself (tests/ingest/test_poison_batch.py)
 
 
 class EventCategory(StrEnum):

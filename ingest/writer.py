@@ -21,6 +21,8 @@ from ingest.batch import Batch, Unknown, WriteResult
 from ingest.clock import ClockOffsets, restamped, settle
 
 log = logging.getLogger(__name__)
+# a batch's lists -> the message type in the topic (docs/protocol.md)
+_TOPIC_OF = {"telemetry": "telemetry", "events": "event", "statuses": "status"}
 
 _RETRY_MIN_S = 0.1
 _RETRY_MAX_S = 5.0
@@ -140,9 +142,12 @@ class BatchWriter:
                     except (asyncpg.PostgresError, ValueError) as exc:
                         if is_transient(exc):
                             raise
-                        refused.append(Reject(f"fire/v1/{item.device_id}", b"",
-                                              item.received_at, RejectReason.STORAGE_ERROR,
-                                              str(exc)[:500]))
+                        # the raw bytes are gone after decoding: keep the message as
+                        # decoded (JSON, first 1,024 bytes) under its own topic
+                        refused.append(Reject(
+                            f"fire/v1/{item.device_id}/{_TOPIC_OF[attr]}",
+                            msgspec.json.encode(item)[:1024], item.received_at,
+                            RejectReason.STORAGE_ERROR, str(exc)[:500]))
                         continue
                     totals[attr] += getattr(r, attr)
                     totals["duplicates"] += r.duplicates

@@ -79,10 +79,12 @@ async def test_a_poison_message_is_rejected_with_its_reason_and_the_rest_stored(
         assert await conn.fetchval(
             "SELECT count(*) FROM device_status WHERE device_id = 'pnl-1'") == 1
         rejects = {r["reason"]: r for r in await conn.fetch(
-            "SELECT reason, topic, detail, received_at FROM rejects")}
+            "SELECT reason, topic, payload, payload_size, detail, received_at FROM rejects")}
         assert set(rejects) == {"bad_json", "storage_error"}
         refused = rejects["storage_error"]
-        assert refused["topic"] == "fire/v1/smk-1" and refused["received_at"] == RX
+        assert refused["topic"] == "fire/v1/smk-1/telemetry" and refused["received_at"] == RX
+        # the message as decoded, with the field the database refused
+        assert b'"device_id":"smk-1"' in refused["payload"] and b"\\u0000" in refused["payload"]
         assert "\\u0000" in refused["detail"], refused["detail"]  # the database's reason
 
         # the writer goes on: the next batch takes the fast path, first time
