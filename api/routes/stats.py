@@ -35,6 +35,8 @@ class Stats(BaseModel):  # figures over [start, end)
     devices_in_service: int
     devices_online: int
     online_rate: float | None
+    # with `jurisdiction_id`: the node's path, the city first (docs/organisation.md)
+    jurisdiction_path: list[str] | None = None
 
 
 # IANA time zone names (the schema lists them; another name is 422).
@@ -97,7 +99,12 @@ async def stats(user: Reader, pool: PoolDep, start: Timestamp | None = None,
                  if judged else None,
                  ack_seconds_p50=ack["p50"], ack_seconds_p90=ack["p90"],
                  devices_in_service=dev["n"], devices_online=dev["online"],
-                 online_rate=dev["online"] / dev["n"] if dev["n"] else None)
+                 online_rate=dev["online"] / dev["n"] if dev["n"] else None,
+                 jurisdiction_path=None if jurisdiction_id is None else [
+                     r["name"] for r in await pool.fetch(
+                         "SELECT j.name FROM jurisdictions n JOIN jurisdictions j ON "
+                         "j.id = ANY(n.path) WHERE n.id = $1 ORDER BY array_position(n.path, j.id)",
+                         jurisdiction_id)])
 
 
 # -- compliance with the response-time limits (GB 50440, NFPA 72) -----------------------------

@@ -30,11 +30,14 @@ class City:
     world: World
     ids: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # integrations: API keys
 
     def client(self, who: str) -> httpx.AsyncClient:
-        token = self.tokens.get(who) or self.world.tokens[who]
-        return httpx.AsyncClient(base_url=f"{self.world.url}/api/v1",
-                                 headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        if who in self.keys:
+            headers = {"X-API-Key": self.keys[who]}
+        else:
+            headers = {"Authorization": f"Bearer {self.tokens.get(who) or self.world.tokens[who]}"}
+        return httpx.AsyncClient(base_url=f"{self.world.url}/api/v1", headers=headers, timeout=10)
 
 
 async def _ok(r: httpx.Response, status: int = 201) -> dict:  # type: ignore[type-arg]
@@ -90,11 +93,19 @@ async def city(world: World) -> AsyncIterator[City]:
                  "unit_staff": ("site_manager", "unit", "u2"),
                  "maintainer": ("installer", "company", "k"),
                  "old_maintainer": ("installer", "company", "k_old"),
-                 "department": ("supervisor", "department", "dept")}
+                 "department": ("supervisor", "department", "dept"),
+                 # a district's own duty operator (a township or county dispatch centre)
+                 "district_operator": ("operator", "jurisdiction", "d2")}
         for name, (role, kind, target) in users.items():
             await _ok(await a.post("/users", json={
                 "name": name, "role": role, "password": PASSWORD, "scope_kind": kind,
                 "scope_id": c.ids[target]}))
+        # an integration (the unit's own building-management system) with an API key
+        bms = await _ok(await a.post("/users", json={
+            "name": "unit_bms", "role": "integration", "scope_kind": "unit",
+            "scope_id": c.ids["u1"]}))
+        api_key = await _ok(await a.post("/auth/api-keys", json={"user_id": bms["id"]}))
+        c.keys["unit_bms"] = api_key["key"]
     async with httpx.AsyncClient(base_url=f"{world.url}/api/v1") as anon:
         for name in users:
             r = await anon.post("/auth/token", data={"username": name, "password": PASSWORD})
@@ -105,7 +116,7 @@ async def city(world: World) -> AsyncIterator[City]:
 # who -> the sites it sees (None: all)
 SEES = {"admin": {"s1", "s2", "s3"}, "county": {"s1"}, "gridder": {"s2", "s3"},
         "unit_staff": {"s2", "s3"}, "maintainer": {"s2"}, "old_maintainer": set(),
-        "department": {"s1"}}
+        "department": {"s1"}, "district_operator": {"s2", "s3"}, "unit_bms": {"s1"}}
 
 
 async def test_scope_matrix(city: City) -> None:
@@ -141,7 +152,7 @@ async def test_scope_matrix(city: City) -> None:
                         break
             export = (await c.get("/org/export/sites")).text.splitlines()[1:]
             assert {line.split(",")[0] for line in export} == sites, who
-            if who in ("admin", "county", "department"):
+            if who in ("admin", "county", "department", "district_operator"):
                 stats = await _ok(await c.get("/stats"), 200)
                 assert stats["alarms_by_class"].get("fire", 0) == len(sites), (who, stats)
     # statistics of one subtree, within the caller's own scope
@@ -153,6 +164,7 @@ async def test_scope_matrix(city: City) -> None:
     async with city.client("county") as c:
         stats = await _ok(await c.get("/stats", params={"jurisdiction_id": city.ids["t1"]}), 200)
         assert stats["alarms_by_class"]["fire"] == 1
+        assert stats["jurisdiction_path"] == ["Fuzhou", "Gulou", "Dongjie"]
         assert (await c.get("/stats", params={"jurisdiction_id": city.ids["d2"]})).status_code == 404
         r = await c.get("/stats/compliance", params={"jurisdiction_id": city.ids["d2"]})
         assert r.status_code == 404
