@@ -110,7 +110,7 @@ async def test_tree_unit_page_and_a_marker_turning_red(world: World) -> None:
                 await page.select_option("#site-select", "s1")
                 await page.wait_for_selector('#site-unit:has-text("Harbour Tower Co.")')
                 assert "Minjiang Fire Maintenance" in await page.inner_text("#site-company")
-                assert "Fuzhou › Gulou › Dongjie Grid 1" in await page.inner_text("#site-org")
+                assert "Fuzhou \u203a Gulou \u203a Dongjie Grid 1" in await page.inner_text("#site-org")
                 await page.wait_for_selector("#site-history li.fire")
             finally:
                 await browser.close()
