@@ -1,7 +1,8 @@
 """The jurisdiction tree as pure decisions: where a node may hang, what a move takes with it.
 
 Levels run from the city down to the grid (any of them may be skipped, none reversed): a node
-hangs only under a node of a higher level, a grid has no children, and where both carry an
+hangs only under a node of a higher level, a grid hangs under a township or a community and
+has no children, and where both carry an
 administrative division code (org/codes.py) the child's code lies inside the parent's. Moving
 a node moves its subtree; a move under the node itself or one of its descendants is a cycle
 and is refused. The database keeps the same rules (migrations); these functions give the
@@ -17,6 +18,8 @@ from org.codes import CodeError, admin_level, admin_within
 
 LEVELS = ("province", "city", "district", "township", "community", "grid")
 LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+# Grids cut a township (street) or a village (community) into patrol areas
+GRID_PARENTS = ("township", "community")
 
 
 class TreeError(ValueError):
@@ -143,6 +146,8 @@ def _fits(parent: Node, child: Node) -> None:
     if LEVEL_RANK[child.level] <= LEVEL_RANK[parent.level]:
         raise TreeError(f"a {child.level} cannot hang under a {parent.level}: levels run "
                         f"{' > '.join(LEVELS)}")
+    if child.level == "grid" and parent.level not in GRID_PARENTS:
+        raise TreeError(f"a grid hangs under a township or a community, not a {parent.level}")
     if parent.code is not None and child.code is not None \
             and not admin_within(child.code, parent.code):
         raise TreeError(f"code {child.code} does not lie inside its parent's code {parent.code}")

@@ -110,13 +110,17 @@ if (typeof window !== "undefined") {
 
   function renderTree() {
     const kids = C.children(city.nodes);
+    const small = city.nodes.length <= 60;  // a small tree opens whole; a city's, two levels
     const item = (n) => {
       const sub = kids.get(n.id) || [];
       const label = h("button", { class: "node-link", dataset: { nodeId: String(n.id) },
-        onclick: () => showNode(n.id) }, `${n.name} `, h("span", { class: "muted" },
-        `${T(`level.${n.level}`)} · ${n.sites}`));
+        onclick: (ev) => {  // choosing a node also opens it
+          const d = ev.currentTarget.closest("details");
+          if (d) d.open = true;
+          showNode(n.id);
+        } }, `${n.name} `, h("span", { class: "muted" }, `${T(`level.${n.level}`)} · ${n.sites}`));
       if (!sub.length) return h("li", {}, label);
-      return h("li", {}, h("details", { open: n.path.length <= 2 ? "" : null },
+      return h("li", {}, h("details", { open: small || n.path.length <= 2 ? "" : null },
         h("summary", {}, label), h("ul", {}, sub.map(item))));
     };
     $("city-tree").replaceChildren(...(kids.get(null) || []).map(item));

@@ -30,7 +30,8 @@ async def _city(world: World) -> None:
         for key, code, name, level, parent in (
                 ("city", "350100", "Fuzhou", "city", None),
                 ("d1", "350102", "Gulou", "district", "city"),
-                ("g1", "G-1", "Dongjie Grid 1", "grid", "d1")):
+                ("t1", "350102001", "Dongjie", "township", "d1"),
+                ("g1", "G-1", "Dongjie Grid 1", "grid", "t1")):
             body: dict[str, object] = {"code": code, "name": name, "level": level,
                                        "parent_id": ids.get(parent) if parent else None}
             if key == "g1":
@@ -74,7 +75,8 @@ async def test_tree_unit_page_and_a_marker_turning_red(world: World) -> None:
             try:
                 page = await login(await browser.new_context(), world.url, "admin")
                 await page.click('.tab[data-view="city"]')
-                # the tree: the city, its district, the grid with its two sites
+                # the tree: the city, its district, township and grid (a small tree opens
+                # whole), the grid with its two sites
                 await page.wait_for_selector('#city-tree .node-link:has-text("Dongjie Grid 1")')
                 assert "Gulou" in await page.inner_text("#city-tree")
                 await page.click('#city-tree .node-link:has-text("Dongjie Grid 1")')
@@ -110,7 +112,8 @@ async def test_tree_unit_page_and_a_marker_turning_red(world: World) -> None:
                 await page.select_option("#site-select", "s1")
                 await page.wait_for_selector('#site-unit:has-text("Harbour Tower Co.")')
                 assert "Minjiang Fire Maintenance" in await page.inner_text("#site-company")
-                assert "Fuzhou \u203a Gulou \u203a Dongjie Grid 1" in await page.inner_text("#site-org")
+                path = "Fuzhou \u203a Gulou \u203a Dongjie \u203a Dongjie Grid 1"
+                assert path in await page.inner_text("#site-org")
                 await page.wait_for_selector("#site-history li.fire")
             finally:
                 await browser.close()

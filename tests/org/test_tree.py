@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from org.tree import (
+    GRID_PARENTS,
     LEVELS,
     Node,
     TreeError,
@@ -45,6 +46,7 @@ def test_paths_and_subtrees() -> None:
     (Node(7, 2, "township", "350103001"), "does not lie inside"),
     (Node(7, 3, "grid", "350102001001"), "no administrative division code"),
     (Node(7, 3, "hamlet"), "unknown level"),
+    (Node(7, 2, "grid"), "under a township or a community"),
     (Node(7, 1, "district", "35010x"), "6, 9 or 12 digits"),
 ])
 def test_placements_refused_with_a_reason(node: Node, reason: str) -> None:
@@ -73,7 +75,11 @@ def trees(draw: st.DrawFn) -> dict[int, Node]:
         candidates = [m for m in tree.values() if m.level != "grid"]
         parent = draw(st.sampled_from([None, *candidates])) if candidates else None
         low = 0 if parent is None else LEVELS.index(parent.level) + 1
-        level = draw(st.sampled_from(LEVELS[low:]))
+        choices = [lv for lv in LEVELS[low:]
+                   if lv != "grid" or (parent is not None and parent.level in GRID_PARENTS)]
+        if not choices:
+            parent, choices = None, list(LEVELS[:-1])
+        level = draw(st.sampled_from(choices))
         tree[i] = Node(i, None if parent is None else parent.id, level)
     return tree
 
@@ -99,7 +105,7 @@ def test_any_sequence_of_moves_keeps_a_forest(tree: dict[int, Node],
             if not cycle and target is not None:
                 parent, node = tree[target], tree[node_id]
                 assert parent.level == "grid" or LEVELS.index(node.level) <= LEVELS.index(
-                    parent.level)
+                    parent.level) or (node.level == "grid" and parent.level not in GRID_PARENTS)
             else:
                 assert cycle
             continue

@@ -23,7 +23,8 @@ async def test_payload_and_subtree_filter(clean_db: Database) -> None:
             for key, code, level, parent in (("city", "350100", "city", None),
                                              ("d1", "350102", "district", "city"),
                                              ("d2", "350103", "district", "city"),
-                                             ("g1", "G-1", "grid", "d1")):
+                                             ("t1", "350102001", "township", "d1"),
+                                             ("g1", "G-1", "grid", "t1")):
                 row = await create_jurisdiction(conn, ADMIN, {
                     "code": code, "name": code, "level": level,
                     "parent_id": ids.get(parent) if parent else None})
@@ -47,7 +48,8 @@ async def test_payload_and_subtree_filter(clean_db: Database) -> None:
         assert got == {endpoints["district"], endpoints["grid"], endpoints["all"]}
         data = await pool.fetchval("SELECT data FROM webhook_events")
         site = data["alarm"]["site"]
-        assert [j["code"] for j in site["jurisdiction_path"]] == ["350100", "350102", "G-1"]
+        assert [j["code"] for j in site["jurisdiction_path"]] == ["350100", "350102",
+                                                                  "350102001", "G-1"]
         assert site["jurisdiction"] == "G-1"
         assert site["unit"]["credit_code"] == "91350100M000100Y43"
         assert site["unit"]["responsible_phone"] == "123"
