@@ -38,6 +38,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,6 +314,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     console = f"http://{settings.api_host}:{p.api_port}/console/"
+    if settings.env == "development" and not args.no_simulator:
+        _demo_city_in_background(p.database_url, args)
     try:
         for name in sup.services:
             sup.start(name)
@@ -333,6 +336,25 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         sup.stop_all()
     return 0
+
+
+def _demo_city_in_background(database_url: str, args: argparse.Namespace) -> None:
+    """Place the simulated sites in a city (cli/demo_city.py) once the simulator has
+    registered them; the console's City tab shows it."""
+    from cli.demo_city import place_demo_city
+    from simulators.fleet import build_fleet
+
+    fleet = build_fleet(1, args.sites, args.per_kind)  # the simulator's default seed
+
+    def run() -> None:
+        try:
+            if asyncio.run(place_demo_city(database_url, fleet)):
+                print("demo city: the sites are placed in Shenzhen's districts (City tab)",
+                      flush=True)
+        except Exception as exc:  # a demo nicety must never stop the centre
+            print(f"demo city not placed: {exc}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=run, name="demo-city", daemon=True).start()
 
 
 def _wait_broker(sup: Supervisor, port: int) -> None:

@@ -18,7 +18,7 @@ from simulators.floorplan import FloorPlan, draw_floor
 
 # A coastal city's districts (centre latitude, longitude) and postcodes: the demo's city.
 CITY = "Shenzhen"
-_DISTRICTS = (("Futian", 22.541, 114.055, "518000"), ("Luohu", 22.548, 114.131, "518001"),
+DISTRICTS = _DISTRICTS = (("Futian", 22.541, 114.055, "518000"), ("Luohu", 22.548, 114.131, "518001"),
               ("Nanshan", 22.531, 113.930, "518052"), ("Bao'an", 22.555, 113.883, "518101"),
               ("Longgang", 22.721, 114.247, "518116"), ("Yantian", 22.557, 114.237, "518081"))
 _SURNAMES = ("Li", "Wang", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou",

@@ -102,6 +102,9 @@ async def test_every_demo_scenario_raises_its_alarm(clean_db, own_broker, tmp_pa
             alarms = await conn.fetch("SELECT device_id, class, type, raised_at FROM alarms")
             floors = await conn.fetchval("SELECT count(*) FROM floors WHERE plan_image IS NOT "
                                          "NULL")
+            # the demo's city (cli/demo_city.py): every site in a grid and a unit
+            placed = await conn.fetchval("SELECT count(*) FROM sites WHERE unit_id IS NOT NULL "
+                                         "AND jurisdiction_id IS NOT NULL")
         finally:
             await conn.close()
     finally:
@@ -118,6 +121,7 @@ async def test_every_demo_scenario_raises_its_alarm(clean_db, own_broker, tmp_pa
     # for wrong
     assert not [a for a in alarms if a["type"] == "clock"]
     assert floors == SITES   # one storey each at three devices of a kind, with its plan
+    assert placed == SITES, _tail(tmp_path / "run.log")
     assert stopped < STOP_S
 
 
