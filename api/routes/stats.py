@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import Needs, PoolDep, Principal
-from api.errors import NotFound, Unprocessable
+from api.errors import NotFound, Unprocessable, responses
 from api.latency import limits
 from api.permissions import Permission
 from api.presence import ONLINE_SQL
@@ -67,7 +67,7 @@ async def _sites(pool: Any, user: Principal, jurisdiction_id: int | None) -> lis
     return sorted(under if user.site_ids is None else under & user.site_ids)
 
 
-@router.get("/stats", response_model=Stats)
+@router.get("/stats", response_model=Stats, responses=responses(404))
 async def stats(user: Reader, pool: PoolDep, start: Timestamp | None = None,
                 end: Timestamp | None = None, jurisdiction_id: NodeId = None) -> Stats:
     end = end or datetime.now(UTC)
@@ -188,7 +188,7 @@ def _summarise(checks: list[list[dict[str, Any]]]) -> list[LimitSummary]:
     return out
 
 
-@router.get("/stats/compliance", response_model=Compliance)
+@router.get("/stats/compliance", response_model=Compliance, responses=responses(404))
 async def compliance(user: Reader, pool: PoolDep, start: Timestamp | None = None,
                      end: Timestamp | None = None, bucket: Bucket = "day",
                      site_id: Annotated[str | None, Query(max_length=200)] = None,
