@@ -14,6 +14,7 @@ no memory either. The answer is the one error shape: `{"detail": "..."}` (api/er
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -97,3 +98,44 @@ class BodyLimits:
 async def _refuse(exc: BodyTooLarge, scope: Scope, receive: Receive, send: Send) -> None:
     response = JSONResponse({"detail": exc.detail}, status_code=413)
     await response(scope, receive, send)
+
+
+def repeated_scalars(request: Any) -> list[str]:
+    """Query parameters given more than once where the route takes one value. FastAPI keeps
+    the last of them silently, so `?limit=x&limit=5` would pass as `limit=5`: the request
+    does not say what it means, and is refused instead (api/main.py)."""
+    seen: dict[str, int] = {}
+    for key, _ in request.query_params.multi_items():
+        seen[key] = seen.get(key, 0) + 1
+    repeated = {k for k, n in seen.items() if n > 1}
+    if not repeated:
+        return []
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return []
+    out = []
+    for field in _all_query_params(dependant):
+        if field.alias in repeated and not _takes_many(field.field_info.annotation):
+            out.append(field.alias)
+    return sorted(out)
+
+
+def _all_query_params(dependant: Any) -> list[Any]:
+    params = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        params += _all_query_params(sub)
+    return params
+
+
+def _takes_many(annotation: Any) -> bool:
+    from typing import Annotated, Union, get_args, get_origin
+
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _takes_many(get_args(annotation)[0])
+    if origin in (list, set, tuple, frozenset):
+        return True
+    if origin is Union or type(annotation).__name__ == "UnionType":
+        return any(_takes_many(a) for a in get_args(annotation))
+    return False

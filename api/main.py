@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import asyncpg
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -22,7 +22,7 @@ from starlette.types import Scope
 from api import errors
 from api.broker_sync import BrokerSync
 from api.config import ApiSettings
-from api.limits import BodyLimits
+from api.limits import BodyLimits, repeated_scalars
 from api.metrics import MeteredAlarmStore, RequestMetrics
 from api.routes import alarms, auth, devices, org, rules, sites, stats, stream, telemetry, webhooks
 from api.security import Hashing
@@ -102,6 +102,13 @@ async def _beat() -> None:
         await asyncio.sleep(heartbeat.MIN_INTERVAL_S)
 
 
+async def _one_value_each(request: Request) -> None:
+    """A query parameter that takes one value, given twice: 422 (api/limits.py)."""
+    twice = repeated_scalars(request)
+    if twice:
+        raise errors.Unprocessable(f"query parameter given more than once: {', '.join(twice)}")
+
+
 def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None,
                *, migrate: bool = False) -> FastAPI:
     settings = settings or get_settings()
@@ -141,7 +148,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     # so a 413 is counted.
     app.add_middleware(BodyLimits, api_settings=api_settings)
     app.add_middleware(RequestMetrics, routes=app.router.routes)
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(_one_value_each)])
     for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats, webhooks, org):
         errors.document(module.router)  # every error answer in the OpenAPI document
         api.include_router(module.router)

@@ -43,3 +43,15 @@ async def test_error_answers_have_one_shape_and_are_documented(world: World) -> 
     assert doc["/api/v1/alarms/stream"]["get"]["responses"]["200"]["content"] == {
         "text/event-stream": {}}
     assert doc["/api/v1/auth/token"]["post"]["responses"]["429"]["headers"]["Retry-After"]
+
+
+async def test_a_one_value_query_parameter_given_twice_is_refused(world: World) -> None:
+    """FastAPI would keep the last value (`?limit=x&limit=5` read as 5); the API refuses it,
+    and a list parameter (`class`) still takes many."""
+    async with world.client("installer") as c:
+        r = await c.get("/alarms", params=[("limit", "nonsense"), ("limit", "5")])
+        assert r.status_code == 422 and "limit" in r.json()["detail"], r.text
+        r = await c.get("/companies", params=[("limit", "{}"), ("limit", "2")])
+        assert r.status_code == 422, r.text
+        r = await c.get("/alarms", params=[("class", "fire"), ("class", "fault")])
+        assert r.status_code == 200, r.text
