@@ -57,6 +57,9 @@ def test_a_taken_port_gives_a_new_one_and_stop_stops(root: Path) -> None:
     first, _ = localpg.ensure(root)
     assert localpg.stop(root) and not first.running()
     with socket.socket() as squatter:  # someone else listens on the remembered port now
+        # the stopped server's closed connections may hold the port in TIME_WAIT (seen once
+        # in a loaded CI run: EADDRINUSE); a listener may still bind it
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", first.port))
         squatter.listen()
         second, started = localpg.ensure(root)
