@@ -122,12 +122,19 @@ async def _check_grid(conn: Conn, kind: str, values: dict[str, Any]) -> None:
             raise OrgError(f"grid_id: jurisdiction {values['grid_id']} is a {level}, not a grid")
 
 
-async def create(conn: Conn, actor: Actor, kind: str,
-                 values: dict[str, Any]) -> dict[str, Any]:
+async def _checked(conn: Conn, kind: str,
+                   values: dict[str, Any]) -> tuple[Entity, dict[str, Any], list[str]]:
+    """The entity, its values with codes normalised, and the columns given; the checks that
+    need no transaction (credit codes, a grid member's grid) done."""
     ent = ENTITIES[kind]
     values = _check_codes(kind, dict(values))
-    cols = [c for c in ent.columns if c in values]
     await _check_grid(conn, kind, values)
+    return ent, values, [c for c in ent.columns if c in values]
+
+
+async def create(conn: Conn, actor: Actor, kind: str,
+                 values: dict[str, Any]) -> dict[str, Any]:
+    ent, values, cols = await _checked(conn, kind, values)
     async with conn.transaction():
         try:
             row = await conn.fetchrow(
@@ -144,10 +151,7 @@ async def create(conn: Conn, actor: Actor, kind: str,
 
 async def update(conn: Conn, actor: Actor, kind: str, id_: int,
                  values: dict[str, Any]) -> dict[str, Any]:
-    ent = ENTITIES[kind]
-    values = _check_codes(kind, dict(values))
-    cols = [c for c in ent.columns if c in values]
-    await _check_grid(conn, kind, values)
+    ent, values, cols = await _checked(conn, kind, values)
     async with conn.transaction():
         before = await conn.fetchrow(f"SELECT * FROM {ent.table} WHERE id = $1 FOR UPDATE", id_)
         if before is None:
