@@ -24,7 +24,23 @@ from api.broker_sync import BrokerSync
 from api.config import ApiSettings
 from api.limits import BodyLimits, repeated_scalars
 from api.metrics import MeteredAlarmStore, RequestMetrics
-from api.routes import alarms, auth, devices, org, rules, sites, stats, stream, telemetry, webhooks
+from api.routes import (
+    alarms,
+    auth,
+    devices,
+    files,
+    hazards,
+    org,
+    patrols,
+    public,
+    rules,
+    sites,
+    stats,
+    stream,
+    telemetry,
+    webhooks,
+    workorders,
+)
 from api.security import Hashing
 from api.stream import Hub
 from api.throttle import LoginThrottle
@@ -149,7 +165,8 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(BodyLimits, api_settings=api_settings)
     app.add_middleware(RequestMetrics, routes=app.router.routes)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(_one_value_each)])
-    for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats, webhooks, org):
+    for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats, webhooks, org,
+                   hazards, workorders, patrols, files, public):
         errors.document(module.router)  # every error answer in the OpenAPI document
         api.include_router(module.router)
     app.include_router(api)

@@ -17,6 +17,7 @@ class Role(StrEnum):
     SITE_MANAGER = "site_manager"  # fire-safety manager of a site (scoped, read + comment)
     SUPERVISOR = "supervisor"      # authority: read-only statistics
     INTEGRATION = "integration"    # machine access with an API key
+    GRID_MEMBER = "grid_member"    # grid worker (网格员): patrols, finds and follows hazards (scoped)
 
 
 class Permission(StrEnum):
@@ -37,23 +38,49 @@ class Permission(StrEnum):
     ORG_READ = "org:read"              # jurisdictions, units, companies, contracts (in scope)
     ORG_WRITE = "org:write"            # change the tree, units, companies, contracts; placement
     AUDIT_READ = "audit:read"          # the audit log of organisation and user changes
+    # The hazard loop, work orders, patrols, inspections, public reports (docs/hazards.md)
+    HAZARD_READ = "hazard:read"
+    HAZARD_REPORT = "hazard:report"        # record a hazard; notify the responsible unit (抄告)
+    HAZARD_RECTIFY = "hazard:rectify"      # sign the notice's receipt; submit a rectification
+    HAZARD_VERIFY = "hazard:verify"        # verify (复查) or reject a rectification; close
+    HAZARD_SUPERVISE = "hazard:supervise"  # escalate, list for supervision (挂牌督办), deadlines
+    WORKORDER_READ = "workorder:read"
+    WORKORDER_HANDLE = "workorder:handle"  # the maintenance company: respond, report the repair
+    WORKORDER_DECIDE = "workorder:decide"  # close an order without the device's normal report
+    PATROL_READ = "patrol:read"
+    PATROL_PLAN = "patrol:plan"            # patrol plans and checkpoints
+    PATROL_CHECKIN = "patrol:checkin"      # check in at a checkpoint with the checklist
+    INSPECTION_DRAW = "inspection:draw"    # double-random draws and inspection results
+    REPORT_TRIAGE = "report:triage"        # public reports: read contacts, merge, convert, reward
+    FILE_UPLOAD = "file:upload"            # photos and documents for hazards, orders, patrols
 
 
 _READ = {Permission.SITE_READ, Permission.DEVICE_READ, Permission.TELEMETRY_READ,
-         Permission.ALARM_READ, Permission.ORG_READ}
+         Permission.ALARM_READ, Permission.ORG_READ, Permission.HAZARD_READ,
+         Permission.WORKORDER_READ, Permission.PATROL_READ}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.OPERATOR: frozenset(_READ | {Permission.ALARM_HANDLE, Permission.ALARM_COMMENT,
                                       Permission.RULE_READ, Permission.RULE_MODE,
-                                      Permission.STATS_READ}),
+                                      Permission.STATS_READ, Permission.HAZARD_REPORT,
+                                      Permission.WORKORDER_DECIDE, Permission.REPORT_TRIAGE,
+                                      Permission.FILE_UPLOAD}),
     Role.INSTALLER: frozenset(_READ | {Permission.FLOOR_WRITE, Permission.DEVICE_WRITE,
                                        Permission.ALARM_COMMENT, Permission.RULE_READ,
-                                       Permission.RULE_MODE}),
-    Role.SITE_MANAGER: frozenset(_READ | {Permission.ALARM_COMMENT}),
-    Role.SUPERVISOR: frozenset(_READ | {Permission.STATS_READ, Permission.RULE_READ}),
+                                       Permission.RULE_MODE, Permission.WORKORDER_HANDLE,
+                                       Permission.FILE_UPLOAD}),
+    Role.SITE_MANAGER: frozenset(_READ | {Permission.ALARM_COMMENT, Permission.HAZARD_RECTIFY,
+                                          Permission.FILE_UPLOAD}),
+    Role.SUPERVISOR: frozenset(_READ | {Permission.STATS_READ, Permission.RULE_READ,
+                                        Permission.HAZARD_REPORT, Permission.HAZARD_VERIFY,
+                                        Permission.HAZARD_SUPERVISE, Permission.WORKORDER_DECIDE,
+                                        Permission.PATROL_PLAN, Permission.INSPECTION_DRAW,
+                                        Permission.REPORT_TRIAGE, Permission.FILE_UPLOAD}),
     Role.INTEGRATION: frozenset(_READ),
+    Role.GRID_MEMBER: frozenset(_READ | {Permission.HAZARD_REPORT, Permission.HAZARD_RECTIFY,
+                                         Permission.PATROL_CHECKIN, Permission.FILE_UPLOAD}),
 }
 
 # Roles that must be limited to a list of sites.
-SCOPED_ROLES = frozenset({Role.INSTALLER, Role.SITE_MANAGER})
+SCOPED_ROLES = frozenset({Role.INSTALLER, Role.SITE_MANAGER, Role.GRID_MEMBER})

@@ -76,7 +76,7 @@ class UserCreate(Strict):  # admin creates a user
     model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
         {"if": {"properties": {"role": {"const": "integration"}}},
          "else": {"required": ["password"], "properties": {"password": {"type": "string"}}}},
-        {"if": {"properties": {"role": {"enum": ["installer", "site_manager"]}}},
+        {"if": {"properties": {"role": {"enum": ["installer", "site_manager", "grid_member"]}}},
          "then": {"anyOf": [
              {"required": ["site_ids"],
               "properties": {"site_ids": {"type": "array", "minItems": 1}}},

@@ -16,7 +16,8 @@ import sys
 
 from firetower.settings import Settings
 
-ROLES = ("admin", "operator", "installer", "site_manager", "supervisor", "integration")
+ROLES = ("admin", "operator", "installer", "site_manager", "supervisor", "integration",
+         "grid_member")
 MIN_PASSWORD = 8
 
 

@@ -25,6 +25,7 @@ commit handed to the kernel survives it either way; fsync would only slow the te
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import time
@@ -83,10 +84,32 @@ class PgCluster(Cluster):
 
     # -- databases -------------------------------------------------------------------------
     async def create_database(self, name: str, template: str | None = None) -> str:
+        """Create `name`, as a copy of `template` if given. A template is copied only while no
+        other session is on it; a session left there (a backend still exiting after a crash
+        test, an autovacuum worker slow to stop on a loaded machine) is ended, and the copy is
+        retried, rather than failing the case that merely needed a fresh database."""
         conn = await asyncpg.connect(self.url())
         try:
             tpl = f' TEMPLATE "{template}"' if template else ""
-            await conn.execute(f'CREATE DATABASE "{name}"{tpl}')
+            for attempt in range(5):
+                try:
+                    await conn.execute(f'CREATE DATABASE "{name}"{tpl}')
+                    break
+                except asyncpg.ObjectInUseError:
+                    if template is None or attempt == 4:
+                        raise
+                    await conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = $1 AND pid <> pg_backend_pid()", template)
+                    await asyncio.sleep(0.2 * (attempt + 1))  # backoff between copies
         finally:
             await conn.close()
         return self.url(name)
+
+    async def seal_template(self, name: str) -> None:
+        """Make `name` a template nobody connects to (it is only ever copied)."""
+        conn = await asyncpg.connect(self.url())
+        try:
+            await conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+        finally:
+            await conn.close()

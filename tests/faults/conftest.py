@@ -32,6 +32,7 @@ def pg_cluster() -> Iterator[PgCluster]:
 async def faults_template(pg_cluster: PgCluster) -> str:
     url = await pg_cluster.create_database(TEMPLATE)
     await db.migrate(url, use_timescale=False)
+    await pg_cluster.seal_template(TEMPLATE)
     return TEMPLATE
 
 
