@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "user": ("cli.user", "manage API users"),
     "broker": ("cli.broker", "run Mosquitto with the project's configuration"),
     "dispatch": ("cli.dispatch", "deliver alarm webhooks to dispatch systems"),
+    "loop": ("cli.loop", "run the hazard loop: work orders, hazard rules, escalation"),
     "localdb": ("cli.localdb",
                 "the private PostgreSQL of the demo and the tests (start|stop|status|url)"),
 }
