@@ -8,7 +8,6 @@ log names who acted: `user:<name>`, `rule:<rule>`, `public`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +27,7 @@ from hazards.model import (
 )
 from hazards.policy import DEFAULT_POLICY, HazardPolicy
 
+# A connection of the centre (firetower.db): its JSON codec encodes the jsonb columns.
 Conn = asyncpg.Connection | PoolConnectionProxy
 
 
@@ -68,8 +68,8 @@ async def _event(conn: Conn, hazard_id: int, kind: str, actor: str, *,
                  details: dict[str, Any] | None = None) -> None:
     await conn.execute(
         "INSERT INTO hazard_events (hazard_id, kind, from_state, to_state, actor, note, details)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
-        hazard_id, kind, from_state, to_state, actor, note, json.dumps(details or {}))
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        hazard_id, kind, from_state, to_state, actor, note, details or {})
 
 
 async def create_hazard(conn: Conn, actor: str, draft: HazardDraft, *,

@@ -8,7 +8,6 @@ cleared (the device reported normal). People respond, report repairs and decide.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from hazards.workorders import (
     sla,
 )
 
+# A connection of the centre (firetower.db): its JSON codec encodes the jsonb columns.
 Conn = asyncpg.Connection | PoolConnectionProxy
 
 
@@ -54,8 +54,8 @@ async def _event(conn: Conn, order_id: int, kind: str, actor: str, *,
                  details: dict[str, Any] | None = None) -> None:
     await conn.execute(
         "INSERT INTO work_order_events (work_order_id, kind, from_state, to_state, actor, note,"
-        " details) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
-        order_id, kind, from_state, to_state, actor, note, json.dumps(details or {}))
+        " details) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        order_id, kind, from_state, to_state, actor, note, details or {})
 
 
 _CANDIDATES_SQL = """

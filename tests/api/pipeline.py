@@ -56,6 +56,15 @@ class Pipeline:
              "active": True, "zone": zone, "point": point, "component": "smoke_detector",
              "location": "3F east corridor"}))
 
+    def event(self, device_id: str, category: str, active: bool, zone: int = 1,
+              point: int = 1) -> None:
+        """A panel reports any event category (fault, supervisory, ...) going on or off."""
+        self.seq += 1
+        self.publisher.publish(topic_for(device_id, "event"), encode(
+            {"seq": self.seq, "ts": format_ts(datetime.now(UTC)), "category": category,
+             "active": active, "zone": zone, "point": point, "component": "smoke_detector",
+             "location": "3F east corridor"}))
+
 
 async def _register(world: World, panels: list[str]) -> None:
     async with world.client("admin") as c:
