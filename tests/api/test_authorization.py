@@ -59,6 +59,15 @@ ACTIONS = [
     ("POST", "/users", {"name": "u9", "role": "operator", "password": "long enough pw"},
      {"admin"}),
     ("POST", "/auth/api-keys", {"user_id": 1}, {"admin"}),
+    ("GET", "/hazards", None, ALL),
+    ("GET", "/hazards/lists", None, ALL),
+    ("POST", "/hazards", {"title": "Exit blocked", "site_id": "s1"},
+     {"admin", "operator", "supervisor"}),
+    ("GET", "/work-orders", None, ALL),
+    ("POST", "/maintenance/records", {"site_id": "s1", "kind": "monthly_check",
+                                      "done_on": "2026-12-01", "result": "pass"},
+     {"admin", "installer"}),
+    ("GET", "/maintenance/transmission-tests?month=2026-12", None, ALL),
 ]
 
 
