@@ -34,11 +34,14 @@ LIMIT $1"""
 # False fire alarms per unit and calendar day (in the policy's time zone), for the last two
 # days: a day is judged again until it has passed.
 _FALSE_ALARMS_SQL = """
-SELECT s.unit_id, (a.verdict_at AT TIME ZONE $1)::date AS day, count(*) AS n
-FROM alarms a JOIN sites s ON s.id = a.site_id
-WHERE a.class = 'fire' AND a.mode = 'normal' AND a.verdict IN ('false_alarm', 'nuisance')
-  AND a.verdict_at >= $2::timestamptz - interval '2 days' AND s.unit_id IS NOT NULL
-GROUP BY 1, 2 HAVING count(*) > $3"""
+SELECT unit_id, day, n FROM (
+    SELECT s.unit_id, (a.verdict_at AT TIME ZONE $1)::date AS day, count(*) AS n
+    FROM alarms a JOIN sites s ON s.id = a.site_id
+    WHERE a.class = 'fire' AND a.mode = 'normal' AND a.verdict IN ('false_alarm', 'nuisance')
+      AND a.verdict_at >= $2::timestamptz - interval '2 days' AND s.unit_id IS NOT NULL
+    GROUP BY 1, 2 HAVING count(*) > $3) d
+WHERE NOT EXISTS (SELECT 1 FROM hazards h WHERE h.source = 'rule'
+                  AND h.source_ref = 'rule:false_alarms:' || d.unit_id || ':' || d.day)"""
 
 _LATE_ORDERS_SQL = """
 SELECT id, site_id, title, repair_by, state FROM work_orders w
