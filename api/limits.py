@@ -29,6 +29,8 @@ LARGE_BODIES: tuple[tuple[str, str, str, str], ...] = (
     ("PUT", r"/sites/[^/]+/floors/[^/]+/plan", "floor_plan_max_bytes", "floor plan"),
     ("POST", r"/devices/import", "import_max_bytes", "CSV"),
     ("POST", r"/org/import/[a-z]+", "org_import_max_bytes", "import file"),
+    ("POST", r"/files", "files_body_max_bytes", "file upload"),
+    ("POST", r"/public/reports(/form)?", "public_report_body_max_bytes", "report"),
 )
 DEFAULT_WHAT = "request body"
 
