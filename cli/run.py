@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import secrets
 import signal
@@ -172,6 +173,19 @@ async def _demo_users(settings: Settings) -> list[tuple[str, str, str]]:
         await conn.close()
 
 
+# The demo's hazard loop acts within a demo's time: the defaults (docs/hazards.md) wait a day.
+DEMO_HAZARD_POLICY = {"work_order_grace_s": 60, "offline_hazard_s": 600, "fault_hazard_s": 1200,
+                      "early_warning_hazard_s": 30 * 86400}
+DEMO_HAZARD_POLICY_NOTE = "work orders after 1 min, hazards after 10 min offline or 20 min faulty"
+
+
+def _demo_hazard_policy(var: Path) -> Path:
+    path = var / "demo-hazard-policy.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(DEMO_HAZARD_POLICY, indent=1) + "\n")
+    return path
+
+
 class Restarts:
     """When to start a service again: backoff while it keeps dying soon after its start."""
 
@@ -308,6 +322,10 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     env = {**os.environ, "FIRETOWER_DATABASE_URL": p.database_url,
            "FIRETOWER_MQTT_URL": p.mqtt_url, "FIRETOWER_API_PORT": str(p.api_port),
            "FIRETOWER_PUBLIC_URL": public_url}
+    if settings.env == "development" and "FIRETOWER_HAZARD_POLICY" not in os.environ:
+        env["FIRETOWER_HAZARD_POLICY"] = str(_demo_hazard_policy(p.var))
+        print(f"hazard loop: demo thresholds ({DEMO_HAZARD_POLICY_NOTE}); "
+              "set FIRETOWER_HAZARD_POLICY for your own", flush=True)
     sup = Supervisor(_services(args, p), env, p.var / "run", liveness)
 
     def on_term(signum: int, frame: object) -> None:
