@@ -15,7 +15,8 @@ from typing import Any
 
 from firetower import db
 from org.codes import uscc_check_character
-from org.store import Actor, ImportRefused, import_records
+from org.bulk import ImportRefused, import_records
+from org.store import Actor
 from simulators.fleet import Fleet
 from simulators.sites import CITY, DISTRICTS, site_details
 

@@ -59,7 +59,7 @@ from api.org_schemas import (
 )
 from api.permissions import Permission
 from api.schemas import MAX_ID, Timestamp
-from org import importing, store
+from org import bulk, importing, store
 from org.importing import XLSX_TYPE
 from org.scope import visible_ids, visible_nodes
 
@@ -313,10 +313,10 @@ async def import_org(kind: ImportKind, request: Request, user: Writer,
             kind, importing.table(raw, request.headers.get("content-type", "")))
         if not problems:
             async with pool.acquire() as conn:
-                result = await store.import_records(conn, actor(user), kind, records)
+                result = await bulk.import_records(conn, actor(user), kind, records)
     except importing.FileError as exc:
         raise Unprocessable(str(exc)) from None
-    except store.ImportRefused as exc:
+    except bulk.ImportRefused as exc:
         problems = exc.problems
     except store.OrgError as exc:
         raise {404: NotFound, 409: Conflict}.get(exc.status, Unprocessable)(str(exc)) from None
