@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Path, Query, status
 
+from api.attachments import check_attachable
 from api.deps import PoolDep, Principal, require
 from api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from api.hazard_schemas import (
@@ -248,6 +249,7 @@ async def create_hazard(body: HazardCreate, user: Reporter, pool: PoolDep) -> Ha
         raise Unprocessable("alarm_id is given only with source 'alarm'")
     body = body.model_copy(update={"site_id": site_id})
     await _check_placement(pool, user, body)
+    await check_attachable(pool, user, body.files)
     if body.deadline is not None and body.deadline.tzinfo is None:
         raise Unprocessable("the deadline needs its UTC offset")
     draft = HazardDraft(
@@ -275,6 +277,7 @@ async def hazard_step(hazard_id: HazardId, body: HazardStep, user: Reader,
     if not user.can(Permission(TRIGGER_PERMISSION[trigger])):
         raise Forbidden(f"role {user.role} may not {trigger.value} a hazard")
     await _load(pool, user, hazard_id)
+    await check_attachable(pool, user, body.files)
     async with refusals(), pool.acquire() as conn:
         await store.step(conn, hazard_id, trigger, who(user), note=body.note,
                          files=tuple(body.files), policy=POLICY)

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Path, Query, status
 
+from api.attachments import check_attachable
 from api.deps import PoolDep, Principal, require
 from api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from api.hazard_schemas import (
@@ -138,6 +139,7 @@ async def order_step(order_id: OrderId, body: OrderStep, user: Reader,
     if not user.can(Permission(ORDER_TRIGGER_PERMISSION[trigger])):
         raise Forbidden(f"role {user.role} may not {trigger.value} a work order")
     await _load(pool, user, order_id)
+    await check_attachable(pool, user, body.files)
     async with refusals(), pool.acquire() as conn:
         await store.step(conn, order_id, trigger, f"user:{user.name}", note=body.note,
                          files=tuple(body.files))
@@ -167,6 +169,7 @@ async def add_record(body: MaintenanceRecordCreate, user: Handler,
     user.check_site(body.site_id, "site")
     if not await pool.fetchval("SELECT 1 FROM sites WHERE id = $1", body.site_id):
         raise NotFound("site not found")
+    await check_attachable(pool, user, body.files)
     company = await pool.fetchval(
         "SELECT company_id FROM contracts WHERE site_id = $1"
         " AND current_date BETWEEN starts_on AND ends_on", body.site_id)

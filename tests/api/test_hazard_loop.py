@@ -272,6 +272,12 @@ async def test_refusals(town: Town) -> None:
         assert r.status_code == 404
         r = await g.post("/hazards", json={"title": "x"})
         assert r.status_code == 422
+        # a file that does not exist, or another grid's, is refused alike (ids do not leak)
+        async with town.client("other_gridder") as o:
+            theirs = await upload_photo(o, "s2")
+        for f in ("A" * 22, theirs):
+            r = await g.post("/hazards", json={"title": "x", "site_id": "s1", "files": [f]})
+            assert r.status_code == 422 and f"file {f} not found" in r.json()["detail"], r.text
         # a major hazard is listed at once by the county
         major = await ok(await g.post("/hazards", json={
             "title": "Sprinkler main valve closed", "site_id": "s1", "severity": "major"}), 201)
