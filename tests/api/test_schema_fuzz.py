@@ -44,13 +44,16 @@ TOOL_CRASH = "AST constructor recursion depth mismatch"
 # internal network) and the URL rules, the telemetry range (at most 400 days, 5,000 buckets),
 # the CSV inside an import body (its header and rows), and the organisation's rules (a credit
 # code's check character, the tree's levels, codes and cycles, GeoJSON, contracts that do not
-# overlap: org/). For those, and only those, 422 is
+# overlap: org/; the hazard loop's rules: hazards/). For those, and only those, 422 is
 # an expected answer to schema-valid data; every other check applies to them as to any route.
 RULE_BOUND_PATHS = "|".join([
     "webhooks", "devices/import", "devices/[^/]+/telemetry",
     "jurisdictions", "units", "companies", "contracts", "departments", "grid-members",
     "sites/[^/]+/placement",
-    "org/import"])
+    "org/import",
+    # the hazard loop's rules: a deadline in the past, a step's note and photo, files that
+    # must exist, a scoped user's hazard placed in its scope (docs/hazards.md)
+    "hazards", "work-orders", "maintenance"])
 CONFIG = """
 max-stream-events = 1
 
