@@ -312,3 +312,46 @@ async def test_refusals(town: Town) -> None:
             "deadline": (datetime.now(UTC) + timedelta(days=40)).isoformat(),
             "note": "parts on order"}))
         assert moved["events"][-1]["kind"] == "deadline"
+
+
+async def test_maintenance_records_and_simulated_fire_transmissions(town: Town) -> None:
+    """GB 25201 records by the company; GB 50440's >= 2 simulated fire transmissions a month per
+    panel, counted from the fire alarms raised in test mode (and only those)."""
+    pool = await db.create_pool(town.world.db_url, max_size=2)
+    try:
+        await pool.execute("INSERT INTO devices (id, kind, site_id) VALUES "
+                           "('pnl-a', 'alarm_panel', 's1'), ('pnl-b', 'alarm_panel', 's1'),"
+                           " ('smk-a', 'smoke_detector', 's1')")
+        month = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+        for dev, mode, cls, at in (("pnl-a", "test", "fire", month),
+                                   ("pnl-a", "test", "fire", month + timedelta(days=3)),
+                                   ("pnl-b", "test", "fire", month),
+                                   ("pnl-b", "normal", "fire", month),        # a real one
+                                   ("pnl-b", "test", "fault", month),         # not a fire
+                                   ("pnl-b", "test", "fire", month - timedelta(days=30))):
+            await pool.execute(
+                "INSERT INTO alarms (device_id, site_id, type, class, priority, state, mode,"
+                " raised_at, last_at) VALUES ($1, 's1', 'panel.fire', $2, 1, 'closed', $3, $4, $4)",
+                dev, cls, mode, at)
+    finally:
+        await pool.close()
+    async with town.client("keep_safe") as k:
+        report = await ok(await k.get("/maintenance/transmission-tests",
+                                      params={"month": "2026-11"}))
+        assert {d["device_id"]: (d["tests"], d["meets"]) for d in report["data"]} == {
+            "pnl-a": (2, True), "pnl-b": (1, False)}
+        assert report["failing"] == 1
+        r = await k.post("/maintenance/records", json={
+            "site_id": "s1", "kind": "monthly_check", "done_on": str(TODAY + timedelta(days=1)),
+            "result": "pass"})
+        assert r.status_code == 422 and "future" in r.json()["detail"]
+        rec = await ok(await k.post("/maintenance/records", json={
+            "site_id": "s1", "kind": "yearly_test", "done_on": str(TODAY), "result": "fail",
+            "note": "two detectors failed the smoke test"}), 201)
+        assert rec["company_id"] == town.ids["company"] and rec["recorded_by"] == "user:keep_safe"
+        r = await k.post("/maintenance/records", json={
+            "site_id": "s2", "kind": "monthly_check", "done_on": str(TODAY), "result": "pass"})
+        assert r.status_code == 404  # not a site of its contracts
+    async with town.client("unit_staff") as u:
+        listed = await ok(await u.get("/maintenance/records", params={"site_id": "s1"}))
+        assert [x["id"] for x in listed["data"]] == [rec["id"]]
