@@ -133,6 +133,11 @@ async def update_plan(conn: Conn, plan_id: int, values: Mapping[str, Any]) -> di
                                      plan_id)
         if before is None:
             raise PatrolNotFound("patrol plan not found")
+        if values.get("jurisdiction_id", before["jurisdiction_id"]) != before["jurisdiction_id"] \
+                and await conn.fetchval("SELECT 1 FROM patrol_checkpoints WHERE plan_id = $1 "
+                                        "LIMIT 1", plan_id):
+            raise PatrolConflict("the plan has checkpoints in its grid; it cannot move to "
+                                 "another grid")
         merged = {**dict(before), **{c: values[c] for c in cols}}
         if merged["ends_on"] is not None and merged["ends_on"] < merged["starts_on"]:
             raise PatrolConflict("ends_on lies before starts_on")

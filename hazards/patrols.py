@@ -92,10 +92,20 @@ class Period:
         return self.start <= t < self.end
 
 
-def _midnight(day: date, zone: ZoneInfo) -> datetime:
-    """Local midnight of `day` as a UTC instant (where midnight does not exist, zoneinfo's
-    offset before the change applies: still one instant per day, in order)."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+# Instants before and after every period a calendar can hold: periods that would run past
+# year 9999 end at END_OF_TIME instead of failing.
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+START_OF_TIME = datetime.min.replace(tzinfo=UTC)
+
+
+def _midnight(day: date, zone: ZoneInfo, days: int = 0) -> datetime:
+    """Local midnight `days` after `day`, as a UTC instant (where midnight does not exist,
+    zoneinfo's offset before the change applies: still one instant per day, in order)."""
+    try:
+        return datetime.combine(day + timedelta(days=days), time(0),
+                                tzinfo=zone).astimezone(UTC)
+    except OverflowError:
+        return END_OF_TIME if day.year > 5000 else START_OF_TIME
 
 
 def _first(plan: Plan) -> datetime:
@@ -104,19 +114,24 @@ def _first(plan: Plan) -> datetime:
 
 def _last(plan: Plan) -> datetime | None:
     """The end of the plan's active time: local midnight after `ends_on`."""
-    return None if plan.ends_on is None else _midnight(plan.ends_on + timedelta(days=1),
-                                                        plan.zone)
+    return None if plan.ends_on is None else _midnight(plan.ends_on, plan.zone, 1)
 
 
 def _nth(plan: Plan, n: int) -> Period:
     f = plan.frequency
     if f.unit is Unit.HOURS:
         step = timedelta(hours=f.every)
-        start = _first(plan) + n * step
-        return Period(start, start + step)
+        return Period(_shift(_first(plan), n * step), _shift(_first(plan), (n + 1) * step))
     days = f.every * (7 if f.unit is Unit.WEEKS else 1)
-    return Period(_midnight(plan.starts_on + timedelta(days=n * days), plan.zone),
-                  _midnight(plan.starts_on + timedelta(days=(n + 1) * days), plan.zone))
+    return Period(_midnight(plan.starts_on, plan.zone, n * days),
+                  _midnight(plan.starts_on, plan.zone, (n + 1) * days))
+
+
+def _shift(t: datetime, by: timedelta) -> datetime:
+    try:
+        return t + by
+    except OverflowError:
+        return END_OF_TIME if by > timedelta(0) else START_OF_TIME
 
 
 def _index(plan: Plan, t: datetime) -> int:

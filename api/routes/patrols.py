@@ -39,6 +39,7 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 NodeQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 PHONE_PAGE = "/console/phone.html#checkin/"
 MAX_WINDOW = timedelta(days=92)  # due/missed/coverage look back at most this far
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # ... and not before this
 
 ItemId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 ItemText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
@@ -290,10 +291,13 @@ async def _load_plan(pool: asyncpg.Pool, user: Principal, plan_id: int) -> PlanP
     return _plan_public(row, list(cps))
 
 
-async def _grid_visible(pool: asyncpg.Pool, user: Principal, jurisdiction_id: int) -> None:
+async def _node_visible(pool: asyncpg.Pool, user: Principal, jurisdiction_id: int,
+                        what: str = "jurisdiction") -> None:
+    """404 unless the node exists and the caller sees it."""
     nodes = await _nodes(pool, user)
-    if nodes is not None and jurisdiction_id not in nodes:
-        raise NotFound(f"grid {jurisdiction_id} not found")
+    if (nodes is not None and jurisdiction_id not in nodes) or not await pool.fetchval(
+            "SELECT 1 FROM jurisdictions WHERE id = $1", jurisdiction_id):
+        raise NotFound(f"{what} {jurisdiction_id} not found")
 
 
 def _plan_values(body: BaseModel, *, partial: bool) -> dict[str, Any]:
@@ -325,7 +329,7 @@ async def list_plans(user: Reader, pool: PoolDep, jurisdiction_id: NodeQuery = N
 async def create_plan(body: PlanCreate, user: Planner, pool: PoolDep) -> PlanPublic:
     """A grid's plan (404 for a node that is not a grid the caller sees; 409 when it ends
     before it starts or names a checklist item twice)."""
-    await _grid_visible(pool, user, body.jurisdiction_id)
+    await _node_visible(pool, user, body.jurisdiction_id, "grid")
     if body.ends_on is not None and body.ends_on < body.starts_on:
         raise Conflict("ends_on lies before starts_on")
     _unique_items(body.checklist)
@@ -353,7 +357,7 @@ async def update_plan(plan_id: int, body: PlanUpdate, user: Planner, pool: PoolD
     every later count (check-ins keep the period they were recorded in)."""
     await _load_plan(pool, user, plan_id)
     if body.jurisdiction_id is not None:
-        await _grid_visible(pool, user, body.jurisdiction_id)
+        await _node_visible(pool, user, body.jurisdiction_id, "grid")
     _unique_items(body.checklist)
     async with _refusals(), pool.acquire() as conn:
         await store.update_plan(conn, plan_id, _plan_values(body, partial=True))
@@ -498,7 +502,7 @@ def _failed_ids(rows: list[Any]) -> list[str]:
 def _window(since: datetime | None, until: datetime | None,
             now: datetime) -> tuple[datetime, datetime]:
     _aware(since, until)
-    until = min(until or now, now)
+    until = max(min(until or now, now), EARLIEST)
     since = since or until - timedelta(days=7)
     return max(since, until - MAX_WINDOW), until
 
@@ -650,7 +654,7 @@ async def create_inspector(body: InspectorCreate, user: Drawer,
                            pool: PoolDep) -> InspectorPublic:
     """An inspector with enforcement qualification (执法资格) in a node's pool, with the units
     it must never be drawn for (`tied_unit_ids`)."""
-    await _grid_visible(pool, user, body.jurisdiction_id)
+    await _node_visible(pool, user, body.jurisdiction_id)
     async with _refusals(), pool.acquire() as conn:
         row = await store.create_inspector(conn, body.model_dump())
     return InspectorPublic(**row)
@@ -775,7 +779,7 @@ async def create_draw(body: DrawCreate, user: Drawer, pool: PoolDep) -> DrawPubl
     class and history, and `inspectors_per_target` inspectors for each from the node's
     qualified pool; record it with everything needed to run it again, and one task per unit.
     Fewer targets or inspectors than asked when there are not enough (the record says so)."""
-    await _grid_visible(pool, user, body.jurisdiction_id)
+    await _node_visible(pool, user, body.jurisdiction_id)
     _unique_items(body.checklist)
     units = await visible_ids(pool, "unit", user.scope, user.site_ids)
     req = store.DrawRequest(

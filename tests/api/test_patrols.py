@@ -173,6 +173,11 @@ async def test_check_ins_outside_scope_or_with_a_wrong_token_are_404(town: Town)
         assert r.status_code == 403
     async with town.client("admin") as a:  # a plan with visits is a record: not deleted
         assert (await a.delete(f"/patrol-plans/{plan1['id']}")).status_code == 409
+        # nor moved away from its checkpoints' grid
+        r = await a.patch(f"/patrol-plans/{plan1['id']}", json={"jurisdiction_id": town.ids["g2"]})
+        assert r.status_code == 409, r.text
+        assert (await a.post("/inspection-draws", json={
+            "jurisdiction_id": 999_999, "title": "x", "targets": 1})).status_code == 404
         assert (await a.delete(f"/patrol-plans/{plan2['id']}")).status_code == 204
     conn = await db.connect(town.world.db_url)
     try:

@@ -152,3 +152,16 @@ def test_failed_and_unknown_items() -> None:
 def test_frequency_zero_is_refused() -> None:
     with pytest.raises(ValueError, match="every"):
         Frequency(0, Unit.DAYS)
+
+
+@pytest.mark.parametrize("unit", list(Unit))
+@pytest.mark.parametrize("day", [date(1, 1, 1), date(9999, 12, 31)])
+def test_plans_at_the_ends_of_the_calendar_do_not_fail(unit: Unit, day: date) -> None:
+    """A plan dated at the calendar's ends: its periods saturate at the ends of time."""
+    for zone in ("America/New_York", "Asia/Shanghai"):
+        plan = Plan(Frequency(pt.MAX_EVERY, unit), day, day, zone)
+        now = datetime(2026, 5, 1, tzinfo=UTC)
+        assert now in pt.period_at(plan, now)
+        assert pt.missed(plan, [1], [], now - timedelta(days=92), now) == []
+        assert pt.due(plan, [1], [], now) == (None, [])
+        pt.assess(plan, at=now, gps=None, site=None)
