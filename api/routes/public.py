@@ -358,15 +358,19 @@ def _errors(exc: Exception) -> ApiError:
     return Unprocessable(str(exc))
 
 
+def _public(row: dict[str, Any]) -> ReportPublic:
+    fields = {k: v for k, v in row.items() if k in ReportPublic.model_fields}
+    amount = fields.pop("reward_amount")  # numeric: a Decimal
+    return ReportPublic(**fields, reward_amount=None if amount is None else float(amount))
+
+
 async def _report(pool: Any, user: Principal, report_id: int, settings: Any = None,
                   *, with_events: bool = False) -> ReportPublic:
     try:
         row = await report_store.get_report(pool, report_visibility(user), report_id)
     except report_store.ReportNotFound as exc:
         raise NotFound(str(exc)) from None
-    out = ReportPublic(**{k: v for k, v in row.items() if k in ReportPublic.model_fields},
-                       reward_amount=None if row["reward_amount"] is None
-                       else float(row["reward_amount"]))
+    out = _public(row)
     if settings is not None and row["has_contact"] and user.can(Permission.REPORT_TRIAGE):
         try:
             out.contact = await report_store.contact(pool, SecretBox.of(settings.secret_keys),
@@ -387,9 +391,7 @@ async def list_reports(user: Reader, pool: PoolDep,
     """Newest first, those the caller sees (module docstring); no contacts in a list."""
     rows = await report_store.list_reports(pool, report_visibility(user), status=status_,
                                            category=category, before_id=before_id, limit=limit)
-    data = [ReportPublic(**{k: v for k, v in r.items() if k in ReportPublic.model_fields},
-                         reward_amount=None if r["reward_amount"] is None
-                         else float(r["reward_amount"])) for r in rows]
+    data = [_public(r) for r in rows]
     return ReportsPublic(data=data, count=len(data))
 
 

@@ -32,8 +32,8 @@ from hazards.files import (
     clean_name,
     new_file_id,
     sniff,
-    store,
     storage_key,
+    store,
 )
 
 
