@@ -26,8 +26,6 @@ PHONE = "13800138000"
 # Harbour Tower (s1) and Old Mill (s2), 5 km apart
 S1 = (22.5431, 114.0579)
 S2 = (22.5881, 114.0579)
-RELAXED = dict(public_reports_per_address_hour=10_000.0, public_report_burst=1000.0,
-               public_reports_per_minute=1000.0, public_status_per_minute=1000.0)
 
 
 async def _setup(world: World) -> None:
@@ -66,7 +64,9 @@ async def _login(world: World, name: str) -> None:
 
 @pytest.fixture
 async def world(clean_db: Database, tmp_path: Path) -> AsyncIterator[World]:
-    settings = ApiSettings(files_dir=tmp_path / "files", **RELAXED)
+    settings = ApiSettings(files_dir=tmp_path / "files", public_reports_per_address_hour=10_000,
+                           public_report_burst=1000, public_reports_per_minute=1000,
+                           public_status_per_minute=1000)
     with running_api(api_settings_for(clean_db.url), settings) as server:
         w = await seed(clean_db.url, server.url)
         await _setup(w)
