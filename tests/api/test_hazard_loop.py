@@ -151,8 +151,12 @@ async def test_a_fault_opens_a_work_order_that_the_device_closes(clean_db: Datab
                 "open", "respond", "repair", "device_normal"]
             # a second fault of the same point links to the first order (a repeat fault)
             p.event("pnl-7", "fault", True, zone=2, point=5)
-            await eventually(lambda: pool.fetchval(
-                "SELECT count(*) FROM alarms WHERE device_id = 'pnl-7'") == 2, what="again")
+
+            async def raised_again() -> bool:
+                return await pool.fetchval(
+                    "SELECT count(*) FROM alarms WHERE device_id = 'pnl-7'") == 2
+
+            await eventually(raised_again, what="the second fault")
             repeat = (await sweep(pool, policy=NOW_POLICY)).orders_opened
             assert len(repeat) == 1
             assert await pool.fetchval("SELECT repeat_of FROM work_orders WHERE id = $1",
@@ -195,8 +199,10 @@ async def test_an_offline_device_becomes_a_hazard_rectified_in_the_grid(town: To
         assert h["owner_id"] == town.ids["grid"] and h["jurisdiction_id"] == town.ids["grid"]
         assert h["unit_id"] == town.ids["unit"] and h["allowed"] == ["notify", "fix_on_spot"]
         # a wrong step: 409 naming the allowed ones
-        r = await g.post(f"/hazards/{hid}/steps", json={"trigger": "close"})
+        r = await g.post(f"/hazards/{hid}/steps", json={"trigger": "receipt"})
         assert r.status_code == 409 and "allowed: notify, fix_on_spot" in r.json()["detail"]
+        r = await g.post(f"/hazards/{hid}/steps", json={"trigger": "close"})
+        assert r.status_code == 403  # not the grid member's step at all
         await ok(await g.post(f"/hazards/{hid}/steps", json={
             "trigger": "notify", "note": "told the unit's manager Lin by phone"}))
         # a rectification without a photo is refused; with one it is submitted
