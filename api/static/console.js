@@ -659,8 +659,12 @@ function switchView(name) {
   $("view-board").hidden = name !== "board";
   $("view-sites").hidden = name !== "sites";
   $("view-city").hidden = name !== "city";
+  $("view-hazards").hidden = name !== "hazards";
+  $("view-workorders").hidden = name !== "workorders";
   if (name === "sites") renderSite().catch(() => {});
   if (name === "city" && window.showCity) window.showCity();
+  if (name === "hazards" && window.showHazards) window.showHazards();  // hazards.js
+  if (name === "workorders" && window.showWorkOrders) window.showWorkOrders();  // workorders.js
 }
 for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => switchView(b.dataset.view));
 

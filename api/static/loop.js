@@ -1,0 +1,73 @@
+// Firetower: what the pages of the hazard loop share (phone.js, and hazards.js and
+// workorders.js in the console): the steps of a hazard and of a work order as the API takes
+// them, and small formatting. No DOM of its own; plain script, loaded before its users.
+"use strict";
+
+(function (root) {
+  // Per kind of record: its route, its label prefix, the permission of each step (a mirror of
+  // hazards/model.py TRIGGER_PERMISSION and hazards/workorders.py ORDER_TRIGGER_PERMISSION),
+  // the steps that need a note, and the ones that carry photos ("required": the policy's
+  // photo_required_on_submit; "optional": welcome, not needed).
+  const KINDS = {
+    hazard: { path: "hazards", prefix: "hz",
+      perm: { notify: "hazard:report", fix_on_spot: "hazard:report", receipt: "hazard:rectify",
+        submit: "hazard:rectify", verify: "hazard:verify", reject: "hazard:verify",
+        close: "hazard:verify" },
+      note: new Set(["submit", "fix_on_spot", "reject"]),
+      photo: { submit: "required", fix_on_spot: "required" } },
+    order: { path: "work-orders", prefix: "wo",
+      perm: { respond: "workorder:handle", repair: "workorder:handle",
+        decide: "workorder:decide" },
+      note: new Set(["repair", "decide"]),
+      photo: { repair: "optional" } },
+  };
+  // The states in which a hazard's deadline runs (hazards/model.py OWING).
+  const OWING = new Set(["found", "notified", "rectifying"]);
+
+  // The steps of `record` (its `allowed`) that a user with `permissions` may take.
+  function mySteps(kind, record, permissions) {
+    const perm = KINDS[kind].perm;
+    return record.allowed.filter((t) => permissions.includes(perm[t]));
+  }
+
+  // "due in 3 d" / "2 h overdue", in the largest whole unit; `T` is the page's label lookup.
+  function relative(T, iso, now) {
+    if (!iso) return "";
+    const ms = new Date(iso).getTime() - (now === undefined ? Date.now() : now);
+    const a = Math.abs(ms) / 1000;
+    const n = a >= 86400 ? `${Math.floor(a / 86400)} d` : a >= 3600 ? `${Math.floor(a / 3600)} h`
+      : `${Math.max(1, Math.floor(a / 60))} min`;
+    return ms >= 0 ? T("ph.due_in", { n }) : T("ph.late_by", { n });
+  }
+
+  // A hazard's deadline as words while the fix is owed, else "".
+  const due = (T, x) => (x.deadline && OWING.has(x.state) ? relative(T, x.deadline) : "");
+
+  // An order is late while open past its response (not yet responded) or repair deadline.
+  const orderLate = (o) => o.state !== "closed"
+    && (o.repair_late || (o.response_late && !o.responded_at));
+
+  // "user:alice" -> "alice"; rule and other actors as they are.
+  const actor = (a) => String(a || "").replace(/^user:/, "");
+
+  const api = { KINDS, OWING, mySteps, relative, due, orderLate, actor };
+  if (typeof module !== "undefined" && module.exports) module.exports = api;
+  else root.FiretowerLoop = api;
+})(this);
+
+// -- the DOM part (only in the browser) ------------------------------------------------------
+if (typeof window !== "undefined") {
+  // replaceChildren that takes what the pages' h() takes: nested lists; null and false are
+  // nothing (the DOM's own would write "null").
+  window.FiretowerLoop.fill = (el, ...kids) => el.replaceChildren(
+    ...kids.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false));
+
+  // Refresh a console view every `ms` while it is shown and someone is signed in.
+  window.FiretowerLoop.every = (timer, viewId, ms, fn) => {
+    clearInterval(timer);
+    return setInterval(() => {
+      const view = document.getElementById(viewId);
+      if (view && !view.hidden && sessionStorage.getItem("firetower.token")) fn().catch(() => {});
+    }, ms);
+  };
+}
