@@ -15,7 +15,7 @@
     token: sessionStorage.getItem("firetower.token"),
     me: null, labels: { en: {}, zh: {} }, lang: "en",
     renewing: null, reauth: null,
-    sites: null, nodes: null, patrolsApi: null,
+    sites: null, nodes: null,
     photoUrls: new Map(),   // file id -> object URL
     route: "", overdueOnly: false,
   };
@@ -556,38 +556,56 @@
       eventLog(o.events, "wo")));
   }
 
-  // -- patrols (the patrol API, when the centre has it) -----------------------------------------
-  async function patrolsAvailable() {
-    if (st.patrolsApi === null) {
-      try {
-        const r = await fetch(`${API}/openapi.json`);
-        const doc = await r.json();
-        st.patrolsApi = Object.keys(doc.paths || {}).filter((p) => p.includes("patrol")
-          || p.includes("checkin") || p.includes("checkpoint"));
-      } catch (_) { st.patrolsApi = []; }
-    }
-    return st.patrolsApi.length > 0;
+  // -- patrols (巡查): what is due now, what was missed, and the check-in a QR code opens -------
+  // The patrol routes may be missing on an older centre: a 404 from /patrols/due says so.
+  async function patrolPlans() {
+    try { return (await call("/patrol-plans?limit=1000")).data; } catch (_) { return []; }
   }
+
   async function patrolList(main) {
-    if (!(await patrolsAvailable())) {
+    let due, missed;
+    try {
+      [due, missed] = await Promise.all([call("/patrols/due"), call("/patrols/missed")]);
+    } catch (err) {
+      if (err.status !== 404) throw err;
       main.replaceChildren(h("h2", {}, T("ph.patrols")),
         h("p", { class: "empty", id: "patrol-empty" }, T("ph.no_patrol_api")));
       return;
     }
-    const due = await call("/patrols/due");
-    const items = due.data || [];
-    main.replaceChildren(h("h2", {}, T("ph.patrols")),
-      items.length ? h("ul", { id: "patrol-list", class: "cards" }, items.map((p) =>
-        h("li", { class: `card patrol${p.missed ? " is-overdue" : ""}`,
-          dataset: { checkpoint: p.checkpoint_id || "", missed: String(!!p.missed) } },
-        h("a", { href: p.token ? `#checkin/${encodeURIComponent(p.token)}` : "#patrols" },
-          h("span", { class: "title" }, p.checkpoint_name || p.name || p.site_id || ""),
-          h("span", { class: "pills" }, p.missed ? h("span", { class: "pill overdue" }, T("ph.missed"))
-            : h("span", { class: "pill todo" }, T("ph.due_today"))),
-          h("span", { class: "meta" }, [p.plan_name, siteName(p.site_id),
-            p.period_end ? `${T("hz.deadline")}: ${relative(p.period_end)}` : null]
-            .filter(Boolean).join(" · "))))))
-        : h("p", { class: "empty", id: "patrol-empty" }, T("ph.no_patrols")));
+    const plans = new Map((await patrolPlans()).map((p) => [p.id, p]));
+    const cpName = (planId, cpId) => {
+      const cp = ((plans.get(planId) || {}).checkpoints || []).find((c) => c.id === cpId);
+      return cp ? cp.name : `#${cpId}`;
+    };
+    const code = h("input", { id: "checkin-code", placeholder: T("ph.code"), autocapitalize: "none",
+      maxlength: 128 });
+    const dueItems = due.flatMap((p) => p.checkpoints.map((c) =>
+      h("li", { class: "card patrol", dataset: { plan: p.plan_id, checkpoint: c.checkpoint_id,
+        missed: "false" } },
+      h("div", { class: "inner" },
+        h("span", { class: "title" }, c.name),
+        h("span", { class: "pills" }, h("span", { class: "pill todo" }, T("ph.due_today"))),
+        h("span", { class: "meta" }, [p.plan_name, c.site_name, c.location,
+          `${T("hz.deadline")}: ${relative(p.period_end)}`].filter(Boolean).join(" · "))))));
+    const missedItems = missed.data.slice().reverse().map((m) =>
+      h("li", { class: "card patrol is-overdue", dataset: { plan: m.plan_id,
+        checkpoint: m.checkpoint_id, missed: "true" } },
+      h("div", { class: "inner" },
+        h("span", { class: "title" }, cpName(m.plan_id, m.checkpoint_id)),
+        h("span", { class: "pills" }, h("span", { class: "pill overdue" }, T("ph.missed"))),
+        h("span", { class: "meta" }, [(plans.get(m.plan_id) || {}).name, siteName(m.site_id),
+          `${fmtTime(m.period_start)} – ${fmtTime(m.period_end)}`].filter(Boolean).join(" · ")))));
+    P.fill(main,
+      h("h2", {}, T("ph.patrols")),
+      h("form", { class: "row code-row", onsubmit: (ev) => {
+        ev.preventDefault();
+        if (code.value.trim()) location.hash = `#checkin/${encodeURIComponent(code.value.trim())}`;
+      } }, code, h("button", { type: "submit" }, T("ph.check_in"))),
+      h("h3", {}, T("ph.due_today")),
+      dueItems.length ? h("ul", { id: "patrol-due", class: "cards" }, dueItems)
+        : h("p", { class: "empty", id: "patrol-empty" }, T("ph.no_patrols")),
+      missedItems.length ? [h("h3", {}, T("ph.missed")),
+        h("ul", { id: "patrol-missed", class: "cards" }, missedItems)] : null);
   }
 
   function position() {
@@ -600,48 +618,71 @@
     });
   }
 
+  // The check-in a checkpoint's QR code opens (#checkin/<token>). The token is kept by the
+  // centre as a hash only, so the page cannot tell which checkpoint it names before the visit
+  // is sent: the checklist is the plan's (the one plan, or the one chosen).
   async function checkinForm(main, token) {
-    if (!(await patrolsAvailable())) {
-      main.replaceChildren(h("p", { class: "empty" }, T("ph.no_patrol_api")));
-      return;
-    }
-    const cp = await call(`/patrols/checkpoints/${encodeURIComponent(token)}`);
+    const plans = (await patrolPlans()).filter((p) => p.active);
     const gps = h("p", { class: "muted", id: "checkin-gps" }, T("ph.gps_wait"));
     let where = null;
     position().then((p) => {
       where = p;
-      gps.textContent = p ? T("ph.gps_ok", { acc: Math.round(p.accuracy_m) }) : T("ph.gps_none");
+      gps.textContent = p ? T("ph.gps_ok", { acc: Math.round(p.accuracy_m || 0) }) : T("ph.gps_none");
+      gps.dataset.state = p ? "ok" : "none";
     });
-    const items = (cp.checklist || []).map((it) => {
-      const ok = h("input", { type: "radio", name: `item-${it.id}`, value: "ok", checked: true });
-      const bad = h("input", { type: "radio", name: `item-${it.id}`, value: "fail" });
-      const note = h("input", { placeholder: T("ph.note_optional"), maxlength: 500 });
-      return { it, ok, bad, note, el: h("li", { class: "check-item", dataset: { item: it.id } },
-        h("span", {}, it.text),
-        h("span", { class: "row" }, h("label", { class: "check" }, ok, T("ph.ok")),
-          h("label", { class: "check" }, bad, T("ph.fail"))), note) };
-    });
+    const list = h("ul", { class: "checklist", id: "checklist" });
+    let items = [];
+    const showChecklist = (plan) => {
+      items = ((plan && plan.checklist) || []).map((it) => {
+        const ok = h("input", { type: "radio", name: `item-${it.id}`, value: "ok", checked: true });
+        const bad = h("input", { type: "radio", name: `item-${it.id}`, value: "fail" });
+        const note = h("input", { placeholder: T("ph.note_optional"), maxlength: 1000 });
+        return { it, bad, note, el: h("li", { class: "check-item", dataset: { item: it.id } },
+          h("span", {}, it.text),
+          h("span", { class: "row" }, h("label", { class: "check" }, ok, T("ph.ok")),
+            h("label", { class: "check" }, bad, T("ph.fail"))), note) };
+      });
+      list.replaceChildren(...items.map((x) => x.el));
+    };
+    const planSel = plans.length > 1 ? h("select", { id: "checkin-plan",
+      onchange: (ev) => showChecklist(plans.find((p) => String(p.id) === ev.target.value)) },
+    plans.map((p) => h("option", { value: p.id }, p.name))) : null;
+    showChecklist(plans[0]);
+    const note = h("textarea", { id: "checkin-note", rows: 2, maxlength: 2000,
+      placeholder: T("ph.note_optional") });
     const photo = h("input", { id: "checkin-photo", type: "file", accept: "image/*",
       capture: "environment", multiple: true });
     const go = h("button", { class: "primary big", id: "checkin-send", type: "submit" }, T("ph.check_in"));
+    const clientRef = `phone:${Date.now().toString(36)}:${Math.random().toString(36).slice(2, 10)}`;
     const form = h("form", { class: "new-form", id: "checkin" },
-      h("h2", {}, cp.name || cp.site_id || T("ph.check_in")),
-      h("p", { class: "muted" }, [cp.plan_name, siteName(cp.site_id)].filter(Boolean).join(" · ")),
+      h("h2", {}, T("ph.check_in")),
       gps,
-      h("ul", { class: "checklist" }, items.map((x) => x.el)),
+      planSel ? h("label", {}, T("ph.plan"), planSel) : null,
+      list,
+      h("label", {}, T("ph.note"), note),
       h("label", { class: "camera" }, h("span", {}, T("ph.photo")), photo),
       go);
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       go.disabled = true;
       try {
-        const files = await uploadAll(photo, cp.site_id);
-        const body = { token, files, answers: items.map((x) => ({ item_id: x.it.id,
-          ok: !x.bad.checked, note: x.note.value.trim() })) };
+        const photos = await uploadAll(photo, null);
+        const body = { token, photos, note: note.value.trim(), client_ref: clientRef,
+          results: items.map((x) => ({ item_id: x.it.id, passed: !x.bad.checked,
+            note: x.note.value.trim() })) };
         if (where) Object.assign(body, where);
-        await call("/patrols/checkins", { method: "POST", body });
-        say(T("ph.checked_in"), "ok");
-        location.hash = "#patrols";
+        const out = await call("/patrol-checkins", { method: "POST", body });
+        main.replaceChildren(h("div", { class: "done", id: "checkin-done",
+          dataset: { checkin: out.id, flags: out.flags.join(",") } },
+        h("h2", {}, T("ph.checked_in")),
+        kv([[T("ui.site"), siteName(out.site_id)], [T("ph.when"), fmtTime(out.at)],
+          [T("ph.flags"), out.flags.map((f) => T(`ph.flag.${f}`, null, f)).join(", ")]]),
+        out.hazard_ids.length ? h("ul", { class: "cards", id: "checkin-hazards" },
+          out.hazard_ids.map((id) => h("li", { class: "card" },
+            h("a", { href: `#hazard/${id}` }, h("span", { class: "title" }, `${T("ph.new_hazard")} #${id}`)))))
+          : null,
+        h("a", { href: "#patrols", class: "back" }, `‹ ${T("ph.patrols")}`)));
+        window.scrollTo(0, 0);
       } catch (err) { say(err.message); go.disabled = false; }
     });
     main.replaceChildren(form);

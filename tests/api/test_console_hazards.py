@@ -302,3 +302,75 @@ async def test_grid_member_rectifies_on_the_phone_supervisor_verifies_and_closes
         finally:
             await browser.close()
     assert errors == [], errors
+
+
+async def test_grid_member_patrols_and_checks_in_from_a_qr_code(world: World) -> None:
+    """The patrol list on the phone (due now, missed yesterday) and the check-in a checkpoint's
+    QR code opens: GPS from the phone, the plan's checklist with one item failed, a photo; the
+    failed item becomes a hazard, and the checkpoint is no longer due."""
+    from playwright.async_api import async_playwright
+
+    c = await _city(world)
+    today = datetime.now(UTC).date()
+    async with world.client("admin") as a:
+        await _ok(await a.patch("/sites/s1", json={"latitude": 26.09, "longitude": 119.295}), 200)
+        plan = await _ok(await a.post("/patrol-plans", json={
+            "jurisdiction_id": c.ids["g1"], "name": "Daily round", "every": 1, "unit": "days",
+            "starts_on": str(today - timedelta(days=1)), "checklist": [
+                {"id": "exits", "text": "Exits and stairs clear"},
+                {"id": "ext", "text": "Extinguishers in date", "category": "fire_equipment"}]}))
+        cps = [await _ok(await a.post(f"/patrol-plans/{plan['id']}/checkpoints", json={
+            "site_id": site, "name": name})) for site, name in (("s1", "Lobby"),
+                                                                ("s2", "Store room"))]
+    errors: list[str] = []
+    photo = SHOTS / "firetower-patrol.png"
+    photo.write_bytes(png(200, 120))
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(
+                viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                geolocation={"latitude": 26.0901, "longitude": 119.2951, "accuracy": 15},
+                permissions=["geolocation"])
+            phone = await _login(context, world.url, "gridder", "/console/phone.html#patrols",
+                                 "#patrol-due", errors)
+            due = await phone.eval_on_selector_all(
+                "#patrol-due li", "els => els.map(e => Number(e.dataset.checkpoint))")
+            assert sorted(due) == sorted(cp["id"] for cp in cps), due
+            missed = await phone.eval_on_selector_all(
+                "#patrol-missed li", "els => els.map(e => Number(e.dataset.checkpoint))")
+            assert sorted(missed) == sorted(cp["id"] for cp in cps), missed  # yesterday's round
+            await _no_sideways_scroll(phone)
+            # the Lobby's QR code opens the check-in form
+            await phone.goto(f"{world.url}{cps[0]['qr_url']}")
+            await phone.wait_for_selector('#checkin-gps[data-state="ok"]')
+            items = await phone.eval_on_selector_all("#checklist li",
+                                                     "els => els.map(e => e.dataset.item)")
+            assert items == ["exits", "ext"], items
+            await phone.check('#checklist li[data-item="ext"] input[value="fail"]')
+            await phone.fill('#checklist li[data-item="ext"] input:not([type])',
+                             "two extinguishers expired 2023")
+            await phone.locator("#checkin-photo").set_input_files(str(photo))
+            await _no_sideways_scroll(phone)
+            await phone.tap("#checkin-send")
+            done = await phone.wait_for_selector("#checkin-done", timeout=10_000)
+            assert await done.get_attribute("data-flags") == ""  # on site, in the period
+            await phone.tap("#checkin-hazards a")
+            await phone.wait_for_selector('#hazard[data-state="found"]')
+            assert "Extinguishers in date" in await phone.inner_text("#hazard h2")
+            # back to the round: the Lobby is done, the Store room still due
+            await phone.goto(f"{world.url}/console/phone.html#patrols")
+            await phone.wait_for_function(
+                "() => [...document.querySelectorAll('#patrol-due li')]"
+                f".map(e => e.dataset.checkpoint).join() === '{cps[1]['id']}'")
+            assert "[object" not in await phone.inner_text("#main")
+            await phone.screenshot(path=str(SHOTS / "phone-patrols.png"), full_page=True)
+        finally:
+            await browser.close()
+    async with world.client("admin") as a:
+        visits = (await _ok(await a.get("/patrol-checkins"), 200))["data"]
+    assert len(visits) == 1 and visits[0]["checkpoint_id"] == cps[0]["id"]
+    assert visits[0]["lat"] == pytest.approx(26.0901) and len(visits[0]["photos"]) == 1
+    assert [r["passed"] for r in visits[0]["results"]] == [True, False]
+    assert len(visits[0]["hazard_ids"]) == 1
+    assert errors == [], errors
