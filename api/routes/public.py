@@ -62,7 +62,7 @@ from org.scope import visible_ids, visible_nodes
 router = APIRouter(tags=["public reports"])
 Reader = Annotated[Principal, require(Permission.HAZARD_READ)]
 Triage = Annotated[Principal, require(Permission.REPORT_TRIAGE)]
-ReportId = Annotated[int, Field(ge=1, le=MAX_ID)]
+ReportId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 Category = Literal["blocked_exit", "fire_lane", "fire_equipment", "electrical",
                    "ebike_charging", "flammables", "other"]
@@ -174,7 +174,7 @@ class ReportsPublic(BaseModel):
 
 
 class MergeIn(Strict):
-    into: int = Field(ge=1, le=MAX_ID)
+    into: Annotated[int, Field(ge=1, le=MAX_ID), NotBool]
     note: str = Field(default="", max_length=2000, pattern=_TEXT)
 
 
@@ -186,8 +186,8 @@ class ConvertIn(Strict):
     title: str = Field(min_length=1, max_length=200, pattern=_TEXT)
     severity: Literal["general", "major"] = "general"
     site_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    unit_id: Annotated[int, NotBool] | None = Field(default=None, ge=1, le=MAX_ID)
-    jurisdiction_id: Annotated[int, NotBool] | None = Field(default=None, ge=1, le=MAX_ID)
+    unit_id: Annotated[int, Field(ge=1, le=MAX_ID), NotBool] | None = None
+    jurisdiction_id: Annotated[int, Field(ge=1, le=MAX_ID), NotBool] | None = None
     deadline: datetime | None = None
     legal_basis: str = Field(default="", max_length=500, pattern=_TEXT)
     note: str = Field(default="", max_length=2000, pattern=_TEXT)
@@ -200,7 +200,7 @@ class Converted(BaseModel):
 
 class RewardIn(Strict):
     status: RewardStatus
-    amount: Annotated[float, NotBool] | None = Field(default=None, gt=0, le=1_000_000)
+    amount: Annotated[float, Field(gt=0, le=1_000_000), NotBool] | None = None
     note: str = Field(default="", max_length=1000, pattern=_TEXT)
 
 
