@@ -14,8 +14,8 @@ import logging
 from typing import Any
 
 from firetower import db
-from org.codes import uscc_check_character
 from org.bulk import ImportRefused, import_records
+from org.codes import uscc_check_character
 from org.store import Actor
 from simulators.fleet import Fleet
 from simulators.sites import CITY, DISTRICTS, site_details

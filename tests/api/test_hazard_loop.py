@@ -174,7 +174,7 @@ async def _offline_for(pool: object, device: str, site: str, hours: float) -> in
     change = await store.raise_or_recur(Occurrence(
         AlarmKey(device, "", "offline"), AlarmClass.OFFLINE, since, site_id=site,
         received_at=since, reason="test: no heartbeat"))
-    assert change.alarm_id is not None
+    assert change is not None and change.alarm_id is not None
     return change.alarm_id
 
 
@@ -249,12 +249,14 @@ async def test_an_overdue_hazard_escalates_to_the_township_then_the_county(town:
         assert (await sweep(pool, now=late + timedelta(hours=1))).escalated == []  # once
         row = await pool.fetchrow("SELECT owner_id, deadline, listed FROM hazards WHERE id = $1",
                                   h["id"])
+        assert row is not None
         assert row["owner_id"] == town.ids["township"] and not row["listed"]
         assert row["deadline"] == late + timedelta(days=7)
         second = await sweep(pool, now=row["deadline"] + timedelta(seconds=1))
         assert second.escalated == [h["id"]]
         row = await pool.fetchrow(
             "SELECT owner_id, listed, listed_by_id, escalations FROM hazards WHERE id = $1", h["id"])
+        assert row is not None
         assert (row["owner_id"], row["listed"], row["listed_by_id"], row["escalations"]) == (
             town.ids["county"], True, town.ids["county"], 2)
     finally:

@@ -42,15 +42,18 @@ async def test_one_sweep_opens_the_order_and_records_the_hazard(clean_db: Databa
         change = await AlarmStore(pool).raise_or_recur(Occurrence(
             AlarmKey("pnl-1", "", "offline"), AlarmClass.OFFLINE, since, site_id="s1",
             received_at=since, reason="test: silent"))
+        assert change is not None
         policy = tmp_path / "policy.json"
         policy.write_text(json.dumps({"offline_hazard_s": 86400, "sla": {"offline": [60, 3600]}}))
         done = _loop(clean_db, FIRETOWER_HAZARD_POLICY=str(policy))
         assert done.returncode == 0, done.stderr
         order = await pool.fetchrow("SELECT alarm_id, company_id, respond_by, opened_at"
                                     " FROM work_orders")
+        assert order is not None
         assert order["alarm_id"] == change.alarm_id and order["company_id"] is None
         assert order["respond_by"] - order["opened_at"] == timedelta(seconds=60)
         hazard = await pool.fetchrow("SELECT source, source_ref, site_id, state FROM hazards")
+        assert hazard is not None
         assert dict(hazard) == {"source": "rule", "source_ref": f"rule:offline:{change.alarm_id}",
                                 "site_id": "s1", "state": "found"}
         assert _loop(clean_db).returncode == 0

@@ -87,6 +87,7 @@ async def test_a_unit_with_six_false_alarms_in_a_day_gets_one_hazard(clean_db: D
         first = await sweep(pool)
         assert len(first.hazards_recorded) == 1
         h = await pool.fetchrow("SELECT unit_id, source_ref, title FROM hazards")
+        assert h is not None
         assert h["unit_id"] == unit and h["source_ref"].startswith(f"rule:false_alarms:{unit}:")
         assert h["title"].startswith("6 false fire alarms")
         assert (await sweep(pool)).hazards_recorded == []
