@@ -54,6 +54,12 @@ class DeadlineChange(Strict):  # a supervisor moves the deadline (延期), with 
     note: Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=r"^[^\x00]*$")]
 
 
+class StepInfo(BaseModel):  # a step the caller may take now, and what it needs
+    trigger: str
+    needs_note: bool
+    photo: Literal["required", "optional", "none"]
+
+
 class HazardEvent(BaseModel):
     id: int
     at: datetime
@@ -76,10 +82,12 @@ class HazardPublic(BaseModel):
     severity: str
     state: HazardStateName
     site_id: str | None
+    site_name: str | None
     unit_id: int | None
     jurisdiction_id: int | None
     owner_id: int | None
     owner_name: str | None
+    owner_level: str | None
     responsible_name: str
     responsible_phone: str
     campaign: str
@@ -88,6 +96,7 @@ class HazardPublic(BaseModel):
     escalations: int
     listed: bool
     listed_by_id: int | None
+    listed_by_name: str | None
     files_before: list[str]
     files_after: list[str]
     found_by: str
@@ -100,6 +109,7 @@ class HazardPublic(BaseModel):
     closed_at: datetime | None
     age_days: float
     allowed: list[str]                  # the next steps the state allows
+    my_steps: list[StepInfo]            # of those, the ones the caller's role may take
 
 
 class HazardDetail(HazardPublic):
@@ -150,6 +160,7 @@ class WorkOrderPublic(BaseModel):
     alarm_id: int | None
     device_id: str | None
     site_id: str | None
+    site_name: str | None
     company_id: int | None
     company_name: str | None
     alarm_class: str
@@ -170,6 +181,7 @@ class WorkOrderPublic(BaseModel):
     close_reason: str
     files: list[str]
     allowed: list[str]
+    my_steps: list[StepInfo]
 
 
 class WorkOrderDetail(WorkOrderPublic):

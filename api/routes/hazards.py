@@ -35,11 +35,23 @@ from api.hazard_schemas import (
     HazardStateName,
     HazardStep,
     SeverityName,
+    StepInfo,
 )
 from api.permissions import Permission
 from api.schemas import MAX_ID, Id
 from hazards import store
-from hazards.model import HazardDraft, HazardState, Severity, Source, Trigger, allowed, is_overdue
+from hazards.model import (
+    NEEDS_NOTE,
+    TRIGGER_PERMISSION,
+    HazardDraft,
+    HazardState,
+    Severity,
+    Source,
+    Trigger,
+    allowed,
+    is_overdue,
+    transition,
+)
 from hazards.policy import from_env
 from org.scope import visible_ids
 
@@ -97,25 +109,36 @@ async def visibility(pool: asyncpg.Pool, user: Principal) -> Visibility:
 
 
 _SELECT = """
-SELECT h.*, o.name AS owner_name FROM hazards h LEFT JOIN jurisdictions o ON o.id = h.owner_id
+SELECT h.*, o.name AS owner_name, o.level AS owner_level, l.name AS listed_by_name,
+       s.name AS site_name
+FROM hazards h LEFT JOIN jurisdictions o ON o.id = h.owner_id
+LEFT JOIN jurisdictions l ON l.id = h.listed_by_id LEFT JOIN sites s ON s.id = h.site_id
 WHERE """ + Visibility.SQL
 
 
-def _public(r: Any, now: datetime, cls: type[HazardPublic] = HazardPublic,
+def my_steps(user: Principal, state: HazardState) -> list[StepInfo]:
+    """The steps the state allows that the caller's role may take, and what each needs."""
+    return [StepInfo(trigger=t.value, needs_note=t in NEEDS_NOTE,
+                     photo=("required" if POLICY.photo_required_on_submit else "optional")
+                     if transition(state, t) is HazardState.SUBMITTED else "none")
+            for t in allowed(state) if user.can(Permission(TRIGGER_PERMISSION[t]))]
+
+
+def _public(r: Any, now: datetime, user: Principal, cls: type[HazardPublic] = HazardPublic,
             **extra: Any) -> Any:
     state = HazardState(r["state"])
     end = r["closed_at"] or now
     return cls(
         **{k: r[k] for k in (
             "id", "source", "source_ref", "title", "description", "category", "legal_basis",
-            "severity", "state", "site_id", "unit_id", "jurisdiction_id", "owner_id",
-            "owner_name", "responsible_name", "responsible_phone", "campaign", "deadline",
-            "escalations", "listed", "listed_by_id", "files_before", "files_after", "found_by",
-            "submitted_by", "found_at", "notified_at", "receipt_at", "submitted_at",
-            "verified_at", "closed_at")},
+            "severity", "state", "site_id", "site_name", "unit_id", "jurisdiction_id",
+            "owner_id", "owner_name", "owner_level", "responsible_name", "responsible_phone",
+            "campaign", "deadline", "escalations", "listed", "listed_by_id", "listed_by_name",
+            "files_before", "files_after", "found_by", "submitted_by", "found_at",
+            "notified_at", "receipt_at", "submitted_at", "verified_at", "closed_at")},
         overdue=is_overdue(state, r["deadline"], now),
         age_days=round((end - r["found_at"]).total_seconds() / 86400, 2),
-        allowed=[t.value for t in allowed(state)], **extra)
+        allowed=[t.value for t in allowed(state)], my_steps=my_steps(user, state), **extra)
 
 
 @router.get("/hazards", response_model=HazardsPublic)
@@ -124,12 +147,14 @@ async def list_hazards(user: Reader, pool: PoolDep,
                        severity: SeverityName | None = None,
                        source: Annotated[str | None, Query(max_length=20)] = None,
                        jurisdiction_id: RowQuery = None, owner_id: RowQuery = None,
-                       unit_id: RowQuery = None, site_id: Id | None = None,
+                       unit_id: RowQuery = None, department_id: RowQuery = None,
+                       site_id: Id | None = None,
                        campaign: Annotated[str | None, Query(max_length=100)] = None,
                        overdue: bool | None = None, listed: bool | None = None,
                        open: bool | None = None, limit: Limit = 500) -> HazardsPublic:
     """Hazards the caller sees, most urgent first (overdue, then the nearest deadline).
-    `jurisdiction_id` takes the node's whole subtree; `open=true` leaves out closed ones."""
+    `jurisdiction_id` takes the node's whole subtree, `department_id` the units it supervises;
+    `open=true` leaves out closed ones. `my_steps`: the steps the caller may take now."""
     vis = await visibility(pool, user)
     now = datetime.now(UTC)
     rows = await pool.fetch(
@@ -143,11 +168,12 @@ async def list_hazards(user: Reader, pool: PoolDep,
         "      AND h.deadline < $13) = $12)"
         " AND ($14::boolean IS NULL OR h.listed = $14)"
         " AND ($15::boolean IS NULL OR (h.state <> 'closed') = $15)"
+        " AND ($17::bigint IS NULL OR h.unit_id IN (SELECT id FROM units WHERE department_id = $17))"
         " ORDER BY (h.state IN ('found', 'notified', 'rectifying') AND h.deadline < $13) DESC,"
         " h.state = 'closed', h.deadline NULLS LAST, h.id LIMIT $16",
         *vis.args, state, severity, source, jurisdiction_id, owner_id, unit_id, site_id,
-        campaign, overdue, now, listed, open, limit)
-    data = [_public(r, now) for r in rows]
+        campaign, overdue, now, listed, open, limit, department_id)
+    data = [_public(r, now, user) for r in rows]
     return HazardsPublic(data=data, count=len(data))
 
 
@@ -207,7 +233,7 @@ async def get_hazard(hazard_id: HazardId, user: Reader, pool: PoolDep) -> Hazard
     row = await _load(pool, user, hazard_id)
     events = await pool.fetch("SELECT * FROM hazard_events WHERE hazard_id = $1 ORDER BY id",
                               hazard_id)
-    return _public(row, datetime.now(UTC), HazardDetail,
+    return _public(row, datetime.now(UTC), user, HazardDetail,
                    events=[HazardEvent(**dict(e)) for e in events])
 
 
@@ -271,8 +297,6 @@ async def hazard_step(hazard_id: HazardId, body: HazardStep, user: Reader,
     someone other than the submitter), reject (back to rectifying, with the reason), close.
     A step the state does not allow answers 409 naming the allowed ones; a step the caller's
     role may not take answers 403."""
-    from hazards.model import TRIGGER_PERMISSION
-
     trigger = Trigger(body.trigger)
     if not user.can(Permission(TRIGGER_PERMISSION[trigger])):
         raise Forbidden(f"role {user.role} may not {trigger.value} a hazard")

@@ -29,6 +29,7 @@ from api.hazard_schemas import (
     MaintenanceRecordsPublic,
     OrderStateName,
     OrderStep,
+    StepInfo,
     TransmissionTestReport,
     TransmissionTests,
     WorkOrderDetail,
@@ -73,23 +74,34 @@ async def refusals() -> AsyncIterator[None]:
 
 
 _SELECT = """
-SELECT w.*, c.name AS company_name FROM work_orders w
-LEFT JOIN maintenance_companies c ON c.id = w.company_id
+SELECT w.*, c.name AS company_name, s.name AS site_name FROM work_orders w
+LEFT JOIN maintenance_companies c ON c.id = w.company_id LEFT JOIN sites s ON s.id = w.site_id
 WHERE ($1::text[] IS NULL OR w.site_id = ANY($1))"""
 
 
-def _public(r: Any, now: datetime, cls: type[WorkOrderPublic] = WorkOrderPublic,
-            **extra: Any) -> Any:
+# what each of the people's steps needs: a note; photos welcome on a repair report
+_NEEDS: dict[OrderTrigger, tuple[bool, str]] = {
+    OrderTrigger.RESPOND: (False, "none"),
+    OrderTrigger.REPAIR: (True, "optional"),
+    OrderTrigger.DECIDE: (True, "none"),
+}
+
+
+def _public(r: Any, now: datetime, user: Principal,
+            cls: type[WorkOrderPublic] = WorkOrderPublic, **extra: Any) -> Any:
     state = OrderState(r["state"])
     fields = {k: r[k] for k in (
-        "id", "alarm_id", "device_id", "site_id", "company_id", "company_name", "alarm_class",
-        "title", "state", "repeat_of", "respond_by", "repair_by", "opened_at", "responded_at",
-        "responded_by", "repaired_at", "repaired_by", "closed_at", "closed_by", "close_reason",
-        "files")}
+        "id", "alarm_id", "device_id", "site_id", "site_name", "company_id", "company_name",
+        "alarm_class", "title", "state", "repeat_of", "respond_by", "repair_by", "opened_at",
+        "responded_at", "responded_by", "repaired_at", "repaired_by", "closed_at", "closed_by",
+        "close_reason", "files")}
+    steps = [t for (s, t) in ORDER_TRANSITIONS if s is state and t in ORDER_TRIGGER_PERMISSION]
     return cls(**fields, response_late=response_late(r["respond_by"], r["responded_at"], now),
                repair_late=repair_late(r["repair_by"], r["closed_at"], now),
-               allowed=[t.value for (s, t) in ORDER_TRANSITIONS
-                        if s is state and t in ORDER_TRIGGER_PERMISSION], **extra)
+               allowed=[t.value for t in steps],
+               my_steps=[StepInfo(trigger=t.value, needs_note=_NEEDS[t][0], photo=_NEEDS[t][1])
+                         for t in steps if user.can(Permission(ORDER_TRIGGER_PERMISSION[t]))],
+               **extra)
 
 
 @router.get("/work-orders", response_model=WorkOrdersPublic)
@@ -109,7 +121,7 @@ async def list_orders(user: Reader, pool: PoolDep, state: OrderStateName | None 
         "   OR coalesce(w.closed_at, $7) > w.repair_by) = $6)"
         " ORDER BY w.state = 'closed', w.repair_by, w.id LIMIT $8",
         user.site_filter, state, company_id, site_id, open, late, now, limit)
-    data = [_public(r, now) for r in rows]
+    data = [_public(r, now, user) for r in rows]
     return WorkOrdersPublic(data=data, count=len(data))
 
 
@@ -126,7 +138,7 @@ async def get_order(order_id: OrderId, user: Reader, pool: PoolDep) -> WorkOrder
     row = await _load(pool, user, order_id)
     events = await pool.fetch(
         "SELECT * FROM work_order_events WHERE work_order_id = $1 ORDER BY id", order_id)
-    return _public(row, datetime.now(UTC), WorkOrderDetail,
+    return _public(row, datetime.now(UTC), user, WorkOrderDetail,
                    events=[WorkOrderEvent(**dict(e)) for e in events])
 
 

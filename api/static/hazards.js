@@ -7,7 +7,6 @@
 
 (function () {
   const P = window.FiretowerLoop;  // loop.js: the steps, deadlines in words
-  const K = P.KINDS.hazard;
   const AGES = ["0-7d", "7-30d", "30-90d", "90d+"];
   const REFRESH_MS = 30000;
 
@@ -216,20 +215,20 @@
 
   async function showDetailOf(id) {
     const x = await api(`/hazards/${id}`);
-    const steps = P.mySteps("hazard", x, state.me.permissions);
+    const steps = P.mySteps(x);
     const err = h("p", { class: "error", id: "hz-error", role: "alert" });
     const note = h("textarea", { id: "hz-note", rows: 2, maxlength: 4000, placeholder: T("ui.reason_optional") });
-    const file = steps.some((t) => K.photo[t])
+    const file = steps.some((t) => P.needs(x, t).photo)
       ? h("input", { id: "hz-photo", type: "file", accept: "image/*", multiple: true }) : null;
     const take = async (t, btn) => {
       err.textContent = "";
-      if (K.note.has(t) && !note.value.trim()) {
+      if (P.needs(x, t).note && !note.value.trim()) {
         note.classList.add("need"); note.focus(); err.textContent = T("ui.reason_required"); return;
       }
       btn.disabled = true;
       try {
         const files = [];
-        if (K.photo[t] && file) {
+        if (P.needs(x, t).photo && file) {
           for (const f of file.files) {
             const form = new FormData();
             form.append("file", f, f.name);

@@ -4,30 +4,23 @@
 "use strict";
 
 (function (root) {
-  // Per kind of record: its route, its label prefix, the permission of each step (a mirror of
-  // hazards/model.py TRIGGER_PERMISSION and hazards/workorders.py ORDER_TRIGGER_PERMISSION),
-  // the steps that need a note, and the ones that carry photos ("required": the policy's
-  // photo_required_on_submit; "optional": welcome, not needed).
+  // Per kind of record: its route and its label prefix. What steps the caller may take, and
+  // what each needs, the API says on every record (`my_steps`: trigger, needs_note, photo).
   const KINDS = {
-    hazard: { path: "hazards", prefix: "hz",
-      perm: { notify: "hazard:report", fix_on_spot: "hazard:report", receipt: "hazard:rectify",
-        submit: "hazard:rectify", verify: "hazard:verify", reject: "hazard:verify",
-        close: "hazard:verify" },
-      note: new Set(["submit", "fix_on_spot", "reject"]),
-      photo: { submit: "required", fix_on_spot: "required" } },
-    order: { path: "work-orders", prefix: "wo",
-      perm: { respond: "workorder:handle", repair: "workorder:handle",
-        decide: "workorder:decide" },
-      note: new Set(["repair", "decide"]),
-      photo: { repair: "optional" } },
+    hazard: { path: "hazards", prefix: "hz" },
+    order: { path: "work-orders", prefix: "wo" },
   };
   // The states in which a hazard's deadline runs (hazards/model.py OWING).
   const OWING = new Set(["found", "notified", "rectifying"]);
 
-  // The steps of `record` (its `allowed`) that a user with `permissions` may take.
-  function mySteps(kind, record, permissions) {
-    const perm = KINDS[kind].perm;
-    return record.allowed.filter((t) => permissions.includes(perm[t]));
+  // The steps the caller may take on `record`, as the API lists them.
+  const mySteps = (record) => (record.my_steps || []).map((x) => x.trigger);
+
+  // What step `t` of `record` needs: a note (true/false), a photo ("required", "optional" or
+  // false).
+  function needs(record, t) {
+    const x = (record.my_steps || []).find((s) => s.trigger === t);
+    return { note: Boolean(x && x.needs_note), photo: x && x.photo !== "none" ? x.photo : false };
   }
 
   // "due in 3 d" / "2 h overdue", in the largest whole unit; `T` is the page's label lookup.
@@ -50,7 +43,7 @@
   // "user:alice" -> "alice"; rule and other actors as they are.
   const actor = (a) => String(a || "").replace(/^user:/, "");
 
-  const api = { KINDS, OWING, mySteps, relative, due, orderLate, actor };
+  const api = { KINDS, OWING, mySteps, needs, relative, due, orderLate, actor };
   if (typeof module !== "undefined" && module.exports) module.exports = api;
   else root.FiretowerLoop = api;
 })(this);

@@ -304,7 +304,7 @@
       hz.listed ? h("span", { class: "pill listed" }, T("hz.listed")) : null,
     ];
   }
-  const myTurn = (hz) => P.mySteps("hazard", hz, st.me.permissions).length > 0;
+  const myTurn = (hz) => P.mySteps(hz).length > 0;
 
   async function hazardList(main) {
     const q = new URLSearchParams({ open: "true", limit: "500" });
@@ -405,10 +405,10 @@
   // in `area`; after the step, `reload` draws the record again.
   function stepButtons(kind, record, area, reload) {
     const k = P.KINDS[kind];
-    const steps = P.mySteps(kind, record, st.me.permissions);
+    const steps = P.mySteps(record);
     const open = (t) => {
       area.replaceChildren(stepForm({ trigger: t, label: L(`${k.prefix}.trigger`, t),
-        needsNote: k.note.has(t), photo: k.photo[t] || false, siteId: record.site_id,
+        needsNote: P.needs(record, t).note, photo: P.needs(record, t).photo, siteId: record.site_id,
         send: async (note, files) => {
           await call(`/${k.path}/${record.id}/steps`, { method: "POST",
             body: { trigger: t, note, files } });

@@ -86,12 +86,12 @@
 
   async function detail(id) {
     const o = await api(`/work-orders/${id}`);
-    const steps = P.mySteps("order", o, state.me.permissions);
+    const steps = P.mySteps(o);
     const err = h("p", { class: "error", role: "alert", id: "wo-error" });
     const note = h("textarea", { id: "wo-note", rows: 2, maxlength: 4000, placeholder: T("ui.reason") });
     const take = async (t, btn) => {
       err.textContent = "";
-      if (P.KINDS.order.note.has(t) && !note.value.trim()) {
+      if (P.needs(o, t).note && !note.value.trim()) {
         note.classList.add("need"); note.focus(); err.textContent = T("ui.reason_required"); return;
       }
       btn.disabled = true;

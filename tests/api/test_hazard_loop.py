@@ -203,8 +203,13 @@ async def test_an_offline_device_becomes_a_hazard_rectified_in_the_grid(town: To
         assert r.status_code == 409 and "allowed: notify, fix_on_spot" in r.json()["detail"]
         r = await g.post(f"/hazards/{hid}/steps", json={"trigger": "close"})
         assert r.status_code == 403  # not the grid member's step at all
-        await ok(await g.post(f"/hazards/{hid}/steps", json={
+        told = await ok(await g.post(f"/hazards/{hid}/steps", json={
             "trigger": "notify", "note": "told the unit's manager Lin by phone"}))
+        # what the grid member may do now, and what each step needs, for the pages to show
+        assert told["my_steps"] == [
+            {"trigger": "receipt", "needs_note": False, "photo": "none"},
+            {"trigger": "submit", "needs_note": True, "photo": "required"}]
+        assert told["site_name"] == "Harbour Tower" and told["owner_level"] == "grid"
         # a rectification without a photo is refused; with one it is submitted
         r = await g.post(f"/hazards/{hid}/steps", json={"trigger": "submit", "note": "new battery"})
         assert r.status_code == 422 and "photo" in r.json()["detail"]
@@ -222,6 +227,7 @@ async def test_an_offline_device_becomes_a_hazard_rectified_in_the_grid(town: To
         ver = await ok(await s.post(f"/hazards/{hid}/steps", json={"trigger": "verify",
                                                                   "note": "checked on site"}))
         assert ver["state"] == "verified"
+        assert [x["trigger"] for x in ver["my_steps"]] == ["close"]
         closed = await ok(await s.post(f"/hazards/{hid}/steps", json={"trigger": "close"}))
         assert closed["state"] == "closed" and closed["closed_at"] is not None
         assert [e["kind"] for e in closed["events"]] == [
