@@ -15,7 +15,7 @@ of the sites under their contracts.
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Path, Query, status
@@ -80,7 +80,7 @@ WHERE ($1::text[] IS NULL OR w.site_id = ANY($1))"""
 
 
 # what each of the people's steps needs: a note; photos welcome on a repair report
-_NEEDS: dict[OrderTrigger, tuple[bool, str]] = {
+_NEEDS: dict[OrderTrigger, tuple[bool, Literal["required", "optional", "none"]]] = {
     OrderTrigger.RESPOND: (False, "none"),
     OrderTrigger.REPAIR: (True, "optional"),
     OrderTrigger.DECIDE: (True, "none"),
