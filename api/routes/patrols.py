@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, Field, StrictBool, StringConstra
 
 from api.deps import PoolDep, Principal, require
 from api.errors import ApiError, Conflict, NotFound, Unprocessable, responses
-from api.org_schemas import Absent, Day, Page, Partial, RefId
+from api.org_schemas import Absent, Day, Page, Partial
 from api.permissions import Permission
 from api.routes.stats import TIME_ZONES
 from api.schemas import MAX_ID, Latitude, Longitude, Name, NotBool, Strict, Timestamp
@@ -60,7 +60,9 @@ def _zone(name: str) -> str:
 
 TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_zone), Field(
     json_schema_extra={"enum": TIME_ZONES})]
-Every = Annotated[int, NotBool, Field(ge=1, le=pt.MAX_EVERY)]
+Every = Annotated[int, Field(ge=1, le=pt.MAX_EVERY), NotBool]
+# Field before NotBool: after a validator, pydantic drops ge/le from the JSON schema
+RefId = Annotated[int, Field(ge=1, le=MAX_ID), NotBool]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=128,
                                          pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -156,7 +158,7 @@ class CheckinCreate(Strict):
     token: Token
     lat: Latitude | None = None
     lon: Longitude | None = None
-    accuracy_m: Annotated[float, NotBool, Field(ge=0, le=1_000_000)] | None = None
+    accuracy_m: Annotated[float, Field(ge=0, le=1_000_000), NotBool] | None = None
     photos: Photos = Field(default_factory=list)
     results: Annotated[list[ItemResult], Field(max_length=pt.MAX_CHECKLIST_ITEMS)] = Field(
         default_factory=list)
@@ -472,6 +474,8 @@ async def list_checkins(user: Reader, pool: PoolDep,
                         limit: Limit = 200) -> Page[CheckinPublic]:
     """Visits at the caller's sites, newest first; `flagged=true`: only those with a flag."""
     _aware(since)
+    if since is not None:  # within the centre's years (an offset at year 9999 is valid JSON)
+        since = min(max(since, EARLIEST), datetime.now(UTC))
     rows = await pool.fetch(
         "SELECT k.*, c.site_id FROM patrol_checkins k JOIN patrol_checkpoints c ON "
         "c.id = k.checkpoint_id WHERE ($1::text[] IS NULL OR c.site_id = ANY($1)) AND "
@@ -504,7 +508,7 @@ def _window(since: datetime | None, until: datetime | None,
     _aware(since, until)
     until = max(min(until or now, now), EARLIEST)
     since = since or until - timedelta(days=7)
-    return max(since, until - MAX_WINDOW), until
+    return min(max(since, until - MAX_WINDOW), until), until
 
 
 async def _states(pool: asyncpg.Pool, user: Principal, since: datetime, until: datetime,
@@ -519,7 +523,7 @@ async def _states(pool: asyncpg.Pool, user: Principal, since: datetime, until: d
                                        plan_id=plan_id)
 
 
-@router.get("/patrols/due", response_model=list[DuePlan])
+@router.get("/patrols/due", response_model=list[DuePlan], responses=responses(404))
 async def due(user: Reader, pool: PoolDep, jurisdiction_id: NodeQuery = None) -> list[DuePlan]:
     """What is left to patrol now: for each plan the caller sees, the period running now
     (today, for a daily plan, in the plan's time zone) and its checkpoints not yet visited."""
@@ -541,7 +545,7 @@ async def due(user: Reader, pool: PoolDep, jurisdiction_id: NodeQuery = None) ->
     return out
 
 
-@router.get("/patrols/missed", response_model=MissedPage)
+@router.get("/patrols/missed", response_model=MissedPage, responses=responses(404))
 async def missed(user: Reader, pool: PoolDep, since: Timestamp | None = None,
                  until: Timestamp | None = None, jurisdiction_id: NodeQuery = None,
                  plan_id: NodeQuery = None, limit: Limit = 500) -> MissedPage:
@@ -561,7 +565,7 @@ async def missed(user: Reader, pool: PoolDep, since: Timestamp | None = None,
                       truncated=len(out) > limit)
 
 
-@router.get("/patrols/coverage", response_model=Coverage)
+@router.get("/patrols/coverage", response_model=Coverage, responses=responses(404))
 async def coverage(user: Reader, pool: PoolDep, since: Timestamp | None = None,
                    until: Timestamp | None = None,
                    jurisdiction_id: NodeQuery = None) -> Coverage:
@@ -674,10 +678,10 @@ async def update_inspector(inspector_id: int, body: InspectorUpdate, user: Drawe
 # -- draws ------------------------------------------------------------------------------------
 
 class RiskWeights(Strict):
-    key: Annotated[int, NotBool, Field(ge=0, le=1000)] = ins.RISK_WEIGHTS["key"]
-    crowded: Annotated[int, NotBool, Field(ge=0, le=1000)] = ins.RISK_WEIGHTS["crowded"]
-    general: Annotated[int, NotBool, Field(ge=0, le=1000)] = ins.RISK_WEIGHTS["general"]
-    small: Annotated[int, NotBool, Field(ge=0, le=1000)] = ins.RISK_WEIGHTS["small"]
+    key: Annotated[int, Field(ge=0, le=1000), NotBool] = ins.RISK_WEIGHTS["key"]
+    crowded: Annotated[int, Field(ge=0, le=1000), NotBool] = ins.RISK_WEIGHTS["crowded"]
+    general: Annotated[int, Field(ge=0, le=1000), NotBool] = ins.RISK_WEIGHTS["general"]
+    small: Annotated[int, Field(ge=0, le=1000), NotBool] = ins.RISK_WEIGHTS["small"]
 
 
 class DrawCreate(Strict):
@@ -687,11 +691,11 @@ class DrawCreate(Strict):
     # a seed for its result; left out, the centre makes a random one
     seed: Annotated[str, StringConstraints(min_length=1, max_length=200,
                                            pattern=r"^[^\x00]*$")] | None = None
-    targets: Annotated[int, NotBool, Field(ge=1, le=1000)]
-    inspectors_per_target: Annotated[int, NotBool, Field(ge=1, le=10)] = 2
-    max_per_inspector: Annotated[int, NotBool, Field(ge=1, le=1000)] | None = None
+    targets: Annotated[int, Field(ge=1, le=1000), NotBool]
+    inspectors_per_target: Annotated[int, Field(ge=1, le=10), NotBool] = 2
+    max_per_inspector: Annotated[int, Field(ge=1, le=1000), NotBool] | None = None
     risk_weights: RiskWeights = Field(default_factory=RiskWeights)
-    history_days: Annotated[int, NotBool, Field(ge=1, le=3660)] = 365
+    history_days: Annotated[int, Field(ge=1, le=3660), NotBool] = 365
     exclude_ties: StrictBool = True
     checklist: Checklist = Field(default_factory=list)
 
