@@ -24,6 +24,8 @@ BENCHMARKS = {
                     "loses, and the throughput cost, per persistence setting"),
     "org-import": ("bench.org_import", "a city's organisation (5,000 units, 20,000 sites) "
                    "imported through the API, and imported again"),
+    "loop": ("bench.loop", "the hazard loop's sweeps over a city-sized backlog (work orders, "
+             "hazards by rule, escalation) and an idle sweep"),
     "mqtt-boundary": ("bench.mqtt_boundary", "the ingester's MQTT receive path against "
                       "paho's public API: rate and CPU per message"),
 }
