@@ -148,12 +148,16 @@ def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 async def test_the_s3_backend_through_the_api(clean_db: Database, moto_s3: str) -> None:
+    import uuid
+
     import boto3
 
+    # moto keeps its buckets per process: a bucket of this test's own
+    bucket = f"firetower-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1").create_bucket(
-        Bucket="firetower-files")
+        Bucket=bucket)
     s3 = ApiSettings(files_backend="s3", files_s3_endpoint=moto_s3,
-                     files_s3_bucket="firetower-files", files_s3_prefix="t/")
+                     files_s3_bucket=bucket, files_s3_prefix="t/")
     with running_api(api_settings_for(clean_db.url), s3) as server:
         world = await seed(clean_db.url, server.url)
         jpeg = image("JPEG", (120, 90), seed=9)
@@ -163,6 +167,6 @@ async def test_the_s3_backend_through_the_api(clean_db: Database, moto_s3: str) 
             got = await c.get(f"/files/{r.json()['id']}")
             assert got.status_code == 200 and got.content == jpeg
     listed = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1").list_objects_v2(
-        Bucket="firetower-files")
+        Bucket=bucket)
     sha = r.json()["sha256"]
     assert [o["Key"] for o in listed["Contents"]] == [f"t/{sha[:2]}/{sha}"]

@@ -9,6 +9,7 @@ import hashlib
 import io
 import random
 import struct
+import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,15 +175,15 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 async def test_s3_storage(s3_endpoint: str) -> None:
-    s3 = S3Storage(S3Config(bucket="firetower-files", endpoint_url=s3_endpoint,
-                            prefix="city/"))
+    bucket = f"firetower-{uuid.uuid4().hex[:12]}"  # moto keeps its buckets per process
+    s3 = S3Storage(S3Config(bucket=bucket, endpoint_url=s3_endpoint, prefix="city/"))
     await s3.ensure_bucket()
     await s3.ensure_bucket()  # already there: nothing happens
     await _roundtrip(s3)
-    listed = await asyncio.to_thread(s3.client.list_objects_v2, Bucket="firetower-files")
+    listed = await asyncio.to_thread(s3.client.list_objects_v2, Bucket=bucket)
     keys = sorted(o["Key"] for o in listed["Contents"])
     assert len(keys) == 2 and all(k.startswith("city/") for k in keys)
-    head = await asyncio.to_thread(s3.client.head_object, Bucket="firetower-files",
+    head = await asyncio.to_thread(s3.client.head_object, Bucket=bucket,
                                    Key=keys[0])
     assert head["ContentType"] == PNG
 
