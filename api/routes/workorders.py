@@ -54,7 +54,7 @@ Reader = Annotated[Principal, require(Permission.WORKORDER_READ)]
 Handler = Annotated[Principal, require(Permission.WORKORDER_HANDLE)]
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID)]
 RowQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-Month = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+Month = Annotated[str, Query(pattern=r"^(19|20)\d{2}-(0[1-9]|1[0-2])$")]  # 1900-2099
 # GB 50440 ch. 8: at least this many simulated fire transmissions a month per device
 REQUIRED_TRANSMISSION_TESTS = 2
 # the devices that transmit a building's fire signals to the centre

@@ -53,7 +53,9 @@ RULE_BOUND_PATHS = "|".join([
     "org/import",
     # the hazard loop's rules: a deadline in the past, a step's note and photo, files that
     # must exist, a scoped user's hazard placed in its scope (docs/hazards.md)
-    "hazards", "work-orders", "maintenance"])
+    "hazards", "work-orders", "maintenance",
+    # files are checked by their content (random bytes are no image), reports by their steps
+    "files", "reports"])
 CONFIG = """
 max-stream-events = 1
 
@@ -63,6 +65,12 @@ request-timeout = 2
 
 [phases.stateful.inference]
 algorithms = ["dependency-analysis"]
+
+# The public intake is throttled per address (429 with Retry-After, docs/hazards-files-and-
+# reports.md): a fuzzer is a flood from one address.
+[[operations]]
+include-path-regex = "^/api/v1/public/reports"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "422", "429"]
 
 [[operations]]
 include-path-regex = "^/api/v1/(RULE_BOUND_PATHS)"
