@@ -95,7 +95,7 @@ async def _fixtures(world: World) -> None:
         await pool.close()
 
 
-async def _run_st(world: World, who: str, tmp_path: Path) -> tuple[int, str]:
+async def _run_st(world: World, who: str, tmp_path: Path, seed: int = 4) -> tuple[int, str]:
     report = tmp_path / f"junit-{who}.xml"
     # Links between operations come from the schema (dependency analysis). Not from observed
     # responses ("location-headers"): schemathesis 4.32 then scans every 2xx body for URLs and
@@ -108,7 +108,7 @@ async def _run_st(world: World, who: str, tmp_path: Path) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         str(ST), "--config-file", str(config), "run", f"{world.url}/api/v1/openapi.json",
         "--url", f"{world.url}", "--checks", CHECKS, "--max-examples", EXAMPLES,
-        "--seed", "4", "--phases", PHASES, "--request-timeout", "20", "--workers", "2",
+        "--seed", str(seed), "--phases", PHASES, "--request-timeout", "20", "--workers", "2",
         "--header", f"Authorization: Bearer {world.tokens[who]}",
         "--no-color", "--report", "junit", "--report-junit-path", str(report),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
@@ -125,10 +125,13 @@ async def test_the_api_keeps_its_contract(clean_db: Database, who: str, tmp_path
         world = await seed(clean_db.url, server.url)
         await _fixtures(world)
         code, out = await _run_st(world, who, tmp_path)
-        if code != 0 and TOOL_CRASH in out and "= FAILURES =" not in out:
+        for other_seed in (5, 6):
+            if code == 0 or TOOL_CRASH not in out or "= FAILURES =" in out:
+                break
             # the fuzzer itself crashed while generating cases, and the API failed no check:
-            # run it once more (a second crash, or any failure, fails the test)
+            # run it again with another seed (the crash follows the generated cases, so the
+            # same seed can crash the same way); a third crash, or any failure, fails the test
             print(out[-4000:])
-            code, out = await _run_st(world, who, tmp_path)
+            code, out = await _run_st(world, who, tmp_path, other_seed)
     print(out[-4000:])
     assert code == 0, out[-6000:]
