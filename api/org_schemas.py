@@ -24,7 +24,9 @@ CreditCode = Annotated[str, StringConstraints(min_length=18, max_length=24,
                                               pattern=r"^[\x20-\x7e]+$")]
 Phone = Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9+() -]*$")]
 Short = Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00]*$")]
-RefId = Annotated[int, NotBool, Field(ge=1, le=MAX_ID)]
+# the bounds before NotBool: after a BeforeValidator pydantic writes them as keys no JSON
+# Schema reader knows (ge/le), not minimum/maximum
+RefId = Annotated[int, Field(ge=1, le=MAX_ID), NotBool]
 Level = Literal["province", "city", "district", "township", "community", "grid"]
 RiskClass = Literal["key", "crowded", "general", "small"]
 Lat = Latitude

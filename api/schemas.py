@@ -88,7 +88,7 @@ class UserCreate(Strict):  # admin creates a user
     site_ids: list[Id] | None = None
     # attached to a jurisdiction node, department, unit or maintenance company (org/scope.py)
     scope_kind: ScopeKind | None = None
-    scope_id: Annotated[int, NotBool] | None = Field(default=None, ge=1, le=MAX_ID)
+    scope_id: Annotated[int, Field(ge=1, le=MAX_ID), NotBool] | None = None
 
 
 class UserUpdate(Strict):  # admin changes role, scope, password or disables a user
@@ -96,7 +96,7 @@ class UserUpdate(Strict):  # admin changes role, scope, password or disables a u
     password: Annotated[str, StringConstraints(min_length=8, max_length=200)] | None = None
     site_ids: list[Id] | None = None
     scope_kind: ScopeKind | None = None  # with scope_id; both null: no organisation scope
-    scope_id: Annotated[int, NotBool] | None = Field(default=None, ge=1, le=MAX_ID)
+    scope_id: Annotated[int, Field(ge=1, le=MAX_ID), NotBool] | None = None
     active: StrictBool | None = None  # true or false, not 0 or "yes"
 
 

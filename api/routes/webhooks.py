@@ -41,7 +41,7 @@ class Strict(BaseModel):
 class WebhookFilter(Strict):  # what an endpoint receives; null = no restriction on that field
     event_types: list[EventType] | None = None
     classes: list[ClassName] | None = None
-    max_priority: Annotated[int, NotBool] | None = Field(default=None, ge=1, le=5)  # 1: fire only
+    max_priority: Annotated[int, Field(ge=1, le=5), NotBool] | None = None  # 1: fire only
     site_ids: list[str] | None = None
     jurisdictions: list[str] | None = None
     verdicts: list[VerdictName] | None = None  # restricts alarm.verdict events only
@@ -60,7 +60,7 @@ class WebhookUpdate(Strict):  # change any field; omitted fields stay
     enabled: StrictBool | None = None
     event_types: list[EventType] | None = None
     classes: list[ClassName] | None = None
-    max_priority: Annotated[int, NotBool] | None = Field(default=None, ge=1, le=5)
+    max_priority: Annotated[int, Field(ge=1, le=5), NotBool] | None = None
     site_ids: list[str] | None = None
     jurisdictions: list[str] | None = None
     verdicts: list[VerdictName] | None = None

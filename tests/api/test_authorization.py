@@ -68,6 +68,11 @@ ACTIONS = [
                                       "done_on": "2026-12-01", "result": "pass"},
      {"admin", "installer"}),
     ("GET", "/maintenance/transmission-tests?month=2026-12", None, ALL),
+    ("GET", "/patrol-plans", None, ALL),
+    ("POST", "/patrol-plans", {"jurisdiction_id": 1, "name": "x", "every": 1, "unit": "days",
+                               "starts_on": "2026-12-01"}, {"admin", "supervisor"}),
+    ("POST", "/patrol-checkins", {"token": "x" * 32}, {"admin"}),
+    ("GET", "/reports", None, ALL),
 ]
 
 
