@@ -254,6 +254,7 @@ async function start() {
     state.me = await api("/auth/me");
   } catch (_) { return; }
   $("whoami").textContent = `${state.me.name} (${state.me.role})`;
+  for (const b of document.querySelectorAll(".tab[data-perm]")) b.hidden = !can(b.dataset.perm);
   $("login").hidden = true;
   $("app").hidden = false;
   connectStream();
@@ -661,10 +662,12 @@ function switchView(name) {
   $("view-city").hidden = name !== "city";
   $("view-hazards").hidden = name !== "hazards";
   $("view-workorders").hidden = name !== "workorders";
+  $("view-reports").hidden = name !== "reports";
   if (name === "sites") renderSite().catch(() => {});
   if (name === "city" && window.showCity) window.showCity();
   if (name === "hazards" && window.showHazards) window.showHazards();  // hazards.js
   if (name === "workorders" && window.showWorkOrders) window.showWorkOrders();  // workorders.js
+  if (name === "reports" && window.showReports) window.showReports();  // reports.js
 }
 for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => switchView(b.dataset.view));
 
