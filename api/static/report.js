@@ -34,7 +34,8 @@
   const $ = (id) => document.getElementById(id);
   const T = (key, vars) => { const v = B.t(st.labels, st.lang, key, vars); return v === null ? key : v; };
   const L = (prefix, value) => B.label(st.labels, st.lang, prefix, value);
-  const fmtTime = (iso) => iso ? new Date(iso).toLocaleString(st.lang === "zh" ? "zh-CN" : undefined,
+  const locale = () => (st.lang === "zh" ? "zh-CN" : "en");  // the page's language
+  const fmtTime = (iso) => iso ? new Date(iso).toLocaleString(locale(),
     { dateStyle: "medium", timeStyle: "short" }) : "";
   // A code as people read it aloud: three groups of four (the API reads dashes fine).
   const spaced = (code) => String(code).replace(/(.{4})(?=.)/g, "$1-");
@@ -57,8 +58,8 @@
     try { detail = (await r.json()).detail; } catch (_) { /* not JSON */ }
     if (r.status === 429) {
       const s = Math.max(1, Number(r.headers.get("Retry-After")) || 60);
-      const at = new Date(Date.now() + s * 1000).toLocaleTimeString(
-        st.lang === "zh" ? "zh-CN" : undefined, { hour: "2-digit", minute: "2-digit" });
+      const at = new Date(Date.now() + s * 1000).toLocaleTimeString(locale(),
+        { hour: "2-digit", minute: "2-digit", hour12: false });
       const wait = s >= 120 ? T("rp.minutes", { n: Math.ceil(s / 60) }) : T("rp.seconds", { n: s });
       return { text: T("rp.too_many", { wait, at }), retryAfter: s };
     }

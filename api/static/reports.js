@@ -18,7 +18,7 @@
   // that became a hazard.
   const REWARD_NEXT = { none: ["eligible", "refused"], eligible: ["granted", "refused", "none"],
     refused: ["eligible"], granted: [] };
-  const rp = { built: false, timer: null, selected: null, list: [], sites: new Map(),
+  const rp = { built: false, timer: null, selected: null, sites: new Map(),
     nodes: new Map(), photoUrls: new Map(), filters: { status: "", category: "", open: false } };
   window.firetowerReports = rp;  // for tests
 
@@ -101,7 +101,6 @@
     else if (f.status) q.set("status", f.status);
     if (f.category) q.set("category", f.category);
     const res = await call(`/reports?${q}`);
-    rp.list = res.data;
     const rows = [...res.data].sort((a, b) =>
       ((b.status === "received") - (a.status === "received")) || b.id - a.id);
     $("rp-list-error").textContent = "";
@@ -162,8 +161,16 @@
     return x.has_contact ? T("rpt.contact_hidden") : T("rpt.contact_none");
   }
 
+  // The reports one may merge into: received, or already a hazard (the newest of each).
+  async function mergeTargets() {
+    const [a, b] = await Promise.all(["received", "converted"].map((s) =>
+      call(`/reports?status=${s}&limit=500`)));
+    return [...a.data, ...b.data];
+  }
+
   async function detail(id) {
     const x = await call(`/reports/${id}`);
+    const targets = x.status === "received" && can("report:triage") ? await mergeTargets() : [];
     const kvs = [
       [T("rp.code"), x.tracking_code, "code"],
       [T("rpt.received"), fmtTime(x.received_at)],
@@ -188,7 +195,7 @@
         h("dd", { dataset: field ? { field } : {} }, v)])),
       h("p", { class: "rp-text", id: "rp-description" }, x.description),
       photos(x.photos),
-      can("report:triage") ? actions(x, err) : null,
+      can("report:triage") ? actions(x, targets, err) : null,
       err,
       h("h3", {}, T("ui.timeline")),
       h("ul", { class: "timeline", id: "rp-events" }, (x.events || []).map((e) =>
@@ -204,7 +211,7 @@
 
   // The steps for a report (only with report:triage): on a received report, convert, merge
   // or dismiss; the reward's next statuses as its diagram allows them.
-  function actions(x, err) {
+  function actions(x, targets, err) {
     const forms = [];
     const run = async (btn, fn) => {
       err.textContent = "";
@@ -212,14 +219,14 @@
       try { await fn(); await refresh(); } catch (e) { err.textContent = e.message; btn.disabled = false; }
     };
     const need = (el, key) => { el.classList.add("need"); el.focus(); err.textContent = T(key); };
-    if (x.status === "received") forms.push(convertForm(x, err, run, need), mergeForm(x, run, need),
+    if (x.status === "received") forms.push(convertForm(x, run, need), mergeForm(x, targets, run, need),
       dismissForm(x, run, need));
     const reward = rewardForm(x, run, need);
     if (reward) forms.push(reward);
     return forms.length ? h("div", { class: "rp-actions", id: "rp-actions" }, forms) : null;
   }
 
-  function convertForm(x, err, run, need) {
+  function convertForm(x, run, need) {
     const title = h("input", { id: "rp-cv-title", maxlength: 200, placeholder: T("rpt.title_hint"),
       value: [catText(x.category), x.address].filter(Boolean).join(": ").slice(0, 200) });
     const severity = h("select", { id: "rp-cv-severity" },
@@ -252,20 +259,14 @@
       if (site.value && site.value !== x.site_id) body.site_id = site.value;
       if (node.value && Number(node.value) !== x.jurisdiction_id) body.jurisdiction_id = Number(node.value);
       if (deadline.value) body.deadline = new Date(`${deadline.value}T23:59:00`).toISOString();
-      run(go, async () => {
-        const out = await call(`/reports/${x.id}/convert`, { method: "POST", body });
-        err.textContent = "";
-        rp.converted = out.hazard_id;
-      });
+      run(go, () => call(`/reports/${x.id}/convert`, { method: "POST", body }));
     });
     return form;
   }
 
-  // Merge: the open reports of the list (received, or already a hazard), the same category
-  // first and the nearest first.
-  function mergeForm(x, run, need) {
-    const others = rp.list.filter((r) => r.id !== x.id && !r.merged_into
-      && (r.status === "received" || r.status === "converted"))
+  // Merge: into another open report, the same category first and the nearest first.
+  function mergeForm(x, targets, run, need) {
+    const others = targets.filter((r) => r.id !== x.id)
       .map((r) => ({ r, m: metres(x, r) }))
       .sort((a, b) => ((b.r.category === x.category) - (a.r.category === x.category))
         || ((a.m === null) - (b.m === null)) || (a.m || 0) - (b.m || 0) || b.r.id - a.r.id);

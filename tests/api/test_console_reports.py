@@ -187,6 +187,10 @@ async def test_a_citizen_reports_on_a_phone_and_an_operator_converts_it(world: W
                 await _ok(await public.post("/public/reports", json={
                     "category": "fire_lane", "description": "Van parked in the fire lane",
                     "address": "Old Mill, north gate"}))
+                # the same exit from the hotline, with no place: only triage can merge it
+                await _ok(await public.post("/public/reports", json={
+                    "category": "blocked_exit", "description": "Harbour Tower exit B chained",
+                    "channel": "hotline", "external_ref": "12345-2026-000871"}))
 
             # -- 2. the operator's triage in the console ------------------------------------
             desk = await _login(await browser.new_context(viewport={"width": 1440, "height": 900}),
@@ -199,13 +203,14 @@ async def test_a_citizen_reports_on_a_phone_and_an_operator_converts_it(world: W
                 "els => els.map(e => [Number(e.dataset.reportId), e.dataset.status,"
                 " Number(e.dataset.duplicates)])")
             # waiting for triage first (the newest on top), the merged duplicate after them
-            assert rows == [[first["id"] + 2, "received", 0], [first["id"], "received", 1],
-                            [first["id"] + 1, "merged", 0]], rows
+            van, hotline = first["id"] + 2, first["id"] + 3
+            assert rows == [[hotline, "received", 0], [van, "received", 0],
+                            [first["id"], "received", 1], [first["id"] + 1, "merged", 0]], rows
             table = await desk.inner_text("#rp-table")
             assert PHONE not in table and NAME not in table  # never in a list
             await desk.check("#rp-f-open")  # to triage only
             await desk.wait_for_function(
-                "() => document.querySelectorAll('#rp-table tr[data-report-id]').length === 2")
+                "() => document.querySelectorAll('#rp-table tr[data-report-id]').length === 3")
             await desk.click(f'#rp-table tr[data-report-id="{first["id"]}"]')
             await desk.wait_for_selector(
                 f'#rp-title[data-report-id="{first["id"]}"][data-status="received"]')
@@ -224,10 +229,10 @@ async def test_a_citizen_reports_on_a_phone_and_an_operator_converts_it(world: W
             # a reward only once it is a hazard: for now it can only be refused
             assert await desk.eval_on_selector_all(
                 "#rp-rw-status option", "els => els.map(e => e.value)") == ["refused"]
-            # the merge offers the other open report of the list (the van in the fire lane)
+            # the merge offers the other open reports: the same kind first, the nearest first
             merge_to = await desk.eval_on_selector_all(
                 "#rp-mg-into option", "els => els.map(e => e.value)")
-            assert merge_to == ["", str(first["id"] + 2)], merge_to
+            assert merge_to == ["", str(hotline), str(van)], merge_to
             # convert: the title is needed; the site defaults to the matched one
             assert await desk.input_value("#rp-cv-site") == "s1"
             assert await desk.input_value("#rp-cv-node") == str(ids["grid"])
@@ -261,6 +266,34 @@ async def test_a_citizen_reports_on_a_phone_and_an_operator_converts_it(world: W
                                          "'#rp-detail dd[data-field=reward]') || {}).innerText"
                                          " === 'Granted · ¥200 · first report of a locked exit'")
             assert not await desk.query_selector("#rp-reward-form")  # granted is final
+            # the hotline's report of the same exit joins the converted one, by hand
+            await desk.click(f'#rp-table tr[data-report-id="{hotline}"]')
+            await desk.wait_for_selector(f'#rp-title[data-report-id="{hotline}"]')
+            merge_to = await desk.eval_on_selector_all(
+                "#rp-mg-into option", "els => els.map(e => e.value)")
+            assert merge_to == ["", str(first["id"]), str(van)], merge_to
+            await desk.click("#rp-merge")
+            assert await desk.inner_text("#rp-error") == "Choose the report it duplicates."
+            await desk.select_option("#rp-mg-into", str(first["id"]))
+            await desk.click("#rp-merge")
+            await desk.wait_for_selector(f'#rp-title[data-report-id="{hotline}"][data-status="merged"]')
+            assert await desk.inner_text('#rp-detail [data-field="merged-into"]') == f"#{first['id']}"
+            # the van: dismissed, with the reason required
+            await desk.click(f'#rp-table tr[data-report-id="{van}"]')
+            await desk.wait_for_selector(f'#rp-title[data-report-id="{van}"]')
+            await desk.click("#rp-dismiss")
+            assert await desk.inner_text("#rp-error") == "Why it is not a hazard (required)"
+            await desk.fill("#rp-ds-reason", "Loading bay, not a fire lane")
+            await desk.click("#rp-dismiss")
+            await desk.wait_for_selector(f'#rp-title[data-report-id="{van}"][data-status="dismissed"]')
+            assert await desk.inner_text('#rp-detail [data-field="dismiss-reason"]') == (
+                "Loading bay, not a fire lane")
+            await desk.wait_for_selector("#rp-empty")  # nothing left to triage
+            await desk.uncheck("#rp-f-open")
+            await desk.wait_for_selector(f'#rp-table tr[data-report-id="{first["id"]}"]'
+                                         '[data-status="converted"][data-duplicates="2"]')
+            await desk.click(f'#rp-table tr[data-report-id="{first["id"]}"]')
+            await desk.wait_for_selector(f'#rp-title[data-report-id="{first["id"]}"]')
             await desk.screenshot(path=str(SHOTS / "console-reports.png"), full_page=True)
             async with world.client("operator") as op:
                 hazard = await _ok(await op.get(f"/hazards/{hazard_id}"), 200)
@@ -270,6 +303,7 @@ async def test_a_citizen_reports_on_a_phone_and_an_operator_converts_it(world: W
             assert hazard["files_before"] == first["photos"]
             assert (stored["reward_status"], stored["reward_amount"]) == ("granted", 200.0)
             assert stored["events"][1]["note"] == "Confirmed by phone with the reporter"
+            assert stored["duplicates"] == 2
 
             # a site manager of Harbour Tower reads the report, without the contact or a step
             manager = await _login(await browser.new_context(viewport={"width": 1280, "height": 800}),
