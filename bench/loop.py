@@ -22,6 +22,8 @@ from typing import Any
 from bench import records
 from bench.support import fresh_database
 from firetower import db
+from firetower.alarm_store import AlarmKey, AlarmStore, Occurrence
+from firetower.alarms import AlarmClass
 from firetower.settings import Settings
 from hazards.policy import DEFAULT_POLICY
 from hazards.sweep import SweepReport, sweep
@@ -60,12 +62,23 @@ async def _seed(url: str, sites: int, alarms: int, hazards: int, now: datetime) 
             "INSERT INTO devices (id, kind, site_id) SELECT 'dev-' || i, 'alarm_panel',"
             " 'site-' || (1 + i % $2) FROM generate_series(1, $1) i", alarms, sites)
         since = now - timedelta(days=4)
-        await conn.execute(
-            "INSERT INTO alarms (device_id, site_id, type, class, priority, state, raised_at,"
-            " last_at) SELECT 'dev-' || i, 'site-' || (1 + i % $2),"
-            " CASE WHEN i % 2 = 0 THEN 'panel.fault' ELSE 'offline' END,"
-            " CASE WHEN i % 2 = 0 THEN 'fault' ELSE 'offline' END, 3, 'active', $3, $3"
-            " FROM generate_series(1, $1) i", alarms, sites, since)
+        # the backlog's alarms through the one alarm write path, as the rule engine raises them
+        pool = await db.create_pool(url, min_size=4, max_size=8)
+        try:
+            store = AlarmStore(pool)
+
+            async def raise_one(i: int) -> None:
+                cls = AlarmClass.FAULT if i % 2 == 0 else AlarmClass.OFFLINE
+                await store.raise_or_recur(Occurrence(
+                    AlarmKey(f"dev-{i}", "", "panel.fault" if i % 2 == 0 else "offline"), cls,
+                    since, site_id=f"site-{1 + i % sites}", received_at=since,
+                    reason="bench: backlog"))
+
+            for start in range(1, alarms + 1, 200):
+                await asyncio.gather(*(raise_one(i) for i in range(start,
+                                                                   min(start + 200, alarms + 1))))
+        finally:
+            await pool.close()
         await conn.execute(
             "INSERT INTO hazards (source, title, severity, state, site_id, jurisdiction_id,"
             " owner_id, deadline, found_at) SELECT 'manual', 'Exit blocked ' || i, 'general',"
