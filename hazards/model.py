@@ -33,6 +33,12 @@ class Severity(StrEnum):
     MAJOR = "major"      # 重大隐患: listed for supervision (挂牌督办) at once
 
 
+# Hazard categories (the console labels each): where a report's, a rule's or a patrol item's
+# category lands.
+CATEGORIES = ("evacuation", "fire_lane", "fire_equipment", "electrical", "ebike", "fire_load",
+              "management", "false_alarms", "maintenance", "other")
+
+
 class HazardState(StrEnum):
     FOUND = "found"
     NOTIFIED = "notified"        # the responsible unit was told (抄告); waits for the receipt

@@ -24,6 +24,7 @@ from firetower.webhooks.secretbox import SealError, SecretBox
 from hazards import file_records
 from hazards.model import HazardDraft, Severity, Source
 from hazards.reports import (
+    HAZARD_CATEGORY,
     MERGE_TARGETS,
     SITE_MATCH_M,
     Candidate,
@@ -387,7 +388,7 @@ async def convert(conn: Conn, actor: str, report_id: int, how: Conversion, *,
             source=Source.PUBLIC_REPORT, title=how.title,
             site_id=how.site_id or row["site_id"], unit_id=how.unit_id,
             jurisdiction_id=how.jurisdiction_id or row["jurisdiction_id"],
-            description=description[:4000], category=row["category"],
+            description=description[:4000], category=HAZARD_CATEGORY[row["category"]],
             legal_basis=how.legal_basis, severity=how.severity, deadline=how.deadline,
             source_ref=f"report:{report_id}", files_before=tuple(row["photos"]))
         hazard_id = await create_hazard(conn, actor, draft, now=now)

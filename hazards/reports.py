@@ -22,6 +22,10 @@ from enum import StrEnum
 
 CATEGORIES = ("blocked_exit", "fire_lane", "fire_equipment", "electrical", "ebike_charging",
               "flammables", "other")
+# A report's category -> the hazard category it becomes (hazards.model.CATEGORIES).
+HAZARD_CATEGORY = {"blocked_exit": "evacuation", "fire_lane": "fire_lane",
+                   "fire_equipment": "fire_equipment", "electrical": "electrical",
+                   "ebike_charging": "ebike", "flammables": "fire_load", "other": "other"}
 CHANNELS = ("web", "hotline", "api")
 
 # The duplicate rule's defaults: a report within MERGE_RADIUS_M metres and MERGE_WINDOW of an
@@ -118,9 +122,14 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def bounding_box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
     """(min lat, max lat, min lon, max lon) that holds every point within radius_m: the
     database's prefilter before `haversine_m` decides."""
-    dlat = math.degrees(radius_m / EARTH_RADIUS_M)
+    # The widest longitude a point within the radius reaches is asin(sin(d) / cos(lat)), a
+    # little more than d / cos(lat); both spans get one part in a million more, so a point on
+    # the circle is inside whatever the rounding.
+    d = radius_m / EARTH_RADIUS_M * (1 + 1e-6)
+    dlat = math.degrees(d)
     cos = math.cos(math.radians(lat))
-    dlon = 180.0 if cos < 1e-6 else min(180.0, dlat / cos)
+    s = math.sin(min(d, math.pi / 2))
+    dlon = 180.0 if s >= cos else min(180.0, math.degrees(math.asin(s / cos)) * (1 + 1e-6))
     return max(-90.0, lat - dlat), min(90.0, lat + dlat), lon - dlon, lon + dlon
 
 

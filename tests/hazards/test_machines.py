@@ -206,3 +206,15 @@ def test_policy_file_is_checked_whole() -> None:
                 {"false_alarms_per_day": 0}, {"listing_levels": "district"}):
         with pytest.raises(PolicyError):
             from_mapping(bad)
+
+
+def test_the_console_labels_every_hazard_category() -> None:
+    import json
+    from pathlib import Path
+
+    from hazards.model import CATEGORIES
+
+    labels = json.loads((Path(__file__).resolve().parents[2] / "api" / "static"
+                         / "labels.json").read_text())
+    for lang in ("en", "zh"):
+        assert [c for c in CATEGORIES if f"hz.category.{c}" not in labels[lang]] == [], lang

@@ -273,3 +273,11 @@ def test_one_address_is_held_to_its_burst_and_rate() -> None:
     clock.now += 600
     assert throttle.report("a") is None
     assert throttle.lookup("a") == 0
+
+
+def test_every_report_category_lands_on_a_hazard_category() -> None:
+    from hazards.model import CATEGORIES as HAZARD_CATEGORIES
+    from hazards.reports import CATEGORIES, HAZARD_CATEGORY
+
+    assert set(HAZARD_CATEGORY) == set(CATEGORIES)
+    assert set(HAZARD_CATEGORY.values()) <= set(HAZARD_CATEGORIES)
