@@ -15,6 +15,9 @@ Phone = Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9+() -]*$"
 FileId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Files = Annotated[list[FileId], Field(max_length=20)]
 RowId = Annotated[int, Field(ge=1, le=MAX_ID), NotBool]
+# hazards.model.CATEGORIES, or none (a test keeps the two equal)
+HazardCategory = Literal["", "evacuation", "fire_lane", "fire_equipment", "electrical", "ebike",
+                         "fire_load", "management", "false_alarms", "maintenance", "other"]
 
 HazardSourceIn = Literal["manual", "department", "alarm", "inspection"]
 SeverityName = Literal["general", "major"]
@@ -33,7 +36,7 @@ class HazardCreate(Strict):  # record a hazard (a person does; rules and patrols
     unit_id: RowId | None = None
     jurisdiction_id: RowId | None = None
     description: LongText = ""
-    category: Short = ""
+    category: HazardCategory = ""
     legal_basis: Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")] = ""
     severity: SeverityName = "general"
     deadline: datetime | None = None

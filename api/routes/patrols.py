@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, Field, StrictBool, StringConstra
 
 from api.deps import PoolDep, Principal, require
 from api.errors import ApiError, Conflict, NotFound, Unprocessable, responses
+from api.hazard_schemas import HazardCategory
 from api.org_schemas import Absent, Day, Page, Partial
 from api.permissions import Permission
 from api.routes.stats import TIME_ZONES
@@ -43,7 +44,7 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # ... and not before this
 
 ItemId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 ItemText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
-Category = Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00]*$")]
+Category = HazardCategory  # a failed item becomes a hazard of this category
 Basis = Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")]
 Note = Annotated[str, StringConstraints(max_length=1000, pattern=r"^[^\x00]*$")]
 LongText = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\x00]*$")]

@@ -467,8 +467,8 @@
     const desc = h("textarea", { id: "new-description", rows: 3, maxlength: 4000 });
     const severity = h("select", { id: "new-severity" },
       ["general", "major"].map((s) => h("option", { value: s }, L("hz.severity", s))));
-    const category = h("select", { id: "new-category" }, ["", "evacuation", "fire_equipment",
-      "electrical", "fire_load", "management", "other"].map((c) =>
+    const category = h("select", { id: "new-category" }, ["", "evacuation", "fire_lane",
+      "fire_equipment", "electrical", "ebike", "fire_load", "management", "other"].map((c) =>
       h("option", { value: c }, c ? L("hz.category", c) : "—")));
     const deadline = h("input", { id: "new-deadline", type: "date" });
     const photo = h("input", { id: "new-photo", type: "file", accept: "image/*",

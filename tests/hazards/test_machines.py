@@ -218,3 +218,12 @@ def test_the_console_labels_every_hazard_category() -> None:
                          / "labels.json").read_text())
     for lang in ("en", "zh"):
         assert [c for c in CATEGORIES if f"hz.category.{c}" not in labels[lang]] == [], lang
+
+
+def test_the_api_takes_exactly_the_hazard_categories() -> None:
+    from typing import get_args
+
+    from api.hazard_schemas import HazardCategory
+    from hazards.model import CATEGORIES
+
+    assert get_args(HazardCategory) == ("", *CATEGORIES)
