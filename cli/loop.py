@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    from firetower import db
+    from firetower import db, heartbeat
     from hazards.policy import PolicyError, from_env
     from hazards.sweep import sweep
 
@@ -44,10 +44,11 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
         except Exception as exc:
             return unavailable_at_start("loop", exc, log)
-        backoff = db.Backoff(0.5, 30.0)
+        backoff = db.Backoff(0.5, 10.0)  # well under a stale heartbeat (60 s)
         print("loop ready", flush=True)
         try:
             while True:
+                heartbeat.beat()  # from the loop that does the work: a stuck sweep stops it
                 try:
                     report = await sweep(pool, policy=policy)
                 except Exception as exc:
@@ -65,7 +66,13 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
                              len(set(report.hazards_recorded)), len(report.escalated))
                 if args.once:
                     return 0
-                await asyncio.sleep(policy.sweep_interval_s)
+                # between sweeps, awake at least every 10 s to beat: a long interval in the
+                # policy is not a hang
+                left = policy.sweep_interval_s
+                while left > 0:
+                    await asyncio.sleep(min(left, 10.0))
+                    left -= 10.0
+                    heartbeat.beat()
         finally:
             await pool.close()
 

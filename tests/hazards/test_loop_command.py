@@ -69,3 +69,28 @@ async def test_a_bad_policy_file_stops_it_at_start(clean_db: Database, tmp_path:
     done = _loop(clean_db, FIRETOWER_HAZARD_POLICY=str(policy))
     assert done.returncode == 78
     assert "unknown hazard policy keys: offline_hazard_hours" in done.stderr
+
+
+async def test_it_beats_its_heartbeat_while_it_sweeps(clean_db: Database, tmp_path: Path) -> None:
+    """`firetower run` restarts a child whose heartbeat file goes stale: the loop touches it
+    from its sweep loop, sweep after sweep."""
+    from tests.helpers import eventually
+
+    beat = tmp_path / "loop.beat"
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"sweep_interval_s": 1}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "firetower", "loop", "--no-migrate"],
+        env={**os.environ, "FIRETOWER_ENV": "test", "FIRETOWER_DATABASE_URL": clean_db.url,
+             "FIRETOWER_SECRET_KEY": TEST_SECRET, "FIRETOWER_HEARTBEAT_FILE": str(beat),
+             "FIRETOWER_HAZARD_POLICY": str(policy)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT)
+    try:
+        first = await eventually(lambda: beat.exists() and beat.stat().st_mtime, timeout=60,
+                                 what="a first heartbeat")
+        await eventually(lambda: beat.stat().st_mtime > first, timeout=30,
+                         what="a later heartbeat")
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(30)
