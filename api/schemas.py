@@ -71,6 +71,14 @@ class Token(BaseModel):  # OAuth2 token response
     expires_in: int
 
 
+# scope_kind and scope_id go together (api/users.check_scope_target), stated in the document
+_SCOPE_PAIR = [
+    {"if": {"required": ["scope_id"], "properties": {"scope_id": {"type": "integer"}}},
+     "then": {"required": ["scope_kind"], "properties": {"scope_kind": {"type": "string"}}}},
+    {"if": {"required": ["scope_kind"], "properties": {"scope_kind": {"type": "string"}}},
+     "then": {"required": ["scope_id"], "properties": {"scope_id": {"type": "integer"}}}}]
+
+
 class UserCreate(Strict):  # admin creates a user
     # What api.users.add_user requires besides the types, stated in the document too.
     model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
@@ -80,7 +88,7 @@ class UserCreate(Strict):  # admin creates a user
          "then": {"anyOf": [
              {"required": ["site_ids"],
               "properties": {"site_ids": {"type": "array", "minItems": 1}}},
-             {"required": ["scope_kind", "scope_id"]}]}}]})
+             {"required": ["scope_kind", "scope_id"]}]}}, *_SCOPE_PAIR]})
 
     name: UserName
     role: Role
@@ -92,6 +100,8 @@ class UserCreate(Strict):  # admin creates a user
 
 
 class UserUpdate(Strict):  # admin changes role, scope, password or disables a user
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": _SCOPE_PAIR})
+
     role: Role | None = None
     password: Annotated[str, StringConstraints(min_length=8, max_length=200)] | None = None
     site_ids: list[Id] | None = None

@@ -127,7 +127,10 @@ async def url_refusal(url: str, allowed: Iterable[IPNetwork] = (),
                       resolve_s: float = REGISTRATION_RESOLVE_S) -> str | None:
     """At registration: why a webhook may not be sent to `url`, or None. A host that does not
     resolve (yet) is not refused here; deliveries check every connection anyway."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "Invalid IPv6 URL": an unbalanced bracket in the host
+        return "give an http:// or https:// URL with a host"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "give an http:// or https:// URL with a host"
     try:

@@ -109,6 +109,7 @@ def test_an_allowed_address_is_global_unicast(address: ipaddress.IPv4Address |
     ("http://127.0.0.1/", True), ("https://[::1]:8443/", True), ("http://127.1/", True),
     ("http://2130706433/", True), ("http://0x7f000001/", True), ("http://169.254.169.254/", True),
     ("ftp://example.com/", True), ("http:///nohost", True),
+    ("http://\x1d]x/", True), ("http://[::1/", True),  # unbalanced brackets: no URL at all
     ("https://gateway.invalid/hook", False),  # does not resolve: checked at delivery instead
     ("https://8.8.8.8/hook", False),
 ])
