@@ -11,6 +11,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     StrictBool,
     StringConstraints,
     field_validator,
@@ -72,7 +73,7 @@ class Token(BaseModel):  # OAuth2 token response
 
 
 # scope_kind and scope_id go together (api/users.check_scope_target), stated in the document
-_SCOPE_PAIR = [
+_SCOPE_PAIR: list[JsonValue] = [
     {"if": {"required": ["scope_id"], "properties": {"scope_id": {"type": "integer"}}},
      "then": {"required": ["scope_kind"], "properties": {"scope_kind": {"type": "string"}}}},
     {"if": {"required": ["scope_kind"], "properties": {"scope_kind": {"type": "string"}}},
