@@ -16,6 +16,10 @@ class UserError(ValueError):
     pass
 
 
+class UserTargetMissing(UserError):
+    """The jurisdiction, department, unit or company a user is attached to does not exist."""
+
+
 USER_COLS = "id, name, role, site_ids, scope_kind, scope_id, active"
 
 
@@ -30,7 +34,7 @@ async def check_scope_target(conn: asyncpg.Connection | PoolConnectionProxy | as
     if (scope_kind is None) != (scope_id is None):
         raise UserError("scope_kind and scope_id go together")
     if scope_kind is not None and not await scope_target_exists(conn, scope_kind, scope_id):
-        raise UserError(f"{scope_kind} {scope_id} does not exist")
+        raise UserTargetMissing(f"{scope_kind} {scope_id} does not exist")
 
 
 async def add_user(conn: asyncpg.Connection | PoolConnectionProxy | asyncpg.Pool, name: str, role: Role,

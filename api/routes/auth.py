@@ -42,7 +42,14 @@ from api.schemas import (
 )
 from api.security import create_token, new_api_key
 from api.throttle import retry_after_s
-from api.users import USER_COLS, UserError, add_user, check_scope, check_scope_target
+from api.users import (
+    USER_COLS,
+    UserError,
+    UserTargetMissing,
+    add_user,
+    check_scope,
+    check_scope_target,
+)
 from org.store import audit
 
 log = logging.getLogger(__name__)
@@ -129,6 +136,8 @@ async def create_user(body: UserCreate, admin: Admin, pool: PoolDep,
             row = await add_user(conn, body.name, body.role, body.password, body.site_ids,
                                  password_hash=pw_hash, scope_kind=body.scope_kind,
                                  scope_id=body.scope_id)
+        except UserTargetMissing as exc:  # a body naming what is not there: 404
+            raise NotFound(str(exc)) from None
         except UserError as exc:
             raise Unprocessable(str(exc)) from None
         await audit(conn, actor(admin), "create", "user", row["id"], None, row)
@@ -151,8 +160,11 @@ async def update_user(user_id: int, body: UserUpdate, admin: Admin, pool: PoolDe
             raise NotFound("user not found")
         role = Role(fields.get("role") or row["role"])
         sites = fields["site_ids"] if "site_ids" in fields else row["site_ids"]
-        scope_kind = fields["scope_kind"] if "scope_kind" in fields else row["scope_kind"]
-        scope_id = fields["scope_id"] if "scope_id" in fields else row["scope_id"]
+        # the pair changes together: one of them null alone clears the organisation scope
+        if "scope_kind" in fields or "scope_id" in fields:
+            scope_kind, scope_id = fields.get("scope_kind"), fields.get("scope_id")
+        else:
+            scope_kind, scope_id = row["scope_kind"], row["scope_id"]
         if user_id == admin.id and role.value != row["role"]:
             raise Forbidden("you may not change your own role")
         if user_id == admin.id and fields.get("active") is False:
@@ -162,6 +174,8 @@ async def update_user(user_id: int, body: UserUpdate, admin: Admin, pool: PoolDe
         _check_grant(admin, sites, scope_kind)
         try:
             await check_scope_target(conn, scope_kind, scope_id)
+        except UserTargetMissing as exc:
+            raise NotFound(str(exc)) from None
         except UserError as exc:
             raise Unprocessable(str(exc)) from None
         try:

@@ -137,3 +137,25 @@ async def test_refresh_renews_a_valid_token_only(world: World) -> None:
         assert r.status_code == 401 and "bearer" in r.json()["detail"]
     async with world.client("operator") as c:  # a disabled user cannot renew
         assert (await c.post("/auth/refresh")).status_code == 401
+
+
+async def test_the_organisation_scope_changes_as_a_pair(world: World) -> None:
+    """scope_kind and scope_id go together: one of them null alone clears both; an
+    organisation that does not exist is 404, like any body naming what is not there."""
+    async with world.client("admin") as admin:
+        r = await admin.post("/jurisdictions", json={"code": "350100", "name": "Fuzhou",
+                                                     "level": "city"})
+        assert r.status_code == 201, r.text
+        node = r.json()["id"]
+        uid = world.ids["operator"]
+        r = await admin.patch(f"/users/{uid}", json={"scope_kind": "jurisdiction",
+                                                            "scope_id": node})
+        assert r.status_code == 200 and (r.json()["scope_kind"], r.json()["scope_id"]) == (
+            "jurisdiction", node), r.text
+        r = await admin.patch(f"/users/{uid}", json={"scope_kind": None})
+        assert r.status_code == 200 and (r.json()["scope_kind"], r.json()["scope_id"]) == (
+            None, None), r.text
+        r = await admin.patch(f"/users/{uid}", json={"scope_kind": "unit", "scope_id": 10**9})
+        assert r.status_code == 404 and "does not exist" in r.json()["detail"]
+        r = await admin.patch(f"/users/{uid}", json={"scope_id": node})
+        assert r.status_code == 422  # the document says so too: no kind
