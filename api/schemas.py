@@ -89,7 +89,9 @@ class UserCreate(Strict):  # admin creates a user
          "then": {"anyOf": [
              {"required": ["site_ids"],
               "properties": {"site_ids": {"type": "array", "minItems": 1}}},
-             {"required": ["scope_kind", "scope_id"]}]}}, *_SCOPE_PAIR]})
+             {"required": ["scope_kind", "scope_id"],
+              "properties": {"scope_kind": {"type": "string"},
+                             "scope_id": {"type": "integer"}}}]}}, *_SCOPE_PAIR]})
 
     name: UserName
     role: Role
