@@ -9,11 +9,8 @@ log names who acted: `user:<name>`, `rule:<rule>`, `public`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from hazards.escalation import Node, escalation, listing_for
 from hazards.model import (
@@ -26,19 +23,11 @@ from hazards.model import (
     transition,
 )
 from hazards.policy import DEFAULT_POLICY, HazardPolicy
-
-# A connection of the centre (firetower.db): its JSON codec encodes the jsonb columns.
-Conn = asyncpg.Connection | PoolConnectionProxy
+from hazards.refusal import Conn, Refused, now_or
 
 
-class HazardRefused(ValueError):
-    """A request the loop cannot take, with the reason (the API answers 409 or 422)."""
-
-    def __init__(self, message: str, *, conflict: bool = False,
-                 allowed: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.conflict = conflict
-        self.allowed = allowed or []
+class HazardRefused(Refused):
+    """A request the hazard loop cannot take (hazards/refusal.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +35,6 @@ class StepResult:
     id: int
     from_state: HazardState
     to_state: HazardState
-
-
-def _now(now: datetime | None) -> datetime:
-    return now if now is not None else datetime.now(UTC)
 
 
 async def node_path(conn: Conn, node_id: int | None) -> list[Node]:
@@ -79,7 +64,7 @@ async def create_hazard(conn: Conn, actor: str, draft: HazardDraft, *,
     a second draft with the same reference answers the first hazard's id and writes nothing.
     Where it lies defaults from the site (its unit, its node); the deadline from the severity.
     """
-    t = _now(now)
+    t = now_or(now)
     if draft.deadline is not None and draft.deadline <= t:
         raise HazardRefused("the deadline is in the past")
     async with conn.transaction():
@@ -149,12 +134,12 @@ async def step(conn: Conn, hazard_id: int, trigger: Trigger, actor: str, *, note
     triggers) when the state does not allow it; a rejection or a submission without a note,
     a submission without a photo (policy), and a verification by the one who submitted it
     are refused too."""
-    t = _now(now)
+    t = now_or(now)
     async with conn.transaction():
         row = await conn.fetchrow(
             "SELECT state, submitted_by FROM hazards WHERE id = $1 FOR UPDATE", hazard_id)
         if row is None:
-            raise HazardRefused(f"hazard {hazard_id} not found")
+            raise HazardRefused(f"hazard {hazard_id} not found", missing=True)
         state = HazardState(row["state"])
         try:
             new = transition(state, trigger)
@@ -188,7 +173,7 @@ async def step(conn: Conn, hazard_id: int, trigger: Trigger, actor: str, *, note
 async def set_deadline(conn: Conn, hazard_id: int, deadline: datetime, actor: str, note: str,
                        *, now: datetime | None = None) -> None:
     """A supervisor moves the deadline (an extension granted, 延期); never into the past."""
-    t = _now(now)
+    t = now_or(now)
     if deadline <= t:
         raise HazardRefused("the deadline is in the past")
     if not note.strip():
@@ -197,7 +182,7 @@ async def set_deadline(conn: Conn, hazard_id: int, deadline: datetime, actor: st
         old = await conn.fetchrow("SELECT deadline, state FROM hazards WHERE id = $1 FOR UPDATE",
                                   hazard_id)
         if old is None:
-            raise HazardRefused(f"hazard {hazard_id} not found")
+            raise HazardRefused(f"hazard {hazard_id} not found", missing=True)
         if HazardState(old["state"]) not in OWING:
             raise HazardRefused("the deadline of a hazard already submitted cannot change",
                                 conflict=True)
@@ -212,7 +197,7 @@ async def escalate_due(conn: Conn, *, now: datetime | None = None,
                        policy: HazardPolicy = DEFAULT_POLICY, limit: int = 500) -> list[int]:
     """Escalate every overdue hazard once for its deadline; the ids escalated. Each hazard in
     its own transaction under its row lock, so two sweeps at once escalate it once."""
-    t = _now(now)
+    t = now_or(now)
     ids = [r["id"] for r in await conn.fetch(
         "SELECT id FROM hazards WHERE state = ANY($1::text[]) AND deadline < $2"
         " AND escalated_for IS DISTINCT FROM deadline ORDER BY deadline LIMIT $3",

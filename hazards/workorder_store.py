@@ -9,13 +9,11 @@ cleared (the device reported normal). People respond, report repairs and decide.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
-
 from hazards.policy import DEFAULT_POLICY, HazardPolicy
+from hazards.refusal import Conn, Refused, now_or
 from hazards.workorders import (
     InvalidOrderTransition,
     OpenAlarm,
@@ -26,16 +24,9 @@ from hazards.workorders import (
     sla,
 )
 
-# A connection of the centre (firetower.db): its JSON codec encodes the jsonb columns.
-Conn = asyncpg.Connection | PoolConnectionProxy
 
-
-class OrderRefused(ValueError):
-    def __init__(self, message: str, *, conflict: bool = False,
-                 allowed: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.conflict = conflict
-        self.allowed = allowed or []
+class OrderRefused(Refused):
+    """A request the work order cannot take (hazards/refusal.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +34,6 @@ class OrderStep:
     id: int
     from_state: OrderState
     to_state: OrderState
-
-
-def _now(now: datetime | None) -> datetime:
-    return now if now is not None else datetime.now(UTC)
 
 
 async def _event(conn: Conn, order_id: int, kind: str, actor: str, *,
@@ -73,7 +60,7 @@ async def open_orders(conn: Conn, *, now: datetime | None = None,
                       policy: HazardPolicy = DEFAULT_POLICY, limit: int = 1000) -> list[int]:
     """Open a work order for each open repair-class alarm that has none; the new order ids.
     Idempotent: one order per alarm (a unique alarm_id), whoever sweeps at once."""
-    t = _now(now)
+    t = now_or(now)
     grace = timedelta(seconds=policy.work_order_grace_s)
     rows = await conn.fetch(_CANDIDATES_SQL, list(policy.sla), t - grace, limit)
     opened: list[int] = []
@@ -128,7 +115,7 @@ async def close_normal(conn: Conn, *, now: datetime | None = None,
     """Close every open order whose alarm has cleared: the device reported normal (the rule
     engine clears an alarm only on the device's own normal readings or its return online).
     An alarm closed by an operator without clearing does not close the order."""
-    t = _now(now)
+    t = now_or(now)
     rows = await conn.fetch(
         "SELECT w.id, a.cleared_at FROM work_orders w JOIN alarms a ON a.id = w.alarm_id"
         " WHERE w.state <> 'closed' AND a.cleared_at IS NOT NULL ORDER BY w.id LIMIT $1", limit)
@@ -155,14 +142,14 @@ async def step(conn: Conn, order_id: int, trigger: OrderTrigger, actor: str, *,
                note: str = "", files: tuple[str, ...] = (),
                now: datetime | None = None) -> OrderStep:
     """One step of an order. A decision needs a reason; a repair report needs a note."""
-    t = _now(now)
+    t = now_or(now)
     if trigger in (OrderTrigger.DECIDE, OrderTrigger.REPAIR) and not note.strip():
         raise OrderRefused(f"'{trigger.value}' needs a note (what was done, or why it closes)")
     async with conn.transaction():
         row = await conn.fetchrow(
             "SELECT state, responded_at FROM work_orders WHERE id = $1 FOR UPDATE", order_id)
         if row is None:
-            raise OrderRefused(f"work order {order_id} not found")
+            raise OrderRefused(f"work order {order_id} not found", missing=True)
         state = OrderState(row["state"])
         try:
             new = order_transition(state, trigger)

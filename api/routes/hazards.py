@@ -12,17 +12,15 @@ of a site the caller does not see, or of a node or unit outside its scope, answe
 - `PUT /hazards/{id}/deadline`: a supervisor moves the deadline, with a reason.
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Path, Query, status
 
-from api.attachments import check_attachable
+from api.attachments import check_attachable, refusals
 from api.deps import PoolDep, Principal, require
-from api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from api.errors import Forbidden, NotFound, Unprocessable
 from api.hazard_schemas import (
     DeadlineChange,
     HazardCreate,
@@ -67,18 +65,6 @@ POLICY = from_env()
 
 def who(user: Principal) -> str:
     return f"user:{user.name}"
-
-
-@asynccontextmanager
-async def refusals() -> AsyncIterator[None]:
-    try:
-        yield
-    except store.HazardRefused as exc:
-        if exc.conflict:
-            raise Conflict(str(exc)) from None
-        if "not found" in str(exc):
-            raise NotFound(str(exc)) from None
-        raise Unprocessable(str(exc)) from None
 
 
 class Visibility:

@@ -12,17 +12,15 @@ of the sites under their contracts.
   month per transmitting device, counted from the test-mode fire alarms already stored.
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Path, Query, status
 
-from api.attachments import check_attachable
+from api.attachments import check_attachable, refusals
 from api.deps import PoolDep, Principal, require
-from api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from api.errors import Forbidden, NotFound
 from api.hazard_schemas import (
     MaintenanceRecordCreate,
     MaintenanceRecordPublic,
@@ -59,18 +57,6 @@ Month = Annotated[str, Query(pattern=r"^(19|20)\d{2}-(0[1-9]|1[0-2])$")]  # 1900
 REQUIRED_TRANSMISSION_TESTS = 2
 # the devices that transmit a building's fire signals to the centre
 TRANSMITTING_KINDS = ("alarm_panel",)
-
-
-@asynccontextmanager
-async def refusals() -> AsyncIterator[None]:
-    try:
-        yield
-    except store.OrderRefused as exc:
-        if exc.conflict:
-            raise Conflict(str(exc)) from None
-        if "not found" in str(exc):
-            raise NotFound(str(exc)) from None
-        raise Unprocessable(str(exc)) from None
 
 
 _SELECT = """
