@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from hazards.files import FILE_ID_RE, CheckedFile, Storage, new_file_id, store
+from hazards.refusal import Conn
 
-Conn = asyncpg.Connection | PoolConnectionProxy
 Reader = Conn | asyncpg.Pool
 PUBLIC = "public"  # uploaded_by of a public report's photos
 

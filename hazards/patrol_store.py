@@ -14,18 +14,15 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from hazards import inspections as ins
 from hazards import patrols as pt
 from hazards.model import HazardDraft, Source
+from hazards.refusal import Conn, now_or
 from hazards.store import create_hazard
 
-Conn = asyncpg.Connection | PoolConnectionProxy
 TOKEN_BYTES = 32
 
 
@@ -48,10 +45,6 @@ def new_token() -> str:
 
 def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
-
-
-def _now(now: datetime | None) -> datetime:
-    return now if now is not None else datetime.now(UTC)
 
 
 def _jsonish(value: Any) -> Any:
@@ -240,7 +233,7 @@ async def check_in(conn: Conn, actor: str, data: CheckinInput, *,
     """Record a visit to the checkpoint the token names (404 unless it is at one of `sites`;
     None: every site), with its flags, and a hazard for each failed checklist item, all in one
     transaction. A repeated `client_ref` answers the first visit and records nothing."""
-    t = _now(now)
+    t = now_or(now)
     cp = await conn.fetchrow(_CHECKPOINT_SQL, token_digest(data.token))
     if cp is None or (sites is not None and cp["site_id"] not in sites):
         raise PatrolNotFound("checkpoint not found")
@@ -419,7 +412,7 @@ async def make_draw(conn: Conn, actor: str, req: DrawRequest, *, units: frozense
                     now: datetime | None = None) -> int:
     """Draw, record the draw (append-only) and one task per drawn unit; the draw's id.
     `units`: the units the caller sees (None: all)."""
-    t = _now(now)
+    t = now_or(now)
     _check_items(req.checklist)
     cands = await candidates(conn, req.jurisdiction_id, units,
                              t - timedelta(days=req.history_days), t)
@@ -465,7 +458,7 @@ async def record_results(conn: Conn, actor: str, task_id: int, results: Iterable
                          now: datetime | None = None) -> list[int]:
     """The inspection's results; a hazard for each failed item (at the item's site, else
     the unit's), in the same transaction. Refused once published (409)."""
-    t = _now(now)
+    t = now_or(now)
     results = list(results)
     async with conn.transaction():
         task = await conn.fetchrow(
@@ -510,7 +503,7 @@ async def record_results(conn: Conn, actor: str, task_id: int, results: Iterable
 
 async def publish(conn: Conn, actor: str, task_id: int, summary: str,
                   now: datetime | None = None) -> None:
-    t = _now(now)
+    t = now_or(now)
     async with conn.transaction():
         task = await conn.fetchrow("SELECT state, published FROM inspection_tasks WHERE id = $1 "
                                    "FOR UPDATE", task_id)

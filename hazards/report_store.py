@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from firetower.webhooks.secretbox import SealError, SecretBox
 from hazards import file_records
 from hazards.model import HazardDraft, Severity, Source
+from hazards.refusal import Conn
 from hazards.reports import (
     HAZARD_CATEGORY,
     MERGE_TARGETS,
@@ -40,7 +40,6 @@ from hazards.reports import (
     step,
 )
 
-Conn = asyncpg.Connection | PoolConnectionProxy
 Reader = Conn | asyncpg.Pool
 PUBLIC_ACTOR = "public"
 MAX_CANDIDATES = 500   # earlier reports the duplicate rule looks at, nearest in time first
