@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "broker": ("cli.broker", "run Mosquitto with the project's configuration"),
     "dispatch": ("cli.dispatch", "deliver alarm webhooks to dispatch systems"),
     "loop": ("cli.loop", "run the hazard loop: work orders, hazard rules, escalation"),
+    "notify": ("cli.notify", "send notifications: policies, escalation, duty rosters, watch windows"),
     "localdb": ("cli.localdb",
                 "the private PostgreSQL of the demo and the tests (start|stop|status|url)"),
 }

@@ -213,6 +213,7 @@ def _services(args: argparse.Namespace, p: Plan) -> dict[str, list[str]]:
     if importlib.util.find_spec("dispatch") is not None:
         services["dispatch"] = [*me, "dispatch"]
     services["loop"] = [*me, "loop"]
+    services["notify"] = [*me, "notify"]
     if not args.no_simulator:
         services["simulate"] = [*me, "simulate", "--register", "--quiet", "--confirm-events",
                                 "--sites", str(args.sites), "--per-kind", str(args.per_kind)]

@@ -167,6 +167,7 @@ CREATE TABLE notify_jobs (
     prompt_id       bigint REFERENCES work_prompts (id) ON DELETE CASCADE,
     step            integer NOT NULL DEFAULT 0,
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    attempts        integer NOT NULL DEFAULT 0,
     done_at         timestamptz,
     error           text
 );
@@ -183,7 +184,10 @@ CREATE TABLE notify_messages (
     name            text NOT NULL DEFAULT '',
     contact_id      bigint REFERENCES notify_contacts (id) ON DELETE SET NULL,
     channel         text NOT NULL,
+    address         bytea NOT NULL,             -- sealed, as resolved when the job was done
+    secret          bytea,                      -- sealed robot signing secret
     shown           text NOT NULL DEFAULT '',   -- redacted address
+    priority        smallint NOT NULL DEFAULT 5,  -- fire (1) is sent first
     step            integer NOT NULL DEFAULT 0,
     subject         text NOT NULL,
     body            text NOT NULL,
@@ -198,8 +202,9 @@ CREATE TABLE notify_messages (
     sent_at         timestamptz,
     last_error      text
 );
-CREATE INDEX notify_messages_pending_idx ON notify_messages (next_attempt_at)
+CREATE INDEX notify_messages_pending_idx ON notify_messages (priority, next_attempt_at)
     WHERE status = 'pending';
+CREATE INDEX notify_messages_group_idx ON notify_messages (group_key) WHERE status = 'pending';
 CREATE INDEX notify_messages_alarm_idx ON notify_messages (alarm_id, id);
 CREATE INDEX notify_messages_created_idx ON notify_messages (created_at DESC);
 

@@ -1,0 +1,249 @@
+"""The one writer of notification contacts, policies and escalation chains.
+
+Each write is checked before it is stored (a policy or chain that cannot work is refused with
+the reason, at write time) and runs in one transaction with its audit_log row. Contact
+addresses and robot secrets are sealed with the centre's key (firetower/webhooks/secretbox.py):
+robot webhook URLs and Apprise URLs carry tokens; only a redacted form (`shown`) is readable.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from firetower.webhooks.secretbox import SecretBox
+from notify import channels, escalation
+from notify.policy import Policy, PolicyError, validate
+from org.store import Actor, audit
+
+Conn = asyncpg.Connection | PoolConnectionProxy
+
+# Where the row a contact belongs to lives, per recipient kind.
+REF_TABLES: dict[str, str] = {
+    "unit_responsible": "units", "unit_manager": "units", "grid_member": "grid_members",
+    "maintenance_company": "maintenance_companies", "township_station": "jurisdictions",
+    "user": "users",
+}
+CONTACT_COLUMNS = ("id, recipient, ref_id, name, channel, shown, enabled, created_at,"
+                   " updated_at, secret IS NOT NULL AS signed")
+POLICY_COLUMNS = ("id, name, enabled, classes, max_priority, jurisdiction_id, unit_id,"
+                  " recipients, channels, quiet_start, quiet_end, timezone, group_window_s,"
+                  " created_at, updated_at")
+CHAIN_COLUMNS = "id, name, class, jurisdiction_id, steps, repeat_s, enabled, created_at, updated_at"
+
+
+class NotifyRefused(ValueError):
+    """A write refused: `status` is what an HTTP caller answers (404, 409, 422)."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _exists(conn: Conn, table: str, id_: int) -> bool:
+    return bool(await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1)", id_))
+
+
+async def _ref_checked(conn: Conn, recipient: str, ref_id: int) -> None:
+    table = REF_TABLES.get(recipient)
+    if table is None:
+        raise NotifyRefused(f"unknown recipient kind {recipient!r} "
+                            f"(kinds: {', '.join(REF_TABLES)})")
+    if not await _exists(conn, table, ref_id):
+        raise NotifyRefused(f"no {recipient.replace('_', ' ')} {ref_id} ({table})")
+    if recipient == "township_station":
+        level = await conn.fetchval("SELECT level FROM jurisdictions WHERE id = $1", ref_id)
+        if level not in ("township", "district", "city"):
+            raise NotifyRefused(f"jurisdiction {ref_id} is a {level}: a station belongs to a "
+                                "township (or a district or city)")
+
+
+# -- contacts ---------------------------------------------------------------------------------
+async def create_contact(conn: Conn, box: SecretBox, actor: Actor, *, recipient: str,
+                         ref_id: int, name: str, channel: str, address: str,
+                         secret: str | None = None, enabled: bool = True) -> asyncpg.Record:
+    try:
+        address = channels.validate(channel, address, secret)
+    except channels.ChannelError as exc:
+        raise NotifyRefused(str(exc)) from exc
+    async with conn.transaction():
+        await _ref_checked(conn, recipient, ref_id)
+        shown = channels.shown(channel, address)
+        row = await conn.fetchrow(
+            "INSERT INTO notify_contacts (recipient, ref_id, name, channel, address, secret,"
+            " shown, enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            f" RETURNING {CONTACT_COLUMNS}",
+            recipient, ref_id, name, channel, box.seal(address),
+            box.seal(secret) if secret else None, shown, enabled)
+        assert row is not None
+        await audit(conn, actor, "create", "notify_contact", row["id"], None, dict(row))
+        return row
+
+
+async def set_contact_enabled(conn: Conn, actor: Actor, contact_id: int,
+                              enabled: bool) -> asyncpg.Record:
+    async with conn.transaction():
+        before = await conn.fetchrow(
+            f"SELECT {CONTACT_COLUMNS} FROM notify_contacts WHERE id = $1 FOR UPDATE", contact_id)
+        if before is None:
+            raise NotifyRefused(f"no contact {contact_id}", 404)
+        row = await conn.fetchrow(
+            "UPDATE notify_contacts SET enabled = $2, updated_at = now() WHERE id = $1"
+            f" RETURNING {CONTACT_COLUMNS}", contact_id, enabled)
+        assert row is not None
+        await audit(conn, actor, "update", "notify_contact", contact_id, dict(before), dict(row))
+        return row
+
+
+async def delete_contact(conn: Conn, actor: Actor, contact_id: int) -> None:
+    async with conn.transaction():
+        before = await conn.fetchrow(
+            f"DELETE FROM notify_contacts WHERE id = $1 RETURNING {CONTACT_COLUMNS}", contact_id)
+        if before is None:
+            raise NotifyRefused(f"no contact {contact_id}", 404)
+        await audit(conn, actor, "delete", "notify_contact", contact_id, dict(before), None)
+
+
+# -- policies ---------------------------------------------------------------------------------
+def policy_of(values: dict[str, Any], id_: int = 0) -> Policy:
+    chans = values.get("channels")
+    return Policy(
+        id=id_, name=values["name"], classes=tuple(values["classes"]),
+        recipients=tuple(values["recipients"]), max_priority=values.get("max_priority", 5),
+        jurisdiction_id=values.get("jurisdiction_id"), unit_id=values.get("unit_id"),
+        channels=tuple(chans) if chans is not None else None,
+        quiet_start=values.get("quiet_start"), quiet_end=values.get("quiet_end"),
+        timezone=values.get("timezone") or "Asia/Shanghai",
+        group_window_s=values.get("group_window_s", 0), enabled=values.get("enabled", True))
+
+
+def policy_of_row(r: asyncpg.Record) -> Policy:
+    return policy_of(dict(r), r["id"])
+
+
+async def _policy_checked(conn: Conn, values: dict[str, Any]) -> Policy:
+    p = policy_of(values)
+    try:
+        validate(p, channels.CHANNELS)
+    except PolicyError as exc:
+        raise NotifyRefused(str(exc)) from exc
+    if p.jurisdiction_id is not None and not await _exists(conn, "jurisdictions",
+                                                           p.jurisdiction_id):
+        raise NotifyRefused(f"no jurisdiction {p.jurisdiction_id}")
+    if p.unit_id is not None and not await _exists(conn, "units", p.unit_id):
+        raise NotifyRefused(f"no unit {p.unit_id}")
+    return p
+
+
+def _policy_args(p: Policy) -> tuple[Any, ...]:
+    return (p.name, p.enabled, list(p.classes), p.max_priority, p.jurisdiction_id, p.unit_id,
+            list(p.recipients), list(p.channels) if p.channels is not None else None,
+            p.quiet_start, p.quiet_end, p.timezone, p.group_window_s)
+
+
+async def create_policy(conn: Conn, actor: Actor, values: dict[str, Any]) -> asyncpg.Record:
+    async with conn.transaction():
+        p = await _policy_checked(conn, values)
+        row = await conn.fetchrow(
+            "INSERT INTO notify_policies (name, enabled, classes, max_priority, jurisdiction_id,"
+            " unit_id, recipients, channels, quiet_start, quiet_end, timezone, group_window_s)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            f" RETURNING {POLICY_COLUMNS}", *_policy_args(p))
+        assert row is not None
+        await audit(conn, actor, "create", "notify_policy", row["id"], None, dict(row))
+        return row
+
+
+async def replace_policy(conn: Conn, actor: Actor, policy_id: int,
+                         values: dict[str, Any]) -> asyncpg.Record:
+    async with conn.transaction():
+        before = await conn.fetchrow(
+            f"SELECT {POLICY_COLUMNS} FROM notify_policies WHERE id = $1 FOR UPDATE", policy_id)
+        if before is None:
+            raise NotifyRefused(f"no policy {policy_id}", 404)
+        p = await _policy_checked(conn, values)
+        row = await conn.fetchrow(
+            "UPDATE notify_policies SET name = $2, enabled = $3, classes = $4,"
+            " max_priority = $5, jurisdiction_id = $6, unit_id = $7, recipients = $8,"
+            " channels = $9, quiet_start = $10, quiet_end = $11, timezone = $12,"
+            " group_window_s = $13, updated_at = now() WHERE id = $1"
+            f" RETURNING {POLICY_COLUMNS}", policy_id, *_policy_args(p))
+        assert row is not None
+        await audit(conn, actor, "update", "notify_policy", policy_id, dict(before), dict(row))
+        return row
+
+
+async def delete_policy(conn: Conn, actor: Actor, policy_id: int) -> None:
+    async with conn.transaction():
+        before = await conn.fetchrow(
+            f"DELETE FROM notify_policies WHERE id = $1 RETURNING {POLICY_COLUMNS}", policy_id)
+        if before is None:
+            raise NotifyRefused(f"no policy {policy_id}", 404)
+        await audit(conn, actor, "delete", "notify_policy", policy_id, dict(before), None)
+
+
+# -- escalation chains ------------------------------------------------------------------------
+async def _chain_checked(conn: Conn, values: dict[str, Any]) -> tuple[Any, ...]:
+    try:
+        escalation.validate_class(values["class"])
+        steps = escalation.parse_steps(values["steps"])
+    except escalation.ChainError as exc:
+        raise NotifyRefused(str(exc)) from exc
+    jid = values.get("jurisdiction_id")
+    if jid is not None and not await _exists(conn, "jurisdictions", jid):
+        raise NotifyRefused(f"no jurisdiction {jid}")
+    return (values["name"], values["class"], jid, escalation.steps_json(steps),
+            values.get("repeat_s", 300), values.get("enabled", True))
+
+
+async def create_chain(conn: Conn, actor: Actor, values: dict[str, Any]) -> asyncpg.Record:
+    async with conn.transaction():
+        args = await _chain_checked(conn, values)
+        try:
+            row = await conn.fetchrow(
+                "INSERT INTO escalation_chains (name, class, jurisdiction_id, steps, repeat_s,"
+                f" enabled) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {CHAIN_COLUMNS}", *args)
+        except asyncpg.UniqueViolationError as exc:
+            raise NotifyRefused(f"a chain for class {values['class']!r} at this jurisdiction "
+                                "exists already: change it instead", 409) from exc
+        assert row is not None
+        await audit(conn, actor, "create", "escalation_chain", row["id"], None, dict(row))
+        return row
+
+
+async def replace_chain(conn: Conn, actor: Actor, chain_id: int,
+                        values: dict[str, Any]) -> asyncpg.Record:
+    async with conn.transaction():
+        before = await conn.fetchrow(
+            f"SELECT {CHAIN_COLUMNS} FROM escalation_chains WHERE id = $1 FOR UPDATE", chain_id)
+        if before is None:
+            raise NotifyRefused(f"no escalation chain {chain_id}", 404)
+        args = await _chain_checked(conn, values)
+        try:
+            row = await conn.fetchrow(
+                "UPDATE escalation_chains SET name = $2, class = $3, jurisdiction_id = $4,"
+                " steps = $5, repeat_s = $6, enabled = $7, updated_at = now() WHERE id = $1"
+                f" RETURNING {CHAIN_COLUMNS}", chain_id, *args)
+        except asyncpg.UniqueViolationError as exc:
+            raise NotifyRefused(f"a chain for class {values['class']!r} at this jurisdiction "
+                                "exists already", 409) from exc
+        assert row is not None
+        await audit(conn, actor, "update", "escalation_chain", chain_id, dict(before), dict(row))
+        return row
+
+
+async def delete_chain(conn: Conn, actor: Actor, chain_id: int) -> None:
+    async with conn.transaction():
+        before = await conn.fetchrow(
+            f"DELETE FROM escalation_chains WHERE id = $1 RETURNING {CHAIN_COLUMNS}", chain_id)
+        if before is None:
+            raise NotifyRefused(f"no escalation chain {chain_id}", 404)
+        await audit(conn, actor, "delete", "escalation_chain", chain_id, dict(before), None)
+
+
+def quiet(value: str | None) -> time | None:
+    """A 'HH:MM' quiet-hours bound."""
+    return time.fromisoformat(value) if value else None
