@@ -4,16 +4,24 @@ Each rule reads one frozen dataclass. The defaults (and the standard behind each
 docs/alarms.md. Overrides live in the `rule_overrides` table as JSON objects of field -> value;
 they apply in the order kind, site, device, so the most specific wins. An override naming an
 unknown field or a value of the wrong type is refused (logged) and the rest still applies.
+
+Heightened watch windows (alerting/watch.py) apply after the overrides and only tighten
+(`tighten`): a device of a covered site resolves the tighter of its own parameters and the
+window's. `RuleConfig.with_watch` lays the windows active now over the same overrides.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from alerting.watch import WatchWindow, by_site
 from firetower.model import DeviceKind
+from firetower.watch import WatchSettings
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +193,29 @@ def apply(params: DeviceParams, rule: str, values: dict[str, Any]) -> DevicePara
     return dataclasses.replace(params, **{rule: dataclasses.replace(current, **clean)})
 
 
+def tighten(params: DeviceParams, watch: WatchSettings) -> DeviceParams:
+    """`params` under a heightened watch: each watched parameter is the lower of its own and the
+    window's (never higher: a watch never loosens). Unchanged, the same object."""
+    sup, sm = params.supervision, params.smoke
+    if watch.heartbeat_s is not None and watch.heartbeat_s < sup.heartbeat_s:
+        sup = dataclasses.replace(sup, heartbeat_s=watch.heartbeat_s)
+    smoke: dict[str, float] = {}
+    v = watch.verification_s
+    if v is not None:
+        if v < sm.unconfirmed_for_s:
+            smoke["unconfirmed_for_s"] = v
+        if v < sm.for_s:
+            smoke["for_s"] = v
+    if watch.prealarm_ratio is not None:
+        level = sm.alarm_pct_per_m * watch.prealarm_ratio
+        if level < sm.prealarm_pct_per_m:
+            smoke["prealarm_pct_per_m"] = level
+    if sup is params.supervision and not smoke:
+        return params
+    return dataclasses.replace(params, supervision=sup,
+                               smoke=dataclasses.replace(sm, **smoke) if smoke else sm)
+
+
 @dataclass(frozen=True, slots=True)
 class Override:
     scope: str  # 'kind' | 'site' | 'device'
@@ -194,16 +225,35 @@ class Override:
 
 
 class RuleConfig:
-    """Resolves the parameters of one device from the defaults and the overrides."""
+    """Resolves the parameters of one device from the defaults, the overrides and the watch
+    windows active now (`watch`, see `with_watch`)."""
 
-    def __init__(self, overrides: list[Override] | None = None) -> None:
+    def __init__(self, overrides: list[Override] | None = None,
+                 watch: Iterable[WatchWindow] = ()) -> None:
         self.by_scope: dict[tuple[str, str], list[Override]] = {}
         for o in overrides or []:
             self.by_scope.setdefault((o.scope, o.target), []).append(o)
-        self._cache: dict[tuple[DeviceKind, str | None, str | None], DeviceParams] = {}
+        # The parameters without any watch, per (kind, site, device with its own overrides):
+        # shared by every `with_watch` of this configuration.
+        self._plain: dict[tuple[DeviceKind, str | None, str | None], DeviceParams] = {}
         # Equal parameters are one object, however many devices, sites or kinds resolve to
-        # them (a device override equal to its site's costs no memory per device).
+        # them (a device override equal to its site's costs no memory per device); shared by
+        # `with_watch` too, so a site's parameters after a window are the very ones before it.
         self._interned: dict[DeviceParams, DeviceParams] = {d: d for d in DEFAULTS.values()}
+        self._set_watch(watch)
+
+    def _set_watch(self, windows: Iterable[WatchWindow]) -> None:
+        self.windows: tuple[WatchWindow, ...] = tuple(windows)
+        self.watch: dict[str, WatchSettings] = by_site(self.windows)
+        self._cache: dict[tuple[DeviceKind, str | None, str | None], DeviceParams] = (
+            self._plain if not self.watch else {})
+
+    def with_watch(self, windows: Iterable[WatchWindow]) -> RuleConfig:
+        """The same overrides under these (active) windows; cheap: the overrides, the parameters
+        resolved without watch and the interned objects are shared."""
+        new = copy.copy(self)
+        new._set_watch(windows)
+        return new
 
     def resolve(self, device_id: str, kind: DeviceKind, site_id: str | None) -> DeviceParams:
         has_own = ("device", device_id) in self.by_scope
@@ -211,14 +261,21 @@ class RuleConfig:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        params = DEFAULTS[kind]
-        scopes = [("kind", kind.value), ("site", site_id or ""), ("device", device_id)]
-        for scope in scopes:
-            for o in self.by_scope.get(scope, ()):
-                try:
-                    params = apply(params, o.rule, o.params)
-                except ConfigError as exc:
-                    log.error("rule override %s %s refused: %s", o.scope, o.target, exc)
-        params = self._interned.setdefault(params, params)
-        self._cache[key] = params
+        params = self._plain.get(key)
+        if params is None:
+            params = DEFAULTS[kind]
+            scopes = [("kind", kind.value), ("site", site_id or ""), ("device", device_id)]
+            for scope in scopes:
+                for o in self.by_scope.get(scope, ()):
+                    try:
+                        params = apply(params, o.rule, o.params)
+                    except ConfigError as exc:
+                        log.error("rule override %s %s refused: %s", o.scope, o.target, exc)
+            params = self._interned.setdefault(params, params)
+            self._plain[key] = params
+        watch = self.watch.get(site_id) if site_id is not None else None
+        if watch is not None:  # after the overrides: a watch never loosens
+            params = tighten(params, watch)
+            params = self._interned.setdefault(params, params)
+            self._cache[key] = params
         return params

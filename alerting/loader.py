@@ -7,16 +7,22 @@ neither loaded nor restored, so a worker's memory holds only its own share of th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from alerting.config import Override
 from alerting.device import DeviceInfo
 from alerting.modes import ModeWindow
+from alerting.watch import WatchWindow
 from firetower.alarms import Mode
 from firetower.model import DeviceKind, Lifecycle
+from firetower.watch import WatchError, parse_settings
+
+log = logging.getLogger(__name__)
 
 DeviceFilter = Callable[[str, str | None], bool]
 
@@ -47,6 +53,35 @@ async def modes(conn: asyncpg.Connection) -> list[ModeWindow]:
     return [ModeWindow(r["scope"], r["target"], r["point"], Mode(r["mode"]), r["owner"],
                        r["reason"], r["starts_at"].timestamp(),
                        r["expires_at"].timestamp() if r["expires_at"] else None) for r in rows]
+
+
+# The watch windows not ended and not cancelled, each with the sites it covers: a jurisdiction's
+# whole subtree (the sites whose jurisdiction has it on its path) or its own list of sites.
+_WATCH_WINDOWS = """
+SELECT w.id, w.name, w.starts_at, w.ends_at, w.settings,
+       CASE WHEN w.jurisdiction_id IS NULL THEN w.site_ids
+            ELSE ARRAY(SELECT s.id FROM sites s JOIN jurisdictions j ON j.id = s.jurisdiction_id
+                       WHERE j.path @> ARRAY[w.jurisdiction_id])
+       END AS sites
+FROM watch_windows w
+WHERE w.cancelled_at IS NULL AND w.ends_at > now()
+ORDER BY w.id
+"""
+
+
+async def watch_windows(conn: asyncpg.Connection | PoolConnectionProxy) -> list[WatchWindow]:
+    """The watch windows current or to come (a window with refused settings is logged and left
+    out: the API refuses them first, so that is a row written past it)."""
+    out = []
+    for r in await conn.fetch(_WATCH_WINDOWS):
+        try:
+            settings = parse_settings(r["settings"])
+        except WatchError as exc:
+            log.error("watch window %d (%s) refused: %s", r["id"], r["name"], exc)
+            continue
+        out.append(WatchWindow(r["id"], r["name"], r["starts_at"].timestamp(),
+                               r["ends_at"].timestamp(), frozenset(r["sites"] or ()), settings))
+    return out
 
 
 async def rule_states(conn: asyncpg.Connection, owns: DeviceFilter | None = None

@@ -18,6 +18,13 @@ Never lose a decided alarm (issue 11):
 - the LISTEN connection, the reloads and the state saves ride out a database restart: the
   connection is re-opened with backoff and everything is reloaded (notifications sent meanwhile
   were lost with it). If the alarm writer itself stops, `fatal` is set: the process must exit.
+
+Heightened watch windows (alerting/watch.py): loaded with the overrides (at start and on each
+configuration reload), the ones active now laid over them (`RuleConfig.with_watch`). The watch
+timer re-applies them at the next bound (a window's start or end), from what was loaded, so a
+window applies and reverts on time without a NOTIFY and without the database; a NOTIFY on
+CONFIG_CHANNEL (a window created or cancelled) reloads at once. The engine re-arms at once
+(`Engine.set_config`): a shorter heartbeat bites at last_seen + the new heartbeat.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import time
 
 import asyncpg
 
-from alerting import loader, metrics
+from alerting import loader, metrics, watch
 from alerting.clock import Clock, SystemClock
 from alerting.condition import Level
 from alerting.config import RuleConfig
@@ -38,6 +45,7 @@ from alerting.decision import Action, Decision
 from alerting.device import cond_key
 from alerting.engine import Engine
 from alerting.modes import ModeTable
+from alerting.watch import WatchWindow
 from alerting.writer import AlarmWriter
 from alerting.writer_thread import WriterThread
 from firetower import db
@@ -111,6 +119,12 @@ class AlertingService:
         self.evaluated: dict[type, int] = dict.fromkeys((Telemetry, Event, Status), 0)
         self._published: dict[type, int] = dict.fromkeys(self.evaluated, 0)
         self._state_sampled = 0.0
+        # heightened watch: the overrides as loaded, the windows current or to come, and the
+        # ones applied now (id -> window); the watch timer waits on `_watch_wake` for a reload
+        self._base_config = RuleConfig()
+        self._windows: list[WatchWindow] = []
+        self._applied: dict[int, WatchWindow] = {}
+        self._watch_wake = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -132,7 +146,8 @@ class AlertingService:
         engine = Engine(clock=self.clock, sink=self._decided)
         async with pool.acquire() as conn:
             infos, life = await loader.devices(conn, owns=self.owns)
-            engine.set_config(RuleConfig(await loader.overrides(conn)))
+            self._set_config(engine, RuleConfig(await loader.overrides(conn)),
+                             await loader.watch_windows(conn))
             engine.modes = ModeTable(await loader.modes(conn))
             engine.set_devices(infos, life)
             states = await loader.rule_states(conn, self.owns)
@@ -144,6 +159,7 @@ class AlertingService:
         await self._connect_listener()
         self._tasks = [asyncio.create_task(self._save_states_loop(), name="alerting-state"),
                        asyncio.create_task(self._timer(), name="alerting-timer"),
+                       asyncio.create_task(self._watch_timer(), name="alerting-watch"),
                        asyncio.create_task(self._metrics_loop(), name="alerting-metrics"),
                        asyncio.create_task(self._listen_loop(), name="alerting-listen"),
                        asyncio.create_task(self._resync_loop(), name="alerting-resync")]
@@ -393,6 +409,48 @@ class AlertingService:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
 
+    # -- heightened watch windows ---------------------------------------------------------------
+    def _set_config(self, engine: Engine, base: RuleConfig,
+                    windows: list[WatchWindow]) -> None:
+        """New overrides and windows (a reload): the windows active now laid over them."""
+        self._base_config, self._windows = base, windows
+        self._apply_watch(engine)
+        self._watch_wake.set()  # the next bound may have moved
+
+    def _apply_watch(self, engine: Engine) -> None:
+        """Give the engine the overrides under the windows active now; log what changed."""
+        now = self.clock.now()
+        self._windows = [w for w in self._windows if w.ends_at > now]  # ended: done with
+        active = {w.id: w for w in watch.active(self._windows, now)}
+        engine.set_config(self._base_config.with_watch(active.values()))
+        for wid, w in active.items():
+            if self._applied.get(wid) != w:
+                log.info("watch window %d (%s) applied: %d sites, %s", wid, w.name,
+                         len(w.site_ids), w.settings.to_json())
+        for wid, w in self._applied.items():
+            if wid not in active:
+                log.info("watch window %d (%s) reverted: %d sites", wid, w.name,
+                         len(w.site_ids))
+        self._applied = active
+
+    async def _watch_timer(self) -> None:
+        """Apply and revert the windows at their bounds (by the service's clock). Re-checked at
+        least every MAX_SLEEP_S while a bound is ahead (a clock step, a fake clock)."""
+        while True:
+            now = self.clock.now()
+            if self.engine is not None and (
+                    {w.id: w for w in watch.active(self._windows, now)} != self._applied):
+                try:
+                    self._apply_watch(self.engine)
+                except Exception:  # a bug here must not end the timer of every later bound
+                    log.exception("applying the watch windows failed")
+            nxt = watch.next_bound(self._windows, now)
+            delay = None if nxt is None else min(max(nxt - now, 0.0), MAX_SLEEP_S)
+            self._watch_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._watch_wake.wait()
+
     # -- reloads on NOTIFY -----------------------------------------------------------------------
     def _device_changed(self, conn: object, pid: int, channel: str, device_id: str) -> None:
         self._pending_devices.add(device_id)
@@ -418,7 +476,9 @@ class AlertingService:
             try:
                 async with self._pool.acquire() as conn:
                     if config or everything:
-                        self.engine.set_config(RuleConfig(await loader.overrides(conn)))
+                        overrides = await loader.overrides(conn)
+                        windows = await loader.watch_windows(conn)
+                        self._set_config(self.engine, RuleConfig(overrides), windows)
                         self.engine.modes = ModeTable(await loader.modes(conn))
                     if everything:
                         infos, life = await loader.devices(conn, None, self.owns)
