@@ -23,18 +23,22 @@ from tests.helpers import eventually
 from .common import register
 
 pytestmark = pytest.mark.integration
-DEVICES = [("smk-1", "smoke_detector", None, None), ("smk-2", "smoke_detector", None, None)]
+DEVICES: list[tuple[str, str, str | None, int | None]] = [
+    ("smk-1", "smoke_detector", None, None), ("smk-2", "smoke_detector", None, None)]
 
 
 async def org(conn: asyncpg.Connection) -> None:
     """Jurisdictions 1 (root) > 2 > 3; s1 in 2, s2 in 3, s3 in 1, s4 nowhere."""
-    for jid, parent, path in ((1, None, [1]), (2, 1, [1, 2]), (3, 2, [1, 2, 3]), (4, 1, [1, 4])):
+    tree: list[tuple[int, int | None, list[int]]] = [
+        (1, None, [1]), (2, 1, [1, 2]), (3, 2, [1, 2, 3]), (4, 1, [1, 4])]
+    for jid, parent, path in tree:
         await conn.execute(
             "INSERT INTO jurisdictions (id, parent_id, code, name, level, path)"
             " VALUES ($1, $2, $3, $3, 'district', $4)", jid, parent, f"j{jid}", path)
-    for site, jid in (("s1", 2), ("s2", 3), ("s3", 1), ("s4", None)):
+    homes: list[tuple[str, int | None]] = [("s1", 2), ("s2", 3), ("s3", 1), ("s4", None)]
+    for site, home in homes:
         await conn.execute("INSERT INTO sites (id, name, jurisdiction_id) VALUES ($1, $1, $2)"
-                           " ON CONFLICT (id) DO UPDATE SET jurisdiction_id = $2", site, jid)
+                           " ON CONFLICT (id) DO UPDATE SET jurisdiction_id = $2", site, home)
 
 
 async def add_window(conn: asyncpg.Connection, starts: datetime, ends: datetime,
