@@ -28,8 +28,10 @@ from api.routes import (
     alarms,
     auth,
     devices,
+    duty,
     files,
     hazards,
+    notify,
     org,
     patrols,
     public,
@@ -38,6 +40,7 @@ from api.routes import (
     stats,
     stream,
     telemetry,
+    watch,
     webhooks,
     workorders,
 )
@@ -166,7 +169,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(RequestMetrics, routes=app.router.routes)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(_one_value_each)])
     for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats, webhooks, org,
-                   hazards, workorders, patrols, files, public):
+                   hazards, workorders, patrols, files, public, notify, duty, watch):
         errors.document(module.router)  # every error answer in the OpenAPI document
         api.include_router(module.router)
     app.include_router(api)

@@ -168,6 +168,7 @@ CREATE TABLE notify_jobs (
     step            integer NOT NULL DEFAULT 0,
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     attempts        integer NOT NULL DEFAULT 0,
+    retry_at        timestamptz,            -- a job that failed is tried again then
     done_at         timestamptz,
     error           text
 );

@@ -15,7 +15,10 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from firetower.webhooks.secretbox import SecretBox
-from notify import channels, escalation
+from notify import escalation
+from notify.channels import CHANNELS, ChannelError
+from notify.channels import shown as shown_address
+from notify.channels import validate as validate_address
 from notify.policy import Policy, PolicyError, validate
 from org.store import Actor, audit
 
@@ -66,12 +69,12 @@ async def create_contact(conn: Conn, box: SecretBox, actor: Actor, *, recipient:
                          ref_id: int, name: str, channel: str, address: str,
                          secret: str | None = None, enabled: bool = True) -> asyncpg.Record:
     try:
-        address = channels.validate(channel, address, secret)
-    except channels.ChannelError as exc:
+        address = validate_address(channel, address, secret)
+    except ChannelError as exc:
         raise NotifyRefused(str(exc)) from exc
     async with conn.transaction():
         await _ref_checked(conn, recipient, ref_id)
-        shown = channels.shown(channel, address)
+        shown = shown_address(channel, address)
         row = await conn.fetchrow(
             "INSERT INTO notify_contacts (recipient, ref_id, name, channel, address, secret,"
             " shown, enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -127,7 +130,7 @@ def policy_of_row(r: asyncpg.Record) -> Policy:
 async def _policy_checked(conn: Conn, values: dict[str, Any]) -> Policy:
     p = policy_of(values)
     try:
-        validate(p, channels.CHANNELS)
+        validate(p, CHANNELS)
     except PolicyError as exc:
         raise NotifyRefused(str(exc)) from exc
     if p.jurisdiction_id is not None and not await _exists(conn, "jurisdictions",

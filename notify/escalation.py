@@ -2,9 +2,9 @@
 
 A chain (table `escalation_chains`) belongs to an alarm class, optionally to a jurisdiction
 subtree (the deepest one on the site's path wins, else the city-wide one). Its steps are
-measured from the raise: step k is due at raised_at + steps[k].after_s × factor, where factor
+measured from the raise: step k is due at raised_at + steps[k].after_s * factor, where factor
 is the heightened-watch escalation factor (1 outside a watch window). After the last step,
-the last step repeats every repeat_s × factor until the alarm is acknowledged.
+the last step repeats every repeat_s * factor until the alarm is acknowledged.
 
 Typical chain: operator (raise) → shift leader (60 s) → county duty officer (180 s) → repeat.
 Pure: no I/O, no clock.
@@ -110,7 +110,7 @@ def due_at(chain: Chain, step: int, raised_at: datetime, factor: float = 1.0) ->
 def after_step(chain: Chain, step: int, raised_at: datetime, sent_at: datetime,
                factor: float = 1.0) -> tuple[int, datetime]:
     """The step that follows `step` and when it is due. Past the last step the last one is
-    repeated every repeat_s × factor from when it was sent."""
+    repeated every repeat_s * factor from when it was sent."""
     nxt = step + 1
     if nxt < len(chain.steps):
         return nxt, due_at(chain, nxt, raised_at, factor)

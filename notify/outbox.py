@@ -305,7 +305,7 @@ async def resolve_next(conn: Conn, box: SecretBox, *, secret_key: str, public_ur
     async with conn.transaction():
         job = await conn.fetchrow(
             "SELECT * FROM notify_jobs WHERE done_at IS NULL"
-            " AND (attempts = 0 OR created_at < $1 - make_interval(secs => least(300, 2 ^ attempts)))"
+            " AND (retry_at IS NULL OR retry_at <= $1::timestamptz)"
             " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", now)
         if job is None:
             return None
@@ -318,8 +318,10 @@ async def resolve_next(conn: Conn, box: SecretBox, *, secret_key: str, public_ur
         except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
             raise
         except Exception as exc:  # recorded and retried; never stops the others
-            await conn.execute("UPDATE notify_jobs SET attempts = attempts + 1, error = $2"
-                               " WHERE id = $1", job["id"], f"{type(exc).__name__}: {exc}"[:500])
+            await conn.execute(
+                "UPDATE notify_jobs SET attempts = attempts + 1, error = $2,"
+                " retry_at = $3::timestamptz + make_interval(secs => least(300, 2 ^ attempts))"
+                " WHERE id = $1", job["id"], f"{type(exc).__name__}: {exc}"[:500], now)
             return Resolved(job["id"], -1, 5)
         await conn.execute("UPDATE notify_jobs SET done_at = clock_timestamp(), error = NULL"
                            " WHERE id = $1", job["id"])
@@ -371,7 +373,7 @@ async def claim(conn: Conn, box: SecretBox, now: datetime, limit: int = 50) -> l
                                subject, body, r["priority"], r["attempts"], r["created_at"]))
         if taken:
             await conn.execute(
-                "UPDATE notify_messages SET next_attempt_at = $2 + make_interval(secs => $3)"
+                "UPDATE notify_messages SET next_attempt_at = $2::timestamptz + make_interval(secs => $3::float8)"
                 " WHERE id = ANY($1::bigint[])", list(taken), now, LEASE_S)
         return out
 
@@ -398,13 +400,13 @@ async def finish(conn: Conn, c: Claimed, outcome: Outcome, now: datetime) -> str
             return result
         await conn.execute(
             "UPDATE notify_messages SET status = $2, attempts = $3, last_error = $4,"
-            " sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE NULL END WHERE id = $1",
+            " sent_at = CASE WHEN $2::text = 'sent' THEN $5::timestamptz END WHERE id = $1",
             carrier, result, attempts, outcome.error, now)
         if rest:
             await conn.execute(
-                "UPDATE notify_messages SET status = CASE WHEN $3 = 'sent' THEN 'grouped'"
+                "UPDATE notify_messages SET status = CASE WHEN $3::text = 'sent' THEN 'grouped'"
                 " ELSE 'dead' END, grouped_into = $2, attempts = $4, last_error = $5,"
-                " sent_at = CASE WHEN $3 = 'sent' THEN $6 ELSE NULL END"
+                " sent_at = CASE WHEN $3::text = 'sent' THEN $6::timestamptz END"
                 " WHERE id = ANY($1::bigint[])", rest, carrier, result, attempts, outcome.error,
                 now)
     return result
