@@ -53,6 +53,15 @@ class Permission(StrEnum):
     INSPECTION_DRAW = "inspection:draw"    # double-random draws and inspection results
     REPORT_TRIAGE = "report:triage"        # public reports: read contacts, merge, convert, reward
     FILE_UPLOAD = "file:upload"            # photos and documents for hazards, orders, patrols
+    # Notifications, duty rosters and heightened watch (docs/notifications.md)
+    NOTIFY_READ = "notify:read"            # the messages log, contacts (addresses redacted)
+    NOTIFY_MANAGE = "notify:manage"        # contacts, policies, escalation chains
+    DUTY_READ = "duty:read"                # rosters, who is on duty, the duty log, hand-overs
+    DUTY_LOG = "duty:log"                  # write the duty log; hand over a shift
+    DUTY_PLAN = "duty:plan"                # rosters and shifts
+    WATCH_READ = "watch:read"              # heightened-watch windows, the board, work prompts
+    WATCH_MANAGE = "watch:manage"          # open and cancel watch windows; send work prompts
+    PROMPT_RECEIPT = "prompt:receipt"      # confirm reading a work prompt
 
 
 _READ = {Permission.SITE_READ, Permission.DEVICE_READ, Permission.TELEMETRY_READ,
@@ -65,21 +74,29 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
                                       Permission.RULE_READ, Permission.RULE_MODE,
                                       Permission.STATS_READ, Permission.HAZARD_REPORT,
                                       Permission.WORKORDER_DECIDE, Permission.REPORT_TRIAGE,
-                                      Permission.FILE_UPLOAD}),
+                                      Permission.FILE_UPLOAD, Permission.NOTIFY_READ,
+                                      Permission.DUTY_READ, Permission.DUTY_LOG,
+                                      Permission.WATCH_READ, Permission.PROMPT_RECEIPT}),
     Role.INSTALLER: frozenset(_READ | {Permission.FLOOR_WRITE, Permission.DEVICE_WRITE,
                                        Permission.ALARM_COMMENT, Permission.RULE_READ,
                                        Permission.RULE_MODE, Permission.WORKORDER_HANDLE,
                                        Permission.FILE_UPLOAD}),
     Role.SITE_MANAGER: frozenset(_READ | {Permission.ALARM_COMMENT, Permission.HAZARD_RECTIFY,
-                                          Permission.FILE_UPLOAD}),
+                                          Permission.FILE_UPLOAD, Permission.WATCH_READ,
+                                          Permission.PROMPT_RECEIPT}),
     Role.SUPERVISOR: frozenset(_READ | {Permission.STATS_READ, Permission.RULE_READ,
                                         Permission.HAZARD_REPORT, Permission.HAZARD_VERIFY,
                                         Permission.HAZARD_SUPERVISE, Permission.WORKORDER_DECIDE,
                                         Permission.PATROL_PLAN, Permission.INSPECTION_DRAW,
-                                        Permission.REPORT_TRIAGE, Permission.FILE_UPLOAD}),
+                                        Permission.REPORT_TRIAGE, Permission.FILE_UPLOAD,
+                                        Permission.NOTIFY_READ, Permission.NOTIFY_MANAGE,
+                                        Permission.DUTY_READ, Permission.DUTY_LOG,
+                                        Permission.DUTY_PLAN, Permission.WATCH_READ,
+                                        Permission.WATCH_MANAGE}),
     Role.INTEGRATION: frozenset(_READ),
     Role.GRID_MEMBER: frozenset(_READ | {Permission.HAZARD_REPORT, Permission.HAZARD_RECTIFY,
-                                         Permission.PATROL_CHECKIN, Permission.FILE_UPLOAD}),
+                                         Permission.PATROL_CHECKIN, Permission.FILE_UPLOAD,
+                                         Permission.WATCH_READ, Permission.PROMPT_RECEIPT}),
 }
 
 # Roles that must be limited to a list of sites.
