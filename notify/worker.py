@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
+import httpx
 
 from firetower import db, heartbeat
 from firetower.webhooks.secretbox import SecretBox
@@ -67,9 +68,11 @@ class Notifier:
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
         self.phone_channels = tuple(c for c in ("sms", "voice") if channels.configured(c))
+        self._client: httpx.AsyncClient | None = None  # the robots' connections, shared
 
     # -- the loops --------------------------------------------------------------------------
     async def run(self) -> None:
+        self._client = httpx.AsyncClient(timeout=self.channels.timeout_s)
         listener = asyncio.create_task(self._listen(), name="notify-listen")
         try:
             await asyncio.gather(
@@ -82,6 +85,7 @@ class Notifier:
             for t in list(self._inflight):
                 t.cancel()
             await asyncio.gather(listener, *self._inflight, return_exceptions=True)
+            await self._client.aclose()
 
     async def _loop(self, name: str, step: Callable[[], Awaitable[bool]],
                     wake: asyncio.Event | None, idle_s: float = POLL_S) -> None:
@@ -165,7 +169,7 @@ class Notifier:
     async def _send(self, c: outbox.Claimed) -> None:
         try:
             outcome = await sender.send(c.channel, c.address, c.secret, c.subject, c.body,
-                                        self.channels)
+                                        self.channels, client=self._client)
             backoff = db.Backoff(0.2, 5.0)
             while True:  # the outcome must be recorded: retried through a database outage
                 try:

@@ -118,6 +118,8 @@ async function showDetail(alarmId) {
         catch (err) { alert(err.message); }
         showDetail(a.id);
       } }, T("ui.assign"))) : null,
+    can("notify:read") ? [h("h3", {}, T("ui.notifications")),
+      h("div", { id: "notifications", class: "notifications" }, "…")] : null,
     h("h3", {}, T("ui.timeline")),
     h("ol", { class: "timeline", id: "timeline" }, a.events.map((e) => h("li", {
       dataset: { kind: e.kind } },
@@ -131,4 +133,30 @@ async function showDetail(alarmId) {
   panel.dataset.alarmId = a.id;
   panel.hidden = false;
   placePopup();
+  if (can("notify:read")) showNotifications(a.id);
+}
+
+// Who was told about the alarm, by which channel, how each message went, and its escalation.
+async function showNotifications(alarmId) {
+  let msgs, esc = null;
+  try {
+    msgs = await api(`/notify/messages?alarm_id=${alarmId}&limit=200`);
+    try { esc = await api(`/notify/escalations/${alarmId}`); } catch (err) { esc = null; }
+  } catch (err) { return; }
+  const box = $("notifications");
+  if (!box || state.selected !== alarmId) return;
+  const items = msgs.items;
+  box.replaceChildren(...[
+    esc ? h("p", { class: "escalation", dataset: { stopped: esc.stopped_at ? "yes" : "no" } },
+      `${T("ui.escalation")}: `, esc.stopped_at
+        ? T("ui.escalation_stopped", { reason: esc.stopped_reason || "" })
+        : T("ui.escalation_next", { step: esc.next_step + 1, at: fmtTime(esc.next_at) })) : null,
+    items.length ? h("ul", { class: "messages" }, items.map((m) => h("li", {
+      dataset: { status: m.status, channel: m.channel } },
+    h("span", { class: "when" }, fmtTime(m.sent_at || m.created_at)),
+    h("strong", {}, m.name || m.recipient), ` · ${m.channel} ${m.shown}`,
+    m.step ? ` · ${T("ui.escalation")} ${m.step}` : "",
+    ` · ${m.status}`, m.attempts > 1 ? ` (${m.attempts})` : "",
+    m.last_error && m.status !== "sent" ? h("span", { class: "error" }, ` · ${m.last_error}`) : null)))
+      : h("p", { class: "muted" }, T("ui.no_notifications"))].filter(Boolean));
 }
