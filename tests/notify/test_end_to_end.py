@@ -286,3 +286,61 @@ async def test_an_unreachable_channel_is_retried_and_never_blocks_the_others(
     assert await pool.fetchval(
         "SELECT count(*) FROM notify_attempts a JOIN notify_messages m ON m.id = a.message_id"
         " JOIN notify_contacts c ON c.id = m.contact_id WHERE c.name = 'down'") >= 2
+
+
+async def test_a_flood_of_offline_devices_is_one_message_per_site_and_window(
+        world: dict[str, Any], mailbox: tuple[Mailbox, int]) -> None:
+    """A power cut takes 30 detectors of one site offline: with a 2 s grouping window the
+    responsible person gets one e-mail listing them, not 30; a fire meanwhile is not held."""
+    mails, _ = mailbox
+    pool = world["pool"]
+    async with pool.acquire() as conn:
+        await config_store.create_policy(conn, ADMIN, {
+            "name": "floods", "classes": ["offline", "fault"], "group_window_s": 2,
+            "recipients": ["unit_responsible"], "channels": ["email"]})
+    store = AlarmStore(pool)
+    now = datetime.now(UTC)
+    for i in range(30):
+        await store.raise_or_recur(Occurrence(
+            AlarmKey(f"smk-{i}", "", "offline"), AlarmClass.OFFLINE, now, site_id="school",
+            received_at=now, reason="test"))
+    await raise_fire(store)
+    await eventually(lambda: any("火警" in m["subject"] for m in mails.to("resp@unit.cn")),
+                     timeout=5)
+    assert not any("离线" in m["subject"] for m in mails.to("resp@unit.cn"))  # still held
+    await eventually(lambda: any("离线" in m["subject"] for m in mails.to("resp@unit.cn")),
+                     timeout=10)
+    await asyncio.sleep(0.5)
+    offline = [m for m in mails.to("resp@unit.cn") if "离线" in m["subject"]]
+    # one per window: the 30 raises may straddle a window's end, never more than two
+    assert 1 <= len(offline) <= 2, [m["subject"] for m in offline]
+    assert sum(int(re.search(r"(\d+) 条报警", m["body"]).group(1))  # type: ignore[union-attr]
+               for m in offline) == 30
+    counts = {r["status"]: r["count"] for r in await pool.fetch(
+        "SELECT status, count(*) FROM notify_messages m JOIN alarms a ON a.id = m.alarm_id"
+        " WHERE a.class = 'offline' GROUP BY 1")}
+    assert counts == {"sent": len(offline), "grouped": 30 - len(offline)}
+
+
+async def test_a_work_prompt_reaches_the_grid_and_its_reading_is_confirmed_by_link(
+        world: dict[str, Any], mailbox: tuple[Mailbox, int]) -> None:
+    from notify.watch_store import send_prompt
+    mails, _ = mailbox
+    pool = world["pool"]
+    async with pool.acquire() as conn:
+        prompt_id = await send_prompt(conn, ADMIN, title="春节安保", body="请加强巡查。",
+                                      jurisdiction_id=world["ids"]["county"])
+    await eventually(lambda: mails.to("grid@street.cn") and mails.to("resp@unit.cn"),
+                     timeout=10)
+    mail = mails.to("grid@street.cn")[0]
+    assert "工作提示" in mail["subject"] and "请加强巡查" in mail["body"]
+    token = re.search(r"link\.html#read/(\S+)", mail["body"]).group(1)  # type: ignore[union-attr]
+    with running_api(world["settings"]) as api:
+        async with httpx.AsyncClient(base_url=f"{api.url}/api/v1") as client:
+            assert (await client.post(f"/public/links/read/{token}")).status_code == 200
+            assert (await client.post(f"/public/links/ack/{token}")).status_code == 404
+    rows = {r["recipient"]: r for r in await pool.fetch(
+        "SELECT recipient, read_at, read_via FROM prompt_receipts WHERE prompt_id = $1",
+        prompt_id)}
+    assert rows["grid_member"]["read_via"] == "email" and rows["grid_member"]["read_at"]
+    assert rows["unit_responsible"]["read_at"] is None
