@@ -66,7 +66,7 @@ async def _ref_checked(conn: Conn, recipient: str, ref_id: int) -> None:
 
 # -- contacts ---------------------------------------------------------------------------------
 async def create_contact(conn: Conn, box: SecretBox, actor: Actor, *, recipient: str,
-                         ref_id: int, name: str, channel: str, address: str,
+                         ref_id: int, name: str = "", channel: str, address: str,
                          secret: str | None = None, enabled: bool = True) -> asyncpg.Record:
     try:
         address = validate_address(channel, address, secret)
