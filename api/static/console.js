@@ -669,7 +669,8 @@ function switchView(name) {
   if (name === "workorders" && window.showWorkOrders) window.showWorkOrders();  // workorders.js
   if (name === "reports" && window.showReports) window.showReports();  // reports.js
 }
-for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => switchView(b.dataset.view));
+// (the duty and watch tabs are links to pages of their own: duty.html, watch.html)
+for (const b of document.querySelectorAll(".tab[data-view]")) b.addEventListener("click", () => switchView(b.dataset.view));
 
 // -- sites ----------------------------------------------------------------------------------
 async function loadSites() {

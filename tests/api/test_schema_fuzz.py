@@ -55,7 +55,11 @@ RULE_BOUND_PATHS = "|".join([
     # must exist, a scoped user's hazard placed in its scope (docs/hazards.md)
     "hazards", "work-orders", "maintenance",
     # files are checked by their content (random bytes are no image), reports by their steps
-    "files", "reports"])
+    "files", "reports",
+    # duty rosters and heightened watch: one user's shifts never overlap, a shift's and a
+    # window's bounds (7 and 31 days, not over yet), the watch settings' own bounds, a
+    # hand-over to another user, a prompt read by its recipient once (docs/notifications.md)
+    "duty", "watch"])
 CONFIG = """
 max-stream-events = 1
 

@@ -5,6 +5,7 @@ often)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -82,7 +83,7 @@ def test_gaps_and_shifts_partition_the_period(shifts: list[Shift], a: int, lengt
     # ordered, disjoint, not touching, inside the period, never empty
     for g in found:
         assert start <= g.starts_at < g.ends_at <= end
-    for g, h in zip(found, found[1:], strict=False):
+    for g, h in pairwise(found):
         assert g.ends_at < h.starts_at
     # every minute of the period is in a gap exactly when no shift covers it
     for k in range(a, a + length):
