@@ -399,6 +399,18 @@ async def _ingest_stored(client: httpx.AsyncClient, port: int) -> int:
     return (await _ingest_metrics(client, port))["stored"] or 0
 
 
+async def wait_stored(client: httpx.AsyncClient, port: int, n: int, deadline: float) -> int:
+    """Poll the ingester's stored count until it reaches `n` or time.monotonic() passes
+    `deadline`; the last count read."""
+    stored = 0
+    while time.monotonic() < deadline:
+        stored = await _ingest_stored(client, port)
+        if stored >= n:
+            break
+        await asyncio.sleep(0.2)
+    return stored
+
+
 # -- the run ----------------------------------------------------------------------------------
 async def run_bench(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from api.permissions import Role
@@ -587,12 +599,7 @@ async def _run(args: argparse.Namespace, settings: Settings, url: str, broker: A
 
         # -- settle: everything stored, every fire shown and delivered -------------------------
         deadline = time.monotonic() + args.settle_timeout
-        stored = 0
-        while time.monotonic() < deadline:
-            stored = await _ingest_stored(http, metrics_port)
-            if stored >= n_msgs:
-                break
-            await asyncio.sleep(0.2)
+        stored = await wait_stored(http, metrics_port, n_msgs, deadline)
         out["stored_at_settle"] = {"t": time.time(), "stored": stored}
         rx_got: list[Any] = []
         keys = [alarm_key(f) for f in fires if f["fire"] in {x["fire"] for x in fired}]

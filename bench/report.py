@@ -325,6 +325,37 @@ def t_broker_kill(recs: list[dict[str, Any]]) -> list[str]:
                   "throughput msg/s (ratio to the first)"], rows)
 
 
+def t_notify(recs: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for r in recs:
+        x = r["results"]
+        b, lat = x["background"], x["latency_ms"]
+        rows.append([f"`{r['id']}`: {x['fires']['fire_alarms']} fire alarms, background "
+                     f"{b['stored_rows_per_s']:,.0f} telemetry rows/s stored, load average "
+                     f"{_load(r)}", "", "", "", "", ""])
+        for label, key in (("fire event published → alarm raised", "published_to_raise"),
+                           ("**raise → first e-mail accepted** (SMTP)", "raise_to_first_email"),
+                           ("**raise → first robot message accepted** (DingTalk)",
+                            "raise_to_first_robot"),
+                           ("raise → all six messages of the raise accepted",
+                            "raise_to_all_of_raise")):
+            p = lat[key]
+            rows.append([label, ms(p, "p50"), ms(p, "p90"), ms(p, "p99"), ms(p, "max"),
+                         f"{p['n']:,}"])
+    return table(["", "p50", "p90", "p99", "max", "n"], rows)
+
+
+def t_notify_escalation(recs: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for r in recs:
+        for step, e in sorted(r["results"]["escalation_error_ms"].items()):
+            rows.append([f"`{r['id']}`", f"{step}: {', '.join(e['recipients'])}",
+                         f"{e['after_s']} s", f"{e['n']:,}", ms(e, "min"), ms(e, "p99"),
+                         ms(e, "max")])
+    return table(["record", "step", "configured delay", "alarms", "error min", "error p99",
+                  "error max"], rows)
+
+
 TABLES: dict[str, Callable[[list[dict[str, Any]]], list[str]]] = {
     "ingest": t_ingest,
     "alerting-throughput": t_alerting_throughput,
@@ -336,6 +367,8 @@ TABLES: dict[str, Callable[[list[dict[str, Any]]], list[str]]] = {
     "e2e-stages": t_e2e_stages,
     "e2e-processes": t_e2e_processes,
     "broker-kill": t_broker_kill,
+    "notify": t_notify,
+    "notify-escalation": t_notify_escalation,
 }
 
 
