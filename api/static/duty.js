@@ -126,10 +126,10 @@
 
   const COMMON = {
     en: { user: "User", password: "Password", sign_in: "Sign in", sign_out: "Sign out",
-      console: "Console", duty: "Duty", watch: "Watch", session_expired: "Your session expired: sign in again.",
+      console: "Console", duty: "Duty", watch: "Watch", notify: "Notifications", session_expired: "Your session expired: sign in again.",
       operator: "Operator", leader: "Shift leader", officer: "Officer on call", nobody: "nobody",
       until: "until", remove: "Remove", add: "Add", none: "None." },
-    zh: { user: "用户", password: "密码", sign_in: "登录", sign_out: "退出", console: "控制台", duty: "值班",
+    zh: { user: "用户", password: "密码", sign_in: "登录", sign_out: "退出", console: "控制台", duty: "值班", notify: "通知",
       watch: "重点时段", session_expired: "登录已过期，请重新登录。", operator: "值班员", leader: "值班长",
       officer: "带班领导", nobody: "无人", until: "至", remove: "删除", add: "添加", none: "无。" },
   };
