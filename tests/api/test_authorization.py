@@ -73,6 +73,15 @@ ACTIONS = [
                                "starts_on": "2026-12-01"}, {"admin", "supervisor"}),
     ("POST", "/patrol-checkins", {"token": "x" * 32}, {"admin"}),
     ("GET", "/reports", None, ALL),
+    # duty rosters and heightened watch (docs/notifications.md)
+    ("GET", "/duty/rosters", None, {"admin", "operator", "supervisor"}),
+    ("POST", "/duty/rosters", {"name": "x", "jurisdiction_id": 1}, {"admin", "supervisor"}),
+    ("GET", "/watch/board", None, {"admin", "operator", "supervisor", "manager"}),
+    ("GET", "/watch/prompts", None, {"admin", "operator", "supervisor", "manager"}),
+    ("POST", "/watch/windows", {"name": "x", "starts_at": "2099-12-01T00:00:00Z",
+                                "ends_at": "2099-12-02T00:00:00Z", "jurisdiction_id": 987654,
+                                "settings": {"heartbeat_s": 60}}, {"admin", "supervisor"}),
+    ("POST", "/watch/prompts/987654/read", None, {"admin", "operator", "manager"}),
 ]
 
 
