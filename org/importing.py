@@ -263,13 +263,20 @@ def csv_text(columns: list[str], rows: list[list[str]]) -> str:
 
 
 def xlsx_bytes(columns: list[str], rows: list[list[str]]) -> bytes:
+    """An XLSX sheet of the rows. A cell cannot hold the C0 control characters other than tab
+    and line breaks (the format refuses them, openpyxl raises): a name that carries one is
+    exported with U+FFFD in its place, as the CSV export keeps it whole."""
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def cell(value: str) -> str:
+        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("data")
     sheet.append(columns)
     for r in rows:
-        sheet.append(r)
+        sheet.append([cell(v) for v in r])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -59,7 +59,10 @@ RULE_BOUND_PATHS = "|".join([
     # duty rosters and heightened watch: one user's shifts never overlap, a shift's and a
     # window's bounds (7 and 31 days, not over yet), the watch settings' own bounds, a
     # hand-over to another user, a prompt read by its recipient once (docs/notifications.md)
-    "duty", "watch"])
+    "duty", "watch",
+    # notifications: a contact's address checked for its channel, a policy or chain that
+    # cannot work (quiet hours on fire, steps out of order, one chain per class and place)
+    "notify"])
 CONFIG = """
 max-stream-events = 1
 
@@ -75,6 +78,12 @@ algorithms = ["dependency-analysis"]
 [[operations]]
 include-path-regex = "^/api/v1/public/reports"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "422", "429"]
+
+# A notification's signed link: a schema-valid token the centre did not sign is a 404 (a used
+# one 409, an expired one 410), docs/notifications.md.
+[[operations]]
+include-path-regex = "^/api/v1/public/links"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "409", "410"]
 
 [[operations]]
 include-path-regex = "^/api/v1/(RULE_BOUND_PATHS)"
