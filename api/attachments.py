@@ -1,5 +1,4 @@
-"""What the loop's routes share: the refusals of its writers as answers, and the files a
-request body names.
+"""The files a request body names (the hazard loop's routes).
 
 Files named in a request body (a hazard's photos, a work order's report): each must exist
 and be one the caller may attach, else 422 naming it. A file is the caller's to attach when it
@@ -8,14 +7,12 @@ another's file is refused exactly as a missing one, so ids do not leak."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
 import asyncpg
 
 from api.deps import Principal
-from api.errors import Conflict, NotFound, Unprocessable
-from hazards.refusal import Refused
+from api.errors import Unprocessable
 
 
 async def check_attachable(pool: asyncpg.Pool, user: Principal, file_ids: Sequence[str]) -> None:
@@ -30,16 +27,3 @@ async def check_attachable(pool: asyncpg.Pool, user: Principal, file_ids: Sequen
     missing = [f for f in file_ids if f not in mine]
     if missing:
         raise Unprocessable(f"file {missing[0]} not found: upload it first (POST /files)")
-
-
-@asynccontextmanager
-async def refusals() -> AsyncIterator[None]:
-    """hazards' refusals as answers: not there 404, not in this state 409, else 422."""
-    try:
-        yield
-    except Refused as exc:
-        if exc.missing:
-            raise NotFound(str(exc)) from None
-        if exc.conflict:
-            raise Conflict(str(exc)) from None
-        raise Unprocessable(str(exc)) from None

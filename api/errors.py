@@ -25,7 +25,8 @@ plus what a route declares itself with `responses=errors.responses(409, ...)`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -69,6 +70,21 @@ class TooManyRequests(ApiError, status=429):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message, {"Retry-After": str(retry_after_s)})
         self.retry_after_s = retry_after_s
+
+
+@asynccontextmanager
+async def refusals() -> AsyncIterator[None]:
+    """The library writers' refusals (firetower.refusal.Refused: hazards/, notify/) as answers:
+    not there 404, not in this state 409, else 422; the one translation for every route."""
+    from firetower.refusal import Refused
+    try:
+        yield
+    except Refused as exc:
+        if exc.missing:
+            raise NotFound(str(exc)) from None
+        if exc.conflict:
+            raise Conflict(str(exc)) from None
+        raise Unprocessable(str(exc)) from None
 
 
 class ErrorBody(BaseModel):

@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
+from firetower.refusal import Conn
 from hazards.files import FILE_ID_RE, CheckedFile, Storage, new_file_id, store
-from hazards.refusal import Conn
 
 Reader = Conn | asyncpg.Pool
 PUBLIC = "public"  # uploaded_by of a public report's photos

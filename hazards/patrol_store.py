@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from firetower.refusal import Conn, now_or
 from hazards import inspections as ins
 from hazards import patrols as pt
 from hazards.model import HazardDraft, Source
-from hazards.refusal import Conn, now_or
 from hazards.store import create_hazard
 
 TOKEN_BYTES = 32

@@ -19,10 +19,10 @@ from typing import Any
 
 import asyncpg
 
+from firetower.refusal import Conn
 from firetower.webhooks.secretbox import SealError, SecretBox
 from hazards import file_records
 from hazards.model import HazardDraft, Severity, Source
-from hazards.refusal import Conn
 from hazards.reports import (
     HAZARD_CATEGORY,
     MERGE_TARGETS,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from firetower.refusal import Conn, Refused, now_or
 from hazards.escalation import Node, escalation, listing_for
 from hazards.model import (
     NEEDS_NOTE,
@@ -23,11 +24,10 @@ from hazards.model import (
     transition,
 )
 from hazards.policy import DEFAULT_POLICY, HazardPolicy
-from hazards.refusal import Conn, Refused, now_or
 
 
 class HazardRefused(Refused):
-    """A request the hazard loop cannot take (hazards/refusal.py)."""
+    """A request the hazard loop cannot take (firetower/refusal.py)."""
 
 
 @dataclass(frozen=True, slots=True)

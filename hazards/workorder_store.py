@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from firetower.refusal import Conn, Refused, now_or
 from hazards.policy import DEFAULT_POLICY, HazardPolicy
-from hazards.refusal import Conn, Refused, now_or
 from hazards.workorders import (
     InvalidOrderTransition,
     OpenAlarm,
@@ -26,7 +26,7 @@ from hazards.workorders import (
 
 
 class OrderRefused(Refused):
-    """A request the work order cannot take (hazards/refusal.py)."""
+    """A request the work order cannot take (firetower/refusal.py)."""
 
 
 @dataclass(frozen=True, slots=True)

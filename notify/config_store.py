@@ -12,8 +12,8 @@ from datetime import time
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
+from firetower.refusal import Conn, Refused
 from firetower.webhooks.secretbox import SecretBox
 from notify import escalation
 from notify.channels import CHANNELS, ChannelError
@@ -21,8 +21,6 @@ from notify.channels import shown as shown_address
 from notify.channels import validate as validate_address
 from notify.policy import Policy, PolicyError, validate
 from org.store import Actor, audit
-
-Conn = asyncpg.Connection | PoolConnectionProxy
 
 # Where the row a contact belongs to lives, per recipient kind.
 REF_TABLES: dict[str, str] = {
@@ -38,14 +36,6 @@ POLICY_COLUMNS = ("id, name, enabled, classes, max_priority, jurisdiction_id, un
 CHAIN_COLUMNS = "id, name, class, jurisdiction_id, steps, repeat_s, enabled, created_at, updated_at"
 
 
-class NotifyRefused(ValueError):
-    """A write refused: `status` is what an HTTP caller answers (404, 409, 422)."""
-
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 async def _exists(conn: Conn, table: str, id_: int) -> bool:
     return bool(await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1)", id_))
 
@@ -53,14 +43,14 @@ async def _exists(conn: Conn, table: str, id_: int) -> bool:
 async def _ref_checked(conn: Conn, recipient: str, ref_id: int) -> None:
     table = REF_TABLES.get(recipient)
     if table is None:
-        raise NotifyRefused(f"unknown recipient kind {recipient!r} "
+        raise Refused(f"unknown recipient kind {recipient!r} "
                             f"(kinds: {', '.join(REF_TABLES)})")
     if not await _exists(conn, table, ref_id):
-        raise NotifyRefused(f"no {recipient.replace('_', ' ')} {ref_id} ({table})")
+        raise Refused(f"no {recipient.replace('_', ' ')} {ref_id} ({table})")
     if recipient == "township_station":
         level = await conn.fetchval("SELECT level FROM jurisdictions WHERE id = $1", ref_id)
         if level not in ("township", "district", "city"):
-            raise NotifyRefused(f"jurisdiction {ref_id} is a {level}: a station belongs to a "
+            raise Refused(f"jurisdiction {ref_id} is a {level}: a station belongs to a "
                                 "township (or a district or city)")
 
 
@@ -71,7 +61,7 @@ async def create_contact(conn: Conn, box: SecretBox, actor: Actor, *, recipient:
     try:
         address = validate_address(channel, address, secret)
     except ChannelError as exc:
-        raise NotifyRefused(str(exc)) from exc
+        raise Refused(str(exc)) from exc
     async with conn.transaction():
         await _ref_checked(conn, recipient, ref_id)
         shown = shown_address(channel, address)
@@ -92,7 +82,7 @@ async def set_contact_enabled(conn: Conn, actor: Actor, contact_id: int,
         before = await conn.fetchrow(
             f"SELECT {CONTACT_COLUMNS} FROM notify_contacts WHERE id = $1 FOR UPDATE", contact_id)
         if before is None:
-            raise NotifyRefused(f"no contact {contact_id}", 404)
+            raise Refused(f"no contact {contact_id}", missing=True)
         row = await conn.fetchrow(
             "UPDATE notify_contacts SET enabled = $2, updated_at = now() WHERE id = $1"
             f" RETURNING {CONTACT_COLUMNS}", contact_id, enabled)
@@ -106,7 +96,7 @@ async def delete_contact(conn: Conn, actor: Actor, contact_id: int) -> None:
         before = await conn.fetchrow(
             f"DELETE FROM notify_contacts WHERE id = $1 RETURNING {CONTACT_COLUMNS}", contact_id)
         if before is None:
-            raise NotifyRefused(f"no contact {contact_id}", 404)
+            raise Refused(f"no contact {contact_id}", missing=True)
         await audit(conn, actor, "delete", "notify_contact", contact_id, dict(before), None)
 
 
@@ -132,12 +122,12 @@ async def _policy_checked(conn: Conn, values: dict[str, Any]) -> Policy:
     try:
         validate(p, CHANNELS)
     except PolicyError as exc:
-        raise NotifyRefused(str(exc)) from exc
+        raise Refused(str(exc)) from exc
     if p.jurisdiction_id is not None and not await _exists(conn, "jurisdictions",
                                                            p.jurisdiction_id):
-        raise NotifyRefused(f"no jurisdiction {p.jurisdiction_id}")
+        raise Refused(f"no jurisdiction {p.jurisdiction_id}")
     if p.unit_id is not None and not await _exists(conn, "units", p.unit_id):
-        raise NotifyRefused(f"no unit {p.unit_id}")
+        raise Refused(f"no unit {p.unit_id}")
     return p
 
 
@@ -166,7 +156,7 @@ async def replace_policy(conn: Conn, actor: Actor, policy_id: int,
         before = await conn.fetchrow(
             f"SELECT {POLICY_COLUMNS} FROM notify_policies WHERE id = $1 FOR UPDATE", policy_id)
         if before is None:
-            raise NotifyRefused(f"no policy {policy_id}", 404)
+            raise Refused(f"no policy {policy_id}", missing=True)
         p = await _policy_checked(conn, values)
         row = await conn.fetchrow(
             "UPDATE notify_policies SET name = $2, enabled = $3, classes = $4,"
@@ -184,7 +174,7 @@ async def delete_policy(conn: Conn, actor: Actor, policy_id: int) -> None:
         before = await conn.fetchrow(
             f"DELETE FROM notify_policies WHERE id = $1 RETURNING {POLICY_COLUMNS}", policy_id)
         if before is None:
-            raise NotifyRefused(f"no policy {policy_id}", 404)
+            raise Refused(f"no policy {policy_id}", missing=True)
         await audit(conn, actor, "delete", "notify_policy", policy_id, dict(before), None)
 
 
@@ -194,10 +184,10 @@ async def _chain_checked(conn: Conn, values: dict[str, Any]) -> tuple[Any, ...]:
         escalation.validate_class(values["class"])
         steps = escalation.parse_steps(values["steps"])
     except escalation.ChainError as exc:
-        raise NotifyRefused(str(exc)) from exc
+        raise Refused(str(exc)) from exc
     jid = values.get("jurisdiction_id")
     if jid is not None and not await _exists(conn, "jurisdictions", jid):
-        raise NotifyRefused(f"no jurisdiction {jid}")
+        raise Refused(f"no jurisdiction {jid}")
     return (values["name"], values["class"], jid, escalation.steps_json(steps),
             values.get("repeat_s", 300), values.get("enabled", True))
 
@@ -210,8 +200,8 @@ async def create_chain(conn: Conn, actor: Actor, values: dict[str, Any]) -> asyn
                 "INSERT INTO escalation_chains (name, class, jurisdiction_id, steps, repeat_s,"
                 f" enabled) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {CHAIN_COLUMNS}", *args)
         except asyncpg.UniqueViolationError as exc:
-            raise NotifyRefused(f"a chain for class {values['class']!r} at this jurisdiction "
-                                "exists already: change it instead", 409) from exc
+            raise Refused(f"a chain for class {values['class']!r} at this jurisdiction "
+                                "exists already: change it instead", conflict=True) from exc
         assert row is not None
         await audit(conn, actor, "create", "escalation_chain", row["id"], None, dict(row))
         return row
@@ -223,7 +213,7 @@ async def replace_chain(conn: Conn, actor: Actor, chain_id: int,
         before = await conn.fetchrow(
             f"SELECT {CHAIN_COLUMNS} FROM escalation_chains WHERE id = $1 FOR UPDATE", chain_id)
         if before is None:
-            raise NotifyRefused(f"no escalation chain {chain_id}", 404)
+            raise Refused(f"no escalation chain {chain_id}", missing=True)
         args = await _chain_checked(conn, values)
         try:
             row = await conn.fetchrow(
@@ -231,8 +221,8 @@ async def replace_chain(conn: Conn, actor: Actor, chain_id: int,
                 " steps = $5, repeat_s = $6, enabled = $7, updated_at = now() WHERE id = $1"
                 f" RETURNING {CHAIN_COLUMNS}", chain_id, *args)
         except asyncpg.UniqueViolationError as exc:
-            raise NotifyRefused(f"a chain for class {values['class']!r} at this jurisdiction "
-                                "exists already", 409) from exc
+            raise Refused(f"a chain for class {values['class']!r} at this jurisdiction "
+                                "exists already", conflict=True) from exc
         assert row is not None
         await audit(conn, actor, "update", "escalation_chain", chain_id, dict(before), dict(row))
         return row
@@ -243,7 +233,7 @@ async def delete_chain(conn: Conn, actor: Actor, chain_id: int) -> None:
         before = await conn.fetchrow(
             f"DELETE FROM escalation_chains WHERE id = $1 RETURNING {CHAIN_COLUMNS}", chain_id)
         if before is None:
-            raise NotifyRefused(f"no escalation chain {chain_id}", 404)
+            raise Refused(f"no escalation chain {chain_id}", missing=True)
         await audit(conn, actor, "delete", "escalation_chain", chain_id, dict(before), None)
 
 

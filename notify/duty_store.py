@@ -14,33 +14,16 @@ notify/watch_store.py refuses with the same class, takes the same connection and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
+from firetower.refusal import Conn, Refused, now_or
 from notify.rosters import POSITIONS, Shift, clash
 from org.store import Actor, audit
 
-# A connection of the centre (firetower.db): its JSON codec encodes the jsonb columns.
-Conn = asyncpg.Connection | PoolConnectionProxy
-
 MAX_SHIFT = timedelta(days=7)  # duty_shifts' own check; said here with a reason
-
-
-class Refused(ValueError):
-    """A write of the duty or watch stores refused, with the reason in words."""
-
-    def __init__(self, message: str, *, conflict: bool = False, missing: bool = False) -> None:
-        super().__init__(message)
-        self.conflict = conflict
-        self.missing = missing
-
-
-def now_or(now: datetime | None) -> datetime:
-    """`now` as given (tests and the notifier pass their own), else the clock."""
-    return now if now is not None else datetime.now(UTC)
 
 
 def row_dict(row: asyncpg.Record | None) -> dict[str, Any] | None:

@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from firetower.refusal import Conn, Refused, now_or
 from firetower.watch import WatchError, parse_settings
-from notify.duty_store import Conn, Refused, now_or, row_dict
+from notify.duty_store import row_dict
 from org.store import Actor, audit
 
 MAX_WINDOW = timedelta(days=31)  # watch_windows' own check; said here with a reason

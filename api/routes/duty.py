@@ -19,8 +19,7 @@ roster answers 404, as an id that does not exist. A scoped planner creates roste
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -51,7 +50,7 @@ from api.duty_schemas import (
     ShiftsPublic,
     ShiftUpdate,
 )
-from api.errors import Conflict, NotFound, Unprocessable
+from api.errors import NotFound, Unprocessable, refusals
 from api.permissions import Permission
 from api.schemas import MAX_ID, Timestamp
 from notify import duty_store as store
@@ -66,19 +65,6 @@ RosterId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ShiftId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=5000)]
 MAX_PERIOD = timedelta(days=92)  # shifts and gaps are asked for at most this long a period
-
-
-@asynccontextmanager
-async def refusals() -> AsyncIterator[None]:
-    """The duty and watch stores' refusals as answers: not there 404, not in this state 409, else 422."""
-    try:
-        yield
-    except store.Refused as exc:
-        if exc.missing:
-            raise NotFound(str(exc)) from None
-        if exc.conflict:
-            raise Conflict(str(exc)) from None
-        raise Unprocessable(str(exc)) from None
 
 
 def moment(t: datetime | None) -> datetime | None:

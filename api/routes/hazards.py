@@ -18,9 +18,9 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Path, Query, status
 
-from api.attachments import check_attachable, refusals
+from api.attachments import check_attachable
 from api.deps import PoolDep, Principal, require
-from api.errors import Forbidden, NotFound, Unprocessable
+from api.errors import Forbidden, NotFound, Unprocessable, refusals
 from api.hazard_schemas import (
     DeadlineChange,
     HazardCreate,

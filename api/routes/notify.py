@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, status
 
 from api.deps import PoolDep, Principal, SettingsDep, require
-from api.errors import ApiError, Conflict, NotFound, Unprocessable
+from api.errors import ApiError, Conflict, NotFound, refusals
 from api.notify_schemas import (
     AttemptPublic,
     ChainIn,
@@ -50,7 +50,6 @@ from firetower.alarm_store import AlarmNotFound, AlarmStore
 from firetower.alarms import InvalidTransition, Trigger
 from firetower.webhooks.secretbox import SecretBox
 from notify import config_store, links, outbox
-from notify.config_store import NotifyRefused
 from org.scope import visible_nodes
 from org.store import Actor
 
@@ -62,14 +61,6 @@ Token = Annotated[str, Path(min_length=10, max_length=links.MAX_TOKEN_LEN,
                             pattern=r"^[0-9]{1,18}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
 Purpose = Annotated[Literal["ack", "read"], Path()]
 
-
-
-def _refusal(exc: NotifyRefused) -> ApiError:
-    if exc.status == 404:
-        return NotFound(str(exc))
-    if exc.status == 409:
-        return Conflict(str(exc))
-    return Unprocessable(str(exc))
 
 
 def _actor(user: Principal) -> Actor:
@@ -150,14 +141,12 @@ async def create_contact(body: ContactCreate, user: Manager, pool: PoolDep,
     async with pool.acquire() as conn:
         if not await _contact_visible(conn, user, body.recipient, body.ref_id):
             raise NotFound(f"no {body.recipient.replace('_', ' ')} {body.ref_id}")
-        try:
+        async with refusals():
             row = await config_store.create_contact(
                 conn, SecretBox.of(settings.secret_keys), _actor(user),
                 recipient=body.recipient, ref_id=body.ref_id, name=body.name,
                 channel=body.channel, address=body.address, secret=body.secret,
                 enabled=body.enabled)
-        except NotifyRefused as exc:
-            raise _refusal(exc) from None
     return ContactPublic(**dict(row))
 
 
@@ -174,11 +163,9 @@ async def patch_contact(contact_id: RowPath, body: ContactPatch, user: Manager,
     """Enable or disable a contact (a disabled one is skipped; its history stays)."""
     async with pool.acquire() as conn:
         await _contact_in_scope(conn, user, contact_id)
-        try:
+        async with refusals():
             row = await config_store.set_contact_enabled(conn, _actor(user), contact_id,
                                                          body.enabled)
-        except NotifyRefused as exc:
-            raise _refusal(exc) from None
     return ContactPublic(**dict(row))
 
 
@@ -186,10 +173,8 @@ async def patch_contact(contact_id: RowPath, body: ContactPatch, user: Manager,
 async def delete_contact(contact_id: RowPath, user: Manager, pool: PoolDep) -> None:
     async with pool.acquire() as conn:
         await _contact_in_scope(conn, user, contact_id)
-        try:
+        async with refusals():
             await config_store.delete_contact(conn, _actor(user), contact_id)
-        except NotifyRefused as exc:
-            raise _refusal(exc) from None
 
 
 # -- policies ---------------------------------------------------------------------------------
@@ -225,10 +210,8 @@ async def create_policy(body: PolicyIn, user: Manager, pool: PoolDep) -> PolicyP
     async with pool.acquire() as conn:
         if not await _owned(conn, user, body.jurisdiction_id, body.unit_id):
             raise NotFound("no such jurisdiction or unit in your scope")
-        try:
+        async with refusals():
             row = await config_store.create_policy(conn, _actor(user), _policy_values(body))
-        except NotifyRefused as exc:
-            raise _refusal(exc) from None
     return _policy_public(row)
 
 
@@ -246,11 +229,9 @@ async def replace_policy(policy_id: RowPath, body: PolicyIn, user: Manager,
         await _policy_in_scope(conn, user, policy_id)
         if not await _owned(conn, user, body.jurisdiction_id, body.unit_id):
             raise NotFound("no such jurisdiction or unit in your scope")
-        try:
+        async with refusals():
             row = await config_store.replace_policy(conn, _actor(user), policy_id,
                                                     _policy_values(body))
-        except NotifyRefused as exc:
-            raise _refusal(exc) from None
     return _policy_public(row)
 
 
@@ -258,10 +239,8 @@ async def replace_policy(policy_id: RowPath, body: PolicyIn, user: Manager,
 async def delete_policy(policy_id: RowPath, user: Manager, pool: PoolDep) -> None:
     async with pool.acquire() as conn:
         await _policy_in_scope(conn, user, policy_id)
-        try:
+        async with refusals():
             await config_store.delete_policy(conn, _actor(user), policy_id)
-        except NotifyRefused as exc:
-            raise _refusal(exc) from None
 
 
 # -- escalation chains ------------------------------------------------------------------------
@@ -295,10 +274,8 @@ async def create_chain(body: ChainIn, user: Manager, pool: PoolDep) -> ChainPubl
     async with pool.acquire() as conn:
         if not await _owned(conn, user, body.jurisdiction_id, None):
             raise NotFound("no such jurisdiction in your scope")
-        try:
+        async with refusals():
             row = await config_store.create_chain(conn, _actor(user), _chain_values(body))
-        except NotifyRefused as exc:
-            raise _refusal(exc) from None
     return _chain_public(row)
 
 
@@ -317,11 +294,9 @@ async def replace_chain(chain_id: RowPath, body: ChainIn, user: Manager,
         await _chain_in_scope(conn, user, chain_id)
         if not await _owned(conn, user, body.jurisdiction_id, None):
             raise NotFound("no such jurisdiction in your scope")
-        try:
+        async with refusals():
             row = await config_store.replace_chain(conn, _actor(user), chain_id,
                                                    _chain_values(body))
-        except NotifyRefused as exc:
-            raise _refusal(exc) from None
     return _chain_public(row)
 
 
@@ -329,10 +304,8 @@ async def replace_chain(chain_id: RowPath, body: ChainIn, user: Manager,
 async def delete_chain(chain_id: RowPath, user: Manager, pool: PoolDep) -> None:
     async with pool.acquire() as conn:
         await _chain_in_scope(conn, user, chain_id)
-        try:
+        async with refusals():
             await config_store.delete_chain(conn, _actor(user), chain_id)
-        except NotifyRefused as exc:
-            raise _refusal(exc) from None
 
 
 # -- the message log --------------------------------------------------------------------------

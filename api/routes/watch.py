@@ -41,9 +41,9 @@ from api.duty_schemas import (
     WindowsPublic,
     WindowState,
 )
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, NotFound, refusals
 from api.permissions import Permission, Role
-from api.routes.duty import own_nodes, refusals
+from api.routes.duty import own_nodes
 from api.schemas import MAX_ID
 from notify import watch_store as store
 from org.scope import visible_ids, visible_nodes

@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 import asyncpg
 from fastapi import APIRouter, Path, Query, status
 
-from api.attachments import check_attachable, refusals
+from api.attachments import check_attachable
 from api.deps import PoolDep, Principal, require
-from api.errors import Forbidden, NotFound
+from api.errors import Forbidden, NotFound, refusals
 from api.hazard_schemas import (
     MaintenanceRecordCreate,
     MaintenanceRecordPublic,

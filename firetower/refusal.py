@@ -1,7 +1,9 @@
-"""What the loop's writers share: the connection they take, their clock, and how they refuse.
+"""What the writers of the libraries (hazards/, notify/) share: the connection they take, their
+clock, and how they refuse.
 
 `Refused` carries what a caller answers: `missing` (the record is not there: 404), `conflict`
 (its state does not allow it: 409, with the `allowed` steps), else a rule of the request (422).
+The API turns it into its answer in one place (`api.errors.refusals`).
 """
 
 from __future__ import annotations
