@@ -30,6 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.api import serve_metrics
     from firetower import db
     from firetower.webhooks.secretbox import SecretBox
     from notify.channels import ChannelError, settings_from_env
@@ -41,6 +42,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         log.error("notify: %s", exc)
         return 78  # EX_CONFIG
     keys = settings.secret_keys
+    serve_metrics(settings.notify_metrics_port, "notify")
 
     async def run() -> int:
         try:

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = 9464  # ingest (with the rule engine in the same process)
     api_metrics_port: int | None = 9465
     dispatch_metrics_port: int | None = 9466
+    notify_metrics_port: int | None = 9467
 
     # API
     api_host: str = "127.0.0.1"

@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from firetower import db
 from firetower.alarms import AlarmClass
 from firetower.webhooks.secretbox import SecretBox
 from notify import compose, escalation, links
@@ -315,9 +316,10 @@ async def resolve_next(conn: Conn, box: SecretBox, *, secret_key: str, public_ur
                                       "phone_channels": phone_channels, "now": now}
                 n = await (_prompt_job(conn, box, job, **kw) if job["kind"] == "prompt"
                            else _alarm_job(conn, box, job, **kw))
-        except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
-            raise
         except Exception as exc:  # recorded and retried; never stops the others
+            if db.is_transient(exc):
+                raise  # the database is going away: the loop backs off, the job stays
+
             await conn.execute(
                 "UPDATE notify_jobs SET attempts = attempts + 1, error = $2,"
                 " retry_at = $3::timestamptz + make_interval(secs => least(300, 2 ^ attempts))"
@@ -465,6 +467,16 @@ async def escalate_due(conn: Conn, now: datetime) -> list[tuple[int, int]]:
 async def stop_escalation(conn: Conn, alarm_id: int, reason: str, now: datetime) -> None:
     await conn.execute("UPDATE alarm_escalations SET stopped_at = $2, stopped_reason = $3"
                        " WHERE alarm_id = $1 AND stopped_at IS NULL", alarm_id, now, reason)
+
+
+async def depth(conn: Conn, now: datetime) -> tuple[int, int]:
+    """(messages pending, messages dead in the last 24 h) for the metrics."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM notify_messages WHERE status = 'pending') AS pending,"
+        " (SELECT count(*) FROM notify_messages WHERE status = 'dead'"
+        "  AND created_at > $1::timestamptz - interval '24 hours') AS dead", now)
+    assert row is not None
+    return int(row["pending"]), int(row["dead"])
 
 
 async def next_escalation_at(conn: Conn) -> datetime | None:

@@ -7,6 +7,7 @@
   its own message;
 - escalation: sleeps until the next escalation is due (at most 0.25 s), then turns it into a
   job or stops it;
+- depth: counts the pending and recently dead messages for the metrics every 5 s;
 - watch bounds: records, once a second, the heightened-watch windows that started or ended
   (notify/watch_store.py), with their audit rows.
 
@@ -27,13 +28,14 @@ import httpx
 
 from firetower import db, heartbeat
 from firetower.webhooks.secretbox import SecretBox
-from notify import outbox, sender
+from notify import metrics, outbox, sender
 from notify.channels import ChannelSettings
 
 log = logging.getLogger(__name__)
 CHANNEL = "firetower_notify"
 POLL_S = 1.0
 ESCALATION_TICK_S = 0.25
+DEPTH_S = 5.0  # the outbox depth gauges are counted this often
 
 
 def _now() -> datetime:
@@ -79,7 +81,8 @@ class Notifier:
                 self._loop("jobs", self.jobs_once, self._wake_jobs),
                 self._loop("delivery", self.deliver_once, self._wake_send),
                 self._loop("escalation", self.escalate_once, None, ESCALATION_TICK_S),
-                self._loop("watch", self.watch_once, None, POLL_S))
+                self._loop("watch", self.watch_once, None, POLL_S),
+                self._loop("depth", self.depth_once, None, DEPTH_S))
         finally:
             listener.cancel()
             for t in list(self._inflight):
@@ -150,7 +153,9 @@ class Notifier:
         self.counters.jobs += 1
         if r.messages < 0:
             self.counters.failed_jobs += 1
+            metrics.JOBS.labels("failed").inc()
             return False
+        metrics.JOBS.labels("done").inc()
         self.counters.messages += r.messages
         if r.messages:
             self._wake_send.set()
@@ -181,6 +186,11 @@ class Notifier:
                         raise
                     await asyncio.sleep(backoff.next())
             self.counters.outcomes[result] = self.counters.outcomes.get(result, 0) + 1
+            metrics.ATTEMPTS.labels(c.channel, result).inc()
+            metrics.ATTEMPT_SECONDS.labels(c.channel).observe(outcome.duration_ms / 1000.0)
+            if result == "sent":
+                metrics.SENT_SECONDS.labels(str(c.priority)).observe(
+                    max(0.0, (self.now() - c.created_at).total_seconds()))
             if result == "sent":
                 self.counters.sent += 1
             elif result == "dead":
@@ -199,9 +209,17 @@ class Notifier:
             sent = await outbox.escalate_due(conn, self.now())
         if sent:
             self.counters.escalations += len(sent)
+            metrics.ESCALATIONS.inc(len(sent))
             for alarm_id, step in sent:
                 log.info("notify: alarm %s escalated to step %s", alarm_id, step)
             self._wake_jobs.set()
+        return False
+
+    async def depth_once(self) -> bool:
+        async with self.pool.acquire() as conn:
+            pending, dead = await outbox.depth(conn, self.now())
+        metrics.PENDING.set(pending)
+        metrics.DEAD.set(dead)
         return False
 
     async def watch_once(self) -> bool:

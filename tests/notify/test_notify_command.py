@@ -1,7 +1,7 @@
 """`firetower notify` as a process: a malformed channel setting stops it at start (exit 78,
 the reason on stderr, the password not repeated); running, it beats its heartbeat, sends a
-raised fire's e-mail to a real SMTP server, records a watch window's start and stops cleanly
-on SIGTERM."""
+raised fire's e-mail to a real SMTP server and counts it in its metrics, records a watch
+window's start and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -54,9 +55,11 @@ async def test_it_sends_beats_records_watch_bounds_and_stops(clean_db: Database,
     smtp.start()
     pool = await db.create_pool(clean_db.url, max_size=2)
     beat = tmp_path / "notify.beat"
+    metrics_port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "firetower", "notify", "--no-migrate"],
         env=_env(clean_db, FIRETOWER_HEARTBEAT_FILE=str(beat),
+                 FIRETOWER_NOTIFY_METRICS_PORT=str(metrics_port),
                  FIRETOWER_NOTIFY_SMTP_URL=f"smtp://127.0.0.1:{port}?from=c@fire.cn&starttls=0"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT)
     try:
@@ -83,6 +86,14 @@ async def test_it_sends_beats_records_watch_bounds_and_stops(clean_db: Database,
         await eventually(lambda: mailbox.to("boss@unit.cn"), timeout=30)
         assert "火警" in mailbox.to("boss@unit.cn")[0]["subject"]
         assert beat.exists()
+
+        def scraped() -> str | None:
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+            sent = 'firetower_notify_attempts_total{channel="email",outcome="sent"} 1.0'
+            return text if sent in text else None
+        text = await eventually(scraped, timeout=10)
+        assert 'firetower_notify_sent_seconds_count{priority="1"} 1.0' in text
+        assert 'firetower_notify_jobs_total{outcome="done"}' in text
         await eventually(lambda: pool.fetchval(
             "SELECT applied_at FROM watch_windows WHERE id = $1", wid), timeout=10)
         assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE entity = 'watch_window'"
