@@ -82,6 +82,7 @@
   function applyLang() {
     document.documentElement.lang = st.lang === "zh" ? "zh-CN" : "en";
     for (const el of document.querySelectorAll("[data-t]")) el.textContent = T(el.dataset.t);
+    for (const el of document.querySelectorAll("[data-t-placeholder]")) el.placeholder = T(el.dataset.tPlaceholder);
     $("lang").value = st.lang;
   }
   async function start() {
@@ -147,14 +148,17 @@
     en: { duty_title: "Duty rosters", on_duty_now: "On duty now", week: "Shifts of the week", log: "Duty log",
       add_note: "Add note", handover: "Hand over the shift", handover_lists: "These open alarms are handed over:",
       to_user: "To", hand_over: "Hand over", handovers: "Hand-overs", no_rosters: "No roster you can see.",
-      sites: "sites", user_id: "User id", position: "Position", starts: "Starts", ends: "Ends",
-      handed: "handed over to", alarms_listed: "open alarms", no_alarms: "No open alarms.",
-      pick_user: "Nobody on this week's shifts to hand over to.", uncovered: "Uncovered" },
+      sites: "sites", site: "site", user_id: "User id", position: "Position", starts: "Starts", ends: "Ends",
+      handed: "handed over to", alarms_listed: "open alarms", alarm_listed: "open alarm", handover_pill: "Hand-over",
+      no_alarms: "No open alarms.", pick_user: "Nobody on this week's shifts to hand over to.", uncovered: "Uncovered",
+      log_placeholder: "A note for the duty log", handover_placeholder: "What the next shift should know" },
     zh: { duty_title: "值班表", on_duty_now: "当前值班", week: "本周班次", log: "值班记录", add_note: "添加记录",
       handover: "交接班", handover_lists: "以下未处理警情将移交：", to_user: "接班人", hand_over: "交班",
-      handovers: "交接记录", no_rosters: "没有可查看的值班表。", sites: "个场所", user_id: "用户编号",
+      handovers: "交接记录", no_rosters: "没有可查看的值班表。", sites: "个场所", site: "个场所", user_id: "用户编号",
       position: "岗位", starts: "开始", ends: "结束", handed: "移交给", alarms_listed: "条未处理警情",
-      no_alarms: "没有未处理警情。", pick_user: "本周班次中没有可交接的人员。", uncovered: "空岗" },
+      alarm_listed: "条未处理警情", handover_pill: "交接班", no_alarms: "没有未处理警情。",
+      pick_user: "本周班次中没有可交接的人员。", uncovered: "空岗", log_placeholder: "值班记录内容",
+      handover_placeholder: "交接事项" },
   };
   const page = { rosters: [], roster: null, timer: null, names: new Map() };
   const say = (text) => { $("msg").textContent = text || ""; };
@@ -184,7 +188,7 @@
     const end = new Date(start.getTime() + 7 * 86400000);
     const q = new URLSearchParams({ start: start.toISOString(), end: end.toISOString() });
     const shifts = (await api(`/duty/rosters/${rid}/shifts?${q}`)).data;
-    for (const s of shifts) page.names.set(s.user_id, s.user_name);
+    page.names = new Map(shifts.map((s) => [s.user_id, s.user_name]));  // this roster's people
     const planner = can("duty:plan");
     fill($("week"), h("thead", {}, h("tr", {}, [T("position"), T("user"), T("starts"), T("ends"), ""].map((c) => h("th", {}, c)))),
       h("tbody", {}, shifts.length ? shifts.map((s) => h("tr", { dataset: { shiftId: s.id } },
@@ -195,12 +199,16 @@
     const form = $("shift-form");
     form.hidden = !planner;
     if (planner && !form.childElementCount) {
+      // labelled with data-t (data-t-placeholder): the language switch relabels it in place
+      const label = (key, field) => h("label", {}, h("span", { "data-t": key }, T(key)), " ", field);
       form.append(
-        h("input", { id: "shift-user", type: "number", min: 1, required: true, placeholder: T("user_id") }),
-        h("select", { id: "shift-position" }, POSITIONS.map((p) => h("option", { value: p }, T(p)))),
-        h("input", { id: "shift-start", type: "datetime-local", required: true }),
-        h("input", { id: "shift-end", type: "datetime-local", required: true }),
-        h("button", { type: "submit", class: "primary" }, T("add")));
+        label("user_id", h("input", { id: "shift-user", type: "number", min: 1, required: true,
+          placeholder: T("user_id"), "data-t-placeholder": "user_id" })),
+        label("position", h("select", { id: "shift-position" },
+          POSITIONS.map((p) => h("option", { value: p, "data-t": p }, T(p))))),
+        label("starts", h("input", { id: "shift-start", type: "datetime-local", required: true })),
+        label("ends", h("input", { id: "shift-end", type: "datetime-local", required: true })),
+        h("button", { type: "submit", class: "primary", "data-t": "add" }, T("add")));
     }
   }
 
@@ -215,7 +223,7 @@
     $("log-form").hidden = !can("duty:log");
     fill($("log"), log.map((e) => h("li", { dataset: { kind: e.kind } },
       h("span", { class: "when" }, fmtTime(e.at)), h("strong", {}, e.actor.replace(/^user:/, "")), " ",
-      e.kind === "handover" ? h("span", { class: "hz-pill" }, T("handover")) : null, " ", e.text)));
+      e.kind === "handover" ? h("span", { class: "hz-pill" }, T("handover_pill")) : null, " ", e.text)));
   }
 
   async function renderHandover(rid) {
@@ -231,14 +239,15 @@
     const past = (await api(`/duty/rosters/${rid}/handovers?limit=20`)).data;
     fill($("handovers"), past.map((x) => h("li", { dataset: { handoverId: x.id } },
       h("span", { class: "when" }, fmtTime(x.at)),
-      `${x.from_user_name} ${T("handed")} ${x.to_user_name}: ${x.open_alarms.length} ${T("alarms_listed")}`,
+      `${x.from_user_name} ${T("handed")} ${x.to_user_name}: ${x.open_alarms.length} `
+        + T(x.open_alarms.length === 1 ? "alarm_listed" : "alarms_listed"),
       x.note ? h("div", { class: "muted" }, x.note) : null)));
   }
 
   async function render() {
     const rid = page.roster;
     const r = page.rosters.find((x) => x.id === rid);
-    $("roster-info").textContent = r ? `${r.sites} ${T("sites")}` : "";
+    $("roster-info").textContent = r ? `${r.sites} ${T(r.sites === 1 ? "site" : "sites")}` : "";
     if (!rid) return;
     try {
       await renderNow(rid);

@@ -12,22 +12,35 @@
     en: { watch_title: "Heightened watch", active: "Active windows", upcoming: "Upcoming windows",
       prompts: "Work prompts", new_window: "Open a watch window", new_prompt: "Send a work prompt",
       name: "Name", reason: "Reason", starts: "Starts", ends: "Ends", jurisdiction: "Jurisdiction",
-      sites: "sites", open_alarms: "open alarms", offline: "offline devices", cancel: "Cancel window",
+      sites: "sites", site: "site", open_alarms: "open alarms", offline: "offline devices", cancel: "Cancel window",
       open: "Open", send: "Send", title: "Title", body: "Text", read: "read", confirm: "I have read it",
       receipts: "Receipts", unread: "not read", watch_link: "Watch window", none: "None.",
       heartbeat_s: "Heartbeat (s)", verification_s: "Verification (s)", prealarm_ratio: "Pre-alarm ratio",
-      escalation_factor: "Escalation factor", unit_responsible: "Unit", grid_member: "Grid member" },
+      escalation_factor: "Escalation factor", unit_responsible: "Unit", grid_member: "Grid member",
+      confirmed: "You have confirmed reading it." },
     zh: { watch_title: "重点时段安保", active: "进行中", upcoming: "即将开始", prompts: "工作提示",
       new_window: "开启重点时段", new_prompt: "发送工作提示", name: "名称", reason: "事由", starts: "开始",
-      ends: "结束", jurisdiction: "辖区", sites: "个场所", open_alarms: "条未处理警情", offline: "台设备离线",
+      ends: "结束", jurisdiction: "辖区", sites: "个场所", site: "个场所", open_alarms: "条未处理警情", offline: "台设备离线",
       cancel: "取消", open: "开启", send: "发送", title: "标题", body: "内容", read: "已读", confirm: "确认已读",
       receipts: "回执", unread: "未读", watch_link: "重点时段", none: "无。", heartbeat_s: "心跳（秒）",
       verification_s: "复核（秒）", prealarm_ratio: "预警比例", escalation_factor: "升级系数",
-      unit_responsible: "单位", grid_member: "网格员" },
+      unit_responsible: "单位", grid_member: "网格员", confirmed: "您已确认阅读。" },
   };
-  const page = { nodes: [], windows: [], timer: null, prompt: null, built: false };
+  const page = { nodes: [], windows: [], timer: null, prompt: null, built: false, confirmed: new Set() };
   const say = (text) => { $("msg").textContent = text || ""; };
   const progress = (p) => `${p.receipts_read}/${p.receipts_total} ${T("read")}`;
+  // A datetime-local field's value (the browser's local time, to the minute).
+  const localValue = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+
+  // The nodes a manager may open windows on and send prompts to: every node (unscoped), its
+  // own subtree (attached to a node), none otherwise; the API refuses the others (404). The
+  // list is root first, so the caller's own node comes first and is the default.
+  function usable(nodes) {
+    const u = me();
+    if (u.site_ids === null || u.site_ids === undefined) return nodes;
+    if (u.scope_kind !== "jurisdiction") return [];
+    return nodes.filter((n) => n.id === u.scope_id || (n.path || []).some((s) => s.id === u.scope_id));
+  }
 
   function windowItem(w, stats) {
     const settings = Object.entries(w.settings).map(([k, v]) => `${T(k)} ${v}`).join(" · ");
@@ -37,7 +50,7 @@
       w.reason ? h("span", { class: "meta" }, w.reason) : null,
       h("span", { class: "meta" }, settings),
       stats ? h("div", { class: "watch-stats" },
-        h("span", { dataset: { field: "sites" } }, `${stats.sites} ${T("sites")}`),
+        h("span", { dataset: { field: "sites" } }, `${stats.sites} ${T(stats.sites === 1 ? "site" : "sites")}`),
         h("span", { dataset: { field: "alarms" }, class: stats.open_alarms ? "bad" : "" },
           `${stats.open_alarms} ${T("open_alarms")}`,
           Object.entries(stats.alarms_by_class).map(([c, n]) => h("span", { class: `badge cls-${c}` }, `${c} ${n}`))),
@@ -54,17 +67,31 @@
     }
   }
 
+  // A prompt's text and receipts in the side panel (kept there through the refreshes).
   async function showPrompt(id) {
     page.prompt = id;
-    const p = await api(`/watch/prompts/${id}`);
+    let p;
+    try { p = await api(`/watch/prompts/${id}`); } catch (e) {
+      if (e.status === 404) { page.prompt = null; fill($("prompt-detail")); }
+      say(e.message);
+      return;
+    }
     const mine = can("prompt:receipt") && ["grid_member", "site_manager"].includes(me().role);
+    const confirmed = page.confirmed.has(p.id);
     fill($("prompt-detail"), h("h2", { dataset: { promptId: p.id } }, p.title),
       h("p", {}, p.body),
       h("p", { class: "muted" }, `${p.jurisdiction_name || ""} · ${p.created_by} · ${fmtTime(p.created_at)} · ${progress(p)}`),
-      mine ? h("button", { class: "primary", id: "confirm-read", onclick: async () => {
-        try { await api(`/watch/prompts/${id}/read`, { method: "POST" }); say(""); await showPrompt(id); } catch (e) {
+      mine && confirmed ? h("p", { class: "ok", id: "confirmed" }, T("confirmed")) : null,
+      mine && !confirmed ? h("button", { class: "primary", id: "confirm-read", onclick: async () => {
+        try {
+          await api(`/watch/prompts/${id}/read`, { method: "POST" });
+          page.confirmed.add(id);
+          say("");
+        } catch (e) {
+          if (e.status === 409) page.confirmed.add(id);  // confirmed before (another tab, a link)
           say(e.message);
         }
+        await render();  // the lists' read progress with the prompt's
       } }, T("confirm")) : null,
       h("h3", {}, T("receipts")),
       h("table", { class: "hz-table" }, h("tbody", {}, p.receipts.map((r) => h("tr", { dataset: { receiptId: r.id } },
@@ -73,12 +100,15 @@
   }
 
   function buildForms() {
-    const nodes = page.nodes.map((n) => h("option", { value: n.id }, `${n.name} (${n.level})`));
+    const nodes = usable(page.nodes).map((n) => h("option", { value: n.id }, `${n.name} (${n.level})`));
+    const now = new Date();
     fill($("window-form"),
       h("input", { id: "w-name", required: true, maxlength: 200, placeholder: T("name") }),
       h("input", { id: "w-reason", maxlength: 2000, placeholder: T("reason") }),
-      h("label", {}, T("starts"), h("input", { id: "w-start", type: "datetime-local", required: true })),
-      h("label", {}, T("ends"), h("input", { id: "w-end", type: "datetime-local", required: true })),
+      h("label", {}, T("starts"), h("input", { id: "w-start", type: "datetime-local", required: true,
+        value: localValue(now) })),
+      h("label", {}, T("ends"), h("input", { id: "w-end", type: "datetime-local", required: true,
+        value: localValue(new Date(now.getTime() + 86400000)) })),
       h("label", {}, T("jurisdiction"), h("select", { id: "w-node" }, nodes.map((o) => o.cloneNode(true)))),
       SETTINGS.map((k) => h("label", {}, T(k), h("input", { id: `w-${k}`, type: "number", step: "any", min: 0 }))),
       h("button", { type: "submit", class: "primary" }, T("open")));
@@ -100,7 +130,9 @@
       fill($("upcoming"), board.upcoming.length ? board.upcoming.map((w) => windowItem(w, null)) : h("li", { class: "muted" }, T("none")));
       const prompts = (await api("/watch/prompts?limit=50")).data;
       fill($("prompts"), prompts.length ? prompts.map((p) => h("li", { class: "hz-item", dataset: { promptId: p.id },
-        onclick: () => showPrompt(p.id) }, h("span", { class: "title" }, p.title),
+        tabindex: 0, role: "button", onclick: () => showPrompt(p.id),
+        onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); showPrompt(p.id); } } },
+      h("span", { class: "title" }, p.title),
       h("span", { class: "meta" }, `${fmtTime(p.created_at)} · ${p.jurisdiction_name || ""} · ${progress(p)}`)))
         : h("li", { class: "muted" }, T("none")));
       if (can("watch:manage") && !page.built) buildForms();
