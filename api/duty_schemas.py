@@ -122,6 +122,16 @@ class ShiftsPublic(BaseModel):
     count: int
 
 
+class Candidate(BaseModel):  # a user who may hold a shift on the roster
+    user_id: int
+    name: str
+    role: str
+
+
+class Candidates(BaseModel):
+    data: list[Candidate]
+
+
 class OnDutyPerson(BaseModel):
     user_id: int
     name: str

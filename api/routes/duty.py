@@ -28,6 +28,8 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from api.deps import PoolDep, Principal, actor, require
 from api.duty_schemas import (
+    Candidate,
+    Candidates,
     CoverageGap,
     CoverageGaps,
     HandedAlarm,
@@ -269,6 +271,30 @@ async def delete_shift(roster_id: RosterId, shift_id: ShiftId, user: Planner,
     async with refusals(), pool.acquire() as conn:
         await store.delete_shift(conn, actor(user), roster_id, shift_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# Who may hold a shift on a roster: active staff (operators, supervisors, admins; and for a
+# unit's control room its site managers) who are unscoped, attached to a node of the roster's
+# subtree, or to the roster's unit.
+_CANDIDATES_SQL = """
+SELECT u.id AS user_id, u.name, u.role FROM users u, duty_rosters r
+WHERE r.id = $1 AND u.active
+  AND (u.role IN ('operator', 'supervisor', 'admin')
+       OR (r.unit_id IS NOT NULL AND u.role = 'site_manager'))
+  AND ((u.scope_kind IS NULL AND u.site_ids IS NULL)
+       OR (u.scope_kind = 'jurisdiction' AND r.jurisdiction_id IS NOT NULL AND u.scope_id IN (
+           SELECT j.id FROM jurisdictions j WHERE j.path @> ARRAY[r.jurisdiction_id]))
+       OR (u.scope_kind = 'unit' AND u.scope_id = r.unit_id))
+ORDER BY u.name LIMIT 1000"""
+
+
+@router.get("/duty/rosters/{roster_id}/candidates", response_model=Candidates)
+async def candidates(roster_id: RosterId, user: Planner, pool: PoolDep) -> Candidates:
+    """The people a planner may put on this roster's shifts, by name (the user list itself is
+    for admins only)."""
+    await _load(pool, user, roster_id)
+    rows = await pool.fetch(_CANDIDATES_SQL, roster_id)
+    return Candidates(data=[Candidate(**dict(r)) for r in rows])
 
 
 @router.get("/duty/rosters/{roster_id}/now", response_model=OnDuty)

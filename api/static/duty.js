@@ -202,13 +202,19 @@
       // labelled with data-t (data-t-placeholder): the language switch relabels it in place
       const label = (key, field) => h("label", {}, h("span", { "data-t": key }, T(key)), " ", field);
       form.append(
-        label("user_id", h("input", { id: "shift-user", type: "number", min: 1, required: true,
-          placeholder: T("user_id"), "data-t-placeholder": "user_id" })),
+        label("user", h("select", { id: "shift-user", required: true })),
         label("position", h("select", { id: "shift-position" },
           POSITIONS.map((p) => h("option", { value: p, "data-t": p }, T(p))))),
         label("starts", h("input", { id: "shift-start", type: "datetime-local", required: true })),
         label("ends", h("input", { id: "shift-end", type: "datetime-local", required: true })),
         h("button", { type: "submit", class: "primary", "data-t": "add" }, T("add")));
+    }
+    if (planner) {  // the people this roster may have on shift, by name
+      const people = (await api(`/duty/rosters/${rid}/candidates`)).data;
+      const sel = $("shift-user");
+      const keep = sel.value;
+      fill(sel, ...people.map((u) => h("option", { value: u.user_id }, `${u.name} (${u.role})`)));
+      if (keep && people.some((u) => String(u.user_id) === keep)) sel.value = keep;
     }
   }
 

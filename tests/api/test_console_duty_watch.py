@@ -98,8 +98,12 @@ async def test_duty_roster_shifts_log_and_hand_over(world: World) -> None:
             assert "2 sites" in await _text(sup, "#roster-info")
             assert await _text(sup, '#now-list dd[data-position="operator"]') == "nobody"
             assert await sup.is_visible("#shift-form")
+            # the planner picks people by name: the roster's candidates, not the grid member
+            names = await sup.locator("#shift-user option").all_inner_texts()
+            assert "operator (operator)" in names and "township_sup (supervisor)" in names
+            assert not any(n.startswith("gridder") for n in names)
             for user_id, position in ((op_id, "operator"), (sup_id, "leader")):
-                await sup.fill("#shift-user", str(user_id))
+                await sup.select_option("#shift-user", str(user_id))  # picked by name
                 await sup.select_option("#shift-position", position)
                 await sup.fill("#shift-start", local(now - timedelta(minutes=1)))
                 await sup.fill("#shift-end", local(now + timedelta(hours=8)))
@@ -113,7 +117,7 @@ async def test_duty_roster_shifts_log_and_hand_over(world: World) -> None:
             assert await _text(sup, '#now-list dd[data-position="officer"]') == "nobody"
             assert await _text(sup, "#msg") == ""
             # a shift that clashes with the operator's is refused with the API's reason
-            await sup.fill("#shift-user", str(op_id))
+            await sup.select_option("#shift-user", str(op_id))
             await sup.select_option("#shift-position", "officer")
             await sup.click("#shift-form button[type=submit]")
             await sup.wait_for_selector("#msg:not(:empty)")
@@ -129,7 +133,7 @@ async def test_duty_roster_shifts_log_and_hand_over(world: World) -> None:
             await sup.wait_for_selector('#now-list dd[data-position="officer"]:text-is("无人")')
             assert await _text(sup, '[data-t="on_duty_now"]') == "当前值班"
             assert await _text(sup, '[data-t="handover"]') == "交接班"
-            assert await sup.get_attribute("#shift-user", "placeholder") == "用户编号"
+            assert await _text(sup, '#shift-form [data-t="user"]') == "用户"
             assert await _text(sup, '#shift-position option[value="leader"]') == "值班长"
             assert await sup.evaluate("document.documentElement.lang") == "zh-CN"
             await sup.select_option("#lang", "en")

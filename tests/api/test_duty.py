@@ -224,3 +224,17 @@ async def test_a_roster_outside_the_callers_scope_is_not_found(town: Town) -> No
         await ok(await c.post("/duty/rosters", json={"name": "g", "jurisdiction_id":
                                                      t.ids["grid"]}), 201)
         assert (await c.get(f"/duty/rosters/{township}")).status_code == 200
+
+
+async def test_planners_pick_people_by_name_from_the_roster_candidates(town: Town) -> None:
+    t = town
+    rid = await roster(t)
+    async with t.client("supervisor") as c:
+        got = await ok(await c.get(f"/duty/rosters/{rid}/candidates"))
+    names = {p["name"]: p["role"] for p in got["data"]}
+    # unscoped staff and staff attached inside the township; never a grid member, never the
+    # county's supervisor (attached above the roster's node)
+    assert names["operator"] == "operator" and names["township_sup"] == "supervisor"
+    assert "gridder" not in names and "county_sup" not in names
+    async with t.client("operator") as c:  # reads rosters, does not plan them
+        assert (await c.get(f"/duty/rosters/{rid}/candidates")).status_code == 403
