@@ -26,6 +26,7 @@ from api.limits import BodyLimits, repeated_scalars
 from api.metrics import MeteredAlarmStore, RequestMetrics
 from api.routes import (
     alarms,
+    assessment,
     auth,
     devices,
     duty,
@@ -169,7 +170,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(RequestMetrics, routes=app.router.routes)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(_one_value_each)])
     for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats, webhooks, org,
-                   hazards, workorders, patrols, files, public, notify, duty, watch):
+                   hazards, workorders, patrols, files, public, notify, duty, watch, assessment):
         errors.document(module.router)  # every error answer in the OpenAPI document
         api.include_router(module.router)
     app.include_router(api)

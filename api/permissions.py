@@ -62,6 +62,8 @@ class Permission(StrEnum):
     WATCH_READ = "watch:read"              # heightened-watch windows, the board, work prompts
     WATCH_MANAGE = "watch:manage"          # open and cancel watch windows; send work prompts
     PROMPT_RECEIPT = "prompt:receipt"      # confirm reading a work prompt
+    # Assessment (docs/assessment.md): reading the indicators is STATS_READ
+    TARGET_WRITE = "assessment:target"     # set a jurisdiction's yearly targets
 
 
 _READ = {Permission.SITE_READ, Permission.DEVICE_READ, Permission.TELEMETRY_READ,
@@ -92,7 +94,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
                                         Permission.NOTIFY_READ, Permission.NOTIFY_MANAGE,
                                         Permission.DUTY_READ, Permission.DUTY_LOG,
                                         Permission.DUTY_PLAN, Permission.WATCH_READ,
-                                        Permission.WATCH_MANAGE}),
+                                        Permission.WATCH_MANAGE, Permission.TARGET_WRITE}),
     Role.INTEGRATION: frozenset(_READ),
     Role.GRID_MEMBER: frozenset(_READ | {Permission.HAZARD_REPORT, Permission.HAZARD_RECTIFY,
                                          Permission.PATROL_CHECKIN, Permission.FILE_UPLOAD,
