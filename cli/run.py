@@ -283,12 +283,18 @@ class Supervisor:
         for proc in reversed(list(self.procs.values())):
             if proc.poll() is None:
                 proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                proc.wait()
+        try:
+            for proc in self.procs.values():
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    _kill_group(proc)
+                    proc.wait()
+        except KeyboardInterrupt:  # asked again while stopping (a second Ctrl-C or SIGTERM):
+            for proc in self.procs.values():  # stop now, without a traceback
+                if proc.poll() is None:
+                    _kill_group(proc)
+                    proc.wait()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
