@@ -62,7 +62,10 @@ RULE_BOUND_PATHS = "|".join([
     "duty", "watch",
     # notifications: a contact's address checked for its channel, a policy or chain that
     # cannot work (quiet hours on fire, steps out of order, one chain per class and place)
-    "notify"])
+    "notify",
+    # assessment: a node is kind:<id> (422 otherwise), a period ends after it starts, a target
+    # names an indicator and a ratio's target lies in [0, 1] (docs/assessment.md)
+    "assessment"])
 CONFIG = """
 max-stream-events = 1
 
