@@ -118,3 +118,10 @@ def test_ranking_respects_direction_and_ties(xs: list[float | None], direction: 
 def test_percentile_lies_between_min_and_max(xs: list[float], q: float) -> None:
     p = percentile(xs, q)
     assert p is not None and min(xs) - 1e-6 <= p <= max(xs) + 1e-6
+
+
+def test_the_docs_list_every_indicator_with_its_formula_and_source() -> None:
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "assessment.md").read_text()
+    for i in INDICATORS.values():
+        assert f"| `{i.key}` |" in doc and i.formula in doc and i.source in doc, i.key
