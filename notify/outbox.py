@@ -39,7 +39,16 @@ LINK_TTL = timedelta(hours=24)
 # Retries: fire is retried fast, the rest with a longer backoff; a message is dead after
 # MAX_ATTEMPTS or when the error is permanent (a bad address, a rejected token).
 MAX_ATTEMPTS = 12
-LEASE_S = 60.0
+
+
+def lease_s(timeout_s: float) -> float:
+    """How long a claimed message is the sender's: an attempt is bounded by the channel timeout,
+    and Apprise's own socket timeouts (the same limit) may run on after it, so twice that and a
+    margin. A notifier killed mid-send leaves its messages to the next claim after this."""
+    return 2.0 * timeout_s + 5.0
+
+
+LEASE_S = lease_s(10.0)  # at the default attempt timeout: 25 s
 _ALARM = """
 SELECT a.id, a.class, a.priority, a.state, a.mode, a.inhibited_by, a.type, a.device_id,
        a.point, a.zone, a.raised_at, a.acknowledged_at, a.site_id,
@@ -346,8 +355,9 @@ class Claimed:
     created_at: datetime
 
 
-async def claim(conn: Conn, box: SecretBox, now: datetime, limit: int = 50) -> list[Claimed]:
-    """Lease due messages (fire first) to the sender for LEASE_S; a grouped message takes its
+async def claim(conn: Conn, box: SecretBox, now: datetime, limit: int = 50,
+                lease: float = LEASE_S) -> list[Claimed]:
+    """Lease due messages (fire first) to the sender for `lease` s; a grouped message takes its
     whole group along and is sent as one."""
     async with conn.transaction():
         rows = await conn.fetch(
@@ -376,7 +386,7 @@ async def claim(conn: Conn, box: SecretBox, now: datetime, limit: int = 50) -> l
         if taken:
             await conn.execute(
                 "UPDATE notify_messages SET next_attempt_at = $2::timestamptz + make_interval(secs => $3::float8)"
-                " WHERE id = ANY($1::bigint[])", list(taken), now, LEASE_S)
+                " WHERE id = ANY($1::bigint[])", list(taken), now, lease)
         return out
 
 

@@ -8,7 +8,7 @@ an Outcome that says whether it went, and if not, why and whether retrying can h
 - apprise: the contact's own Apprise URL;
 - dingtalk, wecom, feishu: notify/robots.py over httpx.
 
-Apprise blocks and answers only True or False: it runs in a worker thread, bounded by the
+Apprise blocks and answers only True or False: it runs on a thread of the send pool, bounded by the
 settings' timeout (its socket timeouts too, so the thread does not outlive the attempt by
 much), and the reason is read from its log, per thread (`_AppriseLog`).
 """
@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlencode, urlsplit
@@ -45,6 +46,29 @@ _HTTP_STATUS = re.compile(r"error=(\d{3})\b")
 _SMTP_PERMANENT = re.compile(r"\(5\d\d, b?['\"]")
 # requests' connection errors repeat the URL's path and query, which can hold tokens.
 _REQUEST_URL = re.compile(r"(with url: )\S+")
+
+
+# Apprise blocks: its sends run on threads of their own, as many as the notifier keeps in flight
+# (`use_threads`), so that a send never waits for a thread inside its own timeout (asyncio's
+# default pool has min(32, CPUs + 4) threads: 6 on two CPUs).
+_POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = 32
+
+
+def use_threads(n: int) -> None:
+    """Size the send threads to the messages in flight (the notifier calls it at start)."""
+    global _POOL, _POOL_SIZE
+    _POOL_SIZE = max(1, n)
+    if _POOL is not None:
+        _POOL.shutdown(wait=False)
+        _POOL = None
+
+
+def _threads() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=_POOL_SIZE, thread_name_prefix="notify-send")
+    return _POOL
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +117,8 @@ async def _attempt(channel: str, address: str, secret: str | None, subject: str,
             if channel in ROBOTS:
                 return await _robot(channel, address, secret, subject, body, timeout_s, client)
             url, hidden = _apprise_url(channel, address, settings)
-            return await asyncio.to_thread(_notify, url, hidden, subject, body, timeout_s)
+            return await asyncio.get_running_loop().run_in_executor(
+                _threads(), _notify, url, hidden, subject, body, timeout_s)
     except TimeoutError:
         return False, False, f"{channel}: timed out after {timeout_s:g} s"
 

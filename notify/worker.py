@@ -71,6 +71,8 @@ class Notifier:
         self._inflight: set[asyncio.Task[None]] = set()
         self.phone_channels = tuple(c for c in ("sms", "voice") if channels.configured(c))
         self._client: httpx.AsyncClient | None = None  # the robots' connections, shared
+        self.lease_s = outbox.lease_s(channels.timeout_s)
+        sender.use_threads(concurrency)
 
     # -- the loops --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -163,7 +165,7 @@ class Notifier:
 
     async def deliver_once(self) -> bool:
         async with self.pool.acquire() as conn:
-            claimed = await outbox.claim(conn, self.box, self.now())
+            claimed = await outbox.claim(conn, self.box, self.now(), lease=self.lease_s)
         for c in claimed:
             await self._slots.acquire()
             task = asyncio.create_task(self._send(c))
