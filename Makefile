@@ -11,12 +11,12 @@ BIN := $(VENV)/bin
 # passwords are accepted only there (firetower/settings.py). Production sets its own.
 export FIRETOWER_ENV ?= development
 
-.PHONY: setup localdb demo test test-fast chromium bench lint clean
+.PHONY: setup localdb demo test test-fast chromium fonts bench lint clean
 
 ## Install system packages (Debian) and the Python environment; safe to re-run.
 ## Installs programs only: no service is started, stopped or configured. The console's map
 ## library (Leaflet) comes from the npm registry into node_modules (package-lock.json).
-setup: $(BIN)/firetower
+setup: $(BIN)/firetower fonts
 	@command -v mosquitto >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends mosquitto mosquitto-clients)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q postgresql)
 	@command -v npm >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends npm)
@@ -40,6 +40,12 @@ localdb: setup
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
 
+## The CJK TrueType font of the monthly briefings' PDF and charts (assessment/briefing_pdf.py;
+## FIRETOWER_BRIEFING_FONT names another): Debian's package, no recommends.
+BRIEFING_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+fonts:
+	@test -f $(BRIEFING_FONT) || (apt-get update -q && apt-get install -y -q --no-install-recommends fonts-wqy-microhei)
+
 ## Install, migrate and run the whole centre with a simulated fleet on this machine:
 ## its own broker on a free port, the private PostgreSQL, the API on :8000 (or a free port).
 demo: setup localdb
@@ -49,7 +55,7 @@ demo: setup localdb
 ## throwaway databases on the private PostgreSQL (or on FIRETOWER_TEST_ADMIN_URL's server).
 ## With coverage of the project's packages: below the floor ([tool.coverage.report] fail_under
 ## in pyproject.toml) the run fails even when every test passes.
-test: setup localdb chromium
+test: setup localdb chromium fonts
 	@echo "tests: Mosquitto brokers of their own on free ports of 127.0.0.1"
 	$(BIN)/pytest --cov
 
