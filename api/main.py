@@ -28,6 +28,7 @@ from api.routes import (
     alarms,
     assessment,
     auth,
+    briefings,
     devices,
     duty,
     files,
@@ -170,7 +171,8 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     app.add_middleware(RequestMetrics, routes=app.router.routes)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(_one_value_each)])
     for module in (auth, sites, devices, telemetry, stream, alarms, rules, stats, webhooks, org,
-                   hazards, workorders, patrols, files, public, notify, duty, watch, assessment):
+                   hazards, workorders, patrols, files, public, notify, duty, watch, assessment,
+                   briefings):
         errors.document(module.router)  # every error answer in the OpenAPI document
         api.include_router(module.router)
     app.include_router(api)

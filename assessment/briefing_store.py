@@ -11,7 +11,7 @@ inserts, so two loops, or one run twice, generate a month once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -235,9 +235,11 @@ async def due(db: Db, month: date, levels: Iterable[str]) -> list[int]:
 
 
 async def generate_due(db: Db, *, font: Font, levels: Iterable[str] = SCHEDULE_LEVELS,
-                       tz: str = "UTC", now: datetime | None = None) -> list[int]:
+                       tz: str = "UTC", now: datetime | None = None,
+                       before_each: Callable[[], None] | None = None) -> list[int]:
     """The schedule: last month's briefing (in `tz`) of every jurisdiction at `levels` that
-    has none yet; the ids stored. Idempotent: a month once stored is never regenerated here."""
+    has none yet; the ids stored. Idempotent: a month once stored is never regenerated here.
+    `before_each` is called before each generation (the loop's heartbeat)."""
     now = now_or(now)
     bad = set(levels) - set(LEVELS)
     if bad:
@@ -245,6 +247,8 @@ async def generate_due(db: Db, *, font: Font, levels: Iterable[str] = SCHEDULE_L
     month = last_month(now, tz)
     done = []
     for jid in await due(db, month, levels):
+        if before_each is not None:
+            before_each()
         stored = await generate(db, jid, month, by=SCHEDULE, font=font, tz=tz, now=now)
         if stored is not None:
             done.append(stored.id)
