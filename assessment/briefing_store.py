@@ -236,7 +236,7 @@ async def due(db: Db, month: date, levels: Iterable[str]) -> list[int]:
 
 async def generate_due(db: Db, *, font: Font, levels: Iterable[str] = SCHEDULE_LEVELS,
                        tz: str = "UTC", now: datetime | None = None,
-                       before_each: Callable[[], None] | None = None) -> list[int]:
+                       before_each: Callable[[], object] | None = None) -> list[int]:
     """The schedule: last month's briefing (in `tz`) of every jurisdiction at `levels` that
     has none yet; the ids stored. Idempotent: a month once stored is never regenerated here.
     `before_each` is called before each generation (the loop's heartbeat)."""

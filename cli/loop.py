@@ -72,7 +72,7 @@ class Briefings:
                 self.disabled = True
                 return []
         done = await generate_due(pool, font=self.font, levels=self.levels, tz=self.tz,
-                                  before_each=heartbeat.beat)
+                                  before_each=lambda: heartbeat.beat())
         if done:
             log.info("briefings: %d generated (ids %s)", len(done), done)
         return done
