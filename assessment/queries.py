@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
@@ -422,6 +423,14 @@ def period_days(start: datetime, end: datetime) -> float:
     return max(0.0, (end - start).total_seconds() / 86400.0)
 
 
+def check_zone(tz: str) -> None:
+    """Refused unless `tz` is an IANA time zone name (days are counted in it)."""
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Refused(f"unknown time zone {tz!r}") from None
+
+
 def check_period(start: datetime, end: datetime) -> None:
     if start.tzinfo is None or end.tzinfo is None:
         raise Refused("start and end need a UTC offset")
@@ -457,6 +466,7 @@ async def report(db: Db, node: NodeRef, start: datetime, end: datetime, *,
     """Every indicator of a node over [start, end), and of each of its children (or of the
     groups of its sites by `grouping`)."""
     check_period(start, end)
+    check_zone(tz)
     if grouping not in GROUPINGS:
         raise Refused(f"grouping must be one of {', '.join(GROUPINGS)}")
     now = now_or(now)

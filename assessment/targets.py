@@ -13,7 +13,16 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from assessment.indicators import INDICATORS, is_met, rank
-from assessment.queries import EVERYONE, Db, Figures, NodeRef, Report, Viewer, report
+from assessment.queries import (
+    EVERYONE,
+    Db,
+    Figures,
+    NodeRef,
+    Report,
+    Viewer,
+    check_zone,
+    report,
+)
 from firetower.refusal import Conn, Refused, now_or
 from org.store import Actor, audit
 
@@ -62,6 +71,7 @@ async def set_targets(conn: Conn, actor: Actor, jurisdiction_id: int, year: int,
 
 
 def year_period(year: int, tz: str) -> tuple[datetime, datetime]:
+    check_zone(tz)
     zone = ZoneInfo(tz)
     return (datetime(year, 1, 1, tzinfo=zone).astimezone(UTC),
             datetime(year + 1, 1, 1, tzinfo=zone).astimezone(UTC))

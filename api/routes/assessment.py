@@ -49,7 +49,9 @@ Reader = Annotated[Principal, require(Permission.STATS_READ)]
 Setter = Annotated[Principal, require(Permission.TARGET_WRITE)]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-NodeParam = Annotated[str, Query(min_length=3, max_length=200, description=(
+NodeParam = Annotated[str, Query(min_length=3, max_length=200, pattern=(
+    r"^((jurisdiction|unit|company):[1-9][0-9]{0,15}|site:[A-Za-z0-9_.-]{1,64}"
+    r"|industry:[^\x00]{0,100})$"), description=(
     "jurisdiction:<id> (its subtree), unit:<id>, industry:<name>, company:<id> (sites under a "
     "contract in force in the period) or site:<id>"))]
 Start = Annotated[Timestamp | None, Query(description="RFC 3339; default: 30 days before end")]

@@ -125,3 +125,15 @@ def test_the_docs_list_every_indicator_with_its_formula_and_source() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "assessment.md").read_text()
     for i in INDICATORS.values():
         assert f"| `{i.key}` |" in doc and i.formula in doc and i.source in doc, i.key
+
+
+def test_an_unknown_time_zone_is_refused() -> None:
+    from assessment.queries import check_zone
+    from assessment.targets import year_period
+    from firetower.refusal import Refused
+    for bad in ("AAA", "Mars/Olympus", ""):
+        with pytest.raises(Refused):
+            check_zone(bad)
+        with pytest.raises(Refused):
+            year_period(2025, bad)
+    assert year_period(2025, "Asia/Shanghai")[0].isoformat() == "2024-12-31T16:00:00+00:00"
