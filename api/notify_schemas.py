@@ -161,10 +161,6 @@ class MessageDetail(MessagePublic):
     attempt_log: list[AttemptPublic]
 
 
-class MessagesPublic(BaseModel):
-    items: list[MessagePublic]
-
-
 class EscalationPublic(BaseModel):
     alarm_id: int
     chain_id: int | None
@@ -172,6 +168,12 @@ class EscalationPublic(BaseModel):
     next_at: datetime
     stopped_at: datetime | None
     stopped_reason: str | None
+
+
+class MessagesPublic(BaseModel):
+    items: list[MessagePublic]
+    # with `alarm_id`: the alarm's escalation, if a chain applies to it
+    escalation: EscalationPublic | None = None
 
 
 class LinkResult(BaseModel):

@@ -331,7 +331,15 @@ async def list_messages(user: Reader, pool: PoolDep,
         " AND ($5::text[] IS NULL OR site_id = ANY($5))"
         " ORDER BY id DESC LIMIT $6", alarm_id, prompt_id, message_status, before_id,
         user.site_filter, limit)
-    return MessagesPublic(items=[MessagePublic(**dict(r)) for r in rows])
+    escalation = None
+    if alarm_id is not None:
+        row = await pool.fetchrow(
+            "SELECT e.*, a.site_id FROM alarm_escalations e JOIN alarms a ON a.id = e.alarm_id"
+            " WHERE e.alarm_id = $1", alarm_id)
+        if row is not None and (user.site_ids is None or user.sees(row["site_id"])):
+            escalation = EscalationPublic(**{k: v for k, v in dict(row).items()
+                                             if k != "site_id"})
+    return MessagesPublic(items=[MessagePublic(**dict(r)) for r in rows], escalation=escalation)
 
 
 @router.get("/notify/messages/{message_id}", response_model=MessageDetail)

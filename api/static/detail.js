@@ -46,8 +46,13 @@ async function showDetail(alarmId) {
   const post = async (path, body) => {
     try {
       applyAlarm(await api(`/alarms/${a.id}/${path}`, { method: "POST", body }));
-      delete state.drafts["action-reason"];
-      if ($("action-reason")) $("action-reason").value = "";
+      // the reason that went with it is spent; one typed meanwhile (for the next step: the
+      // live stream may show the new state before this answer arrives) is kept
+      const box = $("action-reason");
+      if (box && box.value.trim() === (body.reason || "")) {
+        delete state.drafts["action-reason"];
+        box.value = "";
+      }
     } catch (err) { alert(err.message); }
     showDetail(a.id);
   };
@@ -138,11 +143,9 @@ async function showDetail(alarmId) {
 
 // Who was told about the alarm, by which channel, how each message went, and its escalation.
 async function showNotifications(alarmId) {
-  let msgs, esc = null;
-  try {
-    msgs = await api(`/notify/messages?alarm_id=${alarmId}&limit=200`);
-    try { esc = await api(`/notify/escalations/${alarmId}`); } catch (err) { esc = null; }
-  } catch (err) { return; }
+  let msgs;
+  try { msgs = await api(`/notify/messages?alarm_id=${alarmId}&limit=200`); } catch (err) { return; }
+  const esc = msgs.escalation;
   const box = $("notifications");
   if (!box || state.selected !== alarmId) return;
   const items = msgs.items;
