@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Literal
 
 Direction = Literal["higher_better", "lower_better"]
@@ -54,16 +55,16 @@ class Counts:
     detectors: int = 0                  # smoke and heat detectors in service (now)
     gb50440_unit_days: int = 0          # (unit, day) pairs with > 5 equipment false alarms
     gb50440_units: list[str] = field(default_factory=list)
-    ack_fire_s: list[float] = field(default_factory=list)
-    ack_all_s: list[float] = field(default_factory=list)
-    verdict_fire_s: list[float] = field(default_factory=list)
-    verdict_all_s: list[float] = field(default_factory=list)
+    ack_fire_s: Sequence[float] = field(default_factory=list)
+    ack_all_s: Sequence[float] = field(default_factory=list)
+    verdict_fire_s: Sequence[float] = field(default_factory=list)
+    verdict_all_s: Sequence[float] = field(default_factory=list)
     limits: dict[str, LimitCount] = field(default_factory=dict)
     devices_in_service: int = 0
     devices_online: int = 0
     devices_intact: int = 0             # in service, no open fault or offline alarm
     faults_raised: int = 0
-    fault_repair_s: list[float] = field(default_factory=list)
+    fault_repair_s: Sequence[float] = field(default_factory=list)
     hazards_found: int = 0
     hazards_found_closed: int = 0       # of those found in the period, closed by its end
     hazards_closed: int = 0             # closed in the period, whenever found
@@ -75,6 +76,40 @@ class Counts:
     checkpoints_visited: int = 0
     reports_received: int = 0
     reports_handled: int = 0
+
+
+class Binned(Sequence[float]):
+    """A sorted sample kept as (value, how many times) pairs: what a histogram of the
+    summary tables gives (assessment/queries.py). It reads as the sorted list it stands for,
+    without building it (a year of a city has millions of values in a few thousand bins)."""
+
+    def __init__(self, bins: dict[float, int]) -> None:
+        items = sorted((v, n) for v, n in bins.items() if n > 0)
+        self.values = [v for v, _ in items]
+        self.ends = list(accumulate(n for _, n in items))
+
+    def __len__(self) -> int:
+        return self.ends[-1] if self.ends else 0
+
+    def __getitem__(self, i: int) -> float:  # type: ignore[override]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.values[bisect_left(self.ends, i + 1)]
+
+    def __iter__(self) -> Iterator[float]:
+        start = 0
+        for v, end in zip(self.values, self.ends, strict=True):
+            for _ in range(end - start):
+                yield v
+            start = end
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"Binned({dict(zip(self.values, self.ends, strict=True))!r})"
 
 
 # -- the pure functions -----------------------------------------------------------------------
@@ -97,7 +132,7 @@ def percentile(xs: Sequence[float], q: float) -> float | None:
     percentile_cont); None for no values."""
     if not xs:
         return None
-    s = sorted(xs)
+    s = xs if isinstance(xs, Binned) else sorted(xs)
     pos = q * (len(s) - 1)
     lo = math.floor(pos)
     hi = min(lo + 1, len(s) - 1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,6 +25,7 @@ import asyncpg
 from assessment.indicators import (
     GB50440_DAILY_FALSE_ALARMS,
     LIMITS,
+    Binned,
     Counts,
     LimitCount,
     compute_all,
@@ -362,7 +363,15 @@ def _secs(xs: Sequence[float] | None) -> list[float]:
 
 async def gather(db: Db, place: Place, start: datetime, end: datetime, *, tz: str = "UTC",
                  now: datetime | None = None) -> Counts:
-    """The counts behind every indicator, for one place over [start, end)."""
+    """The counts behind every indicator, for one place over [start, end) (from the summary
+    tables and the raw edges: `gather_many`)."""
+    return (await gather_many(db, [place], start, end, tz=tz, now=now))[0]
+
+
+async def gather_raw(db: Db, place: Place, start: datetime, end: datetime, *, tz: str = "UTC",
+                     now: datetime | None = None) -> Counts:
+    """The counts of one place read from the raw tables only, one query per family: the
+    reference the summary path is tested and benchmarked against (exact times, unbucketed)."""
     now = now_or(now)
     e = min(end, now)
     sites = list(place.sites)
@@ -396,6 +405,292 @@ async def gather(db: Db, place: Place, start: datetime, end: datetime, *, tz: st
         checkpoints_planned=pt["planned"], checkpoints_visited=pt["visited"],
         reports_received=rp["received"], reports_handled=rp["handled"])
 
+# -- the counts of many places at once: the summary tables and the raw edges --------------------
+# Every query takes the places as (group, site) pairs, $1 int[] and $2 text[], and answers per
+# group; whole UTC months come from alarm_month_counts / alarm_month_times (migration 0019),
+# the partial months at the period's edges from `alarms` ($3..$6: [start, m0) and [m1, end)).
+
+_PAIRS = "unnest($1::int[], $2::text[]) p (g, site)"
+_EDGES = "((a.raised_at >= $3 AND a.raised_at < $4) OR (a.raised_at >= $5 AND a.raised_at < $6))"
+
+_SUM_COUNTS = f"""
+SELECT p.g, c.class, c.verdict, sum(c.n)::bigint AS n,
+       {", ".join(f"sum(c.{k}_{w})::bigint AS {k}_{w}" for k in ("gd", "nd", "gf", "nr")
+                  for w in ("met", "over", "open"))}
+FROM alarm_month_counts c JOIN {_PAIRS} ON c.site_id = p.site
+WHERE c.month >= $3 AND c.month < $4
+GROUP BY 1, 2, 3
+"""
+
+# one alarm's limit columns, as migration 0019's assessment_summary_add counts them
+_LIM_SPEC = {"gd": ("origin", "shown_at", "true", 20), "nd": ("origin", "shown_at", "true", 90),
+             "gf": ("confirmed", "delivered_at", "fwd", 3),
+             "nr": ("received_at", "delivered_at", "fwd", 90)}
+_LIM_KEYS = {"gd": "gb50440_display_20s", "nd": "nfpa72_display_90s",
+             "gf": "gb50440_forward_3s", "nr": "nfpa72_retransmit_90s"}
+
+
+def _lim_cols() -> str:
+    cols = []
+    for k, (st, en, applies, secs) in _LIM_SPEC.items():
+        on = f"fire AND {applies} AND {st} IS NOT NULL"
+        lim = f"interval '{secs} s'"
+        cols += [f"count(*) FILTER (WHERE {on} AND {en} - {st} <= {lim}) AS {k}_met",
+                 f"count(*) FILTER (WHERE {on} AND {en} - {st} > {lim}) AS {k}_over",
+                 f"count(*) FILTER (WHERE {on} AND {en} IS NULL) AS {k}_open"]
+    return ", ".join(cols)
+
+
+_CLOCKS = """a.class = 'fire' AS fire, coalesce(a.device_ts, a.received_at) AS origin,
+       a.shown_at, a.delivered_at, a.received_at,
+       CASE WHEN a.forward_basis = 'operator' OR (a.forward_basis IS NULL AND
+            a.verdict = 'true_fire') THEN a.verdict_at ELSE a.forwarded_at END AS confirmed,
+       (a.forwarded_at IS NOT NULL OR a.verdict IS NOT DISTINCT FROM 'true_fire') AS fwd"""
+
+_RAW_COUNTS = f"""
+SELECT g, class, verdict, count(*) AS n, {_lim_cols()} FROM (
+    SELECT p.g, a.class, coalesce(a.verdict, '') AS verdict, {_CLOCKS}
+    FROM alarms a JOIN {_PAIRS} ON a.site_id = p.site
+    WHERE a.mode = 'normal' AND {_EDGES}) x
+GROUP BY 1, 2, 3
+"""
+
+# the open clocks that are still pending (counted open above): only alarms with a start clock
+# within the longest limit of now can be. $3 start, $4 end, $5 now.
+_PENDING = f"""
+SELECT g, {", ".join(
+    f"count(*) FILTER (WHERE fire AND {a} AND {st} IS NOT NULL AND {en} IS NULL "
+    f"AND $5::timestamptz - {st} <= interval '{secs} s') AS {k}"
+    for k, (st, en, a, secs) in _LIM_SPEC.items())} FROM (
+    SELECT p.g, {_CLOCKS}
+    FROM alarms a JOIN {_PAIRS} ON a.site_id = p.site
+    WHERE a.class = 'fire' AND a.mode = 'normal' AND a.raised_at >= $3 AND a.raised_at < $4
+      AND greatest(a.device_ts, a.received_at, a.verdict_at, a.forwarded_at)
+          > $5::timestamptz - interval '{max(LIMITS.values()):g} s') x
+GROUP BY 1
+"""
+
+_SUM_TIMES = f"""
+SELECT p.g, t.class, t.kind, t.bucket, sum(t.n)::bigint AS n
+FROM alarm_month_times t JOIN {_PAIRS} ON t.site_id = p.site
+WHERE t.month >= $3 AND t.month < $4
+GROUP BY 1, 2, 3, 4
+"""
+
+_RAW_TIMES = f"""
+SELECT g, class, kind, assessment_bucket(extract(epoch FROM v)::float8) AS bucket,
+       count(*) AS n FROM (
+    SELECT p.g, a.class, x.kind, x.v
+    FROM alarms a JOIN {_PAIRS} ON a.site_id = p.site
+    CROSS JOIN LATERAL (VALUES
+        ('ack', a.acknowledged_at - coalesce(a.received_at, a.stored_at)),
+        ('verdict', a.verdict_at - coalesce(a.received_at, a.stored_at)),
+        ('repair', CASE WHEN a.class = 'fault' THEN a.cleared_at - a.raised_at END)) x (kind, v)
+    WHERE a.mode = 'normal' AND {_EDGES} AND x.v IS NOT NULL) y
+GROUP BY 1, 2, 3, 4
+"""
+
+# $3 start, $4 end, $5 tz, $6 the daily threshold
+_GB_MANY = f"""
+SELECT g, k, count(*) AS days FROM (
+    SELECT p.g, coalesce('unit:' || s.unit_id, 'site:' || a.site_id) AS k,
+           (a.raised_at AT TIME ZONE $5)::date AS d
+    FROM alarms a JOIN {_PAIRS} ON a.site_id = p.site JOIN sites s ON s.id = a.site_id
+    WHERE a.mode = 'normal' AND a.verdict = 'false_alarm'
+      AND a.raised_at >= $3 AND a.raised_at < $4
+    GROUP BY 1, 2, 3 HAVING count(*) > $6) x
+GROUP BY g, k ORDER BY g, k
+"""
+
+_DEVICES_MANY = f"""
+SELECT p.g, count(*) FILTER (WHERE d.kind IN ('smoke_detector', 'heat_detector')) AS detectors,
+       count(*) AS in_service,
+       count(*) FILTER (WHERE d.online AND NOT EXISTS (
+           SELECT 1 FROM alarms a WHERE a.device_id = d.id AND a.point = ''
+           AND a.type = 'offline' AND a.state IN {OPEN_STATES_SQL})) AS online,
+       count(*) FILTER (WHERE NOT EXISTS (
+           SELECT 1 FROM alarms a WHERE a.device_id = d.id AND a.mode = 'normal'
+           AND a.class IN ('fault', 'offline') AND a.state IN {OPEN_STATES_SQL})) AS intact
+FROM devices d JOIN {_PAIRS} ON d.site_id = p.site WHERE d.lifecycle = 'in_service'
+GROUP BY 1
+"""
+
+# $3 start, $4 end, $5/$6 (group, node) pairs, $7/$8 (group, unit) pairs, $9 E
+_HAZARDS_MANY = f"""
+WITH hp AS (
+    SELECT p.g, h.id FROM hazards h JOIN {_PAIRS} ON h.site_id = p.site
+    UNION
+    SELECT p.g, h.id FROM hazards h JOIN unnest($5::int[], $6::bigint[]) p (g, node)
+        ON h.site_id IS NULL AND h.jurisdiction_id = p.node
+    UNION
+    SELECT p.g, h.id FROM hazards h JOIN unnest($7::int[], $8::bigint[]) p (g, unit)
+        ON h.site_id IS NULL AND h.unit_id = p.unit)
+SELECT hp.g,
+       count(*) FILTER (WHERE found_at >= $3 AND found_at < $4) AS found,
+       count(*) FILTER (WHERE found_at >= $3 AND found_at < $4 AND closed_at < $9)
+           AS found_closed,
+       count(*) FILTER (WHERE closed_at >= $3 AND closed_at < $4) AS closed,
+       count(*) FILTER (WHERE found_at < $9 AND deadline < $9
+                        AND (closed_at IS NULL OR closed_at >= $9)) AS overdue
+FROM hp JOIN hazards h ON h.id = hp.id GROUP BY 1
+"""
+
+# $3 start, $4 end, $5 E
+_ORDERS_MANY = f"""
+SELECT p.g, count(*) AS opened,
+       count(*) FILTER (WHERE responded_at <= respond_by AND repaired_at <= repair_by) AS met,
+       count(*) FILTER (WHERE responded_at > respond_by OR repaired_at > repair_by
+                        OR (responded_at IS NULL AND respond_by < $5)
+                        OR (repaired_at IS NULL AND repair_by < $5)) AS missed
+FROM work_orders w JOIN {_PAIRS} ON w.site_id = p.site
+WHERE w.opened_at >= $3 AND w.opened_at < $4 GROUP BY 1
+"""
+
+# $3 start, $4 end, $5 tz
+_PATROLS_MANY = f"""
+SELECT p.g, count(*) AS planned,
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM patrol_checkins k WHERE
+           k.checkpoint_id = c.id AND k.at >= $3 AND k.at < $4)) AS visited
+FROM patrol_checkpoints c JOIN patrol_plans pl ON pl.id = c.plan_id
+JOIN {_PAIRS} ON c.site_id = p.site
+WHERE c.active AND pl.active
+  AND pl.starts_on <= ($4::timestamptz AT TIME ZONE $5)::date
+  AND (pl.ends_on IS NULL OR pl.ends_on >= ($3::timestamptz AT TIME ZONE $5)::date)
+GROUP BY 1
+"""
+
+# $3 start, $4 end, $5/$6 (group, node) pairs
+_REPORTS_MANY = f"""
+WITH rp AS (
+    SELECT p.g, r.id FROM public_reports r JOIN {_PAIRS} ON r.site_id = p.site
+    UNION
+    SELECT p.g, r.id FROM public_reports r JOIN unnest($5::int[], $6::bigint[]) p (g, node)
+        ON r.site_id IS NULL AND r.jurisdiction_id = p.node)
+SELECT rp.g, count(*) AS received, count(*) FILTER (WHERE status <> 'received') AS handled
+FROM rp JOIN public_reports r ON r.id = rp.id
+WHERE r.received_at >= $3 AND r.received_at < $4 GROUP BY 1
+"""
+
+
+def _month_floor(t: datetime) -> datetime:
+    u = t.astimezone(UTC)
+    return datetime(u.year, u.month, 1, tzinfo=UTC)
+
+
+def _next_month(m: datetime) -> datetime:
+    return m.replace(year=m.year + 1, month=1) if m.month == 12 else m.replace(month=m.month + 1)
+
+
+def summary_months(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+    """The whole UTC months [m0, m1) inside [start, end) that the summary answers; None when
+    there is none (the period is read from `alarms` alone)."""
+    m0 = _month_floor(start)
+    if m0 < start:
+        m0 = _next_month(m0)
+    m1 = _month_floor(end)
+    return (m0, m1) if m0 < m1 else None
+
+
+def _pairs(places: Sequence[Place], attr: str) -> tuple[list[int], list[Any]]:
+    gs: list[int] = []
+    xs: list[Any] = []
+    for i, p in enumerate(places):
+        for x in getattr(p, attr):
+            gs.append(i)
+            xs.append(x)
+    return gs, xs
+
+
+async def gather_many(db: Db, places: Sequence[Place], start: datetime, end: datetime, *,
+                      tz: str = "UTC", now: datetime | None = None) -> list[Counts]:
+    """The counts of several places over [start, end), in one grouped query per family: the
+    alarm figures from the summary tables for whole UTC months and from `alarms` for the
+    edges; the same numbers as `gather_raw` (times rounded as `assessment_bucket`)."""
+    now = now_or(now)
+    e = min(end, now)
+    n = len(places)
+    gs, sites = _pairs(places, "sites")
+    pairs = (gs, sites)
+    months = summary_months(start, end)
+    edges = (start, end, end, end) if months is None else (start, months[0], months[1], end)
+
+    counts: list[dict[str, int]] = [dict.fromkeys(
+        ("alarms", "fires", "false_alarms", "equipment_false_alarms", "test_verdicts",
+         "faults_raised"), 0) for _ in range(n)]
+    lims = [{f"{k}_{w}": 0 for k in _LIM_SPEC for w in ("met", "over", "open")}
+            for _ in range(n)]
+    rows = list(await db.fetch(_RAW_COUNTS, *pairs, *edges))
+    if months is not None:
+        rows += await db.fetch(_SUM_COUNTS, *pairs, *months)
+    for r in rows:
+        c = counts[r["g"]]
+        c["alarms"] += r["n"]
+        v = r["verdict"]
+        c["fires"] += r["n"] if v == "true_fire" else 0
+        c["false_alarms"] += r["n"] if v in ("false_alarm", "nuisance") else 0
+        c["equipment_false_alarms"] += r["n"] if v == "false_alarm" else 0
+        c["test_verdicts"] += r["n"] if v == "test" else 0
+        c["faults_raised"] += r["n"] if r["class"] == "fault" else 0
+        for k in lims[r["g"]]:
+            lims[r["g"]][k] += r[k]
+    pending = {r["g"]: r for r in await db.fetch(_PENDING, *pairs, start, end, now)}
+
+    bins: list[dict[str, dict[float, int]]] = [
+        {k: {} for k in ("ack_fire", "ack_all", "verdict_fire", "verdict_all", "fault_repair")}
+        for _ in range(n)]
+    rows = list(await db.fetch(_RAW_TIMES, *pairs, *edges))
+    if months is not None:
+        rows += await db.fetch(_SUM_TIMES, *pairs, *months)
+    for r in rows:
+        b = bins[r["g"]]
+        kind, cls, v, k = r["kind"], r["class"], r["bucket"], r["n"]
+        targets = (["fault_repair"] if kind == "repair" and cls == "fault" else
+                   [] if kind == "repair" else
+                   [f"{kind}_all", f"{kind}_fire"] if cls == "fire" else [f"{kind}_all"])
+        for t in targets:
+            b[t][v] = b[t].get(v, 0) + k
+
+    gb: list[list[tuple[str, int]]] = [[] for _ in range(n)]
+    for r in await db.fetch(_GB_MANY, *pairs, start, end, tz, GB50440_DAILY_FALSE_ALARMS):
+        gb[r["g"]].append((r["k"], r["days"]))
+    dev = {r["g"]: r for r in await db.fetch(_DEVICES_MANY, *pairs)}
+    hz = {r["g"]: r for r in await db.fetch(_HAZARDS_MANY, *pairs, start, end,
+                                            *_pairs(places, "nodes"), *_pairs(places, "units"),
+                                            e)}
+    wo = {r["g"]: r for r in await db.fetch(_ORDERS_MANY, *pairs, start, end, e)}
+    pt = {r["g"]: r for r in await db.fetch(_PATROLS_MANY, *pairs, start, end, tz)}
+    rp = {r["g"]: r for r in await db.fetch(_REPORTS_MANY, *pairs, start, end,
+                                            *_pairs(places, "nodes"))}
+
+    def get(rows: dict[int, Any], g: int, key: str) -> int:
+        r = rows.get(g)
+        return int(r[key]) if r is not None else 0
+
+    out = []
+    for g in range(n):
+        lm = lims[g]
+        limits = {}
+        for k, name in _LIM_KEYS.items():
+            pend = get(pending, g, k)
+            limits[name] = LimitCount(lm[f"{k}_met"], lm[f"{k}_over"] + lm[f"{k}_open"] - pend,
+                                      pend)
+        b = bins[g]
+        out.append(Counts(
+            **counts[g], detectors=get(dev, g, "detectors"),
+            gb50440_unit_days=sum(d for _, d in gb[g]), gb50440_units=[k for k, _ in gb[g]],
+            ack_fire_s=Binned(b["ack_fire"]), ack_all_s=Binned(b["ack_all"]),
+            verdict_fire_s=Binned(b["verdict_fire"]), verdict_all_s=Binned(b["verdict_all"]),
+            fault_repair_s=Binned(b["fault_repair"]),
+            limits={name: limits[name] for name in LIMITS},
+            devices_in_service=get(dev, g, "in_service"), devices_online=get(dev, g, "online"),
+            devices_intact=get(dev, g, "intact"),
+            hazards_found=get(hz, g, "found"), hazards_found_closed=get(hz, g, "found_closed"),
+            hazards_closed=get(hz, g, "closed"), hazards_overdue=get(hz, g, "overdue"),
+            orders_opened=get(wo, g, "opened"), orders_met=get(wo, g, "met"),
+            orders_missed=get(wo, g, "missed"),
+            checkpoints_planned=get(pt, g, "planned"), checkpoints_visited=get(pt, g, "visited"),
+            reports_received=get(rp, g, "received"), reports_handled=get(rp, g, "handled")))
+    return out
 
 
 # -- a report: a node and its children --------------------------------------------------------
@@ -462,9 +757,11 @@ async def _visible(db: Db, world: _World, node: NodeRef, viewer: Viewer) -> Plac
 
 async def report(db: Db, node: NodeRef, start: datetime, end: datetime, *,
                  viewer: Viewer = EVERYONE, grouping: str = "children", tz: str = "UTC",
-                 now: datetime | None = None, children: bool = True) -> Report:
+                 now: datetime | None = None, children: bool = True,
+                 source: Literal["summary", "raw"] = "summary") -> Report:
     """Every indicator of a node over [start, end), and of each of its children (or of the
-    groups of its sites by `grouping`)."""
+    groups of its sites by `grouping`), all places in one grouped query per family.
+    `source="raw"`: each place from the raw tables on its own (`gather_raw`, the baseline)."""
     check_period(start, end)
     check_zone(tz)
     if grouping not in GROUPINGS:
@@ -474,13 +771,13 @@ async def report(db: Db, node: NodeRef, start: datetime, end: datetime, *,
     world = await _World.load(db, start, end, tz)
     place = await _visible(db, world, node, viewer)
 
-    async def figures(p: Place) -> Figures:
-        counts = await gather(db, p, start, end, tz=tz, now=now)
-        return Figures(p, counts, compute_all(counts, days))
-
-    out = Report(await figures(place), start=start, end=end, days=days, timezone=tz,
-                 grouping=grouping)
+    places = [place]
     if children:
-        for child in await _children(db, world, node, place, grouping):
-            out.children.append(await figures(child.seen_by(viewer)))
-    return out
+        places += [c.seen_by(viewer) for c in await _children(db, world, node, place, grouping)]
+    if source == "raw":
+        counts = [await gather_raw(db, p, start, end, tz=tz, now=now) for p in places]
+    else:
+        counts = await gather_many(db, places, start, end, tz=tz, now=now)
+    figs = [Figures(p, c, compute_all(c, days)) for p, c in zip(places, counts, strict=True)]
+    return Report(figs[0], figs[1:], start=start, end=end, days=days, timezone=tz,
+                  grouping=grouping)
