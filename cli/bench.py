@@ -28,6 +28,8 @@ BENCHMARKS = {
              "hazards by rule, escalation) and an idle sweep"),
     "mqtt-boundary": ("bench.mqtt_boundary", "the ingester's MQTT receive path against "
                       "paho's public API: rate and CPU per message"),
+    "assessment": ("bench.assessment", "the assessment indicators over a year of a city: "
+                   "summary tables against the raw queries"),
     "notify": ("bench.notify", "fire raised -> first e-mail and robot message accepted, and "
                "escalation timing, under background telemetry; each component its own process"),
 }
