@@ -77,6 +77,8 @@ CONSOLE_HEADERS = console_headers()
 # The map library, installed by `make setup` from the npm registry (package.json), served
 # from node_modules: never copied into the repository.
 LEAFLET_DIR = Path(__file__).resolve().parent.parent / "node_modules" / "leaflet" / "dist"
+# The charts of the assessment dashboard (assessment.html): Chart.js's UMD build, the same way.
+CHARTJS_DIR = Path(__file__).resolve().parent.parent / "node_modules" / "chart.js" / "dist"
 
 
 def tile_origin(url: str | None) -> str | None:
@@ -180,6 +182,9 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     if LEAFLET_DIR.is_dir():  # else the console's city view says the map is not installed
         app.mount("/console/vendor/leaflet",
                   ConsoleFiles(directory=LEAFLET_DIR, headers=headers), name="leaflet")
+    if CHARTJS_DIR.is_dir():  # else the dashboard shows its figures as tables only
+        app.mount("/console/vendor/chart.js",
+                  ConsoleFiles(directory=CHARTJS_DIR, headers=headers), name="chart.js")
     app.mount("/console", ConsoleFiles(directory=STATIC_DIR, html=True, headers=headers),
               name="console")
 

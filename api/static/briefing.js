@@ -12,11 +12,11 @@
       generate: "Generate", generating: "Generating…", jurisdiction: "Jurisdiction", version: "Version",
       generated: "Generated", by: "By", pdf: "PDF", open: "Open", back: "All briefings", none_yet: "No briefing yet.",
       indicator: "Indicator", this_month: "This month", last_month: "Last month", change: "Change",
-      target: "Year's target (to date)" },
+      target: "Year's target (to date)", assessment: "Assessment" },
     zh: { briefings: "简报", jurisdiction_id: "辖区编号", month: "月份", timezone: "时区", generate: "生成",
       generating: "正在生成…", jurisdiction: "辖区", version: "版本", generated: "生成时间", by: "生成方式",
       pdf: "PDF", open: "查看", back: "全部简报", none_yet: "暂无简报。", indicator: "指标", this_month: "本月",
-      last_month: "上月", change: "较上月", target: "年度目标（年累计）" },
+      last_month: "上月", change: "较上月", target: "年度目标（年累计）", assessment: "考核" },
   };
   const say = (text) => { $("msg").textContent = text || ""; };
   const fill = (el, ...children) => { el.replaceChildren(...children.flat()); return el; };
@@ -85,6 +85,8 @@
     const now = new Date();
     const last = new Date(now.getFullYear(), now.getMonth() - 1, 1);
     $("g-month").value = `${last.getFullYear()}-${String(last.getMonth() + 1).padStart(2, "0")}`;
+    const asked = new URLSearchParams(window.location.search).get("jurisdiction");  // from the dashboard
+    if (asked && /^[0-9]+$/.test(asked)) $("g-jurisdiction").value = asked;
     $("generate").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       say(T("generating"));

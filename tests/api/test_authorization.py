@@ -82,6 +82,18 @@ ACTIONS = [
                                 "ends_at": "2099-12-02T00:00:00Z", "jurisdiction_id": 987654,
                                 "settings": {"heartbeat_s": 60}}, {"admin", "supervisor"}),
     ("POST", "/watch/prompts/987654/read", None, {"admin", "operator", "manager"}),
+    # assessment and briefings (docs/assessment.md): stats:read, targets assessment:target
+    ("GET", "/assessment/indicators", None, {"admin", "operator", "supervisor"}),
+    ("GET", "/assessment/report?node=jurisdiction:987654", None,
+     {"admin", "operator", "supervisor"}),
+    ("GET", "/assessment/export.csv?node=jurisdiction:987654", None,
+     {"admin", "operator", "supervisor"}),
+    ("PUT", "/assessment/targets", {"jurisdiction_id": 987654, "year": 2026,
+                                    "targets": {"fires": 1}}, {"admin", "supervisor"}),
+    ("GET", "/assessment/briefings", None, {"admin", "operator", "supervisor"}),
+    ("POST", "/assessment/briefings", {"jurisdiction_id": 987654, "month": "2026-01",
+                                       "timezone": "UTC"}, {"admin", "operator", "supervisor"}),
+    ("GET", "/assessment/briefings/987654", None, {"admin", "operator", "supervisor"}),
 ]
 
 
