@@ -66,7 +66,7 @@ async def _judged(town: Town) -> None:
         change = await store.raise_or_recur(Occurrence(
             AlarmKey("d1", "z9", "smoke.threshold"), AlarmClass.FIRE, now, site_id="s1",
             received_at=now, mode=Mode.TEST, reason="annual test"))
-        assert change.alarm_id is not None
+        assert change is not None and change.alarm_id is not None
         await store.transition(change.alarm_id, Trigger.VERDICT, actor="operator:o",
                                verdict=Verdict.TRUE_FIRE)
         assert await pool.fetchval("SELECT count(*) FROM alarms WHERE mode = 'test'") == 1
