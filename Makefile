@@ -15,12 +15,14 @@ export FIRETOWER_ENV ?= development
 
 ## Install system packages (Debian) and the Python environment; safe to re-run.
 ## Installs programs only: no service is started, stopped or configured. The console's map
-## library (Leaflet) comes from the npm registry into node_modules (package-lock.json).
+## library (Leaflet) and chart library (Chart.js) come from the npm registry into node_modules
+## (package-lock.json).
 setup: $(BIN)/firetower fonts
 	@command -v mosquitto >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends mosquitto mosquitto-clients)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q postgresql)
 	@command -v npm >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends npm)
-	@test -f node_modules/leaflet/dist/leaflet.js || npm ci --no-audit --no-fund --loglevel=error
+	@test -f node_modules/leaflet/dist/leaflet.js -a -f node_modules/chart.js/dist/chart.umd.min.js \
+	  || npm ci --no-audit --no-fund --loglevel=error
 
 $(BIN)/firetower: pyproject.toml
 	@command -v $(PY) >/dev/null || (echo "need $(PY)"; exit 1)
