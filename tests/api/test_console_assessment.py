@@ -114,13 +114,21 @@ async def test_the_assessment_dashboard(world: World, tmp_path: Path) -> None:
                 report = await ok(await c.get("/assessment/report", params=params))
             values = report["node"]["values"]
             assert values["fires"] == 2 and values["false_alarms"] == 3  # not the test alarm
-            assert s["figures"] == values
+            # the response-time compliance of alarms raised seconds ago moves with the clock
+            # (an alarm inside its limit counts neither way until the limit passes: 3 s for
+            # GB 50440's forwarding), so those figures are compared once settled, not here
+            moving = {k for k in values if k.startswith("compliance_")}
+            assert {k: v for k, v in s["figures"].items() if k not in moving} == {
+                k: v for k, v in values.items() if k not in moving}
+            assert set(s["figures"]) == set(values)
             shown = {k: v for k, v in zip(
                 await page.locator("#figures dd").evaluate_all(
                     "els => els.map(e => e.dataset.key)"),
                 await page.locator("#figures dd").evaluate_all(
                     "els => els.map(e => e.dataset.value)"), strict=True)}
             for key, value in shown.items():
+                if key in moving:
+                    continue
                 want = values[key]
                 assert (value == "" if want is None else float(value) == want), (key, value)
             assert await page.inner_text('#figures dd[data-key="fires"]') == "2"
