@@ -199,18 +199,20 @@ async def test_a_fire_is_told_escalated_twice_and_stopped_by_its_link(
     assert all("火警" in r.body["markdown"]["title"] for r in dings)
     first = mails.to("resp@unit.cn")[0]
     assert "火警" in first["subject"] and "第一中学" in first["subject"]
-    assert (first["at"] - raised).total_seconds() < 2.0
-    assert not mails.to("leader1@centre.cn") and not mails.to("officer1@county.cn")
+    assert (first["at"] - raised).total_seconds() < 3.0
 
-    # unacknowledged: the shift leader at 2 s, the county's duty officer at 4 s (± 1 s)
+    # unacknowledged: the shift leader at 2 s, then the county's duty officer at 4 s; never
+    # early (the ± 1 s precision is a benchmark figure, `firetower bench notify`: here the
+    # bounds leave room for a loaded CI machine)
     await eventually(lambda: mails.to("leader1@centre.cn"), timeout=10)
     leader = mails.to("leader1@centre.cn")[0]
     assert "Escalation 1" in leader["subject"]
-    assert 1.0 <= (leader["at"] - raised).total_seconds() <= 3.5
+    assert 1.5 <= (leader["at"] - raised).total_seconds() <= 5.0
     await eventually(lambda: mails.to("officer1@county.cn"), timeout=10)
     officer = mails.to("officer1@county.cn")[0]
     assert "Escalation 2" in officer["subject"]
-    assert 3.0 <= (officer["at"] - raised).total_seconds() <= 5.5
+    assert 3.5 <= (officer["at"] - raised).total_seconds() <= 7.0
+    assert officer["at"] > leader["at"]
 
     # the officer acknowledges with the link in the e-mail
     link = re.search(r"https?://\S+/console/link\.html#ack/(\S+)", officer["body"])
