@@ -154,7 +154,9 @@ async def test_a_window_applies_and_reverts_at_its_bounds(svc, conn, caplog) -> 
 
     alarm = await eventually(lambda: offline(conn, "smk-1"), 10)
     raised = alarm["raised_at"].timestamp()
-    assert abs(raised - (seen + 10.0)) < 1.0, raised - seen  # not seen + 300
+    # decided when the new deadline popped (the evidence's deadline, exact); dated when decided,
+    # which a loaded CI machine may delay a little: never near seen + 300
+    assert abs(raised - (seen + 10.0)) < 3.0, raised - seen
     assert raised >= start
     assert alarm["evidence"]["deadline"] == pytest.approx(seen + 10.0)
 
