@@ -36,6 +36,33 @@ POLICY_COLUMNS = ("id, name, enabled, classes, max_priority, jurisdiction_id, un
 CHAIN_COLUMNS = "id, name, class, jurisdiction_id, steps, repeat_s, enabled, created_at, updated_at"
 
 
+# The three kinds this module writes: table, the columns shown, the audit entity, its name.
+_KINDS: dict[str, tuple[str, str, str]] = {
+    "notify_contact": ("notify_contacts", CONTACT_COLUMNS, "contact"),
+    "notify_policy": ("notify_policies", POLICY_COLUMNS, "policy"),
+    "escalation_chain": ("escalation_chains", CHAIN_COLUMNS, "escalation chain"),
+}
+
+
+async def _locked(conn: Conn, entity: str, id_: int) -> asyncpg.Record:
+    """The row as it is, locked for the change (in the caller's transaction); missing: 404."""
+    table, columns, what = _KINDS[entity]
+    row = await conn.fetchrow(f"SELECT {columns} FROM {table} WHERE id = $1 FOR UPDATE", id_)
+    if row is None:
+        raise Refused(f"no {what} {id_}", missing=True)
+    return row
+
+
+async def _delete(conn: Conn, actor: Actor, entity: str, id_: int) -> None:
+    table, columns, what = _KINDS[entity]
+    async with conn.transaction():
+        before = await conn.fetchrow(
+            f"DELETE FROM {table} WHERE id = $1 RETURNING {columns}", id_)
+        if before is None:
+            raise Refused(f"no {what} {id_}", missing=True)
+        await audit(conn, actor, "delete", entity, id_, dict(before), None)
+
+
 async def _exists(conn: Conn, table: str, id_: int) -> bool:
     return bool(await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1)", id_))
 
@@ -79,10 +106,7 @@ async def create_contact(conn: Conn, box: SecretBox, actor: Actor, *, recipient:
 async def set_contact_enabled(conn: Conn, actor: Actor, contact_id: int,
                               enabled: bool) -> asyncpg.Record:
     async with conn.transaction():
-        before = await conn.fetchrow(
-            f"SELECT {CONTACT_COLUMNS} FROM notify_contacts WHERE id = $1 FOR UPDATE", contact_id)
-        if before is None:
-            raise Refused(f"no contact {contact_id}", missing=True)
+        before = await _locked(conn, "notify_contact", contact_id)
         row = await conn.fetchrow(
             "UPDATE notify_contacts SET enabled = $2, updated_at = now() WHERE id = $1"
             f" RETURNING {CONTACT_COLUMNS}", contact_id, enabled)
@@ -92,13 +116,7 @@ async def set_contact_enabled(conn: Conn, actor: Actor, contact_id: int,
 
 
 async def delete_contact(conn: Conn, actor: Actor, contact_id: int) -> None:
-    async with conn.transaction():
-        before = await conn.fetchrow(
-            f"DELETE FROM notify_contacts WHERE id = $1 RETURNING {CONTACT_COLUMNS}", contact_id)
-        if before is None:
-            raise Refused(f"no contact {contact_id}", missing=True)
-        await audit(conn, actor, "delete", "notify_contact", contact_id, dict(before), None)
-
+    await _delete(conn, actor, "notify_contact", contact_id)
 
 # -- policies ---------------------------------------------------------------------------------
 def policy_of(values: dict[str, Any], id_: int = 0) -> Policy:
@@ -153,10 +171,7 @@ async def create_policy(conn: Conn, actor: Actor, values: dict[str, Any]) -> asy
 async def replace_policy(conn: Conn, actor: Actor, policy_id: int,
                          values: dict[str, Any]) -> asyncpg.Record:
     async with conn.transaction():
-        before = await conn.fetchrow(
-            f"SELECT {POLICY_COLUMNS} FROM notify_policies WHERE id = $1 FOR UPDATE", policy_id)
-        if before is None:
-            raise Refused(f"no policy {policy_id}", missing=True)
+        before = await _locked(conn, "notify_policy", policy_id)
         p = await _policy_checked(conn, values)
         row = await conn.fetchrow(
             "UPDATE notify_policies SET name = $2, enabled = $3, classes = $4,"
@@ -170,13 +185,7 @@ async def replace_policy(conn: Conn, actor: Actor, policy_id: int,
 
 
 async def delete_policy(conn: Conn, actor: Actor, policy_id: int) -> None:
-    async with conn.transaction():
-        before = await conn.fetchrow(
-            f"DELETE FROM notify_policies WHERE id = $1 RETURNING {POLICY_COLUMNS}", policy_id)
-        if before is None:
-            raise Refused(f"no policy {policy_id}", missing=True)
-        await audit(conn, actor, "delete", "notify_policy", policy_id, dict(before), None)
-
+    await _delete(conn, actor, "notify_policy", policy_id)
 
 # -- escalation chains ------------------------------------------------------------------------
 async def _chain_checked(conn: Conn, values: dict[str, Any]) -> tuple[Any, ...]:
@@ -210,10 +219,7 @@ async def create_chain(conn: Conn, actor: Actor, values: dict[str, Any]) -> asyn
 async def replace_chain(conn: Conn, actor: Actor, chain_id: int,
                         values: dict[str, Any]) -> asyncpg.Record:
     async with conn.transaction():
-        before = await conn.fetchrow(
-            f"SELECT {CHAIN_COLUMNS} FROM escalation_chains WHERE id = $1 FOR UPDATE", chain_id)
-        if before is None:
-            raise Refused(f"no escalation chain {chain_id}", missing=True)
+        before = await _locked(conn, "escalation_chain", chain_id)
         args = await _chain_checked(conn, values)
         try:
             row = await conn.fetchrow(
@@ -229,13 +235,7 @@ async def replace_chain(conn: Conn, actor: Actor, chain_id: int,
 
 
 async def delete_chain(conn: Conn, actor: Actor, chain_id: int) -> None:
-    async with conn.transaction():
-        before = await conn.fetchrow(
-            f"DELETE FROM escalation_chains WHERE id = $1 RETURNING {CHAIN_COLUMNS}", chain_id)
-        if before is None:
-            raise Refused(f"no escalation chain {chain_id}", missing=True)
-        await audit(conn, actor, "delete", "escalation_chain", chain_id, dict(before), None)
-
+    await _delete(conn, actor, "escalation_chain", chain_id)
 
 def quiet(value: str | None) -> time | None:
     """A 'HH:MM' quiet-hours bound."""

@@ -29,6 +29,8 @@ from firetower import db
 from firetower.alarms import AlarmClass
 from firetower.webhooks.secretbox import SecretBox
 from notify import compose, escalation, links
+from notify.channels import ChannelError, shown, validate
+from notify.config_store import policy_of_row
 from notify.escalation import Chain, Step
 from notify.policy import AlarmFacts, Policy, Target, group_key, plan
 from notify.sender import Outcome
@@ -91,7 +93,6 @@ def retry_delay(priority: int, attempts: int) -> float:
 
 # -- loading ----------------------------------------------------------------------------------
 async def policies(conn: Conn) -> list[Policy]:
-    from notify.config_store import policy_of_row
     rows = await conn.fetch("SELECT * FROM notify_policies WHERE enabled")
     return [policy_of_row(r) for r in rows]
 
@@ -174,7 +175,6 @@ async def endpoints(conn: Conn, box: SecretBox, person: Person, allowed: frozens
                     phone_channels: Sequence[str]) -> list[Endpoint]:
     """A person's enabled contacts, plus their phone from the organisation for the SMS and
     voice gateways configured (`phone_channels`), within the channels a policy allows."""
-    from notify.channels import ChannelError, shown, validate
     rows = await conn.fetch(
         "SELECT id, channel, address, secret, shown FROM notify_contacts"
         " WHERE recipient = $1 AND ref_id = $2 AND enabled ORDER BY id", person.kind,

@@ -18,6 +18,7 @@ and messages are rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -133,10 +134,8 @@ class Notifier:
                         await asyncio.sleep(5.0)
                         await conn.execute("SELECT 1")
                 finally:
-                    try:
+                    with contextlib.suppress(Exception):  # a lost connection has none
                         await conn.remove_listener(CHANNEL, woke)
-                    except Exception:
-                        pass
                     await self.pool.release(conn)
             except asyncio.CancelledError:
                 raise
