@@ -2,8 +2,8 @@
 --
 -- Writers: notify/config_store.py (contacts, policies, escalation chains), notify/duty_store.py
 -- (rosters, shifts, the duty log, hand-overs), notify/watch_store.py (watch windows, work
--- prompts and their receipts), notify/outbox.py (jobs, messages, attempts, escalation state,
--- links). The jobs are written by a trigger on alarm_events, so every process that raises an
+-- prompts and their receipts), notify/outbox.py (jobs, messages, attempts, escalation state),
+-- notify/link_store.py (links). The jobs are written by a trigger on alarm_events, so every process that raises an
 -- alarm through the one write path enqueues its notification in the alarm's transaction.
 
 -- Where a person is reached. `recipient` names whose contact this is, `ref_id` the row it

@@ -1,4 +1,5 @@
-"""The one writer of the notification outbox: jobs, messages, attempts, escalation state, links.
+"""The one writer of the notification outbox: jobs, messages, attempts, escalation state (the
+links the messages carry: notify/link_store.py).
 
 The flow (docs/notifications.md):
 
@@ -28,7 +29,7 @@ from asyncpg.pool import PoolConnectionProxy
 from firetower import db
 from firetower.alarms import AlarmClass
 from firetower.webhooks.secretbox import SecretBox
-from notify import compose, escalation, links
+from notify import compose, escalation, link_store, links
 from notify.channels import ChannelError, shown, validate
 from notify.config_store import policy_of_row
 from notify.escalation import Chain, Step
@@ -37,7 +38,6 @@ from notify.sender import Outcome
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
-LINK_TTL = timedelta(hours=24)
 # Retries: fire is retried fast, the rest with a longer backoff; a message is dead after
 # MAX_ATTEMPTS or when the error is permanent (a bad address, a rejected token).
 MAX_ATTEMPTS = 12
@@ -201,18 +201,6 @@ class Resolved:
     first_priority: int
 
 
-async def _link(conn: Conn, secret_key: str, purpose: str, *, channel: str, name: str,
-                now: datetime, alarm_id: int | None = None,
-                receipt_id: int | None = None) -> tuple[int, str]:
-    link_id = await conn.fetchval("SELECT nextval('notify_links_id_seq')")
-    token = links.make(secret_key, purpose, link_id)
-    await conn.execute(
-        "INSERT INTO notify_links (id, purpose, token_hash, alarm_id, receipt_id, channel, name,"
-        " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", link_id, purpose,
-        links.token_hash(token), alarm_id, receipt_id, channel, name, now + LINK_TTL)
-    return link_id, token
-
-
 async def _insert(conn: Conn, box: SecretBox, job: asyncpg.Record, e: Endpoint, *,
                   subject: str, body: str, priority: int, site_id: str | None,
                   alarm_id: int | None, prompt_id: int | None, due: datetime,
@@ -227,7 +215,7 @@ async def _insert(conn: Conn, box: SecretBox, job: asyncpg.Record, e: Endpoint, 
         box.seal(e.secret) if e.secret else None, e.shown, priority, job["step"], subject, body,
         group, due)
     if link_id is not None:
-        await conn.execute("UPDATE notify_links SET message_id = $2 WHERE id = $1", link_id, mid)
+        await link_store.attach(conn, link_id, mid)
     return mid
 
 
@@ -265,7 +253,7 @@ async def _alarm_job(conn: Conn, box: SecretBox, job: asyncpg.Record, *, secret_
                 if (e.channel, e.address) in seen:
                     continue  # one person in two roles, or two roles sharing an address
                 seen.add((e.channel, e.address))
-                link_id, token = await _link(conn, secret_key, "ack", channel=e.channel,
+                link_id, token = await link_store.create(conn, secret_key, "ack", channel=e.channel,
                                              name=person.name, now=now, alarm_id=a["id"])
                 subject, body = compose.alarm(
                     dict(a), link=links.url(public_url, "ack", token), step=step,
@@ -297,7 +285,7 @@ async def _prompt_job(conn: Conn, box: SecretBox, job: asyncpg.Record, *, secret
     for r in receipts:
         person = Person(r["recipient"], r["recipient"], r["ref_id"], r["name"], r["phone"] or "")
         for e in await endpoints(conn, box, person, None, phone_channels):
-            link_id, token = await _link(conn, secret_key, "read", channel=e.channel,
+            link_id, token = await link_store.create(conn, secret_key, "read", channel=e.channel,
                                          name=person.name, now=now, receipt_id=r["id"])
             subject, body = compose.prompt(p["title"], p["body"],
                                            link=links.url(public_url, "read", token))
@@ -487,40 +475,3 @@ async def depth(conn: Conn, now: datetime) -> tuple[int, int]:
         "  AND created_at > $1::timestamptz - interval '24 hours') AS dead", now)
     assert row is not None
     return int(row["pending"]), int(row["dead"])
-
-
-async def next_escalation_at(conn: Conn) -> datetime | None:
-    value: datetime | None = await conn.fetchval(
-        "SELECT min(next_at) FROM alarm_escalations WHERE stopped_at IS NULL")
-    return value
-
-
-# -- links ------------------------------------------------------------------------------------
-class LinkRefused(ValueError):
-    def __init__(self, message: str, status: int = 404) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-async def use_link(conn: Conn, v: links.Verified, purpose: str, now: datetime) -> asyncpg.Record:
-    """Mark a verified link used (in the caller's transaction) and return it: once only, and
-    before it expires."""
-    row = await conn.fetchrow(
-        "SELECT * FROM notify_links WHERE id = $1 AND token_hash = $2 AND purpose = $3"
-        " FOR UPDATE", v.link_id, v.hash, purpose)
-    if row is None:
-        raise LinkRefused("no such link")
-    if row["used_at"] is not None:
-        raise LinkRefused(f"this link was used already, at {row['used_at']:%Y-%m-%d %H:%M:%S}",
-                          409)
-    if row["expires_at"] <= now:
-        raise LinkRefused("this link has expired", 410)
-    await conn.execute("UPDATE notify_links SET used_at = $2 WHERE id = $1", row["id"], now)
-    return row
-
-
-async def peek_link(conn: Conn, v: links.Verified, purpose: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT l.*, a.class, a.state, a.site_id, a.raised_at, a.acknowledged_at,"
-        " a.acknowledged_by FROM notify_links l LEFT JOIN alarms a ON a.id = l.alarm_id"
-        " WHERE l.id = $1 AND l.token_hash = $2 AND l.purpose = $3", v.link_id, v.hash, purpose)

@@ -49,7 +49,7 @@ from api.schemas import MAX_ID
 from firetower.alarm_store import AlarmNotFound, AlarmStore
 from firetower.alarms import InvalidTransition, Trigger
 from firetower.webhooks.secretbox import SecretBox
-from notify import config_store, links, outbox
+from notify import config_store, link_store, links, outbox
 from org.scope import visible_nodes
 from org.store import Actor
 
@@ -374,7 +374,7 @@ def _verified(settings: Any, purpose: str, token: str) -> links.Verified:
         raise NotFound("no such link") from None
 
 
-def _link_error(exc: outbox.LinkRefused) -> ApiError:
+def _link_error(exc: link_store.LinkRefused) -> ApiError:
     if exc.status == 409:
         return Conflict(str(exc))
     if exc.status == 410:
@@ -392,7 +392,7 @@ async def describe_link(purpose: Purpose, token: Token, pool: PoolDep,
     """What a link will do (changes nothing: mail scanners and chat previews open links)."""
     v = _verified(settings, purpose, token)
     async with pool.acquire() as conn:
-        row = await outbox.peek_link(conn, v, purpose)
+        row = await link_store.peek_link(conn, v, purpose)
     if row is None:
         raise NotFound("no such link")
     if row["used_at"] is not None:
@@ -417,8 +417,8 @@ async def use_link(purpose: Purpose, token: Token, pool: PoolDep,
     now = datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction():
         try:
-            link = await outbox.use_link(conn, v, purpose, now)
-        except outbox.LinkRefused as exc:
+            link = await link_store.use_link(conn, v, purpose, now)
+        except link_store.LinkRefused as exc:
             raise _link_error(exc) from None
         if purpose == "read":
             from notify.watch_store import confirm_receipt
